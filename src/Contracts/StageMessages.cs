@@ -1,0 +1,69 @@
+namespace Pipeline.Contracts.V1;
+
+/// <summary>The crawler wrote a raw-page shard (schema: docs/schemas.md#raw-pages).</summary>
+public sealed record RawShardCreated(ShardRef Shard);
+
+/// <summary>The cleaner wrote a clean-document shard.</summary>
+public sealed record CleanShardCreated(ShardRef Shard);
+
+/// <summary>The deduplicator wrote a shard of kept documents.</summary>
+public sealed record DedupShardCreated(ShardRef Shard);
+
+/// <summary>The tokenizer wrote a token shard with the given tokenizer.</summary>
+public sealed record TokenShardCreated(ShardRef Shard, string TokenizerHash, long TrainTokens, long ValidationTokens);
+
+/// <summary>A stage has finished every input it was given for a run (used to trigger the next phase).</summary>
+public sealed record StageCompleted(string RunId, string Stage, int Shards);
+
+/// <summary>Train a BPE vocabulary on the deduplicated shards of a run.</summary>
+public sealed record TrainTokenizer(string RunId, int VocabSize, IReadOnlyList<string> ShardUris);
+
+/// <summary>A vocabulary was trained; <see cref="Uri"/> is its folder relative to the storage root.</summary>
+public sealed record TokenizerTrained(string RunId, string Uri, string TokenizerHash, int VocabSize);
+
+/// <summary>Start (or resume) a training run. <see cref="ConfigJson"/> is a serialized trainer config.</summary>
+public sealed record StartTraining(string RunId, string RunName, string ManifestUri, string ConfigJson);
+
+/// <summary>Stop a training run at the next step boundary, with a checkpoint.</summary>
+public sealed record CancelTraining(string RunName);
+
+/// <summary>Progress of a training run.</summary>
+public sealed record TrainingProgress(string RunName, long Step, long MaxSteps, double Loss, double TokensPerSecond);
+
+/// <summary>A training run ended (completed, cancelled or failed).</summary>
+public sealed record TrainingFinished(string RunName, string State, long Step, string? Error);
+
+/// <summary>A checkpoint is complete on disk.</summary>
+public sealed record CheckpointSaved(
+    string RunId,
+    string RunName,
+    long Step,
+    long TokensSeen,
+    string Uri,
+    string Sha256,
+    string TokenizerHash,
+    double? ValidationLoss,
+    string? BaseCheckpoint = null,
+    string? Method = null,
+    string? DataHash = null);
+
+/// <summary>Evaluate a set of checkpoints on a set of tasks (empty lists mean all).</summary>
+public sealed record EvaluateRequested(
+    IReadOnlyList<string> RunNames,
+    IReadOnlyList<string> CheckpointUris,
+    IReadOnlyList<string> Tasks,
+    bool LatestOnly,
+    bool Force);
+
+/// <summary>One checkpoint was scored on one task.</summary>
+public sealed record EvaluationCompleted(
+    string RunName,
+    long Step,
+    string CheckpointUri,
+    string Task,
+    string TaskVersion,
+    IReadOnlyDictionary<string, double> Metrics,
+    string? Error);
+
+/// <summary>Fine-tune a base checkpoint (sft or dpo, optionally with LoRA).</summary>
+public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson);

@@ -1,0 +1,25 @@
+namespace Pipeline.Crawler;
+
+/// <summary>Live counters of a crawl, read by the CLI's progress display.</summary>
+public sealed class CrawlProgress
+{
+    private long _fetched;
+    private long _failed;
+    private long _bytes;
+
+    public long Fetched => Interlocked.Read(ref _fetched);
+    public long Failed => Interlocked.Read(ref _failed);
+    public long Bytes => Interlocked.Read(ref _bytes);
+    public long Queued { get; set; }
+    public int Shards { get; set; }
+
+    internal void AddFetched(long bytes)
+    {
+        Interlocked.Increment(ref _fetched);
+        Interlocked.Add(ref _bytes, bytes);
+    }
+
+    internal void AddFailed() => Interlocked.Increment(ref _failed);
+}
+
+public sealed record CrawlSummary(int Pages, int Shards, IReadOnlyDictionary<string, int> ByState, IReadOnlyDictionary<string, int> ByReason);

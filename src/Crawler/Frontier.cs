@@ -1,0 +1,185 @@
+using Microsoft.Data.Sqlite;
+using Pipeline.Contracts.V1;
+
+namespace Pipeline.Crawler;
+
+/// <summary>
+/// The persisted crawl frontier: every URL seen (normalized, so each is fetched once), its depth and state, and the
+/// shards already committed. A page counts as done only when the shard holding it is committed, in the same
+/// transaction, so a crawl killed at any point resumes without refetching written pages or losing any.
+/// </summary>
+public sealed class Frontier : IDisposable
+{
+    private readonly SqliteConnection _db;
+    private readonly Lock _gate = new();
+    private long _seq;
+
+    public Frontier(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db.Open();
+        Exec("""
+            PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+            CREATE TABLE IF NOT EXISTS urls(url TEXT PRIMARY KEY, depth INTEGER, state TEXT, reason TEXT, shard TEXT, seq INTEGER);
+            CREATE INDEX IF NOT EXISTS urls_queued ON urls(state, seq);
+            CREATE TABLE IF NOT EXISTS shards(seq INTEGER PRIMARY KEY, shard_id TEXT, uri TEXT, sha256 TEXT, rows INTEGER, bytes INTEGER, config_hash TEXT, run_id TEXT);
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+            """);
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM urls";
+        _seq = (long)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>Adds URLs not seen before; returns how many were new.</summary>
+    public int Add(IEnumerable<(string Url, int Depth)> urls)
+    {
+        lock (_gate)
+        {
+            using var tx = _db.BeginTransaction();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "INSERT OR IGNORE INTO urls(url, depth, state, seq) VALUES($u, $d, 'queued', $s)";
+            var u = cmd.Parameters.Add("$u", SqliteType.Text);
+            var d = cmd.Parameters.Add("$d", SqliteType.Integer);
+            var s = cmd.Parameters.Add("$s", SqliteType.Integer);
+            var added = 0;
+            foreach (var (url, depth) in urls)
+            {
+                u.Value = url;
+                d.Value = depth;
+                s.Value = _seq + 1;
+                if (cmd.ExecuteNonQuery() > 0)
+                {
+                    _seq++;
+                    added++;
+                }
+            }
+            tx.Commit();
+            return added;
+        }
+    }
+
+    public IReadOnlyList<(string Url, int Depth)> TakeQueued(int limit, IReadOnlySet<string> exclude)
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT url, depth FROM urls WHERE state='queued' ORDER BY seq LIMIT $n";
+            cmd.Parameters.AddWithValue("$n", limit + exclude.Count);
+            using var reader = cmd.ExecuteReader();
+            var list = new List<(string, int)>();
+            while (reader.Read() && list.Count < limit)
+            {
+                var url = reader.GetString(0);
+                if (!exclude.Contains(url)) list.Add((url, reader.GetInt32(1)));
+            }
+            return list;
+        }
+    }
+
+    /// <summary>Marks a URL as finished without a page (failed or skipped), with the reason.</summary>
+    public void MarkTerminal(string url, string state, string reason)
+    {
+        lock (_gate)
+        {
+            Exec("UPDATE urls SET state=$s, reason=$r WHERE url=$u", ("$s", state), ("$r", reason), ("$u", url));
+        }
+    }
+
+    /// <summary>Records a written shard and marks its pages done, atomically.</summary>
+    public void CommitShard(long seq, ShardRef shard, IEnumerable<string> urls)
+    {
+        lock (_gate)
+        {
+            using var tx = _db.BeginTransaction();
+            Exec("INSERT OR REPLACE INTO shards VALUES($q, $id, $uri, $sha, $rows, $bytes, $cfg, $run)",
+                ("$q", seq), ("$id", shard.ShardId), ("$uri", shard.Uri), ("$sha", shard.Sha256), ("$rows", shard.Rows), ("$bytes", shard.Bytes),
+                ("$cfg", shard.ConfigHash), ("$run", shard.RunId));
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "UPDATE urls SET state='done', shard=$id WHERE url=$u";
+            cmd.Parameters.AddWithValue("$id", shard.ShardId);
+            var u = cmd.Parameters.Add("$u", SqliteType.Text);
+            foreach (var url in urls)
+            {
+                u.Value = url;
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+    }
+
+    public IReadOnlyList<(long Seq, ShardRef Shard)> CommittedShards()
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT seq, shard_id, uri, sha256, rows, bytes, config_hash, run_id FROM shards ORDER BY seq";
+            using var reader = cmd.ExecuteReader();
+            var list = new List<(long, ShardRef)>();
+            while (reader.Read())
+                list.Add((reader.GetInt64(0), new ShardRef(reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt64(4),
+                    reader.GetInt64(5), "crawl", reader.GetString(6), [], reader.GetString(7))));
+            return list;
+        }
+    }
+
+    public Dictionary<string, int> CountByState()
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT state, COUNT(*) FROM urls GROUP BY state";
+            using var reader = cmd.ExecuteReader();
+            var counts = new Dictionary<string, int>();
+            while (reader.Read()) counts[reader.GetString(0)] = reader.GetInt32(1);
+            return counts;
+        }
+    }
+
+    public Dictionary<string, int> CountByReason()
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT reason, COUNT(*) FROM urls WHERE reason IS NOT NULL GROUP BY reason";
+            using var reader = cmd.ExecuteReader();
+            var counts = new Dictionary<string, int>();
+            while (reader.Read())
+            {
+                // Group by the reason's kind ("http-404", "robots", ...), not its full message.
+                var kind = reader.GetString(0).Split(':')[0];
+                counts[kind] = counts.GetValueOrDefault(kind) + reader.GetInt32(1);
+            }
+            return counts;
+        }
+    }
+
+    public string? GetMeta(string key)
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT value FROM meta WHERE key=$k";
+            cmd.Parameters.AddWithValue("$k", key);
+            return cmd.ExecuteScalar() as string;
+        }
+    }
+
+    public void SetMeta(string key, string value)
+    {
+        lock (_gate)
+        {
+            Exec("INSERT OR REPLACE INTO meta VALUES($k, $v)", ("$k", key), ("$v", value));
+        }
+    }
+
+    private void Exec(string sql, params (string, object?)[] parameters)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        cmd.ExecuteNonQuery();
+    }
+
+    public void Dispose() => _db.Dispose();
+}

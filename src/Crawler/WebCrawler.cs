@@ -1,0 +1,275 @@
+using System.Collections.Concurrent;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using Pipeline.Contracts.V1;
+using Pipeline.Storage;
+
+namespace Pipeline.Crawler;
+
+/// <summary>
+/// A polite breadth-first crawler: per-host concurrency and delay, robots.txt, sitemaps, scope rules, a persisted
+/// frontier, and raw-page shards that roll by page count. <see cref="RunAsync"/> resumes a killed crawl.
+/// </summary>
+public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger logger)
+{
+    public const string Stage = "crawl";
+
+    private readonly UrlNormalizer _normalizer = new(options.StrippedParameters);
+    private readonly ConcurrentDictionary<string, Task<RobotsTxt>> _robots = new();
+    private readonly ConcurrentDictionary<string, HostGate> _hosts = new();
+    private readonly List<Regex> _blockedPatterns = options.BlockedUrlPatterns.Select(p => new Regex(p, RegexOptions.IgnoreCase | RegexOptions.Compiled)).ToList();
+    private HashSet<string> _seedHosts = [];
+
+    public CrawlProgress Progress { get; } = new();
+
+    /// <param name="onShard">Called after each shard is committed (record it in the ledger, announce it).</param>
+    public async Task<CrawlSummary> RunAsync(string runId, IEnumerable<string> seeds, Func<ShardRef, Task> onShard, CancellationToken ct)
+    {
+        var configHash = StableId.ConfigHash(options);
+        using var frontier = new Frontier(store.Resolve($"crawl/{runId}/frontier.db"));
+        using var fetcher = new PageFetcher(options);
+
+        // Shards committed by an earlier, killed process may not have been announced: announce them again
+        // (downstream consumers are idempotent).
+        var committed = frontier.CommittedShards();
+        foreach (var (_, shard) in committed) await onShard(shard);
+        long shardSeq = committed.Count == 0 ? 0 : committed[^1].Seq;
+        Progress.Shards = committed.Count;
+
+        var seedUrls = seeds.Select(s => _normalizer.Normalize(s)).OfType<string>().ToList();
+        _seedHosts = seedUrls.Select(u => new Uri(u).Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        frontier.Add(seedUrls.Select(u => (u, 0)));
+        foreach (var host in seedUrls.Select(u => new Uri(u)).DistinctBy(u => u.Authority))
+            await AddSitemapsAsync(host, frontier, fetcher, ct);
+
+        var counts = frontier.CountByState();
+        var accepted = counts.GetValueOrDefault("done");
+        var buffer = new List<(string Url, RawPage Page)>();
+        var bufferGate = new Lock();
+        var inFlight = new ConcurrentDictionary<string, byte>();
+        using var global = new SemaphoreSlim(options.GlobalConcurrency);
+        var running = new List<Task>();
+
+        async Task FlushAsync(List<(string Url, RawPage Page)> pages)
+        {
+            var seq = Interlocked.Increment(ref shardSeq);
+            var shardId = StableId.Of(runId, Stage, seq.ToString());
+            var rows = pages.Select(p => p.Page).ToList();
+            var shard = await store.WriteParquetAsync($"shards/crawl/{runId}/raw-{seq:D5}.parquet", rows,
+                new ShardDescriptor(shardId, Stage, configHash, [], runId), ct);
+            frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
+            Progress.Shards++;
+            logger.LogInformation("crawl: shard {Shard} with {Pages} pages", shard.Uri, rows.Count);
+            await onShard(shard);
+        }
+
+        async Task CrawlOneAsync(string url, int depth)
+        {
+            try
+            {
+                var page = await FetchPageAsync(url, depth, frontier, fetcher, ct);
+                if (page is null) return;
+                List<(string, RawPage)>? full = null;
+                lock (bufferGate)
+                {
+                    buffer.Add((url, page));
+                    if (buffer.Count >= options.PagesPerShard)
+                    {
+                        full = [.. buffer];
+                        buffer.Clear();
+                    }
+                }
+                if (full is not null) await FlushAsync(full);
+            }
+            finally
+            {
+                inFlight.TryRemove(url, out _);
+                global.Release();
+            }
+        }
+
+        while (!ct.IsCancellationRequested)
+        {
+            running.RemoveAll(t => t.IsCompleted);
+            var budget = options.MaxPages - accepted - inFlight.Count;
+            var batch = budget <= 0 ? [] : frontier.TakeQueued(Math.Min(budget, options.GlobalConcurrency * 4), inFlight.Keys.ToHashSet());
+            if (batch.Count == 0)
+            {
+                if (running.Count == 0) break;
+                await Task.WhenAny(running);
+                continue;
+            }
+            foreach (var (url, depth) in batch)
+            {
+                if (accepted >= options.MaxPages) break;
+                await global.WaitAsync(ct);
+                inFlight[url] = 0;
+                accepted++;
+                running.Add(Task.Run(() => CrawlOneAsync(url, depth), ct));
+            }
+            Progress.Queued = frontier.CountByState().GetValueOrDefault("queued");
+        }
+        await Task.WhenAll(running);
+        List<(string, RawPage)> rest;
+        lock (bufferGate)
+        {
+            rest = [.. buffer];
+            buffer.Clear();
+        }
+        if (rest.Count > 0) await FlushAsync(rest);
+
+        var byState = frontier.CountByState();
+        return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason());
+    }
+
+    private async Task<RawPage?> FetchPageAsync(string url, int depth, Frontier frontier, PageFetcher fetcher, CancellationToken ct)
+    {
+        var uri = new Uri(url);
+        if (ScopeRefusal(uri) is { } refusal)
+        {
+            frontier.MarkTerminal(url, "skipped", refusal);
+            return null;
+        }
+        var robots = await RobotsForAsync(uri, fetcher, ct);
+        if (!robots.IsAllowed(uri.PathAndQuery))
+        {
+            frontier.MarkTerminal(url, "skipped", "robots");
+            return null;
+        }
+        var gate = _hosts.GetOrAdd(uri.Authority, _ => new HostGate(options.PerHostConcurrency));
+        var delay = robots.CrawlDelay is { } d && d > options.PerHostDelay ? d : options.PerHostDelay;
+        FetchResult result;
+        await gate.EnterAsync(delay, ct);
+        try
+        {
+            result = await fetcher.FetchAsync(url, next => ScopeRefusal(next) ?? (IsRobotsAllowedCached(next) ? null : "robots"), ct);
+        }
+        finally
+        {
+            gate.Exit();
+        }
+        if (result.Body is null)
+        {
+            Progress.AddFailed();
+            frontier.MarkTerminal(url, result.SkipReason?.StartsWith("http-") == true || result.SkipReason is "timeout" || result.SkipReason?.StartsWith("unreachable") == true ? "failed" : "skipped",
+                result.SkipReason ?? "no-body");
+            return null;
+        }
+        Progress.AddFetched(result.Body.Length);
+        var (html, charset) = CharsetDecoder.Decode(result.Body, result.HeaderCharset);
+        var finalUri = new Uri(result.FinalUrl);
+        var links = LinkExtractor.Extract(html, finalUri);
+        if (depth < options.MaxDepth)
+        {
+            var next = links.Links.Select(l => _normalizer.Normalize(l)).OfType<string>()
+                .Where(l => ScopeRefusal(new Uri(l)) is null)
+                .Distinct()
+                .Select(l => (l, depth + 1));
+            frontier.Add(next);
+        }
+        return new RawPage
+        {
+            Url = url,
+            FinalUrl = _normalizer.Normalize(finalUri) ?? result.FinalUrl,
+            FetchTime = DateTime.UtcNow,
+            Status = result.Status,
+            ContentType = result.ContentType,
+            Charset = charset,
+            LanguageHint = links.Language,
+            Html = html,
+            OutLinks = links.Links.Count,
+            Source = Stage,
+            Truncated = result.Truncated,
+        };
+    }
+
+    private async Task AddSitemapsAsync(Uri site, Frontier frontier, PageFetcher fetcher, CancellationToken ct)
+    {
+        var key = $"sitemaps:{site.Authority}";
+        if (frontier.GetMeta(key) is not null) return;
+        var robots = await RobotsForAsync(site, fetcher, ct);
+        var pending = new Queue<Uri>(robots.Sitemaps.Select(s => new Uri(new Uri(site, "/"), s)));
+        if (pending.Count == 0) pending.Enqueue(new Uri(site, "/sitemap.xml"));
+        var seen = new HashSet<Uri>();
+        while (pending.Count > 0 && seen.Count < 1000)
+        {
+            var sitemapUri = pending.Dequeue();
+            if (!seen.Add(sitemapUri) || ScopeRefusal(sitemapUri, ignoreExtension: true) is not null) continue;
+            var result = await fetcher.FetchAsync(sitemapUri.ToString(), _ => null, ct);
+            if (result.Body is null) continue;
+            var sitemap = SitemapReader.Parse(System.Text.Encoding.UTF8.GetString(result.Body), sitemapUri);
+            foreach (var child in sitemap.ChildSitemaps) pending.Enqueue(child);
+            frontier.Add(sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Select(p => (p, 0)));
+        }
+        frontier.SetMeta(key, "done");
+    }
+
+    private Task<RobotsTxt> RobotsForAsync(Uri uri, PageFetcher fetcher, CancellationToken ct)
+    {
+        if (!options.RespectRobots) return Task.FromResult(RobotsTxt.AllowAll);
+        return _robots.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), async origin =>
+        {
+            var result = await fetcher.FetchAsync(origin + "/robots.txt", _ => null, ct);
+            if (result.Body is not null) return RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent);
+            // RFC 9309: 4xx means no restrictions; 5xx or unreachable means assume complete disallow.
+            if (result.Status is >= 400 and < 500) return RobotsTxt.AllowAll;
+            if (result.SkipReason?.StartsWith("content-type") == true) return RobotsTxt.AllowAll;
+            logger.LogWarning("crawl: robots.txt of {Origin} unavailable ({Reason}); host treated as disallowed", origin, result.SkipReason);
+            return RobotsTxt.DisallowAll;
+        });
+    }
+
+    private bool IsRobotsAllowedCached(Uri uri) =>
+        !_robots.TryGetValue(uri.GetLeftPart(UriPartial.Authority), out var task) || !task.IsCompletedSuccessfully || task.Result.IsAllowed(uri.PathAndQuery);
+
+    /// <summary>Why a URL is out of scope, or null when it may be crawled.</summary>
+    internal string? ScopeRefusal(Uri uri, bool ignoreExtension = false)
+    {
+        if (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) return "scheme";
+        var host = uri.Host.ToLowerInvariant();
+        if (options.BlockedDomains.Any(d => HostMatches(host, d))) return "blocked-domain";
+        var domains = options.AllowedDomains.Count > 0 ? options.AllowedDomains : _seedHosts.ToList();
+        if (domains.Count > 0 && !domains.Any(d => HostMatches(host, d))) return "out-of-scope";
+        var text = uri.ToString();
+        if (options.AllowedPrefixes.Count > 0 && !options.AllowedPrefixes.Any(p => text.StartsWith(p, StringComparison.OrdinalIgnoreCase))) return "out-of-scope";
+        if (_blockedPatterns.Any(p => p.IsMatch(text))) return "blocked-pattern";
+        if (!ignoreExtension)
+        {
+            var extension = Path.GetExtension(uri.AbsolutePath).ToLowerInvariant();
+            if (extension.Length > 0 && options.SkippedExtensions.Contains(extension)) return "extension";
+        }
+        return null;
+    }
+
+    private static bool HostMatches(string host, string rule)
+    {
+        rule = rule.ToLowerInvariant();
+        return rule.StartsWith('.') ? host.EndsWith(rule, StringComparison.Ordinal) || host == rule[1..] : host == rule || host.EndsWith("." + rule, StringComparison.Ordinal);
+    }
+
+    /// <summary>Per-host politeness: a concurrency limit and a minimum spacing between request starts.</summary>
+    private sealed class HostGate(int concurrency)
+    {
+        private readonly SemaphoreSlim _slots = new(concurrency);
+        private readonly SemaphoreSlim _spacing = new(1);
+        private DateTime _next = DateTime.MinValue;
+
+        public async Task EnterAsync(TimeSpan delay, CancellationToken ct)
+        {
+            await _slots.WaitAsync(ct);
+            await _spacing.WaitAsync(ct);
+            try
+            {
+                var wait = _next - DateTime.UtcNow;
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, ct);
+                _next = DateTime.UtcNow + delay;
+            }
+            finally
+            {
+                _spacing.Release();
+            }
+        }
+
+        public void Exit() => _slots.Release();
+    }
+}

@@ -1,0 +1,73 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Pipeline.Storage;
+
+namespace Pipeline.Hosting;
+
+public static class BusSetup
+{
+    /// <summary>
+    /// Registers options, the shard store, the run ledger and MassTransit with the given stage modules' consumers,
+    /// on the transport that configuration selects.
+    /// </summary>
+    public static IServiceCollection AddPipeline(this IServiceCollection services, IConfiguration configuration,
+        IEnumerable<IStageModule> modules, Action<IBusRegistrationConfigurator>? extra = null)
+    {
+        var options = configuration.GetSection(PipelineOptions.Section).Get<PipelineOptions>() ?? new PipelineOptions();
+        services.AddSingleton(options);
+        services.AddSingleton(_ => new ShardStore(options.DataRoot));
+        services.AddSingleton(_ => new RunLedger(Path.Combine(options.DataRoot, "ledger.db")));
+
+        var moduleList = modules.ToList();
+        foreach (var module in moduleList)
+            module.AddServices(services, configuration);
+
+        services.AddMassTransit(bus =>
+        {
+            bus.SetKebabCaseEndpointNameFormatter();
+            foreach (var module in moduleList)
+                module.AddConsumers(bus, options.LimitsFor(module.Name));
+            extra?.Invoke(bus);
+
+            if (options.Transport == TransportKind.RabbitMq)
+            {
+                var rabbit = options.RabbitMq;
+                if (string.IsNullOrEmpty(rabbit.Username) || rabbit.Password is null)
+                    throw new InvalidOperationException(
+                        "Pipeline:Transport is RabbitMq but no credentials are configured: set Pipeline:RabbitMq:Username and " +
+                        "Pipeline:RabbitMq:Password (or PIPELINE__RABBITMQ__USERNAME / PIPELINE__RABBITMQ__PASSWORD).");
+                bus.UsingRabbitMq((context, cfg) =>
+                {
+                    cfg.Host(rabbit.Host, rabbit.Port, rabbit.VirtualHost, h =>
+                    {
+                        h.Username(rabbit.Username);
+                        h.Password(rabbit.Password);
+                    });
+                    ConfigureCommon(cfg, options);
+                    cfg.ConfigureEndpoints(context);
+                });
+            }
+            else
+            {
+                bus.UsingInMemory((context, cfg) =>
+                {
+                    ConfigureCommon(cfg, options);
+                    cfg.ConfigureEndpoints(context);
+                });
+            }
+        });
+        return services;
+    }
+
+    private static void ConfigureCommon(IBusFactoryConfigurator cfg, PipelineOptions options)
+    {
+        cfg.UseMessageRetry(r =>
+        {
+            r.Exponential(options.Retry.Limit, options.Retry.MinInterval, options.Retry.MaxInterval, options.Retry.MinInterval);
+            // A bad shard reference never becomes good: straight to the error queue with the reason.
+            r.Ignore<ShardRejectedException>();
+            r.Ignore<ArgumentException>();
+        });
+    }
+}

@@ -1,0 +1,52 @@
+namespace Pipeline.Hosting;
+
+public enum TransportKind
+{
+    InMemory,
+    RabbitMq,
+}
+
+/// <summary>The <c>Pipeline</c> configuration section (pipeline.json, PIPELINE__* environment variables, flags).</summary>
+public sealed class PipelineOptions
+{
+    public const string Section = "Pipeline";
+
+    /// <summary>InMemory (one process, the default) or RabbitMq (one process per service).</summary>
+    public TransportKind Transport { get; set; } = TransportKind.InMemory;
+
+    /// <summary>Root folder for shards, the run ledger, checkpoints and reports.</summary>
+    public string DataRoot { get; set; } = "pipeline-data";
+
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+
+    /// <summary>Per-stage consumer limits, keyed by stage name (crawler, cleaner, dedup, tokenizer, trainer, evaluator).</summary>
+    public Dictionary<string, StageLimits> Stages { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Retry policy for transient failures (a rejected shard is never retried).</summary>
+    public RetryOptions Retry { get; set; } = new();
+
+    public StageLimits LimitsFor(string stage) => Stages.TryGetValue(stage, out var limits) ? limits : new StageLimits();
+}
+
+public sealed class RabbitMqOptions
+{
+    public string Host { get; set; } = "localhost";
+    public ushort Port { get; set; } = 5672;
+    public string VirtualHost { get; set; } = "/";
+    /// <summary>No default on purpose: set Pipeline:RabbitMq:Username / PIPELINE__RABBITMQ__USERNAME.</summary>
+    public string? Username { get; set; }
+    public string? Password { get; set; }
+}
+
+public sealed class StageLimits
+{
+    public int ConcurrentMessageLimit { get; set; } = 1;
+    public int PrefetchCount { get; set; } = 4;
+}
+
+public sealed class RetryOptions
+{
+    public int Limit { get; set; } = 3;
+    public TimeSpan MinInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+    public TimeSpan MaxInterval { get; set; } = TimeSpan.FromSeconds(10);
+}

@@ -1,0 +1,51 @@
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Pipeline.Contracts.V1;
+using Pipeline.Storage;
+
+namespace Pipeline.Hosting;
+
+/// <summary>What a stage produced from one input shard.</summary>
+public sealed record StageResult(IReadOnlyList<ShardRef> Outputs, object? Stats = null);
+
+/// <summary>
+/// The shape every shard-in, shards-out consumer shares: skip inputs the ledger has finished (idempotent
+/// redelivery), process, record outputs and completion in one ledger transaction, then announce the outputs.
+/// A rejected shard is recorded as failed and rethrown, so MassTransit moves it to the error queue with the reason.
+/// </summary>
+public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger) : IConsumer<TIn>
+    where TIn : class
+    where TOut : class
+{
+    protected abstract string Stage { get; }
+
+    protected abstract ShardRef InputOf(TIn message);
+
+    protected abstract Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct);
+
+    protected abstract TOut Announce(ShardRef output);
+
+    public async Task Consume(ConsumeContext<TIn> context)
+    {
+        var input = InputOf(context.Message);
+        if (ledger.IsProcessed(Stage, input.ShardId))
+        {
+            logger.LogInformation("{Stage}: shard {Shard} already processed; redelivery ignored", Stage, input.ShardId);
+            return;
+        }
+        StageResult result;
+        try
+        {
+            result = await ProcessAsync(input, context.CancellationToken);
+        }
+        catch (ShardRejectedException e)
+        {
+            logger.LogError("{Stage}: {Reason}", Stage, e.Message);
+            ledger.FailInput(Stage, input.ShardId, input.RunId, e.Message);
+            throw;
+        }
+        ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        foreach (var output in result.Outputs)
+            await context.Publish(Announce(output), context.CancellationToken);
+    }
+}
