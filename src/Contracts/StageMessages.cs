@@ -67,3 +67,6 @@ public sealed record EvaluationCompleted(
 
 /// <summary>Fine-tune a base checkpoint (sft or dpo, optionally with LoRA).</summary>
 public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson);
+
+/// <summary>Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus).</summary>
+public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages);

@@ -1,0 +1,19 @@
+namespace Pipeline.Cleaner;
+
+/// <summary>One row of a clean-document shard (schema: docs/schemas.md#clean-documents).</summary>
+public sealed class CleanDocument
+{
+    public string Id { get; set; } = "";
+    public string Url { get; set; } = "";
+    public string Title { get; set; } = "";
+    public string Text { get; set; } = "";
+    public string Language { get; set; } = "";
+    public double LanguageScore { get; set; }
+    public int Chars { get; set; }
+    public int Words { get; set; }
+    public int Lines { get; set; }
+    public double DuplicateLineCharFraction { get; set; }
+    public double CompressionRatio { get; set; }
+    public int PiiMasked { get; set; }
+    public string SourceShard { get; set; } = "";
+}

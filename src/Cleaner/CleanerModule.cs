@@ -1,0 +1,38 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+
+namespace Pipeline.Cleaner;
+
+public sealed class CleanerModule : IStageModule
+{
+    public string Name => "cleaner";
+
+    public void AddServices(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton(configuration.GetSection(CleanerOptions.Section).Get<CleanerOptions>() ?? new CleanerOptions());
+        services.AddSingleton<ShardCleaner>();
+    }
+
+    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
+        bus.AddConsumer<RawShardConsumer>().Endpoint(e =>
+        {
+            e.ConcurrentMessageLimit = limits.ConcurrentMessageLimit;
+            e.PrefetchCount = limits.PrefetchCount;
+        });
+}
+
+public sealed class RawShardConsumer(ShardCleaner cleaner, RunLedger ledger, ILogger<RawShardConsumer> logger)
+    : ShardConsumer<RawShardCreated, CleanShardCreated>(ledger, logger)
+{
+    protected override string Stage => ShardCleaner.Stage;
+
+    protected override ShardRef InputOf(RawShardCreated message) => message.Shard;
+
+    protected override Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct) => cleaner.ProcessAsync(input, ct);
+
+    protected override CleanShardCreated Announce(ShardRef output) => new(output);
+}

@@ -1,0 +1,16 @@
+namespace Pipeline.Cleaner;
+
+/// <summary>The Cleaner configuration section (Pipeline:Cleaner). Filter thresholds live on the filter classes.</summary>
+public sealed class CleanerOptions
+{
+    public const string Section = "Pipeline:Cleaner";
+
+    public bool NormalizeNfkc { get; set; } = true;
+    public List<string> Languages { get; set; } = ["ja", "en"];
+    public double MinLanguageScore { get; set; } = 0.65;
+    public bool MaskPii { get; set; } = true;
+    public bool ExactDedup { get; set; } = true;
+    /// <summary>Keep up to this many rejected documents per rule in a sample shard for inspection (0 = none).</summary>
+    public int RejectedSamplesPerRule { get; set; } = 5;
+    public string NgWordsFile { get; set; } = "";
+}

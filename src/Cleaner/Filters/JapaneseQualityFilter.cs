@@ -1,0 +1,57 @@
+namespace Pipeline.Cleaner.Filters;
+
+/// <summary>
+/// Swallow corpus v1 quality rules for Japanese, computed on characters: length, hiragana/katakana/Japanese
+/// fractions, sentence lengths, trailing ・ or …, and NG-word characters (list from a replaceable data file).
+/// </summary>
+public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocumentFilter
+{
+    public string Name => "japanese_quality";
+    public int MinChars { get; init; } = 400;
+    public int MinJapaneseChars { get; init; } = 400;
+    public double MinHiragana { get; init; } = 0.2;
+    public double MaxKatakana { get; init; } = 0.5;
+    public double MinJapanese { get; init; } = 0.5;
+    public double MinMeanSentence { get; init; } = 20;
+    public double MaxMeanSentence { get; init; } = 90;
+    public int MaxSentence { get; init; } = 200;
+    public double MaxEllipsisSentences { get; init; } = 0.2;
+    public double MaxNgWordChars { get; init; } = 0.05;
+
+    public string? Reject(Document d)
+    {
+        if (!d.IsJapanese) return null;
+        var text = d.Text;
+        int hiragana = 0, katakana = 0, kanji = 0, chars = 0;
+        foreach (var c in text)
+        {
+            if (char.IsWhiteSpace(c)) continue;
+            chars++;
+            if (c is >= '\u3040' and <= '\u309F') hiragana++;
+            else if (c is >= '\u30A0' and <= '\u30FF') katakana++;
+            else if (c is >= '\u4E00' and <= '\u9FFF') kanji++;
+        }
+        var japanese = hiragana + katakana + kanji;
+        if (chars < MinChars) return "too few characters";
+        if (japanese < MinJapaneseChars) return "too few Japanese characters";
+        if ((double)hiragana / chars < MinHiragana) return "hiragana fraction";
+        if ((double)katakana / chars > MaxKatakana) return "katakana fraction";
+        if ((double)japanese / chars < MinJapanese) return "Japanese fraction";
+        var sentences = text.Split(['。', '．', '！', '？', '!', '?', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (sentences.Length > 0)
+        {
+            var mean = sentences.Average(s => s.Length);
+            if (mean < MinMeanSentence || mean > MaxMeanSentence) return "mean sentence length";
+            if (sentences.Max(s => s.Length) > MaxSentence) return "longest sentence";
+            if ((double)sentences.Count(s => s.EndsWith('・') || s.EndsWith('…')) / sentences.Length > MaxEllipsisSentences) return "ellipsis sentences";
+        }
+        long ngChars = 0;
+        foreach (var word in ngWords)
+        {
+            for (var at = text.IndexOf(word, StringComparison.Ordinal); at >= 0; at = text.IndexOf(word, at + word.Length, StringComparison.Ordinal))
+                ngChars += word.Length;
+        }
+        if ((double)ngChars / chars >= MaxNgWordChars) return "NG words";
+        return null;
+    }
+}

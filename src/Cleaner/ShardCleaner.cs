@@ -1,0 +1,105 @@
+using Pipeline.Contracts.V1;
+using Pipeline.Crawler;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Cleaner;
+
+/// <summary>Cleans one raw-page shard into one clean-document shard (plus an optional sample of rejected documents).</summary>
+public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
+{
+    public const string Stage = "clean";
+
+    private static readonly Lock IndexGate = new();
+    private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
+
+    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
+    {
+        var pages = await store.ReadParquetAsync<RawPage>(input, ct);
+        var outcomes = new DocumentCleaner.Outcome[pages.Count];
+        Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
+        {
+            var page = pages[i];
+            outcomes[i] = _cleaner.Clean(StableId.Of(page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, input.ShardId, i.ToString()), page.FinalUrl, page.Html);
+        });
+
+        var report = new CleanReport { Input = pages.Count };
+        var kept = new List<CleanDocument>();
+        var rejected = new List<RejectedDocument>();
+        var hashes = new List<long>();
+        var configHash = StableId.ConfigHash(options);
+        var shardId = StableId.Of(input.ShardId, Stage, configHash);
+        // Exact dedup is ordered (first seen wins), so it runs serially after the parallel part.
+        lock (IndexGate)
+        {
+            using var index = options.ExactDedup ? new ExactDedupIndex(store.Resolve("index/exact-dedup.db")) : null;
+            var shardHashes = new HashSet<long>();
+            for (var i = 0; i < outcomes.Length; i++)
+            {
+                var outcome = outcomes[i];
+                report.InputChars += outcome.InputChars;
+                if (outcome.Document is not { } document)
+                {
+                    report.Remove(outcome.RemovedBy!, outcome.InputChars);
+                    Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
+                    continue;
+                }
+                if (index is not null)
+                {
+                    var hash = ExactDedupIndex.HashOf(document.Text);
+                    var earlier = index.SeenIn(hash);
+                    if ((earlier is not null && earlier != shardId) || !shardHashes.Add(hash))
+                    {
+                        report.Remove("exact_dedup", document.Chars);
+                        Sample(rejected, "exact_dedup", earlier, pages[i]);
+                        continue;
+                    }
+                    hashes.Add(hash);
+                }
+                document.SourceShard = input.ShardId;
+                report.Kept++;
+                report.KeptChars += document.Chars;
+                report.PiiMasked += document.PiiMasked;
+                report.Languages[document.Language] = report.Languages.GetValueOrDefault(document.Language) + 1;
+                kept.Add(document);
+            }
+            var outputs = new List<ShardRef>();
+            var uri = $"shards/clean/{input.RunId}/clean-{shardId}.parquet";
+            outputs.Add(store.WriteParquetAsync(uri, kept, new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult());
+            if (rejected.Count > 0)
+            {
+                store.WriteParquetAsync($"shards/clean/{input.RunId}/rejected-{shardId}.parquet", rejected,
+                    new ShardDescriptor(shardId + "-rejected", "clean-rejected", configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+            }
+            index?.AddAll(hashes, shardId);
+            return new StageResult(outputs, report);
+        }
+    }
+
+    private void Sample(List<RejectedDocument> rejected, string rule, string? detail, RawPage page)
+    {
+        if (rejected.Count(r => r.Rule == rule) >= options.RejectedSamplesPerRule) return;
+        var text = TextExtractor.Extract(page.Html).Text;
+        rejected.Add(new RejectedDocument { Rule = rule, Detail = detail ?? "", Url = page.FinalUrl, Text = text.Length > 2000 ? text[..2000] : text });
+    }
+
+    private static IReadOnlyList<string> LoadNgWords(string file)
+    {
+        var path = file.Length > 0 ? file : Path.Combine(AppContext.BaseDirectory, "cleaner-data", "ng-words-ja.txt");
+        if (!File.Exists(path))
+        {
+            if (file.Length > 0) throw new FileNotFoundException($"NG-word list '{file}' (Pipeline:Cleaner:NgWordsFile) does not exist", file);
+            return [];
+        }
+        return File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+    }
+}
+
+/// <summary>A sample row of what a rule removed (rejected-*.parquet), for inspection.</summary>
+public sealed class RejectedDocument
+{
+    public string Rule { get; set; } = "";
+    public string Detail { get; set; } = "";
+    public string Url { get; set; } = "";
+    public string Text { get; set; } = "";
+}

@@ -1,0 +1,87 @@
+using System.Text;
+using AngleSharp.Dom;
+using AngleSharp.Html.Parser;
+
+namespace Pipeline.Cleaner;
+
+/// <summary>
+/// Main-text extraction in the spirit of jusText/trafilatura: drop non-content elements, then keep block elements
+/// whose link density is low, as lines; headings, paragraphs, list items, table cells and code blocks survive.
+/// </summary>
+public static class TextExtractor
+{
+    private static readonly HtmlParser Parser = new(new HtmlParserOptions { IsScripting = false });
+
+    private static readonly string[] Removed =
+        ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "button", "select", "template", "object"];
+
+    private static readonly HashSet<string> Blocks = new(StringComparer.OrdinalIgnoreCase)
+        { "P", "H1", "H2", "H3", "H4", "H5", "H6", "LI", "PRE", "TD", "TH", "DT", "DD", "BLOCKQUOTE", "CAPTION", "FIGCAPTION" };
+
+    public const double MaxLinkDensity = 0.5;
+
+    public sealed record Extracted(string Title, string Text);
+
+    public static Extracted Extract(string html)
+    {
+        using var document = Parser.ParseDocument(html);
+        var title = Collapse(document.Title ?? "");
+        foreach (var element in document.QuerySelectorAll(string.Join(',', Removed)).ToList())
+            element.Remove();
+        // Boilerplate by class or role: cookie banners, share bars, breadcrumbs.
+        foreach (var element in document.QuerySelectorAll("[role=navigation],[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie]").ToList())
+            element.Remove();
+
+        var body = document.Body;
+        if (body is null) return new Extracted(title, "");
+        var builder = new StringBuilder();
+        Walk(body, builder);
+        return new Extracted(title, builder.ToString().Trim());
+    }
+
+    private static void Walk(IElement element, StringBuilder output)
+    {
+        foreach (var child in element.Children)
+        {
+            if (Blocks.Contains(child.TagName) && !child.Children.Any(c => Blocks.Contains(c.TagName) || c.TagName is "UL" or "OL" or "TABLE" or "DIV"))
+            {
+                EmitBlock(child, output);
+                continue;
+            }
+            if (child.TagName == "DIV" && child.Children.Length == 0)
+            {
+                EmitBlock(child, output);
+                continue;
+            }
+            Walk(child, output);
+        }
+    }
+
+    private static void EmitBlock(IElement block, StringBuilder output)
+    {
+        var text = block.TagName == "PRE" ? block.TextContent.Trim('\n') : Collapse(block.TextContent);
+        if (text.Length == 0) return;
+        var linkChars = block.QuerySelectorAll("a").Sum(a => Collapse(a.TextContent).Length);
+        if ((double)linkChars / text.Length > MaxLinkDensity) return;
+        if (block.TagName == "LI") output.Append("- ");
+        output.Append(text).Append('\n');
+    }
+
+    private static string Collapse(string text)
+    {
+        var builder = new StringBuilder(text.Length);
+        var space = false;
+        foreach (var c in text)
+        {
+            if (char.IsWhiteSpace(c))
+            {
+                space = builder.Length > 0;
+                continue;
+            }
+            if (space) builder.Append(' ');
+            space = false;
+            builder.Append(c);
+        }
+        return builder.ToString();
+    }
+}

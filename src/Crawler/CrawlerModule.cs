@@ -1,0 +1,52 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Crawler;
+
+public sealed class CrawlerModule : IStageModule
+{
+    public string Name => "crawler";
+
+    public void AddServices(IServiceCollection services, IConfiguration configuration) =>
+        services.AddSingleton(configuration.GetSection(CrawlOptions.Section).Get<CrawlOptions>() ?? new CrawlOptions());
+
+    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
+        bus.AddConsumer<CrawlRequestedConsumer>().Endpoint(e =>
+        {
+            e.ConcurrentMessageLimit = limits.ConcurrentMessageLimit;
+            e.PrefetchCount = limits.PrefetchCount;
+        });
+}
+
+/// <summary>Runs a crawl for a run; each committed shard is recorded in the ledger and announced.</summary>
+public sealed class CrawlRequestedConsumer(CrawlOptions options, ShardStore store, RunLedger ledger, ILogger<WebCrawler> logger) : IConsumer<CrawlRequested>
+{
+    public async Task Consume(ConsumeContext<CrawlRequested> context)
+    {
+        var message = context.Message;
+        var crawlOptions = options;
+        if (message.MaxPages > 0) crawlOptions = CloneWithMaxPages(options, message.MaxPages);
+        var crawler = new WebCrawler(crawlOptions, store, logger);
+        var summary = await crawler.RunAsync(message.RunId, message.Seeds, async shard =>
+        {
+            if (!ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
+                ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
+            await context.Publish(new RawShardCreated(shard));
+        }, context.CancellationToken);
+        ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(summary));
+        await context.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, summary.Shards));
+    }
+
+    private static CrawlOptions CloneWithMaxPages(CrawlOptions source, int maxPages)
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(source);
+        var copy = System.Text.Json.JsonSerializer.Deserialize<CrawlOptions>(json)!;
+        copy.MaxPages = maxPages;
+        return copy;
+    }
+}
