@@ -1,0 +1,18 @@
+namespace Pipeline.Dedup;
+
+/// <summary>The Dedup configuration section (Pipeline:Dedup). Defaults follow datatrove/FineWeb (14 x 8, word 5-grams).</summary>
+public sealed class DedupOptions
+{
+    public const string Section = "Pipeline:Dedup";
+
+    public int Bands { get; set; } = 14;
+    public int Rows { get; set; } = 8;
+    /// <summary>Word n-grams for space-delimited languages.</summary>
+    public int WordShingle { get; set; } = 5;
+    /// <summary>Character n-grams for Japanese and other scripts without spaces.</summary>
+    public int CharShingle { get; set; } = 5;
+    /// <summary>Verify LSH candidates by estimated Jaccard against this threshold (removes most false positives).</summary>
+    public bool Verify { get; set; } = true;
+    public double Threshold { get; set; } = 0.8;
+    public ulong Seed { get; set; } = 1;
+}

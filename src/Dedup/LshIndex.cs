@@ -1,0 +1,150 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Microsoft.Data.Sqlite;
+
+namespace Pipeline.Dedup;
+
+/// <summary>
+/// The persisted LSH index: one row per (band key) of every kept document and each kept document's signature, in
+/// SQLite on disk, so memory stays bounded however large the corpus grows. About (bands x 16 + perms x 4 + 40)
+/// bytes per document on disk; see docs/dedup.md.
+/// </summary>
+public sealed class LshIndex : IDisposable
+{
+    private readonly SqliteConnection _db;
+    private readonly int _bands;
+    private readonly int _rows;
+    private readonly SqliteCommand _lookup;
+    private readonly SqliteCommand _signature;
+
+    public LshIndex(string path, int bands, int rows)
+    {
+        _bands = bands;
+        _rows = rows;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString());
+        try
+        {
+            _db.Open();
+            Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;" +
+                 "CREATE TABLE IF NOT EXISTS bands(key INTEGER, doc INTEGER, PRIMARY KEY(key, doc)) WITHOUT ROWID;" +
+                 "CREATE TABLE IF NOT EXISTS docs(doc INTEGER PRIMARY KEY, id TEXT, shard TEXT, signature BLOB);" +
+                 "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);");
+            var shape = $"{bands}x{rows}";
+            var stored = Scalar("SELECT value FROM meta WHERE key='shape'") as string;
+            if (stored is null) Exec($"INSERT INTO meta VALUES('shape', '{shape}')");
+            else if (stored != shape)
+                throw new InvalidDataException($"LSH index '{path}' was built with {stored} bands x rows, not {shape}; rebuild it (docs/dedup.md)");
+            Scalar("SELECT COUNT(*) FROM docs");
+        }
+        catch (SqliteException e)
+        {
+            _db.Dispose();
+            throw new InvalidDataException($"LSH index '{path}' is corrupt ({e.Message}); delete it and rebuild with 'pipeline dedup --rebuild-index' (docs/dedup.md)", e);
+        }
+        _lookup = _db.CreateCommand();
+        _lookup.CommandText = "SELECT doc FROM bands WHERE key=$k";
+        _lookup.Parameters.Add("$k", SqliteType.Integer);
+        _signature = _db.CreateCommand();
+        _signature.CommandText = "SELECT id, signature FROM docs WHERE doc=$d";
+        _signature.Parameters.Add("$d", SqliteType.Integer);
+    }
+
+    public long Count => (long)Scalar("SELECT COUNT(*) FROM docs")!;
+
+    public long[] BandKeys(uint[] signature)
+    {
+        var keys = new long[_bands];
+        for (var b = 0; b < _bands; b++)
+        {
+            var span = MemoryMarshal.AsBytes(signature.AsSpan(b * _rows, _rows));
+            keys[b] = (long)XxHash3.HashToUInt64(span, seed: b);
+        }
+        return keys;
+    }
+
+    /// <summary>Indexed documents sharing at least one band with the signature.</summary>
+    public IEnumerable<long> Candidates(long[] keys)
+    {
+        var seen = new HashSet<long>();
+        foreach (var key in keys)
+        {
+            _lookup.Parameters[0].Value = key;
+            using var reader = _lookup.ExecuteReader();
+            while (reader.Read())
+            {
+                var doc = reader.GetInt64(0);
+                if (seen.Add(doc)) yield return doc;
+            }
+        }
+    }
+
+    public (string Id, uint[] Signature) Get(long doc)
+    {
+        _signature.Parameters[0].Value = doc;
+        using var reader = _signature.ExecuteReader();
+        reader.Read();
+        var blob = (byte[])reader.GetValue(1);
+        return (reader.GetString(0), MemoryMarshal.Cast<byte, uint>(blob).ToArray());
+    }
+
+    /// <summary>Adds a shard's kept documents in one transaction (all or nothing).</summary>
+    public void AddAll(IEnumerable<(string Id, uint[] Signature, long[] Keys)> documents, string shard)
+    {
+        using var tx = _db.BeginTransaction();
+        using var insertDoc = _db.CreateCommand();
+        insertDoc.CommandText = "INSERT INTO docs(id, shard, signature) VALUES($id, $shard, $sig) RETURNING doc";
+        var id = insertDoc.Parameters.Add("$id", SqliteType.Text);
+        insertDoc.Parameters.AddWithValue("$shard", shard);
+        var sig = insertDoc.Parameters.Add("$sig", SqliteType.Blob);
+        using var insertBand = _db.CreateCommand();
+        insertBand.CommandText = "INSERT OR IGNORE INTO bands VALUES($k, $d)";
+        var k = insertBand.Parameters.Add("$k", SqliteType.Integer);
+        var d = insertBand.Parameters.Add("$d", SqliteType.Integer);
+        foreach (var document in documents)
+        {
+            id.Value = document.Id;
+            sig.Value = MemoryMarshal.AsBytes(document.Signature.AsSpan()).ToArray();
+            var doc = (long)insertDoc.ExecuteScalar()!;
+            d.Value = doc;
+            foreach (var key in document.Keys)
+            {
+                k.Value = key;
+                insertBand.ExecuteNonQuery();
+            }
+        }
+        tx.Commit();
+    }
+
+    /// <summary>Forgets what an earlier, interrupted attempt at a shard added, so a redo sees the same index.</summary>
+    public void RemoveShard(string shard)
+    {
+        using var tx = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "DELETE FROM bands WHERE doc IN (SELECT doc FROM docs WHERE shard=$s); DELETE FROM docs WHERE shard=$s;";
+        cmd.Parameters.AddWithValue("$s", shard);
+        cmd.ExecuteNonQuery();
+        tx.Commit();
+    }
+
+    private void Exec(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private object? Scalar(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+
+    public void Dispose()
+    {
+        _lookup.Dispose();
+        _signature.Dispose();
+        _db.Dispose();
+    }
+}

@@ -1,0 +1,86 @@
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Dedup;
+
+/// <summary>
+/// Fuzzy dedup of one clean shard against everything kept before it (this run and earlier ones): signatures in
+/// parallel, then decisions in input order against the persisted LSH index, so the result is deterministic.
+/// </summary>
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store)
+{
+    public const string Stage = "dedup";
+    private static readonly Lock IndexGate = new();
+    private readonly MinHasher _hasher = new(options);
+
+    public string IndexPath => store.Resolve("index/lsh.db");
+
+    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
+    {
+        var documents = await store.ReadParquetAsync<CleanDocument>(input, ct);
+        var signatures = new uint[documents.Count][];
+        Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
+            i => signatures[i] = _hasher.Signature(documents[i].Text, documents[i].Language));
+
+        var configHash = StableId.ConfigHash(options);
+        var shardId = StableId.Of(input.ShardId, Stage, configHash);
+        lock (IndexGate)
+        {
+            using var index = new LshIndex(IndexPath, options.Bands, options.Rows);
+            index.RemoveShard(shardId);
+            var kept = new List<CleanDocument>();
+            var added = new List<(string Id, uint[] Signature, long[] Keys)>();
+            var pending = new Dictionary<long, List<int>>(); // band key -> indexes in `added` (this shard)
+            var duplicates = new List<DuplicatePair>();
+            for (var i = 0; i < documents.Count; i++)
+            {
+                var keys = index.BandKeys(signatures[i]);
+                var match = FindMatch(index, keys, signatures[i], pending, added);
+                if (match is { } m)
+                {
+                    duplicates.Add(new DuplicatePair { RemovedId = documents[i].Id, KeptId = m.Id, EstimatedJaccard = Math.Round(m.Jaccard, 4), RemovedUrl = documents[i].Url });
+                    continue;
+                }
+                foreach (var key in keys)
+                {
+                    if (!pending.TryGetValue(key, out var list)) pending[key] = list = [];
+                    list.Add(added.Count);
+                }
+                added.Add((documents[i].Id, signatures[i], keys));
+                kept.Add(documents[i]);
+            }
+            var output = store.WriteParquetAsync($"shards/dedup/{input.RunId}/dedup-{shardId}.parquet", kept,
+                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+            if (duplicates.Count > 0)
+                store.WriteParquetAsync($"shards/dedup/{input.RunId}/duplicates-{shardId}.parquet", duplicates,
+                    new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+            index.AddAll(added, shardId);
+            return new StageResult([output], new DedupStats(documents.Count, kept.Count, duplicates.Count));
+        }
+    }
+
+    private (string Id, double Jaccard)? FindMatch(LshIndex index, long[] keys, uint[] signature,
+        Dictionary<long, List<int>> pending, List<(string Id, uint[] Signature, long[] Keys)> added)
+    {
+        foreach (var key in keys)
+        {
+            if (!pending.TryGetValue(key, out var list)) continue;
+            foreach (var j in list)
+            {
+                var jaccard = MinHasher.EstimatedJaccard(signature, added[j].Signature);
+                if (!options.Verify || jaccard >= options.Threshold) return (added[j].Id, jaccard);
+            }
+        }
+        foreach (var doc in index.Candidates(keys))
+        {
+            var (id, other) = index.Get(doc);
+            var jaccard = MinHasher.EstimatedJaccard(signature, other);
+            if (!options.Verify || jaccard >= options.Threshold) return (id, jaccard);
+        }
+        return null;
+    }
+}
+
+public sealed record DedupStats(int Input, int Kept, int Removed);
