@@ -62,6 +62,8 @@ public sealed class RunLedger
     /// <summary>Records a stage's outputs for one input and marks the input done, in one transaction.</summary>
     public void CompleteInput(string stage, string inputId, string runId, IReadOnlyList<ShardRef> outputs, object? stats = null, string? extra = null)
     {
+        // A shard's own stats travel with it (the tokenizer's manifest reads token counts from here).
+        extra ??= stats is null ? null : JsonSerializer.Serialize(stats);
         using var c = Open();
         using var tx = c.BeginTransaction();
         foreach (var shard in outputs)

@@ -1,0 +1,124 @@
+using System.IO.Hashing;
+using System.Text;
+using System.Text.Json;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Tokenizer;
+
+/// <summary>Trains a run's vocabulary from its dedup shards and turns dedup shards into token shards plus a manifest.</summary>
+public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, RunLedger ledger)
+{
+    public const string Stage = "tokenize";
+    private static readonly Lock ManifestGate = new();
+
+    public static string TokenizerKey(string runId) => $"tokenizer:{runId}";
+
+    public static string ManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
+
+    /// <summary>Trains and saves the vocabulary; returns (folder URI, hash).</summary>
+    public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct)
+    {
+        var texts = new List<string>();
+        long chars = 0;
+        foreach (var shard in shards)
+        {
+            foreach (var doc in await store.ReadParquetAsync<CleanDocument>(shard, ct))
+            {
+                if (chars >= options.MaxTrainingChars) break;
+                texts.Add(doc.Text);
+                chars += doc.Text.Length;
+            }
+        }
+        var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts);
+        var uri = $"tokenizers/{runId}";
+        var hash = model.Save(store.Resolve(uri));
+        ledger.Set(TokenizerKey(runId), JsonSerializer.Serialize(new[] { uri, hash }));
+        return (uri, hash, model.VocabSize);
+    }
+
+    public (string Uri, string Hash)? TokenizerOf(string runId)
+    {
+        var value = ledger.Get(TokenizerKey(runId));
+        if (value is null) return null;
+        var parts = JsonSerializer.Deserialize<string[]>(value)!;
+        return (parts[0], parts[1]);
+    }
+
+    public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct)
+    {
+        var documents = await store.ReadParquetAsync<CleanDocument>(input, ct);
+        var rows = new TokenRow[documents.Count];
+        var wide = tokenizer.VocabSize >= 65_536;
+        Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>
+        {
+            var doc = documents[i];
+            var ids = tokenizer.Encode(doc.Text).Append(tokenizer.EndOfText).ToArray();
+            rows[i] = new TokenRow { DocId = doc.Id, Split = SplitOf(doc.Id), Count = ids.Length, Tokens = Pack(ids, wide) };
+        });
+        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash });
+        var shardId = StableId.Of(input.ShardId, Stage, configHash);
+        var shard = await store.WriteParquetAsync($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet", rows,
+            new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct);
+        var train = rows.Where(r => r.Split == "train").Sum(r => (long)r.Count);
+        var validation = rows.Where(r => r.Split == "validation").Sum(r => (long)r.Count);
+        return new StageResult([shard], new TokenShardStats(train, validation, tokenizer.Hash));
+    }
+
+    /// <summary>Rewrites the run's manifest from the ledger (after the ledger has recorded the new shard).</summary>
+    public void WriteManifest(string runId, TextTokenizer tokenizer, string tokenizerUri)
+    {
+        lock (ManifestGate)
+        {
+            var entries = new List<TokenShardEntry>();
+            foreach (var shard in ledger.Shards(runId, Stage))
+            {
+                var extra = ledger.ShardExtra(shard.ShardId);
+                var counts = extra is null ? null : JsonSerializer.Deserialize<TokenShardStats>(extra);
+                if (counts is null || counts.TokenizerHash != tokenizer.Hash) continue;
+                entries.Add(new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, counts.TrainTokens, counts.ValidationTokens));
+            }
+            var manifest = new TokenManifest(tokenizer.Hash, tokenizerUri, tokenizer.VocabSize, tokenizer.VocabSize >= 65_536 ? "int32" : "uint16", entries);
+            var path = store.Resolve(ManifestUri(runId));
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            manifest.Save(path);
+        }
+    }
+
+    public string SplitOf(string docId) =>
+        XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(docId)) % 1000 < (ulong)options.ValidationPerMille ? "validation" : "train";
+
+    public static byte[] Pack(int[] ids, bool wide)
+    {
+        if (wide)
+        {
+            var bytes = new byte[ids.Length * 4];
+            Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
+            return bytes;
+        }
+        var packed = new byte[ids.Length * 2];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            packed[2 * i] = (byte)ids[i];
+            packed[2 * i + 1] = (byte)(ids[i] >> 8);
+        }
+        return packed;
+    }
+
+    public static int[] Unpack(byte[] bytes, bool wide)
+    {
+        if (wide)
+        {
+            var ids = new int[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, ids, 0, bytes.Length);
+            return ids;
+        }
+        var result = new int[bytes.Length / 2];
+        for (var i = 0; i < result.Length; i++) result[i] = bytes[2 * i] | (bytes[2 * i + 1] << 8);
+        return result;
+    }
+}
+
+public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash);

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Microsoft.ML.Tokenizers;
+
+namespace Pipeline.Tokenizer;
+
+/// <summary>
+/// A saved vocabulary loaded for encoding with Microsoft.ML.Tokenizers' tiktoken-compatible tokenizer (byte-level
+/// BPE where a token's id is its merge rank), with our pre-tokenization pattern and special tokens.
+/// </summary>
+public sealed class TextTokenizer
+{
+    private readonly TiktokenTokenizer _tokenizer;
+
+    private TextTokenizer(TiktokenTokenizer tokenizer, TokenizerMeta meta, string folder)
+    {
+        _tokenizer = tokenizer;
+        Meta = meta;
+        Folder = folder;
+        var specials = meta.Specials.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => meta.MergeableTokens + x.i);
+        SpecialIds = specials;
+        EndOfText = specials[SpecialTokens.EndOfText];
+    }
+
+    public TokenizerMeta Meta { get; }
+    public string Folder { get; }
+    public string Hash => Meta.Hash;
+    public int VocabSize => Meta.VocabSize;
+    public int EndOfText { get; }
+    public IReadOnlyDictionary<string, int> SpecialIds { get; }
+
+    public static TextTokenizer Load(string folder)
+    {
+        var metaPath = Path.Combine(folder, "tokenizer-meta.json");
+        if (!File.Exists(metaPath)) throw new FileNotFoundException($"no tokenizer in '{folder}': tokenizer-meta.json is missing", metaPath);
+        var meta = JsonSerializer.Deserialize<TokenizerMeta>(File.ReadAllText(metaPath))
+            ?? throw new InvalidDataException($"'{metaPath}' is empty");
+        var specials = meta.Specials.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => meta.MergeableTokens + x.i);
+        using var stream = File.OpenRead(Path.Combine(folder, "tokenizer.tiktoken"));
+        var preTokenizer = new RegexPreTokenizer(new System.Text.RegularExpressions.Regex(meta.Pattern, System.Text.RegularExpressions.RegexOptions.Compiled), specials);
+        var tokenizer = TiktokenTokenizer.Create(stream, preTokenizer, normalizer: null, specialTokens: specials);
+        return new TextTokenizer(tokenizer, meta, folder);
+    }
+
+    /// <summary>Encodes text; special-token strings inside it are encoded as specials only when allowed.</summary>
+    public IReadOnlyList<int> Encode(string text) => _tokenizer.EncodeToIds(text);
+
+    public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
+
+    /// <summary>The pieces of an encoding, for `pipeline tokenizer encode`.</summary>
+    public IReadOnlyList<(int Id, string Piece)> Pieces(string text) =>
+        _tokenizer.EncodeToTokens(text, out _).Select(t => (t.Id, t.Value)).ToList();
+}
