@@ -159,6 +159,16 @@ public sealed class RunLedger
         return Scalar(c, "SELECT value FROM kv WHERE key=$k", ("$k", key)) as string;
     }
 
+    public IReadOnlyList<string> KeysWithPrefix(string prefix)
+    {
+        using var c = Open();
+        using var cmd = Command(c, "SELECT key FROM kv WHERE key >= $p AND key < $q ORDER BY key", ("$p", prefix), ("$q", prefix + "\uffff"));
+        using var reader = cmd.ExecuteReader();
+        var list = new List<string>();
+        while (reader.Read()) list.Add(reader.GetString(0));
+        return list;
+    }
+
     public void Set(string key, string value)
     {
         using var c = Open();

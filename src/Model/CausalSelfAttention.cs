@@ -1,0 +1,52 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Pipeline.Model;
+
+/// <summary>Multi-head causal self-attention with rotary position embeddings and PyTorch's fused SDPA.</summary>
+public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear qkv;
+    private readonly Linear proj;
+    private readonly int _heads;
+    private readonly int _width;
+
+    public CausalSelfAttention(string name, GptConfig config) : base(name)
+    {
+        _heads = config.Heads;
+        _width = config.Width;
+        qkv = nn.Linear(config.Width, 3 * config.Width, hasBias: false);
+        proj = nn.Linear(config.Width, config.Width, hasBias: false);
+        RegisterComponents();
+    }
+
+    public Linear Projection => proj;
+
+    /// <summary>Rotary tables (cos, sin), shape (T, headDim/2); set by the model before forward.</summary>
+    public (Tensor Cos, Tensor Sin) Rope { get; set; }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var (b, t) = (x.shape[0], x.shape[1]);
+        var headDim = _width / _heads;
+        var parts = qkv.forward(x).split(_width, dim: 2);
+        var q = ApplyRope(parts[0].view(b, t, _heads, headDim).transpose(1, 2), t);
+        var k = ApplyRope(parts[1].view(b, t, _heads, headDim).transpose(1, 2), t);
+        var v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
+        var y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        y = y.transpose(1, 2).contiguous().view(b, t, _width);
+        return proj.forward(y).MoveToOuterDisposeScope();
+    }
+
+    private Tensor ApplyRope(Tensor x, long t)
+    {
+        var half = x.shape[^1] / 2;
+        var cos = Rope.Cos.narrow(0, 0, t);
+        var sin = Rope.Sin.narrow(0, 0, t);
+        var x1 = x.narrow(-1, 0, half);
+        var x2 = x.narrow(-1, half, half);
+        return cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim: -1);
+    }
+}

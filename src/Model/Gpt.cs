@@ -1,0 +1,92 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Pipeline.Model;
+
+/// <summary>
+/// A decoder-only GPT in the nanoGPT mould: token embedding, pre-norm blocks with rotary attention, a final norm and
+/// an output layer tied to the embedding.
+/// </summary>
+public sealed class Gpt : nn.Module<Tensor, Tensor>
+{
+    private readonly Embedding wte;
+    private readonly ModuleList<TransformerBlock> blocks;
+    private readonly nn.Module<Tensor, Tensor> norm;
+    private readonly Tensor ropeCos;
+    private readonly Tensor ropeSin;
+
+    public Gpt(GptConfig config, Device? device = null) : base("gpt")
+    {
+        config.Validate();
+        Config = config;
+        wte = nn.Embedding(config.VocabSize, config.Width);
+        blocks = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new TransformerBlock($"block{i}", config)).ToArray());
+        norm = Norm(config);
+        var inv = 1.0 / pow(config.RopeTheta, arange(0, config.HeadDim, 2, dtype: float32) / config.HeadDim);
+        var angles = outer(arange(config.Context, dtype: float32), inv);
+        ropeCos = angles.cos();
+        ropeSin = angles.sin();
+        register_buffer("rope_cos", ropeCos, persistent: false);
+        register_buffer("rope_sin", ropeSin, persistent: false);
+        RegisterComponents();
+        InitWeights(config);
+        if (device is not null) this.to(device);
+    }
+
+    public GptConfig Config { get; }
+
+    public IReadOnlyList<TransformerBlock> Blocks => blocks.ToList();
+
+    internal static nn.Module<Tensor, Tensor> Norm(GptConfig config) =>
+        config.Norm == "layernorm" ? nn.LayerNorm(config.Width) : new RmsNorm("norm", config.Width);
+
+    /// <summary>Logits (B, T, vocab) for token ids (B, T).</summary>
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        var x = wte.forward(ids);
+        var (cos, sin) = (get_buffer("rope_cos")!, get_buffer("rope_sin")!);
+        foreach (var block in blocks)
+        {
+            block.Attention.Rope = (cos, sin);
+            x = block.forward(x);
+        }
+        x = norm.forward(x);
+        return x.matmul(wte.weight!.t()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Mean cross-entropy of next-token prediction; positions whose target is <paramref name="ignoreIndex"/> are masked.</summary>
+    public Tensor Loss(Tensor ids, Tensor targets, long ignoreIndex = -100)
+    {
+        using var scope = NewDisposeScope();
+        var logits = forward(ids);
+        return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.view(-1), ignore_index: ignoreIndex).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Parameters split for AdamW: matrices decay; norms, biases and the embedding do not.</summary>
+    public (List<Parameter> Decay, List<Parameter> NoDecay) ParameterGroups()
+    {
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (!p.requires_grad) continue;
+            if (p.dim() < 2 || name.StartsWith("wte", StringComparison.Ordinal)) noDecay.Add(p);
+            else decay.Add(p);
+        }
+        return (decay, noDecay);
+    }
+
+    private void InitWeights(GptConfig config)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (p.dim() < 2) continue;
+            // GPT-2 init; residual projections scaled by 1/sqrt(2 x layers).
+            var std = name.EndsWith("proj.weight") || name.EndsWith("down.weight") ? 0.02 / Math.Sqrt(2 * config.Layers) : 0.02;
+            nn.init.normal_(p, 0, std);
+        }
+    }
+}

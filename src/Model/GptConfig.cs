@@ -1,0 +1,38 @@
+namespace Pipeline.Model;
+
+/// <summary>Shape of a decoder-only GPT.</summary>
+public sealed record GptConfig
+{
+    public int VocabSize { get; init; } = 4096;
+    public int Layers { get; init; } = 4;
+    public int Heads { get; init; } = 4;
+    public int Width { get; init; } = 128;
+    public int Context { get; init; } = 256;
+    /// <summary>"rmsnorm" (default) or "layernorm".</summary>
+    public string Norm { get; init; } = "rmsnorm";
+    /// <summary>"swiglu" (default) or "gelu".</summary>
+    public string Mlp { get; init; } = "swiglu";
+    public double RopeTheta { get; init; } = 10_000;
+
+    public int HeadDim => Width / Heads;
+
+    /// <summary>SwiGLU hidden width: 8/3 of the model width (same parameters as a 4x GELU MLP), rounded up to 32.</summary>
+    public int MlpHidden => Mlp == "swiglu" ? (8 * Width / 3 + 31) / 32 * 32 : 4 * Width;
+
+    public void Validate()
+    {
+        if (Width % Heads != 0) throw new ArgumentException($"model width {Width} is not divisible by {Heads} heads");
+        if (HeadDim % 2 != 0) throw new ArgumentException($"head dimension {HeadDim} must be even for rotary embeddings");
+        if (VocabSize < 2 || Layers < 1 || Context < 2) throw new ArgumentException("vocab size, layers and context must be positive");
+    }
+
+    /// <summary>All parameters: the blocks plus the tied embedding, counted once.</summary>
+    public long Parameters()
+    {
+        long perLayer = 4L * Width * Width + (Mlp == "swiglu" ? 3L : 2L) * Width * MlpHidden + 2L * Width;
+        return Layers * perLayer + (long)VocabSize * Width + Width;
+    }
+
+    /// <summary>Training FLOPs per token: 6N for the matmuls plus 6 x layers x context x width for attention (PaLM appendix B).</summary>
+    public double FlopsPerToken() => 6.0 * Parameters() + 6.0 * Layers * Context * Width;
+}

@@ -1,0 +1,62 @@
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using static TorchSharp.torch;
+
+namespace Pipeline.Trainer;
+
+/// <summary>
+/// The token streams of a manifest (train and validation), and deterministic batches: the windows of step s depend
+/// only on (seed, s), so a resumed run sees exactly the batches an uninterrupted one would.
+/// </summary>
+public sealed class TokenData
+{
+    private TokenData(int[] train, int[] validation, string tokenizerHash)
+    {
+        Train = train;
+        Validation = validation;
+        TokenizerHash = tokenizerHash;
+    }
+
+    public int[] Train { get; }
+    public int[] Validation { get; }
+    public string TokenizerHash { get; }
+
+    public static async Task<TokenData> LoadAsync(ShardStore store, string manifestUri, string? expectedTokenizerHash, int context, CancellationToken ct = default)
+    {
+        var manifest = TokenManifest.Load(store.Resolve(manifestUri));
+        if (expectedTokenizerHash is not null && expectedTokenizerHash != manifest.TokenizerHash)
+            throw new InvalidOperationException(
+                $"manifest '{manifestUri}' was written with tokenizer {manifest.TokenizerHash}, but this run uses {expectedTokenizerHash}; refusing to mix tokenizers");
+        var wide = manifest.Dtype == "int32";
+        var train = new List<int>();
+        var validation = new List<int>();
+        foreach (var entry in manifest.Shards)
+        {
+            var shard = new Contracts.V1.ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, "tokenize", "", [], "");
+            foreach (var row in await store.ReadParquetAsync<TokenRow>(shard, ct))
+                (row.Split == "validation" ? validation : train).AddRange(CorpusTokenizer.Unpack(row.Tokens, wide));
+        }
+        if (train.Count <= context + 1)
+            throw new InvalidOperationException($"manifest '{manifestUri}' has {train.Count} training tokens; at least {context + 2} are needed for context {context}");
+        // A tiny corpus may have no validation documents: fall back to the tail of the training stream.
+        if (validation.Count <= context + 1) validation = train.Skip(Math.Max(0, train.Count - 4 * (context + 1))).ToList();
+        return new TokenData(train.ToArray(), validation.ToArray(), manifest.TokenizerHash);
+    }
+
+    public (Tensor X, Tensor Y) Batch(int[] source, long seed, long step, int micro, int batch, int context, Device device)
+    {
+        var random = new Random(unchecked((int)(seed * 1_000_003 + step * 7_919 + micro)));
+        var x = new long[batch * context];
+        var y = new long[batch * context];
+        for (var b = 0; b < batch; b++)
+        {
+            var start = random.Next(0, source.Length - context - 1);
+            for (var t = 0; t < context; t++)
+            {
+                x[b * context + t] = source[start + t];
+                y[b * context + t] = source[start + t + 1];
+            }
+        }
+        return (tensor(x, [batch, context]).to(device), tensor(y, [batch, context]).to(device));
+    }
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Pipeline.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Pipeline.Trainer;
+
+/// <summary>One step's figures, for logs, the ledger and progress events.</summary>
+public sealed record StepLog(long Step, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double Mfu, double? ValidationLoss);
+
+/// <summary>
+/// The training loop, nanoGPT-style: deterministic batches, AdamW with decoupled decay, warm-up + cosine schedule,
+/// gradient accumulation and clipping, periodic validation and atomic checkpoints; resumes from the last good one.
+/// </summary>
+public sealed class TrainingRun(TrainingConfig config, TokenData data, string runFolder, ILogger logger)
+{
+    public Func<StepLog, Task>? OnStep { get; init; }
+    public Func<string, CheckpointInfo, Task>? OnCheckpoint { get; init; }
+
+    public async Task<long> RunAsync(CancellationToken ct)
+    {
+        if (config.Threads > 0) set_num_threads(config.Threads);
+        var device = config.Device == "cuda" || (config.Device == "" && cuda.is_available()) ? CUDA : CPU;
+        manual_seed(config.Seed);
+        var model = new Gpt(config.Model with { VocabSize = config.Model.VocabSize }, device);
+        var (decay, noDecay) = model.ParameterGroups();
+        var optimizer = optim.AdamW(
+        [
+            new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = config.WeightDecay }),
+            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0 }),
+        ], lr: config.LearningRate, beta1: config.Beta1, beta2: config.Beta2, weight_decay: config.WeightDecay);
+
+        long step = 0;
+        double? lastVal = null;
+        foreach (var folder in Checkpoints.List(runFolder).Reverse())
+        {
+            try
+            {
+                var (_, info) = Checkpoints.Load(folder, device, optimizer, model);
+                step = info.Step;
+                lastVal = info.ValidationLoss;
+                logger.LogInformation("train: resumed {Run} from {Checkpoint}", config.RunName, folder);
+                break;
+            }
+            catch (InvalidDataException e)
+            {
+                logger.LogWarning("train: {Error}; trying the previous checkpoint", e.Message);
+            }
+        }
+
+        var tokensPerStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
+        var flopsPerToken = config.Model.FlopsPerToken();
+        var watch = Stopwatch.StartNew();
+        long tokensSinceLog = 0;
+        var nanSkips = 0;
+        while (step < config.MaxSteps && !ct.IsCancellationRequested)
+        {
+            var lr = config.LearningRateAt(step);
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            double lossValue = 0;
+            double gradNorm;
+            using (var scope = NewDisposeScope())
+            {
+                model.train();
+                optimizer.zero_grad();
+                for (var micro = 0; micro < config.AccumulationSteps; micro++)
+                {
+                    var (x, y) = data.Batch(data.Train, config.Seed, step, micro, config.BatchSize, config.Model.Context, device);
+                    var loss = model.Loss(x, y) / config.AccumulationSteps;
+                    loss.backward();
+                    lossValue += loss.item<float>();
+                }
+                gradNorm = nn.utils.clip_grad_norm_(model.parameters(), config.GradClip);
+                if (double.IsFinite(lossValue) && double.IsFinite(gradNorm))
+                {
+                    optimizer.step();
+                }
+                else
+                {
+                    // Skip the update; persistent divergence is an error with the last good checkpoint kept.
+                    if (++nanSkips > 5) throw new InvalidOperationException($"training {config.RunName} diverged: non-finite loss at step {step} five times");
+                    logger.LogWarning("train: non-finite loss at step {Step}; update skipped", step);
+                }
+            }
+            step++;
+            tokensSinceLog += tokensPerStep;
+            double? val = null;
+            if (step % config.EvalEvery == 0 || step == config.MaxSteps) lastVal = val = Evaluate(model, data, device);
+            if (step % config.LogEvery == 0 || val is not null || step == 1)
+            {
+                var seconds = watch.Elapsed.TotalSeconds;
+                var tps = tokensSinceLog / Math.Max(seconds, 1e-9);
+                var log = new StepLog(step, lossValue, lr, gradNorm, tps, tps * flopsPerToken / config.PeakFlops, val);
+                logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s mfu {Mfu:P1}{Val}",
+                    config.RunName, step, config.MaxSteps, lossValue, lr, gradNorm, tps, log.Mfu, val is null ? "" : $" val {val:F4}");
+                if (OnStep is not null) await OnStep(log);
+                watch.Restart();
+                tokensSinceLog = 0;
+            }
+            if (step % config.CheckpointEvery == 0 || step == config.MaxSteps || ct.IsCancellationRequested)
+            {
+                var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
+                var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast);
+                if (OnCheckpoint is not null) await OnCheckpoint(folder, info);
+            }
+        }
+        return step;
+    }
+
+    public static double Evaluate(Gpt model, TokenData data, Device device, int batches = 4, int batchSize = 8)
+    {
+        model.eval();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        double total = 0;
+        for (var i = 0; i < batches; i++)
+        {
+            var (x, y) = data.Batch(data.Validation, 424242, i, 0, batchSize, model.Config.Context, device);
+            total += model.Loss(x, y).item<float>();
+        }
+        model.train();
+        return total / batches;
+    }
+}
