@@ -29,7 +29,7 @@ public static class LanguageIdentifier
         if (letters == 0) return ("unknown", 0);
         double japanese = (double)(kana + han) / letters;
         if (kana > 0 && japanese >= 0.2 && (double)kana / (kana + han) > 0.1)
-            return ("ja", Math.Min(1, japanese + 0.3));
+            return ("ja", Math.Min(1, japanese + 0.5));
         if (han > latin && han > hangul) return ("zh", (double)han / letters);
         if (hangul > latin) return ("ko", (double)hangul / letters);
         if (cyrillic > latin) return ("ru", (double)cyrillic / letters);

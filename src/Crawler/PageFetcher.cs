@@ -44,7 +44,7 @@ public sealed class PageFetcher : IDisposable
     }
 
     /// <param name="permit">Called for every redirect target; returns a skip reason or null to follow.</param>
-    public async Task<FetchResult> FetchAsync(string url, Func<Uri, string?> permit, CancellationToken ct)
+    public async Task<FetchResult> FetchAsync(string url, Func<Uri, string?> permit, CancellationToken ct, bool anyContentType = false)
     {
         var current = new Uri(url);
         for (var hop = 0; hop <= _options.MaxRedirects; hop++)
@@ -75,12 +75,12 @@ public sealed class PageFetcher : IDisposable
                 var charset = response.Content.Headers.ContentType?.CharSet;
                 if (status != 200)
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, false, $"http-{status}");
-                if (contentType.Length > 0 && !_options.AcceptedContentTypes.Contains(contentType, StringComparer.OrdinalIgnoreCase))
+                if (!anyContentType && contentType.Length > 0 && !_options.AcceptedContentTypes.Contains(contentType, StringComparer.OrdinalIgnoreCase))
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, false, $"content-type: {contentType}");
                 var (body, truncated) = await ReadBodyAsync(response.Content, ct);
                 if (truncated && !_options.TruncateOversized)
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, true, "too-large");
-                if (LooksBinary(body))
+                if (!anyContentType && LooksBinary(body))
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, truncated, "binary-content");
                 return new FetchResult(url, current.ToString(), status, contentType, charset, body, truncated, null);
             }

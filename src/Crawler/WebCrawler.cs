@@ -47,6 +47,8 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         var buffer = new List<(string Url, RawPage Page)>();
         var bufferGate = new Lock();
         var inFlight = new ConcurrentDictionary<string, byte>();
+        // URLs this process has taken (their state in the frontier changes only when their shard is committed).
+        var taken = new HashSet<string>();
         using var global = new SemaphoreSlim(options.GlobalConcurrency);
         var running = new List<Task>();
 
@@ -92,7 +94,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         {
             running.RemoveAll(t => t.IsCompleted);
             var budget = options.MaxPages - accepted - inFlight.Count;
-            var batch = budget <= 0 ? [] : frontier.TakeQueued(Math.Min(budget, options.GlobalConcurrency * 4), inFlight.Keys.ToHashSet());
+            var batch = budget <= 0 ? [] : frontier.TakeQueued(Math.Min(budget, options.GlobalConcurrency * 4), taken);
             if (batch.Count == 0)
             {
                 if (running.Count == 0) break;
@@ -104,6 +106,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 if (accepted >= options.MaxPages) break;
                 await global.WaitAsync(ct);
                 inFlight[url] = 0;
+                taken.Add(url);
                 accepted++;
                 running.Add(Task.Run(() => CrawlOneAsync(url, depth), ct));
             }
@@ -195,7 +198,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         {
             var sitemapUri = pending.Dequeue();
             if (!seen.Add(sitemapUri) || ScopeRefusal(sitemapUri, ignoreExtension: true) is not null) continue;
-            var result = await fetcher.FetchAsync(sitemapUri.ToString(), _ => null, ct);
+            var result = await fetcher.FetchAsync(sitemapUri.ToString(), _ => null, ct, anyContentType: true);
             if (result.Body is null) continue;
             var sitemap = SitemapReader.Parse(System.Text.Encoding.UTF8.GetString(result.Body), sitemapUri);
             foreach (var child in sitemap.ChildSitemaps) pending.Enqueue(child);
@@ -209,11 +212,10 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         if (!options.RespectRobots) return Task.FromResult(RobotsTxt.AllowAll);
         return _robots.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), async origin =>
         {
-            var result = await fetcher.FetchAsync(origin + "/robots.txt", _ => null, ct);
+            var result = await fetcher.FetchAsync(origin + "/robots.txt", _ => null, ct, anyContentType: true);
             if (result.Body is not null) return RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent);
             // RFC 9309: 4xx means no restrictions; 5xx or unreachable means assume complete disallow.
             if (result.Status is >= 400 and < 500) return RobotsTxt.AllowAll;
-            if (result.SkipReason?.StartsWith("content-type") == true) return RobotsTxt.AllowAll;
             logger.LogWarning("crawl: robots.txt of {Origin} unavailable ({Reason}); host treated as disallowed", origin, result.SkipReason);
             return RobotsTxt.DisallowAll;
         });

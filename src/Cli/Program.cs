@@ -1,0 +1,152 @@
+using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Parquet.Serialization;
+using Pipeline.Cli;
+using Pipeline.Crawler;
+using Pipeline.Hosting;
+using Pipeline.Model;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+using Spectre.Console;
+
+var root = new RootCommand("Pipeline: crawl, clean, dedup, tokenize, train and evaluate a language model, stage by stage over a message bus.");
+
+var outOption = new Option<string>("--out") { Description = "Folder for everything the run writes (shards, ledger, checkpoints, reports)", DefaultValueFactory = _ => "runs/sample" };
+var seedOption = new Option<string[]>("--seed") { Description = "Seed URL(s); without one, the shipped sample site is served on loopback and crawled", AllowMultipleArgumentsPerToken = true };
+var maxPagesOption = new Option<int>("--max-pages") { Description = "Stop the crawl after this many pages", DefaultValueFactory = _ => 400 };
+var vocabOption = new Option<int>("--vocab") { Description = "Tokenizer vocabulary size", DefaultValueFactory = _ => 2048 };
+var stepsOption = new Option<int>("--steps") { Description = "Training steps of the sample model", DefaultValueFactory = _ => 300 };
+var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };
+
+var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
+{
+    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption,
+};
+run.SetAction(async (parse, ct) =>
+{
+    var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+    var seeds = parse.GetValue(seedOption) ?? [];
+    StaticSite? site = null;
+    var overrides = new Dictionary<string, string?>
+    {
+        ["Pipeline:Transport"] = "InMemory",
+        ["Pipeline:DataRoot"] = outDir,
+        ["Pipeline:Stages:cleaner:ConcurrentMessageLimit"] = "2",
+    };
+    if (seeds.Length == 0)
+    {
+        site = await StaticSite.StartAsync(SampleSiteFolder());
+        seeds = [site.Address.ToString()];
+        overrides["Pipeline:Crawler:AllowPrivateAddresses"] = "true";
+        overrides["Pipeline:Crawler:PerHostConcurrency"] = "4";
+        overrides["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
+        overrides["Pipeline:Crawler:PagesPerShard"] = "100";
+    }
+    await using var _ = site;
+    using var host = PipelineHost.Build(Stages.All, overrides, parse.GetValue(quietOption));
+    await host.StartAsync(ct);
+    var ledger = host.Services.GetRequiredService<RunLedger>();
+    var store = host.Services.GetRequiredService<ShardStore>();
+    var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
+    var runId = "sample";
+    var training = new TrainingConfig
+    {
+        RunName = $"{runId}-gpt",
+        Model = new GptConfig { Layers = 2, Heads = 4, Width = 128, Context = 128 },
+        BatchSize = 8,
+        MaxSteps = parse.GetValue(stepsOption),
+        WarmupSteps = 20,
+        EvalEvery = 100,
+        CheckpointEvery = 100,
+        LogEvery = 25,
+    };
+    var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger);
+    await coordinator.RunAsync(new RunRequest(runId, seeds, parse.GetValue(maxPagesOption), parse.GetValue(vocabOption), training), ct);
+    var report = RunReport.Write(ledger, runId, training.RunName, Path.Combine(outDir, "reports"));
+    await host.StopAsync(CancellationToken.None);
+    AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
+    return 0;
+});
+root.Subcommands.Add(run);
+
+var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer or evaluator" };
+var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption };
+serve.SetAction(async (parse, ct) =>
+{
+    var module = Stages.ByName(parse.GetValue(stageArgument)!);
+    var overrides = new Dictionary<string, string?> { ["Pipeline:DataRoot"] = Path.GetFullPath(parse.GetValue(outOption)!) };
+    using var host = PipelineHost.Build([module], overrides, quiet: false);
+    await host.RunAsync(ct);
+    return 0;
+});
+root.Subcommands.Add(serve);
+
+var status = new Command("status", "Print the run ledger: runs, shards per stage, rows and bytes") { outOption };
+status.SetAction(parse =>
+{
+    var ledger = new RunLedger(Path.Combine(Path.GetFullPath(parse.GetValue(outOption)!), "ledger.db"));
+    var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
+    foreach (var r in ledger.Runs())
+        foreach (var s in r.Stages)
+            table.AddRow(r.RunId, r.State, s.Stage, s.Shards.ToString(), s.Rows.ToString("N0"), s.Bytes.ToString("N0"));
+    AnsiConsole.Write(table);
+    return 0;
+});
+root.Subcommands.Add(status);
+
+var shardArgument = new Argument<string>("shard") { Description = "Path of a Parquet shard" };
+var rowsOption = new Option<int>("--rows") { Description = "Rows to show", DefaultValueFactory = _ => 3 };
+var inspect = new Command("inspect", "Show a shard's schema, row count and first rows") { shardArgument, rowsOption };
+inspect.SetAction(async (parse, ct) =>
+{
+    var path = parse.GetValue(shardArgument)!;
+    if (!File.Exists(path))
+    {
+        Console.Error.WriteLine($"inspect: '{path}' does not exist");
+        return 2;
+    }
+    await using var stream = File.OpenRead(path);
+    var result = await ParquetSerializer.DeserializeUntypedAsync(stream, cancellationToken: ct);
+    Console.WriteLine($"{path}: {result.Data.Count} rows");
+    Console.WriteLine($"schema: {string.Join(", ", result.Schema.DataFields.Select(f => $"{f.Name}:{f.ClrType.Name}"))}");
+    foreach (var row in result.Data.Take(parse.GetValue(rowsOption)))
+        Console.WriteLine(string.Join(" | ", row.Select(kv => $"{kv.Key}={Shorten(kv.Value)}")));
+    return 0;
+});
+root.Subcommands.Add(inspect);
+
+var tokenizerFolder = new Option<string>("--tokenizer") { Description = "Folder of a trained tokenizer", Required = true };
+var textArgument = new Argument<string>("text");
+var encode = new Command("encode", "Encode text and show the pieces") { tokenizerFolder, textArgument };
+encode.SetAction(parse =>
+{
+    var tokenizer = TextTokenizer.Load(parse.GetValue(tokenizerFolder)!);
+    foreach (var (id, piece) in tokenizer.Pieces(parse.GetValue(textArgument)!)) Console.WriteLine($"{id,6}  {piece}");
+    return 0;
+});
+var tokenizerCommand = new Command("tokenizer", "Tokenizer tools") { encode };
+root.Subcommands.Add(tokenizerCommand);
+
+return await root.Parse(args).InvokeAsync();
+
+static string Shorten(object? value)
+{
+    var text = value switch { byte[] b => $"<{b.Length} bytes>", null => "null", _ => value.ToString() ?? "" };
+    text = text.Replace('\n', ' ');
+    return text.Length > 80 ? text[..80] + "…" : text;
+}
+
+static string SampleSiteFolder()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        var candidate = Path.Combine(dir.FullName, "samples", "site");
+        if (Directory.Exists(candidate)) return candidate;
+    }
+    var cwd = Path.Combine(Directory.GetCurrentDirectory(), "samples", "site");
+    if (Directory.Exists(cwd)) return cwd;
+    throw new DirectoryNotFoundException("the sample site (samples/site) was not found; run from the repository or pass --seed");
+}

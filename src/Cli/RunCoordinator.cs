@@ -1,0 +1,87 @@
+using System.Text.Json;
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Dedup;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+
+namespace Pipeline.Cli;
+
+/// <summary>Options of one end-to-end run.</summary>
+public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training);
+
+/// <summary>
+/// Drives a whole run through the bus, using the ledger as its memory: it starts the crawl, re-announces shards a
+/// crashed process left unprocessed, starts tokenizer training when crawl, clean and dedup have drained, starts
+/// training when every dedup shard is tokenized, and waits for the evaluations. Running it again resumes.
+/// </summary>
+public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, ILogger logger)
+{
+    public Action<string>? OnPhase { get; init; }
+
+    public async Task RunAsync(RunRequest request, CancellationToken ct)
+    {
+        ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
+        Phase("crawl");
+        await ReannounceAsync(request.RunId, ct);
+        await bus.Publish(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages), ct);
+        await WaitAsync(() => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
+
+        Phase("clean + dedup");
+        await WaitAsync(() => ledger.Pending(request.RunId, "crawl", ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
+            && ledger.Pending(request.RunId, ShardCleaner.Stage, ShardDeduplicator.Stage).Count == FailedCount(request.RunId, ShardDeduplicator.Stage), ct);
+
+        Phase("tokenizer");
+        var dedupShards = ledger.Shards(request.RunId, ShardDeduplicator.Stage);
+        if (dedupShards.Sum(s => s.Rows) == 0) throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
+        await bus.Publish(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
+        await WaitAsync(() => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
+            && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
+
+        Phase("train");
+        var tokenizer = JsonSerializer.Deserialize<string[]>(ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId))!)!;
+        var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
+        var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
+        await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
+        await WaitAsync(() => JobState(training.RunName) is "completed" or "failed" or "cancelled", ct);
+        if (JobState(training.RunName) == "failed")
+            throw new InvalidOperationException($"training failed: {JsonSerializer.Deserialize<TrainingJob>(ledger.Get(TrainingWorker.JobKey(training.RunName))!)!.Error}");
+
+        Phase("evaluate");
+        await WaitAsync(() => ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps), ct, TimeSpan.FromMinutes(10));
+        ledger.SetRunState(request.RunId, "completed");
+        Phase("done");
+    }
+
+    private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;
+
+    private string? JobState(string runName) =>
+        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<TrainingJob>(json)?.State : null;
+
+    /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
+    private async Task ReannounceAsync(string runId, CancellationToken ct)
+    {
+        foreach (var shard in ledger.Pending(runId, "crawl", ShardCleaner.Stage)) await bus.Publish(new RawShardCreated(shard), ct);
+        foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await bus.Publish(new CleanShardCreated(shard), ct);
+    }
+
+    private void Phase(string name)
+    {
+        logger.LogInformation("run: {Phase}", name);
+        OnPhase?.Invoke(name);
+    }
+
+    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromHours(24));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the run did not reach its next phase in time");
+            await Task.Delay(200, ct);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text;
+using System.Text.Json;
+using Pipeline.Cleaner;
+using Pipeline.Dedup;
+using Pipeline.Hosting;
+using Pipeline.Tokenizer;
+
+namespace Pipeline.Cli;
+
+/// <summary>The end-of-run report: what each stage did, the loss curve and the evaluation scores (Markdown).</summary>
+public static class RunReport
+{
+    public static string Write(RunLedger ledger, string runId, string runName, string folder)
+    {
+        var md = new StringBuilder($"# Run {runId}\n\n");
+        if (ledger.Get($"crawl-summary:{runId}") is { } crawl)
+            md.Append("## Crawl\n\n```json\n").Append(crawl).Append("\n```\n\n");
+
+        var clean = new CleanReport();
+        foreach (var json in ledger.Stats(runId, ShardCleaner.Stage)) clean.Add(JsonSerializer.Deserialize<CleanReport>(json)!);
+        md.Append($"## Clean\n\n{clean.Input} pages in ({clean.InputChars:N0} characters), {clean.Kept} documents kept ({clean.KeptChars:N0} characters), {clean.PiiMasked} PII spans masked.\n\n");
+        md.Append("| rule (in order) | documents removed | characters removed |\n|---|---:|---:|\n");
+        foreach (var (rule, count) in clean.Removed) md.Append($"| {rule} | {count.Documents} | {count.Chars:N0} |\n");
+        md.Append("\nKept by language: ").Append(string.Join(", ", clean.Languages.Select(kv => $"{kv.Key} {kv.Value}"))).Append("\n\n");
+
+        var dedup = ledger.Stats(runId, ShardDeduplicator.Stage).Select(j => JsonSerializer.Deserialize<DedupStats>(j)!).ToList();
+        md.Append($"## Dedup\n\n{dedup.Sum(d => d.Input)} documents in, {dedup.Sum(d => d.Kept)} kept, {dedup.Sum(d => d.Removed)} near-duplicates removed.\n\n");
+
+        var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
+        md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
+
+        md.Append("## Training\n\n| step | loss | val loss | tokens/s |\n|---:|---:|---:|---:|\n");
+        foreach (var step in ledger.Metrics(runName, "train").GroupBy(m => m.Step))
+        {
+            string Value(string name) => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString("F4") : "";
+            md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second")} |\n");
+        }
+        md.Append("\n## Evaluation\n\n| step | task | metric | value |\n|---:|---|---|---:|\n");
+        foreach (var e in ledger.Evals(runName)) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {e.Value:F4} |\n");
+
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, "report.md");
+        File.WriteAllText(path, md.ToString());
+        return path;
+    }
+}

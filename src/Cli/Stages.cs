@@ -1,0 +1,20 @@
+using Pipeline.Cleaner;
+using Pipeline.Crawler;
+using Pipeline.Dedup;
+using Pipeline.Evaluator;
+using Pipeline.Hosting;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+
+namespace Pipeline.Cli;
+
+/// <summary>Every service of the pipeline, by name.</summary>
+public static class Stages
+{
+    public static IReadOnlyList<IStageModule> All { get; } =
+        [new CrawlerModule(), new CleanerModule(), new DedupModule(), new TokenizerModule(), new TrainerModule(), new EvaluatorModule()];
+
+    public static IStageModule ByName(string name) =>
+        All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"unknown stage '{name}'; stages are: {string.Join(", ", All.Select(m => m.Name))}");
+}

@@ -1,0 +1,123 @@
+using System.IO.Compression;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Contracts.V1;
+using Pipeline.Storage;
+
+namespace Pipeline.Crawler.Tests;
+
+public sealed class CrawlerTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("crawl-").FullName;
+
+    [Fact]
+    public void Robots_longest_match_wins_and_wildcards_work()
+    {
+        var robots = RobotsTxt.Parse("User-agent: other\nDisallow: /\n\nUser-agent: *\nDisallow: /private/\nAllow: /private/open$\nDisallow: /*.cgi\nCrawl-delay: 2\nSitemap: /s.xml\n", "PipelineBot/0.1");
+        Assert.True(robots.IsAllowed("/index.html"));
+        Assert.False(robots.IsAllowed("/private/x"));
+        Assert.True(robots.IsAllowed("/private/open"));
+        Assert.False(robots.IsAllowed("/private/open2"));
+        Assert.False(robots.IsAllowed("/a/b.cgi?x=1"));
+        Assert.Equal(TimeSpan.FromSeconds(2), robots.CrawlDelay);
+        Assert.Equal(["/s.xml"], robots.Sitemaps);
+        Assert.False(RobotsTxt.Parse("User-agent: pipelinebot\nDisallow: /\n", "PipelineBot/0.1").IsAllowed("/a"));
+    }
+
+    [Theory]
+    [InlineData("shift_jis-pr01-02.html", "shift_jis")]
+    [InlineData("euc_jp-pr01-02.html", "euc-jp")]
+    public void Legacy_japanese_pages_decode(string file, string charset)
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "fixtures", file));
+        var title = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "fixtures", "utf8-pr01-02.html")), "<title>(.*?)</title>").Groups[1].Value;
+        // With the declared charset and with no hint at all (detection).
+        var (declared, name) = CharsetDecoder.Decode(bytes, null);
+        Assert.Equal(charset, name);
+        Assert.Contains("Debian", declared);
+        Assert.Contains($"<title>{title}</title>", declared);
+        // A wrong header charset is not trusted when the bytes do not decode with it; without <meta>, detection decides.
+        var withoutMeta = System.Text.Encoding.ASCII.GetBytes("<html>").Concat(bytes.Skip(200)).ToArray();
+        var (detected, detectedName) = CharsetDecoder.Decode(withoutMeta, "utf-8");
+        Assert.Equal(charset, detectedName);
+        Assert.Contains("の", detected);
+    }
+
+    [Fact]
+    public void Normalizer_canonicalizes()
+    {
+        var n = new UrlNormalizer(["utm_source"]);
+        Assert.Equal("http://example.com/a?b=2&c=1", n.Normalize("HTTP://Example.COM:80/a?utm_source=x&c=1&b=2#frag"));
+        Assert.Null(n.Normalize("mailto:a@b.c"));
+    }
+
+    [Fact]
+    public void Private_addresses_are_not_public()
+    {
+        foreach (var ip in new[] { "127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.1.1", "::1" })
+            Assert.False(AddressGuard.IsPublic(System.Net.IPAddress.Parse(ip)), ip);
+        Assert.True(AddressGuard.IsPublic(System.Net.IPAddress.Parse("93.184.216.34")));
+    }
+
+    [Fact]
+    public async Task Crawl_of_a_local_site_is_polite_and_survives_bad_responses()
+    {
+        var site = Path.Combine(_root, "site");
+        Directory.CreateDirectory(Path.Combine(site, "private"));
+        File.WriteAllText(Path.Combine(site, "robots.txt"), "User-agent: *\nDisallow: /private/\n");
+        File.WriteAllText(Path.Combine(site, "index.html"),
+            "<html lang=en><body><a href='/a.html'>a</a><a href='/private/p.html'>p</a><a href='/missing.html'>m</a><a href='/boom'>b</a><a href='/bomb'>z</a><a href='/bin.html'>bin</a><a href='/loop1'>l</a><a href='http://10.0.0.1/x'>x</a></body></html>");
+        File.WriteAllText(Path.Combine(site, "a.html"), "<html><body><p>page a <b>unclosed</p></body>");
+        File.WriteAllText(Path.Combine(site, "private", "p.html"), "<p>secret</p>");
+        File.WriteAllBytes(Path.Combine(site, "bin.html"), [0x00, 0x01, 0x02, 0x00, 0xFF, 0x00]);
+        await using var server = await StaticSite.StartAsync(site, app =>
+        {
+            app.MapGet("/boom", () => Results.StatusCode(500));
+            app.MapGet("/loop1", () => Results.Redirect("/loop2"));
+            app.MapGet("/loop2", () => Results.Redirect("/loop1"));
+            app.MapGet("/bomb", async context =>
+            {
+                context.Response.ContentType = "text/html";
+                context.Response.Headers.ContentEncoding = "gzip";
+                using var ms = new MemoryStream();
+                using (var gz = new GZipStream(ms, CompressionLevel.SmallestSize, true))
+                    gz.Write(new byte[50 * 1024 * 1024]);
+                await context.Response.Body.WriteAsync(ms.ToArray());
+            });
+        });
+        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, MaxBodyBytes = 1024 * 1024, TruncateOversized = false, AllowedDomains = ["127.0.0.1", "10.0.0.1"] };
+        var store = new ShardStore(_root);
+        var shards = new List<ShardRef>();
+        var crawler = new WebCrawler(options, store, NullLogger.Instance);
+        var summary = await crawler.RunAsync("t", [server.Address.ToString()], s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None);
+
+        var pages = (await store.ReadParquetAsync<RawPage>(Assert.Single(shards))).Select(p => new Uri(p.Url).AbsolutePath).Order().ToList();
+        Assert.Equal(["/", "/a.html"], pages);
+        Assert.True(summary.ByReason.Count > 0, string.Join(",", summary.ByReason.Select(kv => kv.Key + "=" + kv.Value)));
+        Assert.Equal(1, summary.ByReason["robots"]);
+        Assert.True(summary.ByReason["http-404"] >= 1, string.Join(",", summary.ByReason.Select(kv => kv.Key + "=" + kv.Value)));
+        Assert.Equal(1, summary.ByReason["http-500"]);
+        Assert.Equal(1, summary.ByReason["too-large"]);
+        Assert.Equal(1, summary.ByReason["binary-content"]);
+        Assert.Equal(1, summary.ByReason["redirect-limit"]);
+
+        // Resume: a second run with the same frontier fetches nothing new and re-announces the committed shard.
+        var again = new List<ShardRef>();
+        var summary2 = await new WebCrawler(options, store, NullLogger.Instance).RunAsync("t", [server.Address.ToString()], s => { again.Add(s); return Task.CompletedTask; }, CancellationToken.None);
+        Assert.Equal(shards.Select(s => s.Sha256), again.Select(s => s.Sha256));
+        Assert.Equal(summary.Pages, summary2.Pages);
+    }
+
+    [Fact]
+    public async Task Private_addresses_are_refused_by_default()
+    {
+        await using var server = await StaticSite.StartAsync(_root);
+        using var fetcher = new PageFetcher(new CrawlOptions());
+        var result = await fetcher.FetchAsync(server.Address.ToString(), _ => null, CancellationToken.None);
+        Assert.Null(result.Body);
+        Assert.StartsWith("blocked-address", result.SkipReason);
+    }
+
+    public void Dispose() => Directory.Delete(_root, true);
+}
