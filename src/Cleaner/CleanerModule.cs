@@ -18,11 +18,7 @@ public sealed class CleanerModule : IStageModule
     }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
-        bus.AddConsumer<RawShardConsumer>().Endpoint(e =>
-        {
-            e.ConcurrentMessageLimit = limits.ConcurrentMessageLimit;
-            e.PrefetchCount = limits.PrefetchCount;
-        });
+        bus.AddConsumer<RawShardConsumer>().Endpoint(e => e.Apply(limits));
 }
 
 public sealed class RawShardConsumer(ShardCleaner cleaner, RunLedger ledger, ILogger<RawShardConsumer> logger)

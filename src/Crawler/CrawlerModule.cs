@@ -16,11 +16,7 @@ public sealed class CrawlerModule : IStageModule
         services.AddSingleton(configuration.GetSection(CrawlOptions.Section).Get<CrawlOptions>() ?? new CrawlOptions());
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
-        bus.AddConsumer<CrawlRequestedConsumer>().Endpoint(e =>
-        {
-            e.ConcurrentMessageLimit = limits.ConcurrentMessageLimit;
-            e.PrefetchCount = limits.PrefetchCount;
-        });
+        bus.AddConsumer<CrawlRequestedConsumer>().Endpoint(e => e.Apply(limits));
 }
 
 /// <summary>Runs a crawl for a run; each committed shard is recorded in the ledger and announced.</summary>
