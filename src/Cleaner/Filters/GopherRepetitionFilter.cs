@@ -2,7 +2,10 @@ namespace Pipeline.Cleaner.Filters;
 
 /// <summary>
 /// Gopher repetition rules. On Japanese text the n-grams are over characters (Swallow corpus practice), elsewhere
-/// over words.
+/// over words. A Japanese character carries about as much text as a third of an English word, so on Japanese the
+/// n of every n-gram rule is multiplied by <see cref="JapaneseCharsPerWord"/>: with n itself (characters 5..10) the
+/// duplicated-5-gram rule removed 125 of 137 Japanese pages of the sample site, since technical terms such as
+/// パッケージ are 5-grams on their own.
 /// </summary>
 public sealed class GopherRepetitionFilter : IDocumentFilter
 {
@@ -14,6 +17,8 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
     public IReadOnlyList<(int N, double Max)> TopNGrams { get; init; } = [(2, 0.20), (3, 0.18), (4, 0.16)];
     public IReadOnlyList<(int N, double Max)> DuplicatedNGrams { get; init; } = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)];
 
+    public int JapaneseCharsPerWord { get; init; } = 3;
+
     public string? Reject(Document d)
     {
         var (lineFraction, lineChars) = TextStats.Duplicates(d.Lines);
@@ -23,13 +28,12 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
         if (paragraphFraction > MaxDuplicateParagraphs) return "duplicate paragraphs";
         if (paragraphChars > MaxDuplicateParagraphChars) return "duplicate paragraph characters";
         // Characters for Japanese, words elsewhere; capped so gigantic documents stay linear-time.
-        IReadOnlyList<string> units = d.IsJapanese
-            ? d.Text.Where(c => !char.IsWhiteSpace(c)).Take(200_000).Select(c => c.ToString()).ToList()
-            : d.Words.Take(100_000).ToList();
+        var units = d.IsJapanese ? TextStats.Units.FromChars(d.Text) : TextStats.Units.FromWords(d.Words);
+        var scale = d.IsJapanese ? JapaneseCharsPerWord : 1;
         foreach (var (n, max) in TopNGrams)
-            if (TextStats.TopNGramCharFraction(units, n) > max) return $"top {n}-gram";
+            if (TextStats.TopNGramCharFraction(units, n * scale) > max) return $"top {n}-gram";
         foreach (var (n, max) in DuplicatedNGrams)
-            if (TextStats.DuplicatedNGramCharFraction(units, n) > max) return $"duplicated {n}-grams";
+            if (TextStats.DuplicatedNGramCharFraction(units, n * scale) > max) return $"duplicated {n}-grams";
         return null;
     }
 }

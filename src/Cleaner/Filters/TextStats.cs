@@ -24,49 +24,112 @@ public static class TextStats
         return ((double)duplicates / items.Count, totalChars == 0 ? 0 : (double)duplicateChars / totalChars);
     }
 
-    /// <summary>Fraction of characters covered by the most frequent n-gram.</summary>
-    public static double TopNGramCharFraction(IReadOnlyList<string> units, int n)
+    /// <summary>Words (or characters) as integer ids with their lengths, so n-grams hash without building strings.</summary>
+    public readonly record struct Units(int[] Ids, int[] Lengths)
+    {
+        public int Count => Ids.Length;
+
+        public static Units FromWords(IReadOnlyList<string> words, int max = 100_000)
+        {
+            var count = Math.Min(words.Count, max);
+            var ids = new int[count];
+            var lengths = new int[count];
+            var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < count; i++)
+            {
+                if (!vocabulary.TryGetValue(words[i], out var id)) vocabulary[words[i]] = id = vocabulary.Count;
+                ids[i] = id;
+                lengths[i] = words[i].Length;
+            }
+            return new Units(ids, lengths);
+        }
+
+        /// <summary>
+        /// Units for Japanese: every kana/kanji/punctuation character is a unit, but a run of Latin letters or digits
+        /// is one unit (a word), so the English passages and commands that Japanese pages mix in are not counted as
+        /// letter n-grams. Whitespace is skipped.
+        /// </summary>
+        public static Units FromChars(string text, int max = 200_000)
+        {
+            var ids = new List<int>();
+            var lengths = new List<int>();
+            var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < text.Length && ids.Count < max; i++)
+            {
+                var c = text[i];
+                if (char.IsWhiteSpace(c)) continue;
+                if (c < 0x250 && char.IsLetterOrDigit(c))
+                {
+                    var start = i;
+                    while (i + 1 < text.Length && text[i + 1] < 0x250 && char.IsLetterOrDigit(text[i + 1])) i++;
+                    var word = text.Substring(start, i - start + 1);
+                    if (!vocabulary.TryGetValue(word, out var id)) vocabulary[word] = id = 0x110000 + vocabulary.Count;
+                    ids.Add(id);
+                    lengths.Add(word.Length);
+                    continue;
+                }
+                ids.Add(c);
+                lengths.Add(1);
+            }
+            return new Units(ids.ToArray(), lengths.ToArray());
+        }
+
+        public long TotalChars() => Lengths.Sum(l => (long)l);
+
+        /// <summary>A 64-bit hash of the n units starting at i (collisions are negligible for filter statistics).</summary>
+        public ulong NGramKey(int i, int n)
+        {
+            var h = 14695981039346656037UL;
+            for (var k = 0; k < n; k++) h = (h ^ (uint)Ids[i + k]) * 1099511628211UL;
+            return h;
+        }
+    }
+
+    /// <summary>Fraction of characters covered by the most frequent n-gram (ties: the longer one).</summary>
+    public static double TopNGramCharFraction(Units units, int n)
     {
         if (units.Count < n) return 0;
-        var counts = new Dictionary<string, int>();
+        var counts = new Dictionary<ulong, (int Count, int Start)>();
         for (var i = 0; i + n <= units.Count; i++)
         {
-            var key = string.Join('\u0001', units.Skip(i).Take(n));
-            counts[key] = counts.GetValueOrDefault(key) + 1;
+            var key = units.NGramKey(i, n);
+            counts[key] = counts.TryGetValue(key, out var e) ? (e.Count + 1, e.Start) : (1, i);
         }
-        var (top, count) = counts.MaxBy(kv => kv.Value * kv.Key.Length);
-        if (count <= 1) return 0;
-        var total = units.Sum(u => u.Length);
-        return total == 0 ? 0 : (double)(top.Replace("\u0001", "").Length * count) / total;
+        int bestCount = 0, bestLength = 0;
+        foreach (var (count, start) in counts.Values)
+        {
+            if (count < bestCount) continue;
+            var length = 0;
+            for (var k = 0; k < n; k++) length += units.Lengths[start + k];
+            if (count > bestCount || length > bestLength) (bestCount, bestLength) = (count, length);
+        }
+        if (bestCount <= 1) return 0;
+        var total = units.TotalChars();
+        return total == 0 ? 0 : (double)bestLength * bestCount / total;
     }
 
     /// <summary>Fraction of characters inside n-grams that occur more than once (overlaps counted once).</summary>
-    public static double DuplicatedNGramCharFraction(IReadOnlyList<string> units, int n)
+    public static double DuplicatedNGramCharFraction(Units units, int n)
     {
         if (units.Count < n) return 0;
-        var first = new Dictionary<string, int>();
+        var first = new Dictionary<ulong, int>();
         var covered = new bool[units.Count];
         for (var i = 0; i + n <= units.Count; i++)
         {
-            var key = string.Join('\u0001', units.Skip(i).Take(n));
-            if (first.TryGetValue(key, out var j))
+            var key = units.NGramKey(i, n);
+            if (first.TryAdd(key, i)) continue;
+            var j = first[key];
+            for (var k = 0; k < n; k++)
             {
-                for (var k = 0; k < n; k++)
-                {
-                    covered[i + k] = true;
-                    covered[j + k] = true;
-                }
-            }
-            else
-            {
-                first[key] = i;
+                covered[i + k] = true;
+                covered[j + k] = true;
             }
         }
         long total = 0, dup = 0;
         for (var i = 0; i < units.Count; i++)
         {
-            total += units[i].Length;
-            if (covered[i]) dup += units[i].Length;
+            total += units.Lengths[i];
+            if (covered[i]) dup += units.Lengths[i];
         }
         return total == 0 ? 0 : (double)dup / total;
     }

@@ -1,0 +1,70 @@
+using Pipeline.Contracts.V1;
+using Pipeline.Crawler;
+using Pipeline.Storage;
+
+namespace Pipeline.Cleaner.Tests;
+
+public sealed class ShardCleanerTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("clean-").FullName;
+
+    private async Task<ShardRef> RawShard(string id, IEnumerable<string> files, ShardStore store)
+    {
+        var pages = files.Select(f => new RawPage { Url = "http://site/" + Path.GetFileName(f), FinalUrl = "http://site/" + Path.GetFileName(f), Status = 200, Html = File.ReadAllText(f) }).ToList();
+        return await store.WriteParquetAsync($"shards/crawl/t/{id}.parquet", pages, new ShardDescriptor(id, "crawl", "c", [], "t"));
+    }
+
+    [Fact]
+    public async Task Exact_duplicates_of_an_earlier_shard_are_dropped_and_the_report_adds_up()
+    {
+        var store = new ShardStore(_root);
+        var cleaner = new ShardCleaner(new CleanerOptions(), store);
+        var pages = Fixtures.Pages("en").Take(20).ToList();
+        var first = await cleaner.ProcessAsync(await RawShard("raw-1", pages, store), default);
+        // The second shard repeats five pages of the first under other URLs, plus five new pages.
+        var second = await cleaner.ProcessAsync(await RawShard("raw-2", pages.Take(5).Concat(Fixtures.Pages("en").Skip(20).Take(5)), store), default);
+
+        var r1 = (CleanReport)first.Stats!;
+        var r2 = (CleanReport)second.Stats!;
+        Assert.Equal(20, r1.Input);
+        Assert.Equal(r1.Input, r1.Kept + r1.Removed.Values.Sum(r => r.Documents));
+        Assert.True(r1.Kept > 5);
+        var keptFirst = await store.ReadParquetAsync<CleanDocument>(first.Outputs[0]);
+        var keptSecond = await store.ReadParquetAsync<CleanDocument>(second.Outputs[0]);
+        Assert.Equal(r1.Kept, keptFirst.Count);
+        var repeatedKept = keptFirst.Count(d => pages.Take(5).Any(p => d.Url.EndsWith(Path.GetFileName(p))));
+        Assert.Equal(repeatedKept, r2.Removed.GetValueOrDefault("exact_dedup")?.Documents ?? 0);
+        Assert.Empty(keptSecond.Select(d => d.Text).Intersect(keptFirst.Select(d => d.Text)));
+        Assert.All(keptSecond, d => Assert.Equal("raw-2", d.SourceShard));
+
+        // Reprocessing the same shard (a redelivery) gives the same output, not "everything is a duplicate".
+        var again = await cleaner.ProcessAsync(await RawShard("raw-1", pages, store), default);
+        Assert.Equal(first.Outputs[0].Sha256, again.Outputs[0].Sha256);
+    }
+
+    [Fact]
+    public async Task A_corrupt_shard_is_rejected_naming_the_shard_and_the_next_one_is_cleaned()
+    {
+        var store = new ShardStore(_root);
+        var cleaner = new ShardCleaner(new CleanerOptions(), store);
+        var bad = await RawShard("raw-bad", Fixtures.Pages("en").Take(3), store);
+        var path = store.Resolve(bad.Uri);
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(path, bytes);
+        var error = await Assert.ThrowsAsync<ShardRejectedException>(() => cleaner.ProcessAsync(bad, default));
+        Assert.Contains("raw-bad", error.Message);
+        Assert.Contains("checksum", error.Message);
+
+        // Same bytes but a matching checksum: the Parquet reader fails, still naming the shard.
+        var notParquet = await store.WriteAtomicAsync("shards/crawl/t/garbage.parquet", s => s.WriteAsync("not parquet at all"u8.ToArray()).AsTask());
+        var garbage = bad with { Uri = "shards/crawl/t/garbage.parquet", Sha256 = notParquet.Sha256 };
+        error = await Assert.ThrowsAsync<ShardRejectedException>(() => cleaner.ProcessAsync(garbage, default));
+        Assert.Contains("garbage.parquet", error.Message);
+
+        var good = await cleaner.ProcessAsync(await RawShard("raw-good", Fixtures.Pages("en").Take(3), store), default);
+        Assert.Equal(3, ((CleanReport)good.Stats!).Input);
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
