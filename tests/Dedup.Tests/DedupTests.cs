@@ -1,0 +1,112 @@
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Storage;
+
+namespace Pipeline.Dedup.Tests;
+
+public sealed class DedupTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("dedup-").FullName;
+    private readonly DedupOptions _options = new();
+
+    /// <summary>Real documents: the text of the sample site's pages.</summary>
+    private static List<CleanDocument> RealDocuments(string language) =>
+        Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "fixtures", language), "*.html").Order(StringComparer.Ordinal)
+            .Select(f => (f, text: TextExtractor.Extract(File.ReadAllText(f)).Text))
+            .Where(x => x.text.Length > 2000)
+            .Select(x => new CleanDocument { Id = language + "/" + Path.GetFileName(x.f), Url = x.f, Text = x.text, Language = language })
+            .ToList();
+
+    /// <summary>Replaces about <paramref name="fraction"/> of the words (or characters) with other ones.</summary>
+    private static string Edit(string text, double fraction, int seed, bool characters)
+    {
+        var random = new Random(seed);
+        if (characters)
+            return new string(text.Select(c => random.NextDouble() < fraction ? (char)('あ' + random.Next(80)) : c).ToArray());
+        return string.Join(' ', text.Split(' ').Select(w => random.NextDouble() < fraction ? "edit" + random.Next(1000) : w));
+    }
+
+    private async Task<ShardRef> Shard(string id, IReadOnlyCollection<CleanDocument> docs, ShardStore store) =>
+        await store.WriteParquetAsync($"shards/clean/t/{id}.parquet", docs, new ShardDescriptor(id, "clean", "c", [], "t"));
+
+    [Fact]
+    public void Near_duplicates_score_high_and_different_documents_low()
+    {
+        var hasher = new MinHasher(_options);
+        foreach (var (language, chars) in new[] { ("en", false), ("ja", true) })
+        {
+            var docs = RealDocuments(language).Take(10).ToList();
+            foreach (var doc in docs)
+            {
+                var a = hasher.Signature(doc.Text, language);
+                Assert.Equal(1.0, MinHasher.EstimatedJaccard(a, hasher.Signature(doc.Text, language)));
+                var near = MinHasher.EstimatedJaccard(a, hasher.Signature(Edit(doc.Text, 0.005, 1, chars), language));
+                Assert.True(near > 0.8, $"{doc.Id}: near-duplicate estimated at {near}");
+            }
+            for (var i = 1; i < docs.Count; i++)
+            {
+                var j = MinHasher.EstimatedJaccard(hasher.Signature(docs[i - 1].Text, language), hasher.Signature(docs[i].Text, language));
+                Assert.True(j < 0.3, $"{docs[i - 1].Id} vs {docs[i].Id}: {j}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("", "en")]
+    [InlineData("", "ja")]
+    [InlineData("short text, four words", "en")]
+    [InlineData("短い文", "ja")]
+    public void Documents_shorter_than_a_shingle_are_one_shingle(string text, string language)
+    {
+        var hasher = new MinHasher(_options);
+        Assert.Single(hasher.Shingles(text, language));
+        Assert.Equal(1.0, MinHasher.EstimatedJaccard(hasher.Signature(text, language), hasher.Signature(text + " ", language)));
+        Assert.True(MinHasher.EstimatedJaccard(hasher.Signature(text, language), hasher.Signature("something else entirely", language)) < 0.1);
+    }
+
+    [Fact]
+    public async Task Later_shards_are_deduplicated_against_earlier_ones_and_redelivery_is_consistent()
+    {
+        var store = new ShardStore(_root);
+        var dedup = new ShardDeduplicator(_options, store);
+        var originals = RealDocuments("en").Take(12).Concat(RealDocuments("ja").Take(8)).ToList();
+        var first = await dedup.ProcessAsync(await Shard("clean-1", originals, store), default);
+        Assert.Equal(new DedupStats(20, 20, 0), first.Stats);
+
+        // Shard 2: near-copies of six earlier documents, a duplicate inside the shard, and four new documents.
+        var copies = originals.Take(4).Concat(originals.Skip(14).Take(2)).Select((d, i) => new CleanDocument
+        {
+            Id = "copy-" + i, Url = d.Url + "?copy", Language = d.Language, Text = Edit(d.Text, 0.01, i, d.Language == "ja"),
+        }).ToList();
+        var fresh = RealDocuments("en").Skip(12).Take(4).ToList();
+        var inner = new CleanDocument { Id = "inner-copy", Url = "x", Language = "en", Text = fresh[0].Text + " trailing words" };
+        var second = await dedup.ProcessAsync(await Shard("clean-2", [.. copies, .. fresh, inner], store), default);
+        Assert.Equal(new DedupStats(11, 4, 7), second.Stats);
+        var kept = await store.ReadParquetAsync<CleanDocument>(second.Outputs[0]);
+        Assert.Equal(fresh.Select(d => d.Id), kept.Select(d => d.Id));
+
+        var pairs = await store.ReadParquetUncheckedAsync<DuplicatePair>(second.Outputs[0].Uri.Replace("dedup-", "duplicates-"));
+        Assert.Equal(copies.Select(c => c.Id).Append("inner-copy"), pairs.Select(p => p.RemovedId));
+        Assert.Equal(originals.Take(4).Concat(originals.Skip(14).Take(2)).Select(d => d.Id).Append(fresh[0].Id), pairs.Select(p => p.KeptId));
+        Assert.All(pairs, p => Assert.True(p.EstimatedJaccard >= _options.Threshold));
+
+        // A redelivered shard 2 (as after a crash mid-shard) gives the same output, not "everything is a duplicate".
+        var again = await dedup.ProcessAsync(await Shard("clean-2", [.. copies, .. fresh, inner], store), default);
+        Assert.Equal(second.Outputs[0].Sha256, again.Outputs[0].Sha256);
+        using var index = new LshIndex(dedup.IndexPath, _options.Bands, _options.Rows);
+        Assert.Equal(24, index.Count);
+    }
+
+    [Fact]
+    public void A_corrupt_index_is_a_clear_error_naming_the_file()
+    {
+        var path = Path.Combine(_root, "index", "lsh.db");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)0x42, 8192).ToArray());
+        var error = Assert.Throws<InvalidDataException>(() => new LshIndex(path, 14, 8));
+        Assert.Contains(path, error.Message);
+        Assert.Contains("rebuild", error.Message);
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
