@@ -41,8 +41,23 @@ public sealed class TextTokenizer
         return new TextTokenizer(tokenizer, meta, folder);
     }
 
-    /// <summary>Encodes text; special-token strings inside it are encoded as specials only when allowed.</summary>
-    public IReadOnlyList<int> Encode(string text) => _tokenizer.EncodeToIds(text);
+    /// <summary>
+    /// Encodes text. A lone surrogate has no UTF-8 form, so it is encoded as U+FFFD (what any UTF-8 writer does);
+    /// all valid text round-trips exactly.
+    /// </summary>
+    public IReadOnlyList<int> Encode(string text) => _tokenizer.EncodeToIds(ReplaceLoneSurrogates(text));
+
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0) return text;
+        var chars = text.ToCharArray();
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1])) i++;
+            else if (char.IsSurrogate(chars[i])) chars[i] = '\uFFFD';
+        }
+        return new string(chars);
+    }
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
 

@@ -1,0 +1,140 @@
+using System.Text.Json;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Tokenizer.Tests;
+
+public sealed class TokenizerTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tok-").FullName;
+
+    private static readonly Lazy<List<string>> Corpus = new(() =>
+        Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "fixtures"), "*.html", SearchOption.AllDirectories)
+            .Order(StringComparer.Ordinal).Select(f => TextExtractor.Extract(File.ReadAllText(f)).Text).ToList());
+
+    private TextTokenizer Trained(int vocab = 1000)
+    {
+        var folder = Path.Combine(_root, "tok");
+        new BpeTrainer(vocab).Train(Corpus.Value).Save(folder);
+        return TextTokenizer.Load(folder);
+    }
+
+    [Theory]
+    [InlineData("Debian は「ユニバーサルオペレーティングシステム」です。apt-get install 123456 packages!")]
+    [InlineData("emoji 😀👍🏽 family 👨‍👩‍👧 flags 🇯🇵 and combining e\u0301 ｶﾀｶﾅ ①")]
+    [InlineData("  leading and trailing spaces\n\n\ttabs\r\nCRLF  ")]
+    [InlineData("<|endoftext|> looks special but is plain text here")]
+    [InlineData("")]
+    public void Encode_then_decode_is_exact(string text)
+    {
+        var tokenizer = Trained();
+        Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
+    }
+
+    [Fact]
+    public void Random_unicode_round_trips()
+    {
+        var tokenizer = Trained();
+        var random = new Random(7);
+        for (var n = 0; n < 200; n++)
+        {
+            var builder = new System.Text.StringBuilder();
+            for (var i = 0; i < 40; i++)
+            {
+                int cp;
+                do cp = random.Next(4) == 0 ? random.Next(0x10000, 0x10FFFF) : random.Next(1, 0xFFFF);
+                while (cp is >= 0xD800 and <= 0xDFFF);
+                builder.Append(char.ConvertFromUtf32(cp));
+            }
+            var text = builder.ToString();
+            Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
+        }
+    }
+
+    [Fact]
+    public void Lone_surrogates_do_not_break_encoding_and_come_back_as_replacement_characters()
+    {
+        var tokenizer = Trained();
+        var ids = tokenizer.Encode("ab\uD800cd\uDC00");
+        Assert.Equal("ab\uFFFDcd\uFFFD", tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void Training_is_deterministic_compresses_real_text_and_writes_the_ecosystem_formats()
+    {
+        var a = new BpeTrainer(1000).Train(Corpus.Value);
+        var b = new BpeTrainer(1000).Train(Corpus.Value);
+        Assert.Equal(a.Hash(), b.Hash());
+        Assert.Equal(1000, a.VocabSize);
+
+        var folder = Path.Combine(_root, "formats");
+        a.Save(folder);
+        var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(folder, "vocab.json")))!;
+        Assert.Equal(a.VocabSize, vocab.Count);
+        Assert.Equal(Enumerable.Range(0, a.VocabSize), vocab.Values.Order());
+        var merges = File.ReadAllLines(Path.Combine(folder, "merges.txt")).Where(l => !l.StartsWith("#version")).ToList();
+        Assert.Equal(a.Merges.Count, merges.Count);
+        using var hf = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "tokenizer.json")));
+        Assert.Equal("BPE", hf.RootElement.GetProperty("model").GetProperty("type").GetString());
+        Assert.Equal(SpecialTokens.All.Count, hf.RootElement.GetProperty("added_tokens").GetArrayLength());
+
+        // Japanese and English text both compress to well under one token per UTF-8 byte, even with 1,000 tokens.
+        var tokenizer = TextTokenizer.Load(folder);
+        foreach (var text in Corpus.Value.Take(3).Concat(Corpus.Value.TakeLast(3)))
+        {
+            var bytesPerToken = (double)System.Text.Encoding.UTF8.GetByteCount(text) / tokenizer.Encode(text).Count;
+            Assert.True(bytesPerToken > 1.5, $"{bytesPerToken:F2} bytes per token");
+        }
+        // Japanese pre-tokenization: kanji, hiragana and katakana runs are split apart.
+        var pieces = PreTokenizerPattern.Regex.Matches("日本語のテキストです").Select(m => m.Value);
+        Assert.Equal(["日本語", "の", "テキスト", "です"], pieces);
+    }
+
+    [Fact]
+    public void Bad_training_input_is_a_clear_error()
+    {
+        var empty = Assert.Throws<InvalidOperationException>(() => new BpeTrainer(1000).Train(["", ""]));
+        Assert.Contains("empty corpus", empty.Message);
+        var small = Assert.Throws<ArgumentException>(() => new BpeTrainer(100).Train(Corpus.Value));
+        Assert.Contains("vocab size 100", small.Message);
+    }
+
+    [Fact]
+    public async Task Token_shards_hold_documents_with_end_of_text_and_a_deterministic_split()
+    {
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var tokenizer = Trained();
+        var corpus = new CorpusTokenizer(new TokenizerOptions { ValidationPerMille = 200 }, store, ledger);
+        var docs = Corpus.Value.Select((t, i) => new CleanDocument { Id = $"doc-{i}", Text = t, Language = "en" }).ToList();
+        var input = await store.WriteParquetAsync("shards/dedup/t/d.parquet", docs, new ShardDescriptor("d1", "dedup", "c", [], "t"));
+        var result = await corpus.ProcessAsync(input, tokenizer, default);
+        var rows = await store.ReadParquetAsync<TokenRow>(result.Outputs[0]);
+        Assert.Equal(docs.Count, rows.Count);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var ids = CorpusTokenizer.Unpack(rows[i].Tokens, wide: false);
+            Assert.Equal(rows[i].Count, ids.Length);
+            Assert.Equal(tokenizer.EndOfText, ids[^1]);
+            Assert.Equal(docs[i].Text, tokenizer.Decode(ids[..^1]));
+            Assert.Equal(corpus.SplitOf(docs[i].Id), rows[i].Split);
+        }
+        Assert.Contains(rows, r => r.Split == "validation");
+        Assert.Contains(rows, r => r.Split == "train");
+        var stats = (TokenShardStats)result.Stats!;
+        Assert.Equal(rows.Sum(r => (long)r.Count), stats.TrainTokens + stats.ValidationTokens);
+        Assert.Equal(tokenizer.Hash, stats.TokenizerHash);
+    }
+
+    [Fact]
+    public void Wide_ids_pack_as_int32()
+    {
+        int[] ids = [0, 1, 65_535, 65_536, 200_000];
+        Assert.Equal(ids, CorpusTokenizer.Unpack(CorpusTokenizer.Pack(ids, wide: true), wide: true));
+        Assert.Equal(ids[..3], CorpusTokenizer.Unpack(CorpusTokenizer.Pack(ids[..3], wide: false), wide: false));
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
