@@ -21,6 +21,9 @@ public sealed class TokenData
     public int[] Validation { get; }
     public string TokenizerHash { get; }
 
+    /// <summary>Token streams already in memory (benchmarks, tests, alignment data).</summary>
+    public static TokenData FromTokens(int[] train, int[] validation, string tokenizerHash) => new(train, validation, tokenizerHash);
+
     public static async Task<TokenData> LoadAsync(ShardStore store, string manifestUri, string? expectedTokenizerHash, int context, CancellationToken ct = default)
     {
         var manifest = TokenManifest.Load(store.Resolve(manifestUri));
