@@ -1,0 +1,114 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Pipeline.Model;
+
+/// <summary>
+/// The safetensors format (huggingface/safetensors): an 8-byte little-endian header length, a JSON header mapping each
+/// tensor name to dtype, shape and [begin, end) byte offsets into the data that follows, then the raw little-endian
+/// tensor bytes. Hand-written because TorchSharp cannot read or write it. Tensors are stored as F32.
+/// </summary>
+public static class Safetensors
+{
+    public sealed record Entry(string Dtype, long[] Shape, long Begin, long End);
+
+    public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var tensors = module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => (kv.Key, Data: kv.Value.detach().to(float32).cpu().contiguous().data<float>().ToArray(), Shape: kv.Value.shape))
+            .ToList();
+        var header = new JsonObject();
+        if (metadata is not null)
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        foreach (var (name, data, shape) in tensors)
+        {
+            var end = offset + (long)data.Length * sizeof(float);
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, end),
+            };
+            offset = end;
+        }
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        // Pad with spaces so the tensor data starts 8-byte aligned, as the reference implementation does.
+        var padded = (json.Length + 7) / 8 * 8;
+        var temp = path + ".tmp";
+        using (var file = File.Create(temp))
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+            file.Write(length);
+            file.Write(json);
+            for (var i = json.Length; i < padded; i++) file.WriteByte((byte)' ');
+            foreach (var (_, data, _) in tensors) file.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>Reads and checks the header: offsets must tile the data exactly, in order, with no gaps or overlaps.</summary>
+    public static (Dictionary<string, Entry> Tensors, Dictionary<string, string> Metadata, long DataStart) ReadHeader(string path)
+    {
+        using var file = File.OpenRead(path);
+        Span<byte> length = stackalloc byte[8];
+        if (file.Read(length) != 8) throw new InvalidDataException($"'{path}' is not a safetensors file: shorter than 8 bytes");
+        var size = BinaryPrimitives.ReadUInt64LittleEndian(length);
+        if (size > 100_000_000 || (long)size > file.Length - 8) throw new InvalidDataException($"'{path}': header length {size} is out of range");
+        var json = new byte[size];
+        file.ReadExactly(json);
+        if (json.Length == 0 || json[0] != (byte)'{') throw new InvalidDataException($"'{path}': the header does not start with '{{'");
+        var root = JsonNode.Parse(json)!.AsObject();
+        var tensors = new Dictionary<string, Entry>();
+        var metadata = new Dictionary<string, string>();
+        foreach (var (name, node) in root)
+        {
+            if (name == "__metadata__")
+            {
+                foreach (var (k, v) in node!.AsObject()) metadata[k] = v!.GetValue<string>();
+                continue;
+            }
+            var offsets = node!["data_offsets"]!.AsArray().Select(o => o!.GetValue<long>()).ToArray();
+            tensors[name] = new Entry(node["dtype"]!.GetValue<string>(), node["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray(), offsets[0], offsets[1]);
+        }
+        long expected = 0;
+        foreach (var entry in tensors.Values.OrderBy(e => e.Begin))
+        {
+            if (entry.Begin != expected) throw new InvalidDataException($"'{path}': tensor data is not contiguous at byte {entry.Begin}");
+            if (entry.Dtype != "F32") throw new InvalidDataException($"'{path}': dtype {entry.Dtype} is not supported (F32 only)");
+            if (entry.End - entry.Begin != entry.Shape.Aggregate(1L, (a, b) => a * b) * sizeof(float))
+                throw new InvalidDataException($"'{path}': byte range of a tensor does not match its shape");
+            expected = entry.End;
+        }
+        if (8 + (long)size + expected != file.Length) throw new InvalidDataException($"'{path}': data section is {file.Length - 8 - (long)size} bytes, header describes {expected}");
+        return (tensors, metadata, 8 + (long)size);
+    }
+
+    /// <summary>Loads the tensors into a module with the same parameter names (strict: every name must match).</summary>
+    public static void LoadInto(nn.Module module, string path)
+    {
+        var (tensors, _, start) = ReadHeader(path);
+        var bytes = File.ReadAllBytes(path);
+        var state = module.state_dict();
+        var missing = state.Keys.Except(tensors.Keys).ToList();
+        if (missing.Count > 0) throw new InvalidDataException($"'{path}' lacks {string.Join(", ", missing)}");
+        using var _ = no_grad();
+        foreach (var (name, entry) in tensors)
+        {
+            if (!state.TryGetValue(name, out var target)) throw new InvalidDataException($"'{path}' has tensor '{name}' that the model does not");
+            var data = MemoryMarshal.Cast<byte, float>(bytes.AsSpan((int)(start + entry.Begin), (int)(entry.End - entry.Begin))).ToArray();
+            using var source = tensor(data, entry.Shape);
+            target.copy_(source);
+        }
+    }
+}
