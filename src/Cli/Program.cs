@@ -27,46 +27,15 @@ var run = new Command("run", "Run the whole chain in one process on the in-memor
 };
 run.SetAction(async (parse, ct) =>
 {
-    var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
-    var seeds = parse.GetValue(seedOption) ?? [];
-    StaticSite? site = null;
-    var overrides = new Dictionary<string, string?>
+    var report = await EmbeddedRun.RunAsync(new EmbeddedRunOptions
     {
-        ["Pipeline:Transport"] = "InMemory",
-        ["Pipeline:DataRoot"] = outDir,
-        ["Pipeline:Stages:cleaner:ConcurrentMessageLimit"] = "2",
-    };
-    if (seeds.Length == 0)
-    {
-        site = await StaticSite.StartAsync(SampleSiteFolder());
-        seeds = [site.Address.ToString()];
-        overrides["Pipeline:Crawler:AllowPrivateAddresses"] = "true";
-        overrides["Pipeline:Crawler:PerHostConcurrency"] = "4";
-        overrides["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
-        overrides["Pipeline:Crawler:PagesPerShard"] = "100";
-    }
-    await using var _ = site;
-    using var host = PipelineHost.Build(Stages.All, overrides, parse.GetValue(quietOption));
-    await host.StartAsync(ct);
-    var ledger = host.Services.GetRequiredService<RunLedger>();
-    var store = host.Services.GetRequiredService<ShardStore>();
-    var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-    var runId = "sample";
-    var training = new TrainingConfig
-    {
-        RunName = $"{runId}-gpt",
-        Model = new GptConfig { Layers = 2, Heads = 4, Width = 128, Context = 128 },
-        BatchSize = 8,
-        MaxSteps = parse.GetValue(stepsOption),
-        WarmupSteps = 20,
-        EvalEvery = 100,
-        CheckpointEvery = 100,
-        LogEvery = 25,
-    };
-    var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger);
-    await coordinator.RunAsync(new RunRequest(runId, seeds, parse.GetValue(maxPagesOption), parse.GetValue(vocabOption), training), ct);
-    var report = RunReport.Write(ledger, runId, training.RunName, Path.Combine(outDir, "reports"));
-    await host.StopAsync(CancellationToken.None);
+        OutDir = parse.GetValue(outOption)!,
+        Seeds = parse.GetValue(seedOption) ?? [],
+        MaxPages = parse.GetValue(maxPagesOption),
+        VocabSize = parse.GetValue(vocabOption),
+        Steps = parse.GetValue(stepsOption),
+        Quiet = parse.GetValue(quietOption),
+    }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;
 });
@@ -137,16 +106,4 @@ static string Shorten(object? value)
     var text = value switch { byte[] b => $"<{b.Length} bytes>", null => "null", _ => value.ToString() ?? "" };
     text = text.Replace('\n', ' ');
     return text.Length > 80 ? text[..80] + "…" : text;
-}
-
-static string SampleSiteFolder()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        var candidate = Path.Combine(dir.FullName, "samples", "site");
-        if (Directory.Exists(candidate)) return candidate;
-    }
-    var cwd = Path.Combine(Directory.GetCurrentDirectory(), "samples", "site");
-    if (Directory.Exists(cwd)) return cwd;
-    throw new DirectoryNotFoundException("the sample site (samples/site) was not found; run from the repository or pass --seed");
 }

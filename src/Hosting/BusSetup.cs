@@ -23,6 +23,14 @@ public static class BusSetup
         foreach (var module in moduleList)
             module.AddServices(services, configuration);
 
+        // Start returns only when every receive endpoint is bound: on a fresh broker a message published earlier
+        // would reach an exchange with no queue bound yet and be dropped.
+        services.Configure<MassTransitHostOptions>(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromMinutes(2);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();

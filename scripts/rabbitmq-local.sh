@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts or stops a throw-away RabbitMQ node on 127.0.0.1:5672 (user guest, loopback only) for tests and local runs.
+#   scripts/rabbitmq-local.sh start   # prints the node's data folder
+#   scripts/rabbitmq-local.sh stop
+# The Debian package (apt-get install rabbitmq-server) does not start a node by itself in containers.
+set -euo pipefail
+node=${RABBITMQ_LOCAL_NODE:-ci@localhost}
+case "${1:-start}" in
+  start)
+    if rabbitmq-diagnostics -n "$node" -q ping >/dev/null 2>&1; then echo "RabbitMQ node $node already running"; exit 0; fi
+    dir=$(mktemp -d /tmp/rabbit.XXXXXX)
+    mkdir -p "$dir/mnesia" "$dir/log"
+    chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true # the server drops root privileges
+    export RABBITMQ_NODENAME=$node RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=${RABBITMQ_NODE_PORT:-5672}
+    export RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-25672} RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do
+      if rabbitmq-diagnostics -n "$node" -q ping >/dev/null 2>&1; then echo "RabbitMQ node $node running (data in $dir)"; exit 0; fi
+      sleep 1
+    done
+    echo "RabbitMQ did not start; see $dir/log" >&2
+    exit 1
+    ;;
+  stop)
+    rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true
+    ;;
+  *)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac

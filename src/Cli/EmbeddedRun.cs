@@ -1,0 +1,87 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pipeline.Crawler;
+using Pipeline.Hosting;
+using Pipeline.Model;
+using Pipeline.Storage;
+using Pipeline.Trainer;
+
+namespace Pipeline.Cli;
+
+/// <summary>What `pipeline run` was asked to do.</summary>
+public sealed record EmbeddedRunOptions
+{
+    public required string OutDir { get; init; }
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+    /// <summary>Folder served on loopback and crawled when no seed is given (default: the shipped sample site).</summary>
+    public string? SiteFolder { get; init; }
+    public int MaxPages { get; init; } = 400;
+    public int VocabSize { get; init; } = 2048;
+    public int Steps { get; init; } = 300;
+    public string RunId { get; init; } = "sample";
+    public bool Quiet { get; init; }
+    /// <summary>Further configuration (for example Pipeline:Transport=RabbitMq to run the same chain over a broker).</summary>
+    public IReadOnlyDictionary<string, string?> Settings { get; init; } = new Dictionary<string, string?>();
+    public Action<string>? OnPhase { get; init; }
+}
+
+/// <summary>
+/// The whole chain in one process: every stage hosted together, the run driven by the <see cref="RunCoordinator"/>,
+/// and a report at the end. Running it again with the same output folder resumes.
+/// </summary>
+public static class EmbeddedRun
+{
+    public static async Task<string> RunAsync(EmbeddedRunOptions options, CancellationToken ct)
+    {
+        var outDir = Path.GetFullPath(options.OutDir);
+        var seeds = options.Seeds;
+        var settings = new Dictionary<string, string?>
+        {
+            ["Pipeline:Transport"] = "InMemory",
+            ["Pipeline:DataRoot"] = outDir,
+            ["Pipeline:Stages:cleaner:ConcurrentMessageLimit"] = "2",
+        };
+        StaticSite? site = null;
+        if (seeds.Count == 0)
+        {
+            site = await StaticSite.StartAsync(options.SiteFolder ?? SampleSite.Folder());
+            seeds = [site.Address.ToString()];
+            settings["Pipeline:Crawler:AllowPrivateAddresses"] = "true";
+            settings["Pipeline:Crawler:PerHostConcurrency"] = "4";
+            settings["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
+            settings["Pipeline:Crawler:PagesPerShard"] = "100";
+        }
+        foreach (var (key, value) in options.Settings) settings[key] = value;
+        await using var _ = site;
+        using var host = PipelineHost.Build(Stages.All, settings, options.Quiet);
+        await host.StartAsync(ct);
+        try
+        {
+            var ledger = host.Services.GetRequiredService<RunLedger>();
+            var store = host.Services.GetRequiredService<ShardStore>();
+            var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
+            var training = SampleTraining(options.RunId, options.Steps);
+            var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger) { OnPhase = options.OnPhase };
+            await coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training), ct);
+            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"));
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>The small model the sample run trains: 2 layers, 128 wide, context 128 (minutes on 2 CPU cores).</summary>
+    public static TrainingConfig SampleTraining(string runId, int steps) => new()
+    {
+        RunName = $"{runId}-gpt",
+        Model = new GptConfig { Layers = 2, Heads = 4, Width = 128, Context = 128 },
+        BatchSize = 8,
+        MaxSteps = steps,
+        WarmupSteps = Math.Min(20, Math.Max(1, steps / 5)),
+        EvalEvery = Math.Min(100, steps),
+        CheckpointEvery = Math.Min(100, steps),
+        LogEvery = Math.Min(25, steps),
+    };
+}

@@ -1,0 +1,46 @@
+namespace Pipeline.Cli.Tests;
+
+/// <summary>The same small chain (crawl of the shipped sample site to evaluation), in memory and over RabbitMQ.</summary>
+[Collection("end-to-end")]
+public sealed class EndToEndTests : IDisposable
+{
+    private readonly string _out = Directory.CreateTempSubdirectory("e2e-").FullName;
+
+    internal static EmbeddedRunOptions SmallRun(string outDir) => new()
+    {
+        OutDir = outDir,
+        MaxPages = 80,
+        VocabSize = 400,
+        Steps = 10,
+        Quiet = Environment.GetEnvironmentVariable("PIPELINE_TEST_VERBOSE") is null,
+    };
+
+    [Fact(Timeout = 300_000)]
+    public async Task The_chain_runs_in_memory()
+    {
+        var phases = new List<string>();
+        var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = phases.Add }, default);
+        Assert.True(File.Exists(report));
+        Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "done"], phases);
+        var outcome = await RunAssertions.CheckAsync(_out);
+        Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
+        Assert.True(outcome.TokenRows > 5);
+
+        // A second run over the same folder has nothing left to do and changes nothing.
+        await EmbeddedRun.RunAsync(SmallRun(_out), default);
+        var again = await RunAssertions.CheckAsync(_out);
+        Assert.Equal(outcome.CrawledUrls, again.CrawledUrls);
+        Assert.Equal(outcome.TokenRows, again.TokenRows);
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task The_chain_runs_over_RabbitMQ()
+    {
+        await RabbitMqBroker.RequireAsync();
+        await EmbeddedRun.RunAsync(SmallRun(_out) with { Settings = RabbitMqBroker.Settings }, default);
+        var outcome = await RunAssertions.CheckAsync(_out);
+        Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
+    }
+
+    public void Dispose() => Directory.Delete(_out, recursive: true);
+}

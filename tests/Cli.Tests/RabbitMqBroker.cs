@@ -1,0 +1,79 @@
+using RabbitMQ.Client;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>
+/// The real broker the tests use: guest@127.0.0.1:5672, as .ci/run and scripts/rabbitmq-local.sh start it.
+/// Override with PIPELINE__RABBITMQ__HOST / __PORT / __USERNAME / __PASSWORD.
+/// </summary>
+internal static class RabbitMqBroker
+{
+    private static string Env(string name, string fallback) => Environment.GetEnvironmentVariable($"PIPELINE__RABBITMQ__{name}") ?? fallback;
+
+    public static IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>
+    {
+        ["Pipeline:Transport"] = "RabbitMq",
+        ["Pipeline:RabbitMq:Host"] = Env("HOST", "127.0.0.1"),
+        ["Pipeline:RabbitMq:Port"] = Env("PORT", "5672"),
+        ["Pipeline:RabbitMq:Username"] = Env("USERNAME", "guest"),
+        ["Pipeline:RabbitMq:Password"] = Env("PASSWORD", "guest"),
+    };
+
+    public static ConnectionFactory Factory => new()
+    {
+        HostName = Settings["Pipeline:RabbitMq:Host"]!,
+        Port = int.Parse(Settings["Pipeline:RabbitMq:Port"]!),
+        UserName = Settings["Pipeline:RabbitMq:Username"]!,
+        Password = Settings["Pipeline:RabbitMq:Password"]!,
+    };
+
+    /// <summary>Fails with a clear message when no broker answers: these tests need the real one.</summary>
+    public static async Task RequireAsync()
+    {
+        try
+        {
+            await using var connection = await Factory.CreateConnectionAsync();
+        }
+        catch (Exception e)
+        {
+            Assert.Fail($"RabbitMQ is not reachable at {Factory.HostName}:{Factory.Port} ({e.Message}); start one with scripts/rabbitmq-local.sh start (README, 'Tests')");
+        }
+    }
+
+    /// <summary>Messages waiting in a queue, or 0 when the queue does not exist.</summary>
+    public static async Task<uint> MessageCountAsync(string queue)
+    {
+        await using var connection = await Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Takes one message off a queue and returns its headers (MassTransit puts the fault reason there).</summary>
+    public static async Task<IDictionary<string, object?>?> TakeHeadersAsync(string queue)
+    {
+        await using var connection = await Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var result = await channel.BasicGetAsync(queue, autoAck: true);
+        return result?.BasicProperties.Headers;
+    }
+
+    public static async Task PurgeAsync(string queue)
+    {
+        await using var connection = await Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            await channel.QueuePurgeAsync(queue);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+        }
+    }
+}

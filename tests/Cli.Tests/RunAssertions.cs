@@ -1,0 +1,51 @@
+using System.Text.Json;
+using Pipeline.Cleaner;
+using Pipeline.Crawler;
+using Pipeline.Dedup;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>The invariants of a finished run: every stage accounted for every row, nothing lost, nothing twice.</summary>
+internal static class RunAssertions
+{
+    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss);
+
+    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample")
+    {
+        var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+        var store = new ShardStore(outDir);
+        Assert.Equal("completed", ledger.RunState(runId));
+
+        var urls = new List<string>();
+        foreach (var shard in ledger.Shards(runId, "crawl"))
+            urls.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
+        Assert.NotEmpty(urls);
+        Assert.Equal(urls.Count, urls.Distinct().Count()); // no page written twice
+
+        var clean = ledger.Stats(runId, ShardCleaner.Stage).Select(s => JsonSerializer.Deserialize<CleanReport>(s)!).ToList();
+        Assert.Equal(urls.Count, clean.Sum(r => r.Input)); // every crawled page was cleaned once
+        var cleanKept = 0;
+        foreach (var shard in ledger.Shards(runId, ShardCleaner.Stage)) cleanKept += (await store.ReadParquetAsync<CleanDocument>(shard)).Count;
+        Assert.Equal(clean.Sum(r => r.Kept), cleanKept);
+
+        var dedup = ledger.Stats(runId, ShardDeduplicator.Stage).Select(s => JsonSerializer.Deserialize<DedupStats>(s)!).ToList();
+        Assert.Equal(cleanKept, dedup.Sum(d => d.Input));
+        Assert.Equal(dedup.Sum(d => d.Input), dedup.Sum(d => d.Kept + d.Removed));
+
+        var tokenRows = 0;
+        foreach (var shard in ledger.Shards(runId, CorpusTokenizer.Stage)) tokenRows += (await store.ReadParquetAsync<TokenRow>(shard)).Count;
+        Assert.Equal(dedup.Sum(d => d.Kept), tokenRows);
+        var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
+        Assert.Equal(ledger.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
+
+        var evals = ledger.Evals($"{runId}-gpt");
+        Assert.Contains(evals, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
+        var report = File.ReadAllText(Path.Combine(outDir, "reports", "report.md"));
+        Assert.Contains("## Training", report);
+        var finalLoss = evals.Where(e => e.Metric == "loss").MaxBy(e => e.Step)!.Value;
+        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss);
+    }
+}
