@@ -20,7 +20,9 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
         Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
         {
             var page = pages[i];
-            outcomes[i] = _cleaner.Clean(StableId.Of(page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, input.ShardId, i.ToString()), page.FinalUrl, page.Html);
+            // The id depends on what the page is (run, URL, source record), not on where it landed in a shard, so a
+            // re-crawl after a crash gives a page the same id and the same train/validation split.
+            outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html);
         });
 
         var report = new CleanReport { Input = pages.Count };

@@ -45,7 +45,7 @@ public static class EmbeddedRun
         StaticSite? site = null;
         if (seeds.Count == 0)
         {
-            site = await StaticSite.StartAsync(options.SiteFolder ?? SampleSite.Folder());
+            site = await ServeSampleAsync(options, outDir);
             seeds = [site.Address.ToString()];
             settings["Pipeline:Crawler:AllowPrivateAddresses"] = "true";
             settings["Pipeline:Crawler:PerHostConcurrency"] = "4";
@@ -72,6 +72,32 @@ public static class EmbeddedRun
         }
     }
 
+    /// <summary>
+    /// Serves the sample site, on the same port as the first attempt of this run: the crawl frontier holds URLs with
+    /// that port, and a resumed crawl must find them again rather than start over on a new address.
+    /// </summary>
+    private static async Task<StaticSite> ServeSampleAsync(EmbeddedRunOptions options, string outDir)
+    {
+        var folder = options.SiteFolder ?? SampleSite.Folder();
+        var portFile = Path.Combine(outDir, "sample-site.port");
+        if (File.Exists(portFile) && int.TryParse(File.ReadAllText(portFile), out var port))
+        {
+            try
+            {
+                return await StaticSite.StartAsync(folder, port: port);
+            }
+            catch (IOException e)
+            {
+                throw new InvalidOperationException(
+                    $"this run crawled the sample site on port {port}, which is now in use ({e.Message}); free it to resume, or start a new run with another --out", e);
+            }
+        }
+        var site = await StaticSite.StartAsync(folder);
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(portFile, site.Address.Port.ToString());
+        return site;
+    }
+
     /// <summary>The small model the sample run trains: 2 layers, 128 wide, context 128 (minutes on 2 CPU cores).</summary>
     public static TrainingConfig SampleTraining(string runId, int steps) => new()
     {
@@ -80,8 +106,8 @@ public static class EmbeddedRun
         BatchSize = 8,
         MaxSteps = steps,
         WarmupSteps = Math.Min(20, Math.Max(1, steps / 5)),
-        EvalEvery = Math.Min(100, steps),
-        CheckpointEvery = Math.Min(100, steps),
+        EvalEvery = Math.Min(100, Math.Max(1, steps / 3)),
+        CheckpointEvery = Math.Min(100, Math.Max(1, steps / 3)),
         LogEvery = Math.Min(25, steps),
     };
 }

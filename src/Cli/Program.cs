@@ -20,10 +20,11 @@ var maxPagesOption = new Option<int>("--max-pages") { Description = "Stop the cr
 var vocabOption = new Option<int>("--vocab") { Description = "Tokenizer vocabulary size", DefaultValueFactory = _ => 2048 };
 var stepsOption = new Option<int>("--steps") { Description = "Training steps of the sample model", DefaultValueFactory = _ => 300 };
 var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };
+var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption,
+    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -35,6 +36,7 @@ run.SetAction(async (parse, ct) =>
         VocabSize = parse.GetValue(vocabOption),
         Steps = parse.GetValue(stepsOption),
         Quiet = parse.GetValue(quietOption),
+        Settings = Settings(parse.GetValue(setOption)),
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;
@@ -106,4 +108,16 @@ static string Shorten(object? value)
     var text = value switch { byte[] b => $"<{b.Length} bytes>", null => "null", _ => value.ToString() ?? "" };
     text = text.Replace('\n', ' ');
     return text.Length > 80 ? text[..80] + "…" : text;
+}
+
+static Dictionary<string, string?> Settings(string[]? pairs)
+{
+    var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+    foreach (var pair in pairs ?? [])
+    {
+        var at = pair.IndexOf('=');
+        if (at <= 0) throw new ArgumentException($"--set '{pair}': expected KEY=VALUE, for example Pipeline:Crawler:PerHostConcurrency=1");
+        settings[pair[..at].Trim()] = pair[(at + 1)..];
+    }
+    return settings;
 }

@@ -19,10 +19,11 @@ public sealed class StaticSite : IAsyncDisposable
 
     public Uri Address { get; }
 
-    public static async Task<StaticSite> StartAsync(string folder, Action<WebApplication>? configure = null)
+    /// <summary>Serves <paramref name="folder"/> on 127.0.0.1:<paramref name="port"/> (0 = any free port).</summary>
+    public static async Task<StaticSite> StartAsync(string folder, Action<WebApplication>? configure = null, int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();
         var app = builder.Build();
         configure?.Invoke(app);

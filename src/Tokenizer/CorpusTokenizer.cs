@@ -23,7 +23,9 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     {
         var texts = new List<string>();
         long chars = 0;
-        foreach (var shard in shards)
+        // Shard ids derive from the inputs' ids, not from timing: sorting by them makes the sample (and so the
+        // vocabulary) the same however the shards arrived.
+        foreach (var shard in shards.OrderBy(s => s.ShardId, StringComparer.Ordinal))
         {
             foreach (var doc in await store.ReadParquetAsync<CleanDocument>(shard, ct))
             {
@@ -73,7 +75,8 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         lock (ManifestGate)
         {
             var entries = new List<TokenShardEntry>();
-            foreach (var shard in ledger.Shards(runId, Stage))
+            // Ordered by shard id, so the trainer's token stream does not depend on the order shards finished in.
+            foreach (var shard in ledger.Shards(runId, Stage).OrderBy(s => s.ShardId, StringComparer.Ordinal))
             {
                 var extra = ledger.ShardExtra(shard.ShardId);
                 var counts = extra is null ? null : JsonSerializer.Deserialize<TokenShardStats>(extra);
