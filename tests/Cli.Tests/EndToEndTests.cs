@@ -42,5 +42,24 @@ public sealed class EndToEndTests : IDisposable
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
     }
 
+    [Fact(Timeout = 300_000)]
+    public async Task A_broker_restart_mid_run_loses_nothing()
+    {
+        await RabbitMqBroker.RequireAsync();
+        Task? restart = null;
+        var options = SmallRun(_out) with
+        {
+            MaxPages = 1000,
+            Settings = new Dictionary<string, string?>(RabbitMqBroker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "50" },
+            // Restart mid-crawl: the crawl request is unacknowledged, shards are being announced, cleaned and deduplicated.
+            OnPhase = phase => restart ??= phase == "crawl" ? Task.Delay(1500).ContinueWith(_ => RabbitMqBroker.RestartAsync()).Unwrap() : null,
+        };
+        await EmbeddedRun.RunAsync(options, default);
+        Assert.NotNull(restart);
+        await restart;
+        var outcome = await RunAssertions.CheckAsync(_out);
+        Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
+    }
+
     public void Dispose() => Directory.Delete(_out, recursive: true);
 }

@@ -76,4 +76,21 @@ internal static class RabbitMqBroker
         {
         }
     }
+
+    /// <summary>Stops and starts the RabbitMQ application on the local node (rabbitmqctl; node from RABBITMQ_LOCAL_NODE).</summary>
+    public static async Task RestartAsync()
+    {
+        var node = Environment.GetEnvironmentVariable("RABBITMQ_LOCAL_NODE") ?? "ci@localhost";
+        foreach (var command in new[] { "stop_app", "start_app" })
+        {
+            using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("rabbitmqctl", ["-n", node, command])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            var error = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            Assert.True(process.ExitCode == 0, $"rabbitmqctl -n {node} {command} failed: {error}");
+        }
+    }
 }
