@@ -30,9 +30,10 @@ public sealed class DocumentCleaner
 
     public sealed record Outcome(CleanDocument? Document, string? RemovedBy, string? Detail, long InputChars);
 
-    public Outcome Clean(string id, string url, string html)
+    /// <summary>Cleans one page; <paramref name="isHtml"/> is false for plain text (WET conversion records).</summary>
+    public Outcome Clean(string id, string url, string html, bool isHtml = true)
     {
-        var extracted = TextExtractor.Extract(html);
+        var extracted = isHtml ? TextExtractor.Extract(html) : new TextExtractor.Extracted("", html);
         var text = TextNormalizer.Normalize(extracted.Text, _options.NormalizeNfkc);
         long chars = text.Length;
         if (text.Length == 0) return new Outcome(null, "empty", "no text after extraction", chars);

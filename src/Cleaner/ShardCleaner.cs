@@ -22,7 +22,8 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
             var page = pages[i];
             // The id depends on what the page is (run, URL, source record), not on where it landed in a shard, so a
             // re-crawl after a crash gives a page the same id and the same train/validation split.
-            outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html);
+            outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html,
+                isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
         });
 
         var report = new CleanReport { Input = pages.Count };

@@ -69,4 +69,4 @@ public sealed record EvaluationCompleted(
 public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson);
 
 /// <summary>Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus).</summary>
-public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages);
+public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null);

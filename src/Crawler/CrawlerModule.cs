@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Crawler.Warc;
 using Pipeline.Storage;
 
 namespace Pipeline.Crawler;
@@ -27,15 +28,31 @@ public sealed class CrawlRequestedConsumer(CrawlOptions options, ShardStore stor
         var message = context.Message;
         var crawlOptions = options;
         if (message.MaxPages > 0) crawlOptions = CloneWithMaxPages(options, message.MaxPages);
-        var crawler = new WebCrawler(crawlOptions, store, logger);
-        var summary = await crawler.RunAsync(message.RunId, message.Seeds, async shard =>
+        async Task OnShard(ShardRef shard)
         {
             if (!ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
                 ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
             await context.Publish(new RawShardCreated(shard));
-        }, context.CancellationToken);
-        ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(summary));
-        await context.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, summary.Shards));
+        }
+
+        var shards = 0;
+        if (message.WarcFiles is { Count: > 0 } files)
+        {
+            var warc = await new WarcIngester(crawlOptions, store, ledger, logger).IngestAsync(message.RunId, files, OnShard, context.CancellationToken);
+            ledger.Set($"warc-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(warc));
+            shards += warc.Shards;
+        }
+        if (message.Seeds.Count > 0)
+        {
+            var summary = await new WebCrawler(crawlOptions, store, logger).RunAsync(message.RunId, message.Seeds, OnShard, context.CancellationToken);
+            ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(summary));
+            shards += summary.Shards;
+        }
+        else
+        {
+            ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>())));
+        }
+        await context.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards));
     }
 
     private static CrawlOptions CloneWithMaxPages(CrawlOptions source, int maxPages)

@@ -1,0 +1,140 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Contracts.V1;
+using Pipeline.Crawler.Warc;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+
+namespace Pipeline.Crawler.Tests;
+
+public sealed class WarcTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("warc-").FullName;
+
+    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", name);
+
+    private static IReadOnlyList<string> EnglishPages() =>
+        Directory.GetFiles(Fixture("en"), "*.html").Order(StringComparer.Ordinal).Take(12).ToList();
+
+    /// <summary>A WARC of real pages: a warcinfo record, 12 English pages, a Shift_JIS page, a 404, a PNG and a WET record.</summary>
+    private string BuildWarc(string name, bool gzip)
+    {
+        var path = Path.Combine(_root, name);
+        using var writer = new WarcWriter(File.Create(path), gzip);
+        writer.WriteWarcInfo("tests");
+        var date = new DateTime(2026, 11, 1, 0, 0, 0, DateTimeKind.Utc);
+        foreach (var page in EnglishPages())
+            writer.WriteResponse($"http://archive.test/en/{Path.GetFileName(page)}", date, 200, "text/html; charset=utf-8", File.ReadAllBytes(page));
+        writer.WriteResponse("http://archive.test/legacy/sjis.html", date, 200, "text/html; charset=Shift_JIS", File.ReadAllBytes(Fixture("shift_jis-pr01-02.html")));
+        writer.WriteResponse("http://archive.test/missing", date, 404, "text/html", "<p>not found</p>"u8);
+        writer.WriteResponse("http://archive.test/logo.png", date, 200, "image/png", new byte[] { 0x89, 0x50, 0x4E, 0x47 });
+        writer.WriteConversion("http://archive.test/wet", date, "これは WET のテキストです。\nplain text line");
+        return path;
+    }
+
+    private static (List<WarcRecord> Records, List<WarcError> Errors) ReadAll(string path)
+    {
+        var errors = new List<WarcError>();
+        var records = new WarcReader().Read(path, errors.Add).ToList();
+        return (records, errors);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Records_are_read_with_their_offsets(bool gzip)
+    {
+        var path = BuildWarc(gzip ? "a.warc.gz" : "a.warc", gzip);
+        var (records, errors) = ReadAll(path);
+        Assert.Empty(errors);
+        Assert.Equal(17, records.Count);
+        Assert.Equal(["warcinfo", "response", "conversion"], records.Select(r => r.Type).Distinct());
+        Assert.Equal(records.Count, records.Select(r => r.Offset).Distinct().Count());
+        // Each offset points at the record's start: a reader started there reads that record first.
+        var bytes = File.ReadAllBytes(path);
+        var second = records[1].Offset;
+        Assert.Equal(gzip ? [0x1F, 0x8B] : "WA"u8.ToArray(), bytes[(int)second..(int)(second + 2)]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Pages_become_raw_shards_and_the_skips_are_counted(bool gzip)
+    {
+        var path = BuildWarc(gzip ? "b.warc.gz" : "b.warc", gzip);
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var shards = new List<ShardRef>();
+        var summary = await new WarcIngester(new CrawlOptions { PagesPerShard = 5 }, store, ledger, NullLogger.Instance)
+            .IngestAsync("r", [path], s => { shards.Add(s); return Task.CompletedTask; }, default);
+        Assert.Equal(17, summary.Records);
+        Assert.Equal(14, summary.Pages); // 12 English pages, the Shift_JIS page and the WET text
+        Assert.Equal(1, summary.Skipped["http-404"]);
+        Assert.Equal(1, summary.Skipped["content-type"]);
+        Assert.Equal(1, summary.Skipped["record-warcinfo"]);
+        Assert.Equal(3, shards.Count);
+        var pages = new List<RawPage>();
+        foreach (var shard in shards) pages.AddRange(await store.ReadParquetAsync<RawPage>(shard));
+        var sjis = pages.Single(p => p.Url.EndsWith("sjis.html"));
+        Assert.Equal("shift_jis", sjis.Charset);
+        Assert.Contains("Debian", sjis.Html);
+        Assert.Contains("の", sjis.Html);
+        Assert.StartsWith($"warc:{Path.GetFileName(path)}@", sjis.Source);
+        var english = pages.First(p => p.Url.EndsWith(".html") && p.Url.Contains("/en/"));
+        Assert.Equal("en", english.LanguageHint);
+        Assert.True(english.OutLinks > 0);
+        Assert.Equal("text/plain", pages.Single(p => p.Url.EndsWith("/wet")).ContentType);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_corrupt_record_is_skipped_naming_file_and_offset_and_the_rest_is_read(bool gzip)
+    {
+        var path = BuildWarc(gzip ? "c.warc.gz" : "c.warc", gzip);
+        var (clean, _) = ReadAll(path);
+        var bytes = File.ReadAllBytes(path);
+        // Damage the fourth record in its middle.
+        var victim = clean[3];
+        var middle = (int)((victim.Offset + clean[4].Offset) / 2);
+        for (var i = 0; i < 64; i++) bytes[middle + i] ^= 0x5A;
+        if (!gzip) "XXXX"u8.CopyTo(bytes.AsSpan((int)victim.Offset)); // and its version line
+        // And cut the last record short.
+        var truncated = bytes[..^40];
+        File.WriteAllBytes(path, truncated);
+
+        var (records, errors) = ReadAll(path);
+        Assert.NotEmpty(errors);
+        Assert.Contains(errors, e => e.Offset == victim.Offset && e.File == path);
+        Assert.Contains(errors, e => e.Offset == clean[^1].Offset);
+        Assert.DoesNotContain(records, r => r.Offset == victim.Offset);
+        // Everything else is read: the records after the damaged one too.
+        Assert.Equal(clean.Count - 2, records.Count);
+        Assert.Contains(records, r => r.Offset == clean[4].Offset);
+    }
+
+    [Fact]
+    public async Task An_interrupted_ingestion_resumes_without_duplicates()
+    {
+        var path = BuildWarc("d.warc.gz", gzip: true);
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var options = new CrawlOptions { PagesPerShard = 5 };
+        using var cancel = new CancellationTokenSource();
+        var first = new List<ShardRef>();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new WarcIngester(options, store, ledger, NullLogger.Instance)
+            .IngestAsync("r", [path], s => { first.Add(s); cancel.Cancel(); return Task.CompletedTask; }, cancel.Token));
+        Assert.Single(first);
+        var second = new List<ShardRef>();
+        await new WarcIngester(options, store, ledger, NullLogger.Instance).IngestAsync("r", [path], s => { second.Add(s); return Task.CompletedTask; }, default);
+        var urls = new List<string>();
+        foreach (var shard in first.Concat(second)) urls.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
+        Assert.Equal(14, urls.Count);
+        Assert.Equal(14, urls.Distinct().Count());
+    }
+
+    [Fact]
+    public void A_missing_file_is_a_clear_error() =>
+        Assert.Contains("does-not-exist.warc", Assert.Throws<FileNotFoundException>(() => new WarcReader().Read(Path.Combine(_root, "does-not-exist.warc"), _ => { }).ToList()).Message);
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
