@@ -13,9 +13,10 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
     private static readonly Lock IndexGate = new();
     private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
 
-    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
+    /// <param name="source">Where the input shard lives, when not in this stage's store (CLI runs over any folder).</param>
+    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct, ShardStore? source = null)
     {
-        var pages = await store.ReadParquetAsync<RawPage>(input, ct);
+        var pages = await (source ?? store).ReadParquetAsync<RawPage>(input, ct);
         var outcomes = new DocumentCleaner.Outcome[pages.Count];
         Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
         {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Parquet.Serialization;
 using Pipeline.Cli;
+using Pipeline.Cli.Commands;
 using Pipeline.Crawler;
 using Pipeline.Hosting;
 using Pipeline.Model;
@@ -36,7 +37,7 @@ run.SetAction(async (parse, ct) =>
         VocabSize = parse.GetValue(vocabOption),
         Steps = parse.GetValue(stepsOption),
         Quiet = parse.GetValue(quietOption),
-        Settings = Settings(parse.GetValue(setOption)),
+        Settings = CliInputs.Settings(parse.GetValue(setOption)),
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;
@@ -98,8 +99,16 @@ encode.SetAction(parse =>
     foreach (var (id, piece) in tokenizer.Pieces(parse.GetValue(textArgument)!)) Console.WriteLine($"{id,6}  {piece}");
     return 0;
 });
-var tokenizerCommand = new Command("tokenizer", "Tokenizer tools") { encode };
+var runOption = new Option<string>("--run") { Description = "Run id the shards are recorded under in the ledger", DefaultValueFactory = _ => "cli" };
+var tokenizerCommand = new Command("tokenizer", "Tokenizer tools") { encode, CleanDedupTokenizeCommands.TokenizerTrain(outOption, runOption, setOption) };
 root.Subcommands.Add(tokenizerCommand);
+root.Subcommands.Add(CrawlCommand.Create(outOption, runOption, setOption));
+root.Subcommands.Add(CleanDedupTokenizeCommands.Clean(outOption, runOption, setOption));
+root.Subcommands.Add(CleanDedupTokenizeCommands.Dedup(outOption, runOption, setOption));
+root.Subcommands.Add(CleanDedupTokenizeCommands.Tokenize(outOption, runOption, setOption));
+root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
+root.Subcommands.Add(ModelCommands.Sample());
+root.Subcommands.Add(ModelCommands.Export(outOption));
 
 return await root.Parse(args).InvokeAsync();
 
@@ -108,16 +117,4 @@ static string Shorten(object? value)
     var text = value switch { byte[] b => $"<{b.Length} bytes>", null => "null", _ => value.ToString() ?? "" };
     text = text.Replace('\n', ' ');
     return text.Length > 80 ? text[..80] + "…" : text;
-}
-
-static Dictionary<string, string?> Settings(string[]? pairs)
-{
-    var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-    foreach (var pair in pairs ?? [])
-    {
-        var at = pair.IndexOf('=');
-        if (at <= 0) throw new ArgumentException($"--set '{pair}': expected KEY=VALUE, for example Pipeline:Crawler:PerHostConcurrency=1");
-        settings[pair[..at].Trim()] = pair[(at + 1)..];
-    }
-    return settings;
 }

@@ -17,9 +17,10 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store)
 
     public string IndexPath => store.Resolve("index/lsh.db");
 
-    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
+    /// <param name="source">Where the input shard lives, when not in this stage's store (CLI runs over any folder).</param>
+    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct, ShardStore? source = null)
     {
-        var documents = await store.ReadParquetAsync<CleanDocument>(input, ct);
+        var documents = await (source ?? store).ReadParquetAsync<CleanDocument>(input, ct);
         var signatures = new uint[documents.Count][];
         Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
             i => signatures[i] = _hasher.Signature(documents[i].Text, documents[i].Language));

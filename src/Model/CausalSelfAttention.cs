@@ -26,25 +26,34 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     /// <summary>Rotary tables (cos, sin), shape (T, headDim/2); set by the model before forward.</summary>
     public (Tensor Cos, Tensor Sin) Rope { get; set; }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, null, 0);
+
+    /// <summary>
+    /// Attention for positions start..start+T; with a cache, earlier positions' keys and values come from it and
+    /// this step's are appended (generation). One new token attends to every cached position, so no mask is needed.
+    /// </summary>
+    public Tensor Forward(Tensor x, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
+        var start = cache?.Length ?? 0;
         var headDim = _width / _heads;
         var parts = qkv.forward(x).split(_width, dim: 2);
-        var q = ApplyRope(parts[0].view(b, t, _heads, headDim).transpose(1, 2), t);
-        var k = ApplyRope(parts[1].view(b, t, _heads, headDim).transpose(1, 2), t);
+        var q = ApplyRope(parts[0].view(b, t, _heads, headDim).transpose(1, 2), start, t);
+        var k = ApplyRope(parts[1].view(b, t, _heads, headDim).transpose(1, 2), start, t);
         var v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
-        var y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        if (start > 0 && t > 1) throw new NotSupportedException("a cached forward takes one token at a time after the prompt");
+        var y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: start == 0);
         y = y.transpose(1, 2).contiguous().view(b, t, _width);
         return proj.forward(y).MoveToOuterDisposeScope();
     }
 
-    private Tensor ApplyRope(Tensor x, long t)
+    private Tensor ApplyRope(Tensor x, long start, long t)
     {
         var half = x.shape[^1] / 2;
-        var cos = Rope.Cos.narrow(0, 0, t);
-        var sin = Rope.Sin.narrow(0, 0, t);
+        var cos = Rope.Cos.narrow(0, start, t);
+        var sin = Rope.Sin.narrow(0, start, t);
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
         return cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim: -1);

@@ -42,16 +42,23 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         config.Norm == "layernorm" ? nn.LayerNorm(config.Width) : new RmsNorm("norm", config.Width);
 
     /// <summary>Logits (B, T, vocab) for token ids (B, T).</summary>
-    public override Tensor forward(Tensor ids)
+    public override Tensor forward(Tensor ids) => Forward(ids, null);
+
+    /// <summary>Logits for token ids that continue the positions in <paramref name="cache"/> (none: start at 0).</summary>
+    public Tensor Forward(Tensor ids, KvCache? cache)
     {
         using var scope = NewDisposeScope();
+        if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
+            throw new ArgumentException($"{(cache?.Length ?? 0) + ids.shape[1]} positions exceed the model's context of {Config.Context}");
         var x = wte.forward(ids);
         var (cos, sin) = (get_buffer("rope_cos")!, get_buffer("rope_sin")!);
+        var layer = 0;
         foreach (var block in blocks)
         {
             block.Attention.Rope = (cos, sin);
-            x = block.forward(x);
+            x = block.Forward(x, cache, layer++);
         }
+        if (cache is not null) cache.Length += ids.shape[1];
         x = norm.forward(x);
         return x.matmul(wte.weight!.t()).MoveToOuterDisposeScope();
     }

@@ -23,10 +23,12 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
     public CausalSelfAttention Attention => attn;
     public FeedForward Mlp => mlp;
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, null, 0);
+
+    public Tensor Forward(Tensor x, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.forward(norm1.forward(x));
+        x = x + attn.Forward(norm1.forward(x), cache, layer);
         x = x + mlp.forward(norm2.forward(x));
         return x.MoveToOuterDisposeScope();
     }

@@ -19,7 +19,8 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     public static string ManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
 
     /// <summary>Trains and saves the vocabulary; returns (folder URI, hash).</summary>
-    public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct)
+    public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct,
+        Func<ShardRef, ShardStore>? sourceOf = null, IProgress<(int Merges, int Target)>? progress = null)
     {
         var texts = new List<string>();
         long chars = 0;
@@ -27,14 +28,14 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         // vocabulary) the same however the shards arrived.
         foreach (var shard in shards.OrderBy(s => s.ShardId, StringComparer.Ordinal))
         {
-            foreach (var doc in await store.ReadParquetAsync<CleanDocument>(shard, ct))
+            foreach (var doc in await (sourceOf?.Invoke(shard) ?? store).ReadParquetAsync<CleanDocument>(shard, ct))
             {
                 if (chars >= options.MaxTrainingChars) break;
                 texts.Add(doc.Text);
                 chars += doc.Text.Length;
             }
         }
-        var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts);
+        var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
         var uri = $"tokenizers/{runId}";
         var hash = model.Save(store.Resolve(uri));
         ledger.Set(TokenizerKey(runId), JsonSerializer.Serialize(new[] { uri, hash }));
@@ -49,9 +50,9 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         return (parts[0], parts[1]);
     }
 
-    public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct)
+    public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct, ShardStore? source = null)
     {
-        var documents = await store.ReadParquetAsync<CleanDocument>(input, ct);
+        var documents = await (source ?? store).ReadParquetAsync<CleanDocument>(input, ct);
         var rows = new TokenRow[documents.Count];
         var wide = tokenizer.VocabSize >= 65_536;
         Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>

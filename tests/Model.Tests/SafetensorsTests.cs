@@ -3,7 +3,7 @@ using System.Text.Json;
 using Pipeline.Model;
 using static TorchSharp.torch;
 
-namespace Pipeline.Trainer.Tests;
+namespace Pipeline.Model.Tests;
 
 public sealed class SafetensorsTests : IDisposable
 {

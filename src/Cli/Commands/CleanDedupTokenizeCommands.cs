@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Text.Json;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Dedup;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using Spectre.Console;
+
+namespace Pipeline.Cli.Commands;
+
+/// <summary>`pipeline clean`, `pipeline dedup`, `pipeline tokenizer train` and `pipeline tokenize`: one stage over shards on disk.</summary>
+public static class CleanDedupTokenizeCommands
+{
+    private static Argument<string[]> Inputs(string what) => new("inputs") { Description = $"{what} shards (Parquet files or folders)", Arity = ArgumentArity.OneOrMore };
+
+    /// <summary>Runs a shard stage over inputs, skipping those the ledger in --out has finished, with progress.</summary>
+    private static async Task<List<StageResult>> RunStageAsync(string title, string stage, string outDir, string runId, string[] inputs,
+        Func<InputShard, Task<StageResult>> process, Func<StageResult, string> describe, CancellationToken ct)
+    {
+        var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+        ledger.EnsureRun(runId, runId, "{}");
+        var shards = await CliInputs.ResolveAsync(inputs, runId, stage, ct);
+        var results = new List<StageResult>();
+        await StageProgress.ForEachAsync(title, shards, async input =>
+        {
+            if (ledger.IsProcessed(stage, input.Ref.ShardId)) return $"{input.Ref.Uri} already done";
+            var result = await process(input);
+            ledger.CompleteInput(stage, input.Ref.ShardId, runId, result.Outputs, result.Stats);
+            results.Add(result);
+            return $"{input.Ref.Uri}: {describe(result)}";
+        });
+        return results;
+    }
+
+    public static Command Clean(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
+    {
+        var inputs = Inputs("raw-page");
+        var command = new Command("clean", "Extract, filter, mask PII and exact-dedup raw-page shards into clean shards under --out") { inputs, outOption, runOption, setOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
+            var cleaner = new ShardCleaner(config.Section<CleanerOptions>(CleanerOptions.Section), new ShardStore(outDir));
+            var total = new CleanReport();
+            var results = await RunStageAsync("clean", ShardCleaner.Stage, outDir, parse.GetValue(runOption)!, parse.GetValue(inputs)!,
+                input => cleaner.ProcessAsync(input.Ref, ct, input.Store),
+                r => $"kept {((CleanReport)r.Stats!).Kept} of {((CleanReport)r.Stats!).Input}", ct);
+            foreach (var r in results) total.Add((CleanReport)r.Stats!);
+            var reportPath = Path.Combine(outDir, "reports", "clean-report.json");
+            Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
+            File.WriteAllText(reportPath, JsonSerializer.Serialize(total, new JsonSerializerOptions { WriteIndented = true }));
+            var table = new Table().AddColumns("rule (in order)", "documents removed", "characters removed");
+            foreach (var (rule, count) in total.Removed) table.AddRow(rule, count.Documents.ToString("N0"), count.Chars.ToString("N0"));
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"[green]clean[/]: {total.Kept:N0} of {total.Input:N0} documents kept; report {Markup.Escape(reportPath)}");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Dedup(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "clean shards (Parquet files or folders)", Arity = ArgumentArity.ZeroOrMore };
+        var stats = new Option<bool>("--stats") { Description = "Print the index size, documents seen and removed, cluster sizes and the S-curve" };
+        var rebuild = new Option<bool>("--rebuild-index") { Description = "Rebuild the LSH index of --out from its kept dedup shards (after a corrupt index)" };
+        var command = new Command("dedup", "MinHash-LSH near-duplicate removal of clean shards against everything kept before, under --out") { inputs, stats, rebuild, outOption, runOption, setOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
+            var options = config.Section<DedupOptions>(DedupOptions.Section);
+            var store = new ShardStore(outDir);
+            var dedup = new ShardDeduplicator(options, store);
+            if (parse.GetValue(rebuild))
+            {
+                var count = await DedupIndexTools.RebuildAsync(options, store, ct);
+                AnsiConsole.MarkupLine($"[green]dedup[/]: index rebuilt from {count:N0} kept documents");
+            }
+            if (parse.GetValue(inputs) is { Length: > 0 } paths)
+            {
+                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, outDir, parse.GetValue(runOption)!, paths,
+                    input => dedup.ProcessAsync(input.Ref, ct, input.Store),
+                    r => $"kept {((DedupStats)r.Stats!).Kept} of {((DedupStats)r.Stats!).Input}", ct);
+                var kept = results.Sum(r => ((DedupStats)r.Stats!).Kept);
+                var input = results.Sum(r => ((DedupStats)r.Stats!).Input);
+                AnsiConsole.MarkupLine($"[green]dedup[/]: {kept:N0} of {input:N0} documents kept");
+            }
+            if (parse.GetValue(stats)) await DedupIndexTools.PrintStatsAsync(options, store, ct);
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command TokenizerTrain(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
+    {
+        var inputs = Inputs("dedup (or clean)");
+        var vocab = new Option<int>("--vocab") { Description = "Vocabulary size (256 byte tokens + merges + special tokens)", DefaultValueFactory = _ => 32_000 };
+        var command = new Command("train", "Learn a byte-level BPE vocabulary from document shards; writes tokenizer files under --out/tokenizers/<run>") { inputs, vocab, outOption, runOption, setOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var runId = parse.GetValue(runOption)!;
+            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
+            var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+            ledger.EnsureRun(runId, runId, "{}");
+            var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), new ShardStore(outDir), ledger);
+            var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
+            var stores = shards.ToDictionary(s => s.Ref.ShardId, s => s.Store);
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var (uri, hash, size) = await corpus.TrainAsync(runId, shards.Select(s => s.Ref).ToList(), parse.GetValue(vocab), ct, r => stores[r.ShardId],
+                new Progress<(int Merges, int Target)>(p => Console.Error.Write($"\rtokenizer: {p.Merges:N0}/{p.Target:N0} tokens   ")));
+            Console.Error.WriteLine();
+            AnsiConsole.MarkupLine($"[green]tokenizer[/]: {size:N0} tokens (hash {hash}) in {watch.Elapsed.TotalSeconds:F1} s at {Markup.Escape(Path.Combine(outDir, uri))}");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Tokenize(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
+    {
+        var inputs = Inputs("dedup");
+        var tokenizerOption = new Option<string>("--tokenizer") { Description = "Folder of a trained tokenizer", Required = true };
+        var command = new Command("tokenize", "Encode document shards into token shards plus a manifest under --out") { inputs, tokenizerOption, outOption, runOption, setOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var runId = parse.GetValue(runOption)!;
+            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
+            var store = new ShardStore(outDir);
+            var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+            var tokenizer = TextTokenizer.Load(parse.GetValue(tokenizerOption)!);
+            var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), store, ledger);
+            await RunStageAsync("tokenize", CorpusTokenizer.Stage, outDir, runId, parse.GetValue(inputs)!,
+                input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
+                r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);
+            corpus.WriteManifest(runId, tokenizer, Path.GetFullPath(tokenizer.Folder));
+            var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
+            AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(CorpusTokenizer.ManifestUri(runId)))}");
+            return 0;
+        });
+        return command;
+    }
+}

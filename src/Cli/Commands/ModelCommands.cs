@@ -1,0 +1,131 @@
+using System.CommandLine;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Pipeline.Model;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Pipeline.Cli.Commands;
+
+/// <summary>What `pipeline train --config F` reads: the token manifest and the training configuration.</summary>
+public sealed record TrainJobFile
+{
+    /// <summary>Folder the manifest's shard URIs are relative to (default: --out).</summary>
+    public string? DataRoot { get; init; }
+    /// <summary>Manifest URI under the data root (default: shards/tokens/&lt;run&gt;/manifest.json).</summary>
+    public string? Manifest { get; init; }
+    public TrainingConfig Training { get; init; } = new();
+}
+
+/// <summary>`pipeline train`, `pipeline sample` and `pipeline export`: the model outside the bus.</summary>
+public static class ModelCommands
+{
+    public static Command Train(Option<string> outOption, Option<string> runOption)
+    {
+        var configOption = new Option<string>("--config") { Description = "JSON file: { \"DataRoot\", \"Manifest\", \"Training\": { model, schedule, budget } } (docs/trainer.md)", Required = true };
+        var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, outOption, runOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var path = parse.GetValue(configOption)!;
+            if (!File.Exists(path)) throw new ArgumentException($"--config '{path}' does not exist");
+            var job = JsonSerializer.Deserialize<TrainJobFile>(File.ReadAllText(path), new JsonSerializerOptions { PropertyNameCaseInsensitive = true })
+                ?? throw new ArgumentException($"--config '{path}' is empty");
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
+            var manifestUri = job.Manifest ?? CorpusTokenizer.ManifestUri(parse.GetValue(runOption)!);
+            var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
+            var config = job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize } };
+            var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
+            using var logging = CliConfig.Logging(quiet: false);
+            AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
+            var run = new TrainingRun(config, data, Path.Combine(outDir, TrainingWorker.RunFolder(config.RunName)), logging.CreateLogger("train"));
+            var steps = await run.RunAsync(ct);
+            AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(Path.Combine(outDir, TrainingWorker.RunFolder(config.RunName)))}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static readonly Option<string> CheckpointOption = new("--checkpoint") { Description = "Checkpoint folder (…/checkpoints/<run>/step-NNNNNNN)", Required = true };
+    private static readonly Option<string?> TokenizerOption = new("--tokenizer") { Description = "Tokenizer folder (default: found under the run's data root by the checkpoint's tokenizer hash)" };
+
+    public static Command Sample()
+    {
+        var prompt = new Argument<string>("prompt") { Description = "Text to continue" };
+        var temperature = new Option<double>("--temperature") { DefaultValueFactory = _ => 0.8 };
+        var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => 50 };
+        var topP = new Option<double>("--top-p") { DefaultValueFactory = _ => 0.95 };
+        var maxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 100 };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 1 };
+        var command = new Command("sample", "Generate text from a checkpoint (temperature, top-k, top-p; KV cache)") { CheckpointOption, TokenizerOption, prompt, temperature, topK, topP, maxTokens, seed };
+        command.SetAction(parse =>
+        {
+            var (model, info, tokenizer) = Load(parse.GetValue(CheckpointOption)!, parse.GetValue(TokenizerOption));
+            var ids = tokenizer.Encode(parse.GetValue(prompt)!).ToList();
+            if (ids.Count == 0) ids.Add(tokenizer.EndOfText);
+            var output = TextGenerator.Generate(model, ids, new SamplingOptions
+            {
+                Temperature = parse.GetValue(temperature),
+                TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP),
+                MaxNewTokens = parse.GetValue(maxTokens),
+                Seed = parse.GetValue(seed),
+            }, new HashSet<int> { tokenizer.EndOfText });
+            Console.WriteLine(parse.GetValue(prompt) + tokenizer.Decode(output.Where(t => t != tokenizer.EndOfText)));
+            Console.Error.WriteLine($"({info.RunName} step {info.Step}, {output.Count} tokens)");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Export(Option<string> outOption)
+    {
+        var command = new Command("export", "Write a checkpoint's weights as safetensors with config.json (and the tokenizer files) to --out") { CheckpointOption, TokenizerOption, outOption };
+        command.SetAction(parse =>
+        {
+            var (model, info, tokenizer) = Load(parse.GetValue(CheckpointOption)!, parse.GetValue(TokenizerOption));
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            Directory.CreateDirectory(outDir);
+            Safetensors.Save(model, Path.Combine(outDir, "model.safetensors"), new Dictionary<string, string>
+            {
+                ["format"] = "pt", ["run"] = info.RunName, ["step"] = info.Step.ToString(), ["tokenizer_hash"] = info.TokenizerHash,
+            });
+            File.WriteAllText(Path.Combine(outDir, "config.json"), JsonSerializer.Serialize(new { model = info.Config.Model, tokenizer_hash = info.TokenizerHash, step = info.Step },
+                new JsonSerializerOptions { WriteIndented = true }));
+            foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(outDir, Path.GetFileName(file)), overwrite: true);
+            AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(Path.Combine(outDir, "model.safetensors"))}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Loads a checkpoint and its tokenizer; refuses a tokenizer whose hash is not the checkpoint's.</summary>
+    public static (Gpt Model, CheckpointInfo Info, TextTokenizer Tokenizer) Load(string checkpoint, string? tokenizerFolder)
+    {
+        if (!Directory.Exists(checkpoint)) throw new ArgumentException($"checkpoint '{checkpoint}' does not exist");
+        var (model, info) = Checkpoints.Load(checkpoint, CPU);
+        tokenizerFolder ??= FindTokenizer(checkpoint, info.TokenizerHash)
+            ?? throw new ArgumentException($"no tokenizer with hash {info.TokenizerHash} found near '{checkpoint}'; pass --tokenizer");
+        var tokenizer = TextTokenizer.Load(tokenizerFolder);
+        if (tokenizer.Hash != info.TokenizerHash)
+            throw new ArgumentException($"tokenizer '{tokenizerFolder}' has hash {tokenizer.Hash}, but checkpoint '{checkpoint}' was trained with {info.TokenizerHash}");
+        return (model, info, tokenizer);
+    }
+
+    /// <summary>Checkpoints live at &lt;root&gt;/checkpoints/&lt;run&gt;/step-N; tokenizers at &lt;root&gt;/tokenizers/&lt;run&gt;.</summary>
+    private static string? FindTokenizer(string checkpoint, string hash)
+    {
+        var root = Path.GetFullPath(Path.Combine(checkpoint, "..", "..", ".."));
+        var tokenizers = Path.Combine(root, "tokenizers");
+        if (!Directory.Exists(tokenizers)) return null;
+        foreach (var meta in Directory.GetFiles(tokenizers, "tokenizer-meta.json", SearchOption.AllDirectories))
+        {
+            var found = JsonSerializer.Deserialize<TokenizerMeta>(File.ReadAllText(meta));
+            if (found?.Hash == hash) return Path.GetDirectoryName(meta);
+        }
+        return null;
+    }
+}

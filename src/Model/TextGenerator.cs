@@ -1,0 +1,78 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Pipeline.Model;
+
+/// <summary>Sampling settings: temperature 0 is greedy; top-k 0 and top-p 1 disable those filters.</summary>
+public sealed record SamplingOptions
+{
+    public double Temperature { get; init; } = 0.8;
+    public int TopK { get; init; } = 50;
+    public double TopP { get; init; } = 0.95;
+    public int MaxNewTokens { get; init; } = 128;
+    public long Seed { get; init; } = 1;
+    /// <summary>With the KV cache each step feeds one token; without, the whole window (for comparison).</summary>
+    public bool UseKvCache { get; init; } = true;
+}
+
+/// <summary>Autoregressive generation from a GPT: temperature, top-k and nucleus (top-p) sampling, KV cache.</summary>
+public static class TextGenerator
+{
+    /// <summary>Generates after <paramref name="prompt"/>; stops at <paramref name="stopTokens"/> or the budget. Returns the new ids.</summary>
+    public static List<int> Generate(Gpt model, IReadOnlyList<int> prompt, SamplingOptions options, ISet<int>? stopTokens = null, Func<IReadOnlyList<int>, bool>? stop = null)
+    {
+        if (prompt.Count == 0) throw new ArgumentException("the prompt is empty; give at least one token (for example <|endoftext|>)");
+        model.eval();
+        using var _ = no_grad();
+        var device = model.parameters().First().device;
+        var context = model.Config.Context;
+        var tokens = prompt.Skip(Math.Max(0, prompt.Count - context + 1)).ToList();
+        var generated = new List<int>();
+        var random = new torch.Generator((ulong)options.Seed);
+        using var cache = options.UseKvCache ? new KvCache(model.Config.Layers) : null;
+        Tensor? next = null;
+        for (var step = 0; step < options.MaxNewTokens; step++)
+        {
+            using var scope = NewDisposeScope();
+            Tensor logits;
+            if (cache is not null)
+            {
+                if (cache.Length + 1 > context) break; // the window is full; a cache cannot slide
+                var input = step == 0 ? tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Count]) : next!.view(1, 1);
+                logits = model.Forward(input.to(device), cache)[0, -1];
+            }
+            else
+            {
+                var window = tokens.Skip(Math.Max(0, tokens.Count - context)).Select(t => (long)t).ToArray();
+                logits = model.forward(tensor(window, [1, window.Length]).to(device))[0, -1];
+            }
+            var id = Sample(logits, options, random);
+            next = tensor(new long[] { id }).to(device).DetachFromDisposeScope();
+            tokens.Add(id);
+            generated.Add(id);
+            if (stopTokens?.Contains(id) == true || stop?.Invoke(generated) == true) break;
+        }
+        next?.Dispose();
+        return generated;
+    }
+
+    private static int Sample(Tensor logits, SamplingOptions options, TorchSharp.torch.Generator random)
+    {
+        if (options.Temperature <= 0) return (int)logits.argmax().item<long>();
+        logits = logits.to(float32) / options.Temperature;
+        if (options.TopK > 0 && options.TopK < logits.shape[0])
+        {
+            var kth = logits.topk(options.TopK).values[-1];
+            logits = logits.masked_fill(logits < kth, double.NegativeInfinity);
+        }
+        if (options.TopP < 1)
+        {
+            var (sorted, order) = logits.sort(descending: true);
+            var cumulative = sorted.softmax(0).cumsum(0);
+            // Drop tokens once the mass before them already reaches top-p (the first token is always kept).
+            var remove = (cumulative - sorted.softmax(0)) > options.TopP;
+            logits = logits.scatter(0, order, sorted.masked_fill(remove, double.NegativeInfinity));
+        }
+        return (int)multinomial(logits.softmax(0), 1, generator: random).item<long>();
+    }
+}

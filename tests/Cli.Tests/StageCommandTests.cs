@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using Pipeline.Crawler.Warc;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>The stage commands chained by hand over folders, as a user scripts them: crawl --warc, clean, dedup, tokenizer, tokenize, train, sample, export.</summary>
+public sealed class StageCommandTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("cli-").FullName;
+
+    private static async Task<(int Exit, string Output)> Pipeline(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipeline.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["COLUMNS"] = "200";
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    private static async Task<string> Ok(params string[] args)
+    {
+        var (exit, output) = await Pipeline(args);
+        Assert.True(exit == 0, $"pipeline {string.Join(' ', args)} exited with {exit}:\n{output}");
+        return output;
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task Stage_commands_chain_over_folders()
+    {
+        // A WARC of the sample site's pages (English and Japanese).
+        var warc = Path.Combine(_root, "site.warc.gz");
+        var pages = Directory.GetFiles(SampleSite.Folder(), "*.html", SearchOption.AllDirectories).Where(p => p.Contains("/en/") || p.Contains("/ja/")).Order(StringComparer.Ordinal).ToList();
+        using (var writer = new WarcWriter(File.Create(warc)))
+        {
+            foreach (var page in pages)
+                writer.WriteResponse("http://sample.test/" + Path.GetRelativePath(SampleSite.Folder(), page), DateTime.UtcNow, 200, "text/html; charset=utf-8", File.ReadAllBytes(page));
+        }
+        var outDir = Path.Combine(_root, "out");
+        var crawl = await Ok("crawl", "--warc", warc, "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShard=100");
+        Assert.Contains("records", crawl);
+        var raw = Directory.GetFiles(Path.Combine(outDir, "shards", "crawl"), "*.parquet", SearchOption.AllDirectories);
+        Assert.Equal((pages.Count + 99) / 100, raw.Length); // shards of 100 pages
+
+        var clean = await Ok("clean", Path.Combine(outDir, "shards", "crawl"), "--out", outDir);
+        Assert.Contains("gopher_repetition", clean);
+        Assert.True(File.Exists(Path.Combine(outDir, "reports", "clean-report.json")));
+        var again = await Ok("clean", Path.Combine(outDir, "shards", "crawl"), "--out", outDir);
+        Assert.Contains("already done", again);
+
+        var dedup = await Ok("dedup", Path.Combine(outDir, "shards", "clean"), "--out", outDir, "--stats");
+        Assert.Contains("P(candidate) 14x8", dedup);
+        Assert.Contains("kept documents", dedup);
+
+        await Ok("tokenizer", "train", Path.Combine(outDir, "shards", "dedup"), "--vocab", "600", "--out", outDir);
+        var tokenizer = Path.Combine(outDir, "tokenizers", "cli");
+        Assert.True(File.Exists(Path.Combine(tokenizer, "tokenizer.json")));
+        var tokenize = await Ok("tokenize", Path.Combine(outDir, "shards", "dedup"), "--tokenizer", tokenizer, "--out", outDir);
+        Assert.Contains("training", tokenize);
+
+        var config = Path.Combine(_root, "train.json");
+        File.WriteAllText(config, """{ "Training": { "RunName": "t", "Model": { "Layers": 2, "Heads": 2, "Width": 32, "Context": 32 }, "BatchSize": 4, "MaxSteps": 6, "EvalEvery": 3, "CheckpointEvery": 3, "LogEvery": 1 } }""");
+        await Ok("train", "--config", config, "--out", outDir);
+        var checkpoint = Path.Combine(outDir, "checkpoints", "t", "step-0000006");
+        Assert.True(Directory.Exists(checkpoint));
+        var sample = await Ok("sample", "--checkpoint", checkpoint, "Debian", "--max-tokens", "5", "--temperature", "0");
+        Assert.StartsWith("Debian", sample);
+        await Ok("export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
+        Assert.True(new FileInfo(Path.Combine(_root, "export", "model.safetensors")).Length > 10_000);
+
+        var (exit, output) = await Pipeline("clean", Path.Combine(_root, "nowhere"), "--out", outDir);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("nowhere", output);
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
