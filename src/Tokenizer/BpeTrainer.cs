@@ -61,18 +61,40 @@ public sealed class BpeTrainer(int vocabSize, int minFrequency = 2)
                 byBytes[key] = id;
             }
             merges.Add((a, b));
-            var touched = new HashSet<long>();
-            foreach (var w in pairWords[best].ToList())
+            // Net change of every pair's count across the rewritten words: only pairs next to a merge change, so only
+            // those are updated and re-queued (long words would otherwise re-queue all their pairs every merge).
+            var delta = new Dictionary<long, long>();
+            // The index keeps words that once held the pair; skip those a previous merge already rewrote.
+            foreach (var w in pairWords[best])
             {
                 var word = words[w];
-                AddPairs(word, freqs[w], w, pairCounts, null, -1, touched);
-                words[w] = word = Replace(word, a, b, id);
-                AddPairs(word, freqs[w], w, pairCounts, pairWords, +1, touched);
+                if (!ContainsPair(word, a, b)) continue;
+                var replaced = Replace(word, a, b, id);
+                CountPairs(word, -freqs[w], delta);
+                CountPairs(replaced, freqs[w], delta);
+                words[w] = replaced;
+                for (var i = 0; i + 1 < replaced.Length; i++)
+                {
+                    if (replaced[i] != id && replaced[i + 1] != id) continue;
+                    var pair = ((long)replaced[i] << 32) | (uint)replaced[i + 1];
+                    if (!pairWords.TryGetValue(pair, out var set)) pairWords[pair] = set = [];
+                    set.Add(w);
+                }
             }
             pairCounts.Remove(best);
             pairWords.Remove(best);
-            foreach (var pair in touched)
-                if (pairCounts.TryGetValue(pair, out var c) && c > 0) heap.Enqueue(pair, Priority(pair, c));
+            foreach (var (pair, change) in delta)
+            {
+                if (change == 0 || pair == best) continue;
+                var c = pairCounts.GetValueOrDefault(pair) + change;
+                if (c <= 0)
+                {
+                    pairCounts.Remove(pair);
+                    continue;
+                }
+                pairCounts[pair] = c;
+                heap.Enqueue(pair, Priority(pair, c));
+            }
             if (merges.Count % 500 == 0) progress?.Report((tokens.Count, target));
         }
         return new BpeModel(tokens, merges, SpecialTokens.All);
@@ -100,19 +122,34 @@ public sealed class BpeTrainer(int vocabSize, int minFrequency = 2)
     // Highest count first; ties broken by the smaller pair, so training is deterministic.
     private static (long, long) Priority(long pair, long count) => (-count, pair);
 
-    private static void AddPairs(int[] word, long freq, int w, Dictionary<long, long> counts, Dictionary<long, HashSet<int>>? index, int sign, HashSet<long>? touched = null)
+    private static void AddPairs(int[] word, long freq, int w, Dictionary<long, long> counts, Dictionary<long, HashSet<int>>? index, int sign)
     {
         for (var i = 0; i + 1 < word.Length; i++)
         {
             var pair = ((long)word[i] << 32) | (uint)word[i + 1];
             counts[pair] = counts.GetValueOrDefault(pair) + sign * freq;
-            touched?.Add(pair);
             if (index is not null)
             {
                 if (!index.TryGetValue(pair, out var set)) index[pair] = set = [];
                 set.Add(w);
             }
         }
+    }
+
+    private static void CountPairs(int[] word, long freq, Dictionary<long, long> delta)
+    {
+        for (var i = 0; i + 1 < word.Length; i++)
+        {
+            var pair = ((long)word[i] << 32) | (uint)word[i + 1];
+            delta[pair] = delta.GetValueOrDefault(pair) + freq;
+        }
+    }
+
+    private static bool ContainsPair(int[] word, int a, int b)
+    {
+        for (var i = 0; i + 1 < word.Length; i++)
+            if (word[i] == a && word[i + 1] == b) return true;
+        return false;
     }
 
     private static int[] Replace(int[] word, int a, int b, int id)

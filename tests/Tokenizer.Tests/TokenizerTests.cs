@@ -87,9 +87,9 @@ public sealed class TokenizerTests : IDisposable
             var bytesPerToken = (double)System.Text.Encoding.UTF8.GetByteCount(text) / tokenizer.Encode(text).Count;
             Assert.True(bytesPerToken > 1.5, $"{bytesPerToken:F2} bytes per token");
         }
-        // Japanese pre-tokenization: kanji, hiragana and katakana runs are split apart.
-        var pieces = PreTokenizerPattern.Regex.Matches("日本語のテキストです").Select(m => m.Value);
-        Assert.Equal(["日本語", "の", "テキスト", "です"], pieces);
+        // Pre-tokenization: a Japanese run is one piece, split from Latin words, numbers in groups of at most 3 digits.
+        var pieces = PreTokenizerPattern.Regex.Matches("日本語のテキストです。Debian 12 は 1234567 版 1.2.3").Select(m => m.Value);
+        Assert.Equal(["日本語のテキストです", "。", "Debian", " 12", " は", " 123", "456", "7", " 版", " 1.2.3"], pieces);
     }
 
     [Fact]
