@@ -19,13 +19,16 @@ public static class DedupBench
     {
         var data = args.Length > 0 ? args[0] : "bench/data";
         var largest = args.Length > 1 ? int.Parse(args[1]) : 200_000;
+        if (args.Length > 3) Options = new DedupOptions { Bands = int.Parse(args[2]), Rows = int.Parse(args[3]) };
         var lines = File.ReadAllLines(Path.Combine(data, "corpus.txt"));
         var docs = Documents(lines).ToList();
         Console.WriteLine($"dedup: {docs.Count:N0} real documents of ~2 KB ({docs.Count(d => d.Language == "ja"):N0} Japanese)");
         await QualityAsync(docs.Take(1500).ToList());
         Throughput(docs.Take(20_000).ToList());
-        await ScalingAsync(lines, largest);
+        if (largest > 0) await ScalingAsync(lines, largest);
     }
+
+    private static DedupOptions Options { get; set; } = new();
 
     /// <summary>Consecutive paragraphs joined until about 2 KB of UTF-8, each labelled with its language.</summary>
     private static IEnumerable<CleanDocument> Documents(string[] lines)
@@ -57,7 +60,7 @@ public static class DedupBench
             Id = $"v{i}-of-{d.Id}", Language = d.Language, Text = Edit(d.Text, rates[i % rates.Length], random, d.Language == "ja"),
         }).ToList();
         var all = bases.Concat(variants).OrderBy(_ => random.Next()).ToList();
-        var hasher = new MinHasher(new DedupOptions());
+        var hasher = new MinHasher(Options);
         var sets = all.Select(d => hasher.Shingles(d.Text, d.Language).Distinct().Order().ToArray()).ToArray();
         var index = all.Select((d, i) => (d.Id, i)).ToDictionary(x => x.Id, x => x.i);
 
@@ -65,7 +68,7 @@ public static class DedupBench
         {
             var root = Directory.CreateTempSubdirectory("dedup-q-").FullName;
             var store = new ShardStore(root);
-            var options = new DedupOptions { Verify = verify };
+            var options = new DedupOptions { Verify = verify, Bands = Options.Bands, Rows = Options.Rows };
             var input = await store.WriteParquetAsync("in.parquet", all, new ShardDescriptor("q", "clean", "", [], "q"));
             var result = await new ShardDeduplicator(options, store).ProcessAsync(input, default);
             var pairs = File.Exists(store.Resolve(result.Outputs[0].Uri.Replace("dedup-", "duplicates-")))
@@ -104,7 +107,7 @@ public static class DedupBench
 
     private static void Throughput(List<CleanDocument> docs)
     {
-        var options = new DedupOptions();
+        var options = Options;
         var hasher = new MinHasher(options);
         var bytes = docs.Sum(d => (long)Encoding.UTF8.GetByteCount(d.Text));
         var watch = Stopwatch.StartNew();
@@ -132,7 +135,7 @@ public static class DedupBench
         const int perShard = 10_000;
         var root = Directory.CreateTempSubdirectory("dedup-s-").FullName;
         var store = new ShardStore(root);
-        var dedup = new ShardDeduplicator(new DedupOptions(), store);
+        var dedup = new ShardDeduplicator(Options, store);
         var random = new Random(7);
         Console.WriteLine("| index size (documents) | seconds for the next 10,000-document shard |");
         Console.WriteLine("|---:|---:|");

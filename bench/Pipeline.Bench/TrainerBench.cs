@@ -10,8 +10,9 @@ namespace Pipeline.Bench;
 /// <summary>
 /// CPU training speed, side by side in one process: a bare TorchSharp loop (random tokens, AdamW, no data loading)
 /// and the trainer's TrainingRun reading a real token stream with logging, validation and checkpoints. Model of the
-/// issue: 4 layers, 4 heads, 128 wide, context 256, batch 12, vocab 4096, 2 threads. Arguments: token manifest data
-/// root and URI (optional; else the corpus is random), steps.
+/// issue: 4 layers, 4 heads, 128 wide, context 256, batch 12, vocab 4096, 2 threads. The service reads real token
+/// shards: the benchmark corpus (bench/build-corpus.py) tokenized with a 4,096-token BPE into Parquet token shards and a
+/// manifest. Arguments: data folder, steps.
 /// </summary>
 public static class TrainerBench
 {
@@ -19,43 +20,63 @@ public static class TrainerBench
 
     public static async Task RunAsync(string[] args)
     {
-        var steps = args.Length > 2 ? int.Parse(args[2]) : 60;
+        var folder = args.Length > 0 ? args[0] : "bench/data";
+        var steps = args.Length > 1 ? int.Parse(args[1]) : 60;
         set_num_threads(2);
-        var bare = Bare(steps);
-        TokenData data;
-        if (args.Length > 1)
-        {
-            data = await TokenData.LoadAsync(new Storage.ShardStore(args[0]), args[1], null, Shape.Context);
-        }
-        else
-        {
-            var random = new Random(1);
-            var tokens = Enumerable.Range(0, 2_000_000).Select(_ => random.Next(Shape.VocabSize)).ToArray();
-            data = TokenData.FromTokens(tokens[..1_900_000], tokens[1_900_000..], "random");
-        }
+        var data = await RealTokensAsync(folder);
+        var bareBefore = Bare(steps);
         var config = new TrainingConfig
         {
-            RunName = "bench", Model = Shape with { VocabSize = Math.Max(Shape.VocabSize, data.Train.Max() + 1) }, BatchSize = 12, MaxSteps = steps + 5,
+            RunName = "bench", Model = Shape with { VocabSize = Math.Max(Shape.VocabSize, data.Train.Max() + 1) }, BatchSize = 12, MaxSteps = steps + 10,
             WarmupSteps = 5, LogEvery = 10, EvalEvery = 25, EvalBatches = 2, CheckpointEvery = 25, Threads = 2, Device = "cpu",
         };
-        var folder = Directory.CreateTempSubdirectory("trainer-bench-").FullName;
-        var times = new List<(long Step, double Seconds)>();
+        var runFolder = Directory.CreateTempSubdirectory("trainer-bench-").FullName;
         var watch = new Stopwatch();
-        var run = new TrainingRun(config, data, folder, NullLogger.Instance)
+        long firstStep = 0, lastStep = 0;
+        var run = new TrainingRun(config, data, runFolder, NullLogger.Instance)
         {
             OnStep = log =>
             {
-                if (log.Step == 5) watch.Start(); // skip warm-up steps, as for the bare loop
-                times.Add((log.Step, watch.Elapsed.TotalSeconds));
+                // Timed from the first logged step after warm-up to the last one, as the bare loop skips 5 steps.
+                if (firstStep == 0 && log.Step >= 5)
+                {
+                    firstStep = log.Step;
+                    watch.Start();
+                }
+                lastStep = log.Step;
                 return Task.CompletedTask;
             },
         };
         await run.RunAsync(default);
         var seconds = watch.Elapsed.TotalSeconds;
-        var service = (double)steps * config.BatchSize * config.Model.Context / seconds;
-        Console.WriteLine($"trainer: model {config.Model.Parameters():N0} parameters; bare loop {bare:F0} tokens/s; trainer service {service:F0} tokens/s " +
+        // The bare loop runs before and after the service; their mean is the reference (the machine's speed drifts).
+        var bareAfter = Bare(steps);
+        var bare = (bareBefore + bareAfter) / 2;
+        var service = (double)(lastStep - firstStep) * config.BatchSize * config.Model.Context / seconds;
+        Console.WriteLine($"trainer: model {config.Model.Parameters():N0} parameters; bare loop {bare:F0} tokens/s ({bareBefore:F0} before, {bareAfter:F0} after); trainer service {service:F0} tokens/s " +
                           $"(with logging, validation every 25 and checkpoints every 25 steps) = {100 * service / bare:F1}% of bare; {steps} steps each, 2 threads");
-        Directory.Delete(folder, true);
+        Directory.Delete(runFolder, true);
+    }
+
+    /// <summary>Tokenizes the corpus into token shards with a 4,096-token vocabulary and loads them as the trainer does.</summary>
+    private static async Task<TokenData> RealTokensAsync(string folder)
+    {
+        var root = Path.Combine(folder, "trainer-bench");
+        var store = new Storage.ShardStore(root);
+        var ledger = new Hosting.RunLedger(Path.Combine(root, "ledger.db"));
+        var corpus = new Tokenizer.CorpusTokenizer(new Tokenizer.TokenizerOptions(), store, ledger);
+        if (!File.Exists(store.Resolve(Tokenizer.CorpusTokenizer.ManifestUri("bench"))))
+        {
+            var lines = File.ReadAllLines(Path.Combine(folder, "corpus.txt"));
+            var docs = lines.Chunk(20).Select((c, i) => new Cleaner.CleanDocument { Id = $"d{i}", Text = string.Join('\n', c), Language = "" }).ToList();
+            var input = await store.WriteParquetAsync("dedup/bench.parquet", docs, new Storage.ShardDescriptor("bench-dedup", "dedup", "", [], "bench"));
+            var (uri, _, _) = await corpus.TrainAsync("bench", [input], 4096, default);
+            var tokenizer = Tokenizer.TextTokenizer.Load(store.Resolve(uri));
+            var result = await corpus.ProcessAsync(input, tokenizer, default);
+            ledger.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
+            corpus.WriteManifest("bench", tokenizer, uri);
+        }
+        return await TokenData.LoadAsync(store, Tokenizer.CorpusTokenizer.ManifestUri("bench"), null, Shape.Context);
     }
 
     private static double Bare(int steps)

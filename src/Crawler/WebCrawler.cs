@@ -59,6 +59,18 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             var rows = pages.Select(p => p.Page).ToList();
             var shard = await store.WriteParquetAsync($"shards/crawl/{runId}/raw-{seq:D5}.parquet", rows,
                 new ShardDescriptor(shardId, Stage, configHash, [], runId), ct);
+            if (options.ArchiveWarc)
+            {
+                // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
+                await store.WriteAtomicAsync($"warc/{runId}/crawl-{seq:D5}.warc.gz", stream =>
+                {
+                    var writer = new Warc.WarcWriter(stream);
+                    writer.WriteWarcInfo("PipelineBot");
+                    foreach (var page in rows)
+                        writer.WriteResponse(page.FinalUrl, page.FetchTime, page.Status, "text/html; charset=utf-8", System.Text.Encoding.UTF8.GetBytes(page.Html));
+                    return Task.CompletedTask;
+                }, ct);
+            }
             frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
             Progress.Shards++;
             logger.LogInformation("crawl: shard {Shard} with {Pages} pages", shard.Uri, rows.Count);

@@ -30,7 +30,7 @@ public sealed class LshIndex : IDisposable
                  "CREATE TABLE IF NOT EXISTS bands(key INTEGER, doc INTEGER, PRIMARY KEY(key, doc)) WITHOUT ROWID;" +
                  "CREATE TABLE IF NOT EXISTS docs(doc INTEGER PRIMARY KEY, id TEXT, shard TEXT, signature BLOB);" +
                  "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);");
-            var shape = $"{bands}x{rows}";
+            var shape = $"{bands}x{rows}/minhash-v{MinHasher.Scheme}";
             var stored = Scalar("SELECT value FROM meta WHERE key='shape'") as string;
             if (stored is null) Exec($"INSERT INTO meta VALUES('shape', '{shape}')");
             else if (stored != shape)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -6,13 +7,17 @@ using System.Text;
 namespace Pipeline.Dedup;
 
 /// <summary>
-/// MinHash signatures: shingles (word n-grams, or character n-grams for Japanese) hashed with XxHash3, permuted by
-/// multiply-add in 64-bit arithmetic (a universal family) keeping the high 32 bits, minimum per permutation.
+/// MinHash signatures: shingles (word n-grams, or character n-grams for Japanese) hashed with XxHash3 and folded to
+/// 32 bits, then one independently seeded 32-bit mixer (murmur3's finalizer) per permutation, minimum per
+/// permutation. The permutations run eight at a time in <see cref="Vector{T}"/> lanes (AVX2), which is why they are
+/// 32-bit mixers rather than 64-bit multiply-add pairs: AVX2 has no 64-bit multiply.
 /// </summary>
 public sealed class MinHasher
 {
-    private readonly ulong[] _a;
-    private readonly ulong[] _b;
+    /// <summary>Changes whenever signatures would change for the same text: the index refuses other versions.</summary>
+    public const int Scheme = 2;
+
+    private readonly uint[] _seeds;
     private readonly DedupOptions _options;
 
     public MinHasher(DedupOptions options)
@@ -20,16 +25,15 @@ public sealed class MinHasher
         _options = options;
         var count = options.Bands * options.Rows;
         var random = new Random((int)options.Seed);
-        _a = new ulong[count];
-        _b = new ulong[count];
-        for (var i = 0; i < count; i++)
-        {
-            _a[i] = (ulong)random.NextInt64() | 1UL;
-            _b[i] = (ulong)random.NextInt64();
-        }
+        // Padded to whole vectors; the extra lanes are computed and ignored.
+        _seeds = new uint[(count + Vector<uint>.Count - 1) / Vector<uint>.Count * Vector<uint>.Count];
+        for (var i = 0; i < _seeds.Length; i++) _seeds[i] = (uint)random.NextInt64();
+        PermutationCount = count;
     }
 
-    public int Permutations => _a.Length;
+    private int PermutationCount { get; }
+
+    public int Permutations => PermutationCount;
 
     /// <summary>Normalizes: NFKC, lower case, punctuation removed, whitespace collapsed.</summary>
     public static string Normalize(string text)
@@ -77,18 +81,36 @@ public sealed class MinHasher
 
     public uint[] Signature(string text, string language)
     {
-        var shingles = Shingles(text, language);
-        var signature = new uint[_a.Length];
-        Array.Fill(signature, uint.MaxValue);
-        var distinct = new HashSet<ulong>(shingles);
+        var distinct = new HashSet<uint>();
+        foreach (var x in Shingles(text, language)) distinct.Add((uint)(x ^ (x >> 32)));
+        var lanes = Vector<uint>.Count;
+        var minima = new Vector<uint>[_seeds.Length / lanes];
+        var seeds = new Vector<uint>[minima.Length];
+        for (var v = 0; v < minima.Length; v++)
+        {
+            minima[v] = new Vector<uint>(uint.MaxValue);
+            seeds[v] = new Vector<uint>(_seeds, v * lanes);
+        }
+        var c1 = new Vector<uint>(0x85EBCA6Bu);
+        var c2 = new Vector<uint>(0xC2B2AE35u);
         foreach (var x in distinct)
         {
-            for (var p = 0; p < _a.Length; p++)
+            var shingle = new Vector<uint>(x);
+            for (var v = 0; v < minima.Length; v++)
             {
-                var h = (uint)((_a[p] * x + _b[p]) >> 32);
-                if (h < signature[p]) signature[p] = h;
+                var h = shingle ^ seeds[v];
+                h ^= Vector.ShiftRightLogical(h, 16);
+                h *= c1;
+                h ^= Vector.ShiftRightLogical(h, 13);
+                h *= c2;
+                h ^= Vector.ShiftRightLogical(h, 16);
+                minima[v] = Vector.Min(minima[v], h);
             }
         }
+        var signature = new uint[PermutationCount];
+        var all = new uint[_seeds.Length];
+        for (var v = 0; v < minima.Length; v++) minima[v].CopyTo(all, v * lanes);
+        Array.Copy(all, signature, PermutationCount);
         return signature;
     }
 

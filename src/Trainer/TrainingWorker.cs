@@ -17,6 +17,7 @@ namespace Pipeline.Trainer;
 public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus, ILogger<TrainingWorker> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Cancel)> _running = new();
+    private readonly Lock _gate = new();
     private CancellationToken _stopping;
 
     public static string JobKey(string runName) => $"training:{runName}";
@@ -28,15 +29,18 @@ public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus,
     /// <summary>Starts a run, or explains why not.</summary>
     public string? TryStart(StartTraining request)
     {
-        var state = ledger.Get(JobKey(request.RunName));
-        if (_running.ContainsKey(request.RunName))
-            return $"training run '{request.RunName}' is already running; a second StartTraining is refused";
-        if (state is not null && JsonSerializer.Deserialize<TrainingJob>(state)?.State == "completed")
-            return $"training run '{request.RunName}' has already completed";
-        var job = new TrainingJob(request, "running", null);
-        ledger.Set(JobKey(request.RunName), JsonSerializer.Serialize(job));
-        Launch(job);
-        return null;
+        lock (_gate)
+        {
+            var state = ledger.Get(JobKey(request.RunName));
+            if (_running.ContainsKey(request.RunName))
+                return $"training run '{request.RunName}' is already running; a second StartTraining is refused";
+            if (state is not null && JsonSerializer.Deserialize<TrainingJob>(state)?.State == "completed")
+                return $"training run '{request.RunName}' has already completed";
+            var job = new TrainingJob(request, "running", null);
+            ledger.Set(JobKey(request.RunName), JsonSerializer.Serialize(job));
+            Launch(job);
+            return null;
+        }
     }
 
     public bool Cancel(string runName)
@@ -57,10 +61,13 @@ public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus,
     /// <summary>Resumes a job whose ledger state says running (called at start-up for known runs).</summary>
     public void ResumeIfUnfinished(string runName)
     {
-        var state = ledger.Get(JobKey(runName));
-        if (state is null || _running.ContainsKey(runName)) return;
-        var job = JsonSerializer.Deserialize<TrainingJob>(state);
-        if (job?.State == "running") Launch(job);
+        lock (_gate)
+        {
+            var state = ledger.Get(JobKey(runName));
+            if (state is null || _running.ContainsKey(runName)) return;
+            var job = JsonSerializer.Deserialize<TrainingJob>(state);
+            if (job?.State == "running") Launch(job);
+        }
     }
 
     public Task WaitAsync(string runName) => _running.TryGetValue(runName, out var job) ? job.Task : Task.CompletedTask;
@@ -69,8 +76,11 @@ public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus,
     {
         var request = job.Request;
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        // Registered before it starts, so a job that ends at once still finds (and removes) its own entry.
+        var registered = new TaskCompletionSource();
         var task = Task.Run(async () =>
         {
+            await registered.Task;
             string state = "completed";
             string? error = null;
             long step = 0;
@@ -111,6 +121,7 @@ public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus,
             await bus.Publish(new TrainingFinished(request.RunName, state, step, error));
         });
         _running[request.RunName] = (task, cancel);
+        registered.SetResult();
     }
 }
 

@@ -86,7 +86,7 @@ public sealed class CrawlerTests : IDisposable
                 await context.Response.Body.WriteAsync(ms.ToArray());
             });
         });
-        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, MaxBodyBytes = 1024 * 1024, TruncateOversized = false, AllowedDomains = ["127.0.0.1", "10.0.0.1"] };
+        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, MaxBodyBytes = 1024 * 1024, TruncateOversized = false, AllowedDomains = ["127.0.0.1", "10.0.0.1"], ArchiveWarc = true };
         var store = new ShardStore(_root);
         var shards = new List<ShardRef>();
         var crawler = new WebCrawler(options, store, NullLogger.Instance);
@@ -101,6 +101,10 @@ public sealed class CrawlerTests : IDisposable
         Assert.Equal(1, summary.ByReason["too-large"]);
         Assert.Equal(1, summary.ByReason["binary-content"]);
         Assert.Equal(1, summary.ByReason["redirect-limit"]);
+        // The archived WARC replays the same pages.
+        var archived = new Warc.WarcReader().Read(store.Resolve("warc/t/crawl-00001.warc.gz"), e => Assert.Fail(e.ToString()))
+            .Where(r => r.Type == "response").Select(r => new Uri(r.TargetUri!).AbsolutePath).Order().ToList();
+        Assert.Equal(pages, archived);
 
         // Resume: a second run with the same frontier fetches nothing new and re-announces the committed shard.
         var again = new List<ShardRef>();

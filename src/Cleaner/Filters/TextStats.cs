@@ -76,29 +76,48 @@ public static class TextStats
 
         public long TotalChars() => Lengths.Sum(l => (long)l);
 
-        /// <summary>A 64-bit hash of the n units starting at i (collisions are negligible for filter statistics).</summary>
-        public ulong NGramKey(int i, int n)
+        /// <summary>
+        /// 64-bit hashes of every n-gram, left to right, by a polynomial rolling hash (mod 2^64, odd base): O(length)
+        /// whatever n is. Collisions are negligible for filter statistics.
+        /// </summary>
+        public ulong[] NGramKeys(int n)
         {
-            var h = 14695981039346656037UL;
-            for (var k = 0; k < n; k++) h = (h ^ (uint)Ids[i + k]) * 1099511628211UL;
-            return h;
+            const ulong Base = 0x100000001B3UL;
+            var count = Ids.Length - n + 1;
+            if (count <= 0) return [];
+            ulong top = 1; // Base^(n-1)
+            for (var k = 1; k < n; k++) top *= Base;
+            var keys = new ulong[count];
+            ulong h = 0;
+            for (var k = 0; k < n; k++) h = h * Base + Mix(Ids[k]);
+            keys[0] = h;
+            for (var i = 1; i < count; i++)
+            {
+                h = (h - Mix(Ids[i - 1]) * top) * Base + Mix(Ids[i + n - 1]);
+                keys[i] = h;
+            }
+            return keys;
         }
+
+        // Spreads small ids over 64 bits so that the rolling sums do not collide for short alphabets.
+        private static ulong Mix(int id) => ((ulong)(uint)id + 0x9E3779B97F4A7C15UL) * 0xBF58476D1CE4E5B9UL;
     }
 
     /// <summary>Fraction of characters covered by the most frequent n-gram (ties: the longer one).</summary>
     public static double TopNGramCharFraction(Units units, int n)
     {
         if (units.Count < n) return 0;
-        var counts = new Dictionary<ulong, (int Count, int Start)>();
-        for (var i = 0; i + n <= units.Count; i++)
+        var keys = units.NGramKeys(n);
+        var counts = new Dictionary<ulong, (int Count, int Start)>(keys.Length);
+        for (var i = 0; i < keys.Length; i++)
         {
-            var key = units.NGramKey(i, n);
-            counts[key] = counts.TryGetValue(key, out var e) ? (e.Count + 1, e.Start) : (1, i);
+            ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, keys[i], out var exists);
+            entry = exists ? (entry.Count + 1, entry.Start) : (1, i);
         }
         int bestCount = 0, bestLength = 0;
         foreach (var (count, start) in counts.Values)
         {
-            if (count < bestCount) continue;
+            if (count < bestCount || count == 1) continue;
             var length = 0;
             for (var k = 0; k < n; k++) length += units.Lengths[start + k];
             if (count > bestCount || length > bestLength) (bestCount, bestLength) = (count, length);
@@ -112,24 +131,30 @@ public static class TextStats
     public static double DuplicatedNGramCharFraction(Units units, int n)
     {
         if (units.Count < n) return 0;
-        var first = new Dictionary<ulong, int>();
-        var covered = new bool[units.Count];
-        for (var i = 0; i + n <= units.Count; i++)
+        var keys = units.NGramKeys(n);
+        var first = new Dictionary<ulong, int>(keys.Length);
+        // Covered ranges as a difference array: +1 at a range start, -1 after its end; O(length) whatever n is.
+        var cover = new int[units.Count + 1];
+        var firstMarked = new HashSet<int>();
+        for (var i = 0; i < keys.Length; i++)
         {
-            var key = units.NGramKey(i, n);
-            if (first.TryAdd(key, i)) continue;
-            var j = first[key];
-            for (var k = 0; k < n; k++)
+            if (first.TryAdd(keys[i], i)) continue;
+            var j = first[keys[i]];
+            if (firstMarked.Add(j))
             {
-                covered[i + k] = true;
-                covered[j + k] = true;
+                cover[j]++;
+                cover[j + n]--;
             }
+            cover[i]++;
+            cover[i + n]--;
         }
         long total = 0, dup = 0;
+        var depth = 0;
         for (var i = 0; i < units.Count; i++)
         {
+            depth += cover[i];
             total += units.Lengths[i];
-            if (covered[i]) dup += units.Lengths[i];
+            if (depth > 0) dup += units.Lengths[i];
         }
         return total == 0 ? 0 : (double)dup / total;
     }
