@@ -13,4 +13,9 @@ public sealed class CleanerOptions
     /// <summary>Keep up to this many rejected documents per rule in a sample shard for inspection (0 = none).</summary>
     public int RejectedSamplesPerRule { get; set; } = 5;
     public string NgWordsFile { get; set; } = "";
+    /// <summary>
+    /// Per-filter settings by filter name, e.g. Pipeline:Cleaner:Filters:gopher_quality:MinWords=30, or
+    /// Pipeline:Cleaner:Filters:c4:Enabled=false to drop a rule. Names and defaults: docs/cleaner.md.
+    /// </summary>
+    public Dictionary<string, Dictionary<string, string>> Filters { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

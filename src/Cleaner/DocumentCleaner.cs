@@ -13,7 +13,7 @@ public sealed class DocumentCleaner
     public DocumentCleaner(CleanerOptions options, IReadOnlyList<string> ngWords)
     {
         _options = options;
-        Steps =
+        List<object> steps =
         [
             new RefinedWebLineFilter(),
             new GopherRepetitionFilter(),
@@ -23,6 +23,34 @@ public sealed class DocumentCleaner
             new JapaneseQualityFilter(ngWords),
             new CompressionRatioFilter(),
         ];
+        Steps = steps.Where(step => Configure(step, options)).ToList();
+    }
+
+    /// <summary>Applies Pipeline:Cleaner:Filters:&lt;name&gt;:&lt;property&gt; settings; false when the filter is disabled.</summary>
+    private static bool Configure(object step, CleanerOptions options)
+    {
+        var name = step is ILineFilter line ? line.Name : ((IDocumentFilter)step).Name;
+        if (!options.Filters.TryGetValue(name, out var settings)) return true;
+        foreach (var (key, value) in settings)
+        {
+            if (key.Equals("Enabled", StringComparison.OrdinalIgnoreCase))
+            {
+                if (!bool.Parse(value)) return false;
+                continue;
+            }
+            var property = step.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
+            if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType == typeof(string)))
+                throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: the filter has no settable number or flag named '{key}'");
+            try
+            {
+                property.SetValue(step, Convert.ChangeType(value, property.PropertyType, System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch (FormatException)
+            {
+                throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: '{value}' is not a valid {property.PropertyType.Name}");
+            }
+        }
+        return true;
     }
 
     /// <summary>The filters in pipeline order; each is an <see cref="ILineFilter"/> or an <see cref="IDocumentFilter"/>.</summary>

@@ -54,7 +54,8 @@ public static class EmbeddedRun
         }
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
-        using var host = PipelineHost.Build(Stages.All, settings, options.Quiet);
+        // On a terminal the live table shows progress, so the log keeps to warnings.
+        using var host = PipelineHost.Build(Stages.All, settings, options.Quiet || Commands.StageProgress.Interactive);
         await host.StartAsync(ct);
         try
         {
@@ -62,8 +63,16 @@ public static class EmbeddedRun
             var store = host.Services.GetRequiredService<ShardStore>();
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
             var training = SampleTraining(options.RunId, options.Steps);
-            var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger) { OnPhase = options.OnPhase };
-            await coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training), ct);
+            var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
+            var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger)
+            {
+                OnPhase = phase =>
+                {
+                    display.SetPhase(phase);
+                    options.OnPhase?.Invoke(phase);
+                },
+            };
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training), ct));
             return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"));
         }
         finally

@@ -114,6 +114,47 @@ public sealed class CrawlerTests : IDisposable
     }
 
     [Fact]
+    public async Task Rate_limits_are_retried_and_timeouts_and_unreachable_hosts_are_counted()
+    {
+        var calls = 0;
+        await using var server = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<a href='/limited'>l</a><a href='/slow'>s</a><a href='http://127.0.0.1:1/closed'>c</a>", "text/html"));
+            app.MapGet("/limited", (HttpContext context) =>
+            {
+                // Two 429s with Retry-After, then the page.
+                if (Interlocked.Increment(ref calls) <= 2)
+                {
+                    context.Response.Headers.RetryAfter = "1";
+                    return Results.StatusCode(429);
+                }
+                return Results.Content("<p>finally</p>", "text/html");
+            });
+            app.MapGet("/slow", async () =>
+            {
+                await Task.Delay(5000);
+                return Results.Content("<p>late</p>", "text/html");
+            });
+        });
+        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, RequestTimeout = TimeSpan.FromSeconds(1), MaxRetries = 3 };
+        var shards = new List<ShardRef>();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var summary = await new WebCrawler(options, new ShardStore(_root), NullLogger.Instance)
+            .RunAsync("t", [server.Address.ToString()], s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None);
+        var pages = (await new ShardStore(_root).ReadParquetAsync<RawPage>(Assert.Single(shards))).Select(p => new Uri(p.Url).AbsolutePath).Order().ToList();
+        Assert.Equal(["/", "/limited"], pages);
+        Assert.Equal(3, calls);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(2), "Retry-After was not honoured");
+        Assert.Equal(1, summary.ByReason["timeout"]);
+        // The closed host's robots.txt is unreachable, which RFC 9309 treats as "disallow everything".
+        Assert.Equal(1, summary.ByReason["robots"]);
+        using var fetcher = new PageFetcher(options);
+        var closed = await fetcher.FetchAsync("http://127.0.0.1:1/closed", _ => null, CancellationToken.None);
+        Assert.Null(closed.Body);
+        Assert.StartsWith("unreachable", closed.SkipReason);
+    }
+
+    [Fact]
     public async Task Private_addresses_are_refused_by_default()
     {
         await using var server = await StaticSite.StartAsync(_root);
