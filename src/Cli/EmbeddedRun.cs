@@ -24,6 +24,8 @@ public sealed record EmbeddedRunOptions
     /// <summary>Further configuration (for example Pipeline:Transport=RabbitMq to run the same chain over a broker).</summary>
     public IReadOnlyDictionary<string, string?> Settings { get; init; } = new Dictionary<string, string?>();
     public Action<string>? OnPhase { get; init; }
+    /// <summary>Task files scored on every checkpoint; null = the shipped tasks/*.yaml when found.</summary>
+    public IReadOnlyList<string>? EvalTasks { get; init; }
 }
 
 /// <summary>
@@ -52,6 +54,8 @@ public static class EmbeddedRun
             settings["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
             settings["Pipeline:Crawler:PagesPerShard"] = "100";
         }
+        var tasks = options.EvalTasks ?? SampleSite.ShippedTasks();
+        for (var i = 0; i < tasks.Count; i++) settings[$"Pipeline:Evaluator:Tasks:{i}"] = tasks[i];
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
         // On a terminal the live table shows progress, so the log keeps to warnings.

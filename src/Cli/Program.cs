@@ -21,11 +21,12 @@ var maxPagesOption = new Option<int>("--max-pages") { Description = "Stop the cr
 var vocabOption = new Option<int>("--vocab") { Description = "Tokenizer vocabulary size", DefaultValueFactory = _ => 2048 };
 var stepsOption = new Option<int>("--steps") { Description = "Training steps of the sample model", DefaultValueFactory = _ => 300 };
 var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };
+var evalTasksOption = new Option<string[]>("--eval-tasks") { Description = "Task files scored on every checkpoint (default: the repository's tasks/*.yaml; 'none' for only the validation loss)", AllowMultipleArgumentsPerToken = true };
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, setOption,
+    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, evalTasksOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -38,6 +39,7 @@ run.SetAction(async (parse, ct) =>
         Steps = parse.GetValue(stepsOption),
         Quiet = parse.GetValue(quietOption),
         Settings = CliInputs.Settings(parse.GetValue(setOption)),
+        EvalTasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : null,
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;
@@ -109,6 +111,7 @@ root.Subcommands.Add(CleanDedupTokenizeCommands.Tokenize(outOption, runOption, s
 root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
 root.Subcommands.Add(ModelCommands.Sample());
 root.Subcommands.Add(ModelCommands.Export(outOption));
+root.Subcommands.Add(EvalCommands.Create(outOption));
 
 return await root.Parse(args).InvokeAsync();
 

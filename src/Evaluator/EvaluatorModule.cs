@@ -4,8 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
-using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Quartz;
 
 namespace Pipeline.Evaluator;
 
@@ -15,33 +14,80 @@ public sealed class EvaluatorModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
+        var options = configuration.GetSection(EvaluatorOptions.Section).Get<EvaluatorOptions>() ?? new EvaluatorOptions();
+        services.AddSingleton(options);
+        services.AddSingleton<CheckpointEvaluator>();
+        if (options.Schedules.Count == 0) return;
+        // Cron sweeps: Quartz fires the job, the job publishes an EvaluateRequested, the sweep consumer does the work.
+        services.AddQuartz(q =>
+        {
+            foreach (var schedule in options.Schedules)
+            {
+                if (!CronExpression.TryParse(schedule.Cron, out _))
+                    throw new ArgumentException($"Pipeline:Evaluator:Schedules '{schedule.Name}': '{schedule.Cron}' is not a valid Quartz cron expression");
+                q.ScheduleJob<ScheduledSweepJob>(
+                    trigger => trigger.WithIdentity(schedule.Name + "-trigger").WithCronSchedule(schedule.Cron),
+                    job => job.WithIdentity(schedule.Name).UsingJobData(ScheduledSweepJob.ScheduleName, schedule.Name));
+            }
+        });
+        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = false);
     }
 
-    // One evaluation at a time: a bounded worker that never competes with training for more than one core's share.
-    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
+    // One evaluation at a time: a bounded worker that never takes more than its share of the machine from training.
+    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
+    {
         bus.AddConsumer<CheckpointSavedConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+        bus.AddConsumer<EvaluateRequestedConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+    }
 }
 
-/// <summary>Scores every new checkpoint once per (checkpoint, task, version) and records the result in the ledger.</summary>
-public sealed class CheckpointSavedConsumer(ShardStore store, RunLedger ledger, ILogger<CheckpointSavedConsumer> logger) : IConsumer<CheckpointSaved>
+/// <summary>Scores every new checkpoint on the validation split and the configured tasks.</summary>
+public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator) : IConsumer<CheckpointSaved>
 {
     public async Task Consume(ConsumeContext<CheckpointSaved> context)
     {
         var message = context.Message;
-        if (ledger.HasEval(message.Uri, PerplexityTask.Name, PerplexityTask.Version)) return;
-        IReadOnlyDictionary<string, double> metrics;
-        string? error = null;
-        try
+        foreach (var outcome in await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken))
+            await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
+    }
+}
+
+/// <summary>
+/// A sweep over runs (all with checkpoints when none are named), their checkpoints (or the latest only) and tasks
+/// (task files; the configured ones when none are named). Pairs already scored are skipped unless Force is set.
+/// </summary>
+public sealed class EvaluateRequestedConsumer(CheckpointEvaluator evaluator, ILogger<EvaluateRequestedConsumer> logger) : IConsumer<EvaluateRequested>
+{
+    public async Task Consume(ConsumeContext<EvaluateRequested> context)
+    {
+        var request = context.Message;
+        var tasks = request.Tasks.Count > 0 ? request.Tasks : evaluator.ConfiguredTasks;
+        var checkpoints = request.CheckpointUris.ToList();
+        if (checkpoints.Count == 0)
         {
-            metrics = await PerplexityTask.RunAsync(store, store.Resolve(message.Uri), CorpusTokenizer.ManifestUri(message.RunId), context.CancellationToken);
-            ledger.AddEval(message.RunName, message.Step, message.Uri, PerplexityTask.Name, PerplexityTask.Version, metrics);
+            foreach (var run in request.RunNames.Count > 0 ? request.RunNames : evaluator.RunsWithCheckpoints())
+            {
+                var all = evaluator.CheckpointsOf(run);
+                checkpoints.AddRange(request.LatestOnly ? all.TakeLast(1) : all);
+            }
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or InvalidOperationException or ShardRejectedException)
-        {
-            error = e.Message;
-            metrics = new Dictionary<string, double>();
-            logger.LogError("eval: checkpoint {Checkpoint}: {Error}", message.Uri, e.Message);
-        }
-        await context.Publish(new EvaluationCompleted(message.RunName, message.Step, message.Uri, PerplexityTask.Name, PerplexityTask.Version, metrics, error));
+        logger.LogInformation("eval: sweep over {Checkpoints} checkpoints and {Tasks} tasks", checkpoints.Count, tasks.Count);
+        foreach (var checkpoint in checkpoints)
+            foreach (var outcome in await evaluator.EvaluateAsync(checkpoint, null, tasks, includeValidation: false, request.Force, context.CancellationToken))
+                await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
+    }
+}
+
+/// <summary>The Quartz job of a cron schedule: publishes the schedule's sweep.</summary>
+[DisallowConcurrentExecution]
+public sealed class ScheduledSweepJob(IBus bus, EvaluatorOptions options) : IJob
+{
+    public const string ScheduleName = "schedule";
+
+    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
+    {
+        var name = context.MergedJobDataMap.GetString(ScheduleName);
+        var schedule = options.Schedules.First(s => s.Name == name);
+        await bus.Publish(new EvaluateRequested(schedule.Runs, [], schedule.Tasks, schedule.LatestOnly, Force: false), cancellationToken);
     }
 }

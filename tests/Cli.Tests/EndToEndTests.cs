@@ -12,6 +12,7 @@ public sealed class EndToEndTests : IDisposable
         MaxPages = 80,
         VocabSize = 400,
         Steps = 10,
+        EvalTasks = [],
         Quiet = Environment.GetEnvironmentVariable("PIPELINE_TEST_VERBOSE") is null,
     };
 

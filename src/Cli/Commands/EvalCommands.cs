@@ -1,0 +1,56 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Pipeline.Evaluator;
+using Pipeline.Evaluator.Tasks;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+using Spectre.Console;
+
+namespace Pipeline.Cli.Commands;
+
+/// <summary>`pipeline eval`: score checkpoints on task files by hand; `pipeline eval report`: tables and plots.</summary>
+public static class EvalCommands
+{
+    public static Command Create(Option<string> outOption)
+    {
+        var checkpoints = new Option<string[]>("--checkpoint") { Description = "Checkpoint folder(s) under --out (…/checkpoints/<run>/step-N)", AllowMultipleArgumentsPerToken = true, Required = true };
+        var tasks = new Option<string[]>("--task") { Description = "Task file(s) (YAML/JSON; see tasks/ and docs/evaluator.md)", AllowMultipleArgumentsPerToken = true, Required = true };
+        var force = new Option<bool>("--force") { Description = "Score again what the ledger already has" };
+        var eval = new Command("eval", "Score checkpoints on tasks; results go to the ledger in --out (once per checkpoint, task and version)") { checkpoints, tasks, force, outOption };
+        eval.SetAction(async (parse, ct) =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var store = new ShardStore(outDir);
+            using var logging = CliConfig.Logging(quiet: true);
+            var evaluator = new CheckpointEvaluator(store, new RunLedger(Path.Combine(outDir, "ledger.db")), new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
+            var table = new Table().AddColumns("checkpoint", "task", "metric", "value");
+            var failed = 0;
+            foreach (var checkpoint in parse.GetValue(checkpoints)!)
+            {
+                var uri = Path.IsPathRooted(checkpoint) || File.Exists(Path.Combine(checkpoint, "checkpoint.json")) ? store.RelativeUri(Path.GetFullPath(checkpoint)) : checkpoint;
+                foreach (var outcome in await evaluator.EvaluateAsync(uri, null, parse.GetValue(tasks)!, includeValidation: false, parse.GetValue(force), ct))
+                {
+                    if (outcome.Error is not null)
+                    {
+                        failed++;
+                        table.AddRow(Markup.Escape(uri), Markup.Escape(outcome.Task), "[red]error[/]", Markup.Escape(outcome.Error));
+                        continue;
+                    }
+                    foreach (var (metric, value) in outcome.Metrics) table.AddRow(Markup.Escape(uri), outcome.Task, metric, value.ToString("G5"));
+                }
+            }
+            AnsiConsole.Write(table);
+            return failed == 0 ? 0 : 1;
+        });
+        var report = new Command("report", "Write reports/eval.md with tables and PNG plots of loss and task metrics against the step") { outOption };
+        report.SetAction(parse =>
+        {
+            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var path = EvalReport.Write(new RunLedger(Path.Combine(outDir, "ledger.db")), Path.Combine(outDir, "reports"));
+            AnsiConsole.MarkupLine($"[green]eval report[/]: {Markup.Escape(path)}");
+            return 0;
+        });
+        eval.Subcommands.Add(report);
+        return eval;
+    }
+}

@@ -1,0 +1,110 @@
+using Microsoft.Extensions.Logging;
+using Pipeline.Evaluator.Tasks;
+using Pipeline.Hosting;
+using Pipeline.Model;
+using Pipeline.Storage;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+using static TorchSharp.torch;
+
+namespace Pipeline.Evaluator;
+
+/// <summary>One result of a sweep: metrics, or the error that stopped this (checkpoint, task) and only it.</summary>
+public sealed record EvalOutcome(string RunName, long Step, string CheckpointUri, string Task, string Version, IReadOnlyDictionary<string, double> Metrics, string? Error);
+
+/// <summary>
+/// Scores checkpoints on tasks, once per (checkpoint, task, version) unless forced, recording results in the ledger.
+/// A missing or corrupt checkpoint, a task file with errors or a tokenizer mismatch fails that item with a clear
+/// error; the sweep goes on with the rest.
+/// </summary>
+public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, EvaluatorOptions options, ILogger<CheckpointEvaluator> logger)
+{
+    public const string ValidationTask = "validation_perplexity";
+
+    /// <summary>Checkpoint folders of a run, oldest first.</summary>
+    public IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Select(store.RelativeUri).ToList();
+
+    public IReadOnlyList<string> RunsWithCheckpoints() =>
+        Directory.Exists(store.Resolve("checkpoints")) ? Directory.GetDirectories(store.Resolve("checkpoints")).Select(Path.GetFileName).OfType<string>().Order().ToList() : [];
+
+    public async Task<IReadOnlyList<EvalOutcome>> EvaluateAsync(string checkpointUri, string? runId, IEnumerable<string> taskFiles, bool includeValidation, bool force, CancellationToken ct)
+    {
+        var outcomes = new List<EvalOutcome>();
+        CheckpointInfo info;
+        Gpt model;
+        TextTokenizer? tokenizer = null;
+        try
+        {
+            var folder = store.Resolve(checkpointUri);
+            if (!Directory.Exists(folder)) throw new InvalidDataException($"checkpoint '{checkpointUri}' does not exist");
+            (model, info) = Checkpoints.Load(folder, CPU);
+            tokenizer = FindTokenizer(info.TokenizerHash);
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or System.Text.Json.JsonException or ShardRejectedException)
+        {
+            logger.LogError("eval: {Error}", e.Message);
+            outcomes.Add(new EvalOutcome("", 0, checkpointUri, "*", "", new Dictionary<string, double>(), e.Message));
+            return outcomes;
+        }
+        using (model)
+        {
+            if (includeValidation && runId is not null && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
+                outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, store.Resolve(checkpointUri), CorpusTokenizer.ManifestUri(runId), ct)));
+            foreach (var file in taskFiles)
+            {
+                EvalTask task;
+                try
+                {
+                    task = TaskLoader.Load(file);
+                }
+                catch (InvalidDataException e)
+                {
+                    logger.LogError("eval: {Error}", e.Message);
+                    outcomes.Add(new EvalOutcome(info.RunName, info.Step, checkpointUri, file, "", new Dictionary<string, double>(), e.Message));
+                    continue;
+                }
+                if (!force && ledger.HasEval(checkpointUri, task.Name, task.Version.ToString())) continue;
+                if (tokenizer is null)
+                {
+                    var error = $"no tokenizer with hash {info.TokenizerHash} under '{store.Resolve("tokenizers")}'; refusing to score checkpoint '{checkpointUri}' with another tokenizer";
+                    outcomes.Add(new EvalOutcome(info.RunName, info.Step, checkpointUri, task.Name, task.Version.ToString(), new Dictionary<string, double>(), error));
+                    continue;
+                }
+                var runner = new TaskRunner(model, tokenizer);
+                outcomes.Add(await RunOneAsync(info, checkpointUri, task.Name, task.Version.ToString(), () => runner.RunAsync(task, ct)));
+            }
+        }
+        return outcomes;
+    }
+
+    private async Task<EvalOutcome> RunOneAsync(CheckpointInfo info, string uri, string task, string version, Func<Task<IReadOnlyDictionary<string, double>>> run)
+    {
+        try
+        {
+            var metrics = await run();
+            ledger.AddEval(info.RunName, info.Step, uri, task, version, metrics);
+            logger.LogInformation("eval: {Run} step {Step} {Task}: {Metrics}", info.RunName, info.Step, task, string.Join(", ", metrics.Select(kv => $"{kv.Key} {kv.Value:G4}")));
+            return new EvalOutcome(info.RunName, info.Step, uri, task, version, metrics, null);
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or InvalidOperationException or ShardRejectedException or HttpRequestException)
+        {
+            logger.LogError("eval: {Run} step {Step} {Task}: {Error}", info.RunName, info.Step, task, e.Message);
+            return new EvalOutcome(info.RunName, info.Step, uri, task, version, new Dictionary<string, double>(), e.Message);
+        }
+    }
+
+    /// <summary>The run's tokenizer under &lt;root&gt;/tokenizers with the checkpoint's hash, or null.</summary>
+    public TextTokenizer? FindTokenizer(string hash)
+    {
+        var root = store.Resolve("tokenizers");
+        if (!Directory.Exists(root)) return null;
+        foreach (var meta in Directory.GetFiles(root, "tokenizer-meta.json", SearchOption.AllDirectories))
+        {
+            var tokenizer = TextTokenizer.Load(Path.GetDirectoryName(meta)!);
+            if (tokenizer.Hash == hash) return tokenizer;
+        }
+        return null;
+    }
+
+    public IReadOnlyList<string> ConfiguredTasks => options.Tasks;
+}

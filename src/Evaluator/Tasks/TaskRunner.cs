@@ -1,0 +1,151 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Pipeline.Model;
+using Pipeline.Tokenizer;
+using static TorchSharp.torch;
+
+namespace Pipeline.Evaluator.Tasks;
+
+/// <summary>Runs one task on one model; returns the metrics (the ledger stores them per checkpoint, task and version).</summary>
+public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? judge = null)
+{
+    public async Task<IReadOnlyDictionary<string, double>> RunAsync(EvalTask task, CancellationToken ct = default) => task.Type switch
+    {
+        "perplexity" => Perplexity(File.ReadAllText(TaskLoader.DataPath(task))),
+        "multiple_choice" => MultipleChoice(task),
+        "generation" => await GenerationAsync(task, ct),
+        _ => throw new InvalidDataException($"task '{task.Name}': unknown type '{task.Type}'"),
+    };
+
+    /// <summary>Bits per byte and per token of a text, in windows of the model's context.</summary>
+    public Dictionary<string, double> Perplexity(string text)
+    {
+        var ids = tokenizer.Encode(text).ToArray();
+        if (ids.Length < 2) throw new InvalidDataException("the text is too short to score");
+        model.eval();
+        using var _ = no_grad();
+        var context = model.Config.Context;
+        double nll = 0;
+        long scored = 0;
+        for (var start = 0; start < ids.Length - 1; start += context)
+        {
+            using var scope = NewDisposeScope();
+            var length = Math.Min(context, ids.Length - 1 - start);
+            var x = tensor(ids.AsSpan(start, length).ToArray().Select(i => (long)i).ToArray(), [1, length]);
+            var y = tensor(ids.AsSpan(start + 1, length).ToArray().Select(i => (long)i).ToArray(), [1, length]);
+            nll += nn.functional.cross_entropy(model.forward(x).view(-1, model.Config.VocabSize), y.view(-1), reduction: nn.Reduction.Sum).item<float>();
+            scored += length;
+        }
+        var bytes = Encoding.UTF8.GetByteCount(text);
+        return new Dictionary<string, double>
+        {
+            ["bits_per_byte"] = nll / Math.Log(2) / bytes,
+            ["bits_per_token"] = nll / Math.Log(2) / scored,
+            ["perplexity"] = Math.Exp(nll / scored),
+        };
+    }
+
+    /// <summary>Sum of log-probabilities of <paramref name="continuation"/> after <paramref name="context"/> (left-truncated to fit).</summary>
+    public double LogLikelihood(IReadOnlyList<int> context, IReadOnlyList<int> continuation)
+    {
+        var all = context.Concat(continuation).ToList();
+        var keep = Math.Min(all.Count, model.Config.Context + 1);
+        all = all.Skip(all.Count - keep).ToList();
+        var first = all.Count - continuation.Count; // index in `all` of the first continuation token
+        model.eval();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var input = tensor(all.Take(all.Count - 1).Select(i => (long)i).ToArray(), [1, all.Count - 1]);
+        var logProbs = model.forward(input)[0].log_softmax(-1);
+        double total = 0;
+        for (var i = Math.Max(first, 1); i < all.Count; i++) total += logProbs[i - 1, all[i]].item<float>();
+        return total;
+    }
+
+    private string FewShotPrefix(EvalTask task, List<JsonObject> examples, Func<JsonObject, string> answer) =>
+        string.Concat(examples.Take(task.FewShot).Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
+
+    private Dictionary<string, double> MultipleChoice(EvalTask task)
+    {
+        var examples = TaskLoader.Examples(task);
+        string ChoiceText(JsonObject e, int i) => e[task.Choices]!.AsArray()[i]!.ToString();
+        var prefix = FewShotPrefix(task, examples, e => ChoiceText(e, (int)e[task.Answer]!));
+        var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
+        int correct = 0, correctNorm = 0;
+        foreach (var example in scored)
+        {
+            var context = tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example));
+            var choices = example[task.Choices]!.AsArray();
+            var scores = new List<(double Raw, double Norm)>();
+            for (var i = 0; i < choices.Count; i++)
+            {
+                var text = task.AnswerPrefix + ChoiceText(example, i);
+                var ll = LogLikelihood(context, tokenizer.Encode(text));
+                scores.Add((ll, ll / Math.Max(1, Encoding.UTF8.GetByteCount(text))));
+            }
+            var answer = (int)example[task.Answer]!;
+            if (scores.IndexOf(scores.MaxBy(s => s.Raw)) == answer) correct++;
+            if (scores.IndexOf(scores.MaxBy(s => s.Norm)) == answer) correctNorm++;
+        }
+        return new Dictionary<string, double>
+        {
+            ["accuracy"] = (double)correct / scored.Count,
+            ["accuracy_norm"] = (double)correctNorm / scored.Count,
+            ["examples"] = scored.Count,
+        };
+    }
+
+    private async Task<Dictionary<string, double>> GenerationAsync(EvalTask task, CancellationToken ct)
+    {
+        var examples = TaskLoader.Examples(task);
+        var prefix = FewShotPrefix(task, examples, e => e[task.Answer]!.ToString());
+        var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
+        var totals = task.Scorers.ToDictionary(s => s, _ => 0.0);
+        var settings = task.Generation;
+        foreach (var example in scored)
+        {
+            var promptText = prefix + TaskLoader.Fill(task.Prompt, example) + task.AnswerPrefix;
+            var prompt = tokenizer.Encode(promptText).ToList();
+            var room = model.Config.Context - settings.MaxTokens;
+            if (room < 1) throw new InvalidDataException($"task '{task.Name}': max_tokens {settings.MaxTokens} leaves no room for a prompt in context {model.Config.Context}");
+            if (prompt.Count > room) prompt = prompt.Skip(prompt.Count - room).ToList();
+            var ids = TextGenerator.Generate(model, prompt, new SamplingOptions
+            {
+                Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP, MaxNewTokens = settings.MaxTokens,
+            }, new HashSet<int> { tokenizer.EndOfText }, generated => settings.Stop.Any(s => tokenizer.Decode(generated).Contains(s)));
+            var output = tokenizer.Decode(ids.Where(i => i != tokenizer.EndOfText));
+            foreach (var stop in settings.Stop)
+            {
+                var at = output.IndexOf(stop, StringComparison.Ordinal);
+                if (at >= 0) output = output[..at];
+            }
+            var reference = example[task.Answer]!.ToString();
+            foreach (var scorer in task.Scorers)
+            {
+                totals[scorer] += scorer switch
+                {
+                    "exact_match" => Scorers.ExactMatch(output, reference),
+                    "char_f1" => Scorers.CharF1(output, reference),
+                    "rouge_l" => Scorers.RougeL(output, reference),
+                    "judge" => await JudgeAsync(task, TaskLoader.Fill(task.Prompt, example), output, reference, example[task.Aspect]?.ToString() ?? "", ct),
+                    _ => 0,
+                };
+            }
+        }
+        var metrics = totals.ToDictionary(kv => kv.Key, kv => kv.Value / scored.Count);
+        metrics["examples"] = scored.Count;
+        return metrics;
+    }
+
+    private async Task<double> JudgeAsync(EvalTask task, string input, string output, string reference, string aspect, CancellationToken ct)
+    {
+        var client = judge ?? new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var response = await client.PostAsJsonAsync(task.JudgeUrl, new { input, output, reference, aspect }, ct);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonObject>(ct);
+        var score = (double?)body?["score"] ?? throw new InvalidDataException($"judge '{task.JudgeUrl}' returned no score");
+        if (score is < 1 or > 5) throw new InvalidDataException($"judge '{task.JudgeUrl}' returned {score}, outside 1-5");
+        return score;
+    }
+}
