@@ -20,6 +20,8 @@ public sealed class CrawlOptions
     /// <summary>Over the limit: keep the first MaxBodyBytes and flag the page as truncated (true) or skip it (false).</summary>
     public bool TruncateOversized { get; set; } = true;
     public int PagesPerShard { get; set; } = 1000;
+    /// <summary>A shard is also closed when its pages' HTML reaches this many characters (whichever comes first).</summary>
+    public long CharsPerShard { get; set; } = 256L * 1024 * 1024;
     /// <summary>Also archive every shard's responses as WARC (warc/&lt;run&gt;/crawl-NNNNN.warc.gz) for replay with --warc.</summary>
     public bool ArchiveWarc { get; set; }
     /// <summary>Hosts (or host suffixes with a leading dot) a crawl may leave its seeds for; empty = the seeds' hosts.</summary>

@@ -46,6 +46,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         var accepted = counts.GetValueOrDefault("done");
         var buffer = new List<(string Url, RawPage Page)>();
         var bufferGate = new Lock();
+        long bufferChars = 0;
         var inFlight = new ConcurrentDictionary<string, byte>();
         // URLs this process has taken (their state in the frontier changes only when their shard is committed).
         var taken = new HashSet<string>();
@@ -87,10 +88,12 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 lock (bufferGate)
                 {
                     buffer.Add((url, page));
-                    if (buffer.Count >= options.PagesPerShard)
+                    bufferChars += page.Html.Length;
+                    if (buffer.Count >= options.PagesPerShard || bufferChars >= options.CharsPerShard)
                     {
                         full = [.. buffer];
                         buffer.Clear();
+                        bufferChars = 0;
                     }
                 }
                 if (full is not null) await FlushAsync(full);

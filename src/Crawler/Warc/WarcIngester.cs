@@ -44,6 +44,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
             var state = ledger.Get(ProgressKey(runId, file)) is { } json ? JsonSerializer.Deserialize<FileProgress>(json)! : new FileProgress(-1, 0);
             var seq = state.Shards;
             var batch = new List<RawPage>();
+            long batchChars = 0;
             long lastOffset = -1;
 
             async Task FlushAsync()
@@ -57,6 +58,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
                 summary.Shards++;
                 logger.LogInformation("warc: shard {Shard} with {Pages} pages from {File}", shard.Uri, batch.Count, name);
                 batch.Clear();
+                batchChars = 0;
                 await onShard(shard);
             }
 
@@ -75,8 +77,9 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
                 lastOffset = record.Offset;
                 if (page is null) continue;
                 batch.Add(page);
+                batchChars += page.Html.Length;
                 summary.Pages++;
-                if (batch.Count >= options.PagesPerShard) await FlushAsync();
+                if (batch.Count >= options.PagesPerShard || batchChars >= options.CharsPerShard) await FlushAsync();
                 if (summary.Records % 1000 == 0) progress?.Report(summary);
             }
             if (batch.Count > 0) await FlushAsync();
