@@ -86,13 +86,13 @@ public sealed class WarcTests : IDisposable
 
         // Shards also roll by size: with a small character budget every shard stays near it.
         var small = new List<ShardRef>();
-        await new WarcIngester(new CrawlOptions { PagesPerShard = 1000, CharsPerShard = 100_000 }, store, ledger, NullLogger.Instance)
+        await new WarcIngester(new CrawlOptions { PagesPerShard = 1000, CharsPerShard = 20_000 }, store, ledger, NullLogger.Instance)
             .IngestAsync("r-size", [path], s => { small.Add(s); return Task.CompletedTask; }, default);
-        Assert.True(small.Count > 3, $"{small.Count} shards");
+        Assert.True(small.Count >= 3, $"{small.Count} shards");
         foreach (var shard in small.SkipLast(1))
         {
             var rows = await store.ReadParquetAsync<RawPage>(shard);
-            Assert.True(rows.Sum(p => (long)p.Html.Length) - rows[^1].Html.Length < 100_000);
+            Assert.True(rows.Sum(p => (long)p.Html.Length) - rows[^1].Html.Length < 20_000);
         }
     }
 
