@@ -13,7 +13,7 @@ public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, 
 /// </summary>
 public static class Checkpoints
 {
-    public static string Save(string runFolder, Gpt model, AdamW? optimizer, CheckpointInfo info, int keepLast)
+    public static string Save(string runFolder, Gpt model, AdamW? optimizer, CheckpointInfo info, int keepLast, bool keepBest = false)
     {
         Directory.CreateDirectory(runFolder);
         var final = Path.Combine(runFolder, $"step-{info.Step:D7}");
@@ -25,9 +25,16 @@ public static class Checkpoints
         File.WriteAllText(Path.Combine(temp, "checkpoint.json"), JsonSerializer.Serialize(info, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(temp, final);
-        foreach (var old in List(runFolder).SkipLast(Math.Max(1, keepLast))) Directory.Delete(old, true);
+        var best = keepBest ? Best(runFolder) : null;
+        foreach (var old in List(runFolder).SkipLast(Math.Max(1, keepLast)))
+            if (old != best) Directory.Delete(old, true);
         return final;
     }
+
+    /// <summary>The checkpoint with the lowest validation loss, or null when none has one.</summary>
+    public static string? Best(string runFolder) =>
+        List(runFolder).Select(f => (Folder: f, Loss: ReadInfo(f).ValidationLoss)).Where(x => x.Loss is not null)
+            .OrderBy(x => x.Loss).Select(x => x.Folder).FirstOrDefault();
 
     /// <summary>Complete checkpoints of a run, oldest first.</summary>
     public static IReadOnlyList<string> List(string runFolder) =>

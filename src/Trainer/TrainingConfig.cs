@@ -29,6 +29,36 @@ public sealed record TrainingConfig
     public double PeakFlops { get; init; } = 100e9;
     /// <summary>"cpu" or "cuda"; empty picks cuda when available.</summary>
     public string Device { get; init; } = "";
+    /// <summary>Budget in tokens instead of steps (0 = use MaxSteps).</summary>
+    public long MaxTokens { get; init; }
+    /// <summary>
+    /// Budget in training FLOPs (0 = off): the trainer picks the Chinchilla-optimal model (about 20 tokens per
+    /// parameter, C = 6ND) and token count, overriding Model's layers/heads/width and the step budget.
+    /// </summary>
+    public double ComputeBudgetFlops { get; init; }
+    /// <summary>Also keep the checkpoint with the best validation loss, whatever KeepLast drops.</summary>
+    public bool KeepBest { get; init; } = true;
+    /// <summary>On a non-finite loss: "skip" (skip the update and halve the learning rate; five in a row stop the run) or "stop" (checkpoint and stop with an error).</summary>
+    public string OnNonFinite { get; init; } = "skip";
+    /// <summary>Re-read the token manifest at every evaluation and train on shards that arrived since (corpus still being ingested).</summary>
+    public bool FollowCorpus { get; init; }
+
+    /// <summary>The configuration with budgets resolved: compute budget to model and steps, token budget to steps.</summary>
+    public TrainingConfig Resolved()
+    {
+        var config = this;
+        if (ComputeBudgetFlops > 0)
+        {
+            var (model, tokens) = ChinchillaPlanner.Plan(ComputeBudgetFlops, Model);
+            config = config with { Model = model, MaxTokens = tokens };
+        }
+        if (config.MaxTokens > 0)
+        {
+            var perStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
+            config = config with { MaxSteps = (int)Math.Max(1, (config.MaxTokens + perStep - 1) / perStep) };
+        }
+        return config;
+    }
 
     public int AccumulationSteps => TokensPerStep <= 0 ? 1 : Math.Max(1, TokensPerStep / (BatchSize * Model.Context));
 

@@ -17,9 +17,12 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
 {
     public Func<StepLog, Task>? OnStep { get; init; }
     public Func<string, CheckpointInfo, Task>? OnCheckpoint { get; init; }
+    /// <summary>Reloads the token data (FollowCorpus: shards announced since the start join the stream).</summary>
+    public Func<Task<TokenData>>? Reload { get; init; }
 
     public async Task<long> RunAsync(CancellationToken ct)
     {
+        config = config.Resolved();
         if (config.Threads > 0) set_num_threads(config.Threads);
         var device = config.Device == "cuda" || (config.Device == "" && cuda.is_available()) ? CUDA : CPU;
         manual_seed(config.Seed);
@@ -54,9 +57,10 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var watch = Stopwatch.StartNew();
         long tokensSinceLog = 0;
         var nanSkips = 0;
+        var lrScale = 1.0; // halved at every skipped non-finite step
         while (step < config.MaxSteps && !ct.IsCancellationRequested)
         {
-            var lr = config.LearningRateAt(step);
+            var lr = config.LearningRateAt(step) * lrScale;
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
             double lossValue = 0;
             double gradNorm;
@@ -64,29 +68,56 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             {
                 model.train();
                 optimizer.zero_grad();
-                for (var micro = 0; micro < config.AccumulationSteps; micro++)
+                try
                 {
-                    var (x, y) = data.Batch(data.Train, config.Seed, step, micro, config.BatchSize, config.Model.Context, device);
-                    var loss = model.Loss(x, y) / config.AccumulationSteps;
-                    loss.backward();
-                    lossValue += loss.item<float>();
+                    for (var micro = 0; micro < config.AccumulationSteps; micro++)
+                    {
+                        var (x, y) = data.Batch(data.Train, config.Seed, step, micro, config.BatchSize, config.Model.Context, device);
+                        var loss = model.Loss(x, y) / config.AccumulationSteps;
+                        loss.backward();
+                        lossValue += loss.item<float>();
+                    }
+                }
+                catch (Exception e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("bad_alloc") || e is OutOfMemoryException)
+                {
+                    throw new InvalidOperationException(
+                        $"training {config.RunName} ran out of memory on {device.type} with batch {config.BatchSize} x {config.Model.Context} tokens and a " +
+                        $"{config.Model.Parameters():N0}-parameter model ({config.Model.Layers} layers, width {config.Model.Width}); lower BatchSize (TokensPerStep keeps the effective batch by accumulation) or the model size", e);
                 }
                 gradNorm = nn.utils.clip_grad_norm_(model.parameters(), config.GradClip);
                 if (double.IsFinite(lossValue) && double.IsFinite(gradNorm))
                 {
                     optimizer.step();
+                    nanSkips = 0;
+                }
+                else if (config.OnNonFinite == "stop")
+                {
+                    var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
+                    var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
+                    throw new InvalidOperationException($"training {config.RunName}: non-finite loss at step {step + 1}; stopped with checkpoint {folder} (OnNonFinite=stop)");
                 }
                 else
                 {
-                    // Skip the update; persistent divergence is an error with the last good checkpoint kept.
-                    if (++nanSkips > 5) throw new InvalidOperationException($"training {config.RunName} diverged: non-finite loss at step {step} five times");
-                    logger.LogWarning("train: non-finite loss at step {Step}; update skipped", step);
+                    // Skip the update and halve the learning rate; five in a row are an error, the last good checkpoint kept.
+                    if (++nanSkips >= 5) throw new InvalidOperationException($"training {config.RunName} diverged: non-finite loss five steps in a row at step {step + 1}");
+                    lrScale *= 0.5;
+                    logger.LogWarning("train: non-finite loss at step {Step}; update skipped, learning rate halved", step + 1);
                 }
             }
             step++;
             tokensSinceLog += tokensPerStep;
             double? val = null;
-            if (step % config.EvalEvery == 0 || step == config.MaxSteps) lastVal = val = Evaluate(model, data, device);
+            if (step % config.EvalEvery == 0 || step == config.MaxSteps)
+            {
+                if (config.FollowCorpus && Reload is not null)
+                {
+                    var fresh = await Reload();
+                    if (fresh.Train.Length != data.Train.Length)
+                        logger.LogInformation("train: corpus grew from {Old:N0} to {New:N0} training tokens", data.Train.Length, fresh.Train.Length);
+                    data = fresh;
+                }
+                lastVal = val = Evaluate(model, data, device);
+            }
             if (step % config.LogEvery == 0 || val is not null || step == 1)
             {
                 var seconds = watch.Elapsed.TotalSeconds;
@@ -101,7 +132,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             if (step % config.CheckpointEvery == 0 || step == config.MaxSteps || ct.IsCancellationRequested)
             {
                 var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
-                var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast);
+                var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
                 if (OnCheckpoint is not null) await OnCheckpoint(folder, info);
             }
         }

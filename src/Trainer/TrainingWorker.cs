@@ -91,6 +91,7 @@ public sealed class TrainingWorker(ShardStore store, RunLedger ledger, IBus bus,
                 config = config with { RunName = request.RunName };
                 var run = new TrainingRun(config, data, store.Resolve(RunFolder(request.RunName)), logger)
                 {
+                    Reload = () => TokenData.LoadAsync(store, request.ManifestUri, data.TokenizerHash, config.Model.Context, cancel.Token),
                     OnStep = async log =>
                     {
                         ledger.AddMetric(request.RunName, "train", log.Step, "loss", log.Loss);

@@ -37,7 +37,7 @@ public static class ModelCommands
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
             var manifestUri = job.Manifest ?? CorpusTokenizer.ManifestUri(parse.GetValue(runOption)!);
             var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
-            var config = job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize } };
+            var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize } }).Resolved();
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
             using var logging = CliConfig.Logging(quiet: false);
             AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
