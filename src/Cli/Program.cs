@@ -112,6 +112,8 @@ root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
 root.Subcommands.Add(ModelCommands.Sample());
 root.Subcommands.Add(ModelCommands.Export(outOption));
 root.Subcommands.Add(EvalCommands.Create(outOption));
+root.Subcommands.Add(AlignCommands.Align(outOption));
+root.Subcommands.Add(AlignCommands.Lora(outOption));
 
 return await root.Parse(args).InvokeAsync();
 

@@ -1,3 +1,4 @@
+using Pipeline.Alignment;
 using Pipeline.Cleaner;
 using Pipeline.Crawler;
 using Pipeline.Dedup;
@@ -12,7 +13,7 @@ namespace Pipeline.Cli;
 public static class Stages
 {
     public static IReadOnlyList<IStageModule> All { get; } =
-        [new CrawlerModule(), new CleanerModule(), new DedupModule(), new TokenizerModule(), new TrainerModule(), new EvaluatorModule()];
+        [new CrawlerModule(), new CleanerModule(), new DedupModule(), new TokenizerModule(), new TrainerModule(), new AlignmentModule(), new EvaluatorModule()];
 
     public static IStageModule ByName(string name) =>
         All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))

@@ -7,8 +7,8 @@ namespace Pipeline.Model;
 /// <summary>Multi-head causal self-attention with rotary position embeddings and PyTorch's fused SDPA.</summary>
 public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private readonly AdaptableLinear qkv;
+    private readonly AdaptableLinear proj;
     private readonly int _heads;
     private readonly int _width;
 
@@ -16,12 +16,13 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     {
         _heads = config.Heads;
         _width = config.Width;
-        qkv = nn.Linear(config.Width, 3 * config.Width, hasBias: false);
-        proj = nn.Linear(config.Width, config.Width, hasBias: false);
+        qkv = new AdaptableLinear("qkv", config.Width, 3 * config.Width);
+        proj = new AdaptableLinear("proj", config.Width, config.Width);
         RegisterComponents();
     }
 
-    public Linear Projection => proj;
+    public AdaptableLinear Projection => proj;
+    public AdaptableLinear QueryKeyValue => qkv;
 
     /// <summary>Rotary tables (cos, sin), shape (T, headDim/2); set by the model before forward.</summary>
     public (Tensor Cos, Tensor Sin) Rope { get; set; }

@@ -7,19 +7,20 @@ namespace Pipeline.Model;
 /// <summary>The MLP of a block: SwiGLU (Shazeer 2020) or GELU.</summary>
 public sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear up;
-    private readonly Linear? gate;
-    private readonly Linear down;
+    private readonly AdaptableLinear up;
+    private readonly AdaptableLinear? gate;
+    private readonly AdaptableLinear down;
 
     public FeedForward(string name, GptConfig config) : base(name)
     {
-        up = nn.Linear(config.Width, config.MlpHidden, hasBias: false);
-        gate = config.Mlp == "swiglu" ? nn.Linear(config.Width, config.MlpHidden, hasBias: false) : null;
-        down = nn.Linear(config.MlpHidden, config.Width, hasBias: false);
+        up = new AdaptableLinear("up", config.Width, config.MlpHidden);
+        gate = config.Mlp == "swiglu" ? new AdaptableLinear("gate", config.Width, config.MlpHidden) : null;
+        down = new AdaptableLinear("down", config.MlpHidden, config.Width);
         RegisterComponents();
     }
 
-    public Linear Down => down;
+    public AdaptableLinear Down => down;
+    public IEnumerable<AdaptableLinear> Layers => gate is null ? [up, down] : [up, gate, down];
 
     public override Tensor forward(Tensor x)
     {

@@ -71,6 +71,44 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.view(-1), ignore_index: ignoreIndex).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The linear layers LoRA can adapt, by role: "attn" (q/k/v and output projections) and "mlp".</summary>
+    public IEnumerable<AdaptableLinear> AdaptableLayers(IReadOnlyCollection<string> targets)
+    {
+        foreach (var block in blocks)
+        {
+            if (targets.Contains("attn"))
+            {
+                yield return block.Attention.QueryKeyValue;
+                yield return block.Attention.Projection;
+            }
+            if (targets.Contains("mlp"))
+                foreach (var layer in block.Mlp.Layers) yield return layer;
+        }
+    }
+
+    /// <summary>Adds LoRA adapters to the target layers and freezes every other parameter.</summary>
+    public void AddLora(int rank, double alpha, double dropout, IReadOnlyCollection<string> targets)
+    {
+        foreach (var p in parameters()) p.requires_grad = false;
+        foreach (var layer in AdaptableLayers(targets)) layer.AddAdapter(rank, alpha, dropout);
+    }
+
+    /// <summary>A plain model with every adapter folded into its weights (same logits, no adapter).</summary>
+    public Gpt Merged()
+    {
+        var merged = new Gpt(Config, parameters().First().device);
+        using var _ = no_grad();
+        var target = merged.state_dict();
+        var adapted = named_modules().Where(m => m.module is AdaptableLinear { HasAdapter: true })
+            .ToDictionary(m => m.name + ".weight", m => ((AdaptableLinear)m.module).MergedWeight());
+        foreach (var (name, tensor) in state_dict())
+        {
+            if (name.Contains("lora_")) continue;
+            target[name].copy_(adapted.TryGetValue(name, out var mergedWeight) ? mergedWeight : tensor);
+        }
+        return merged;
+    }
+
     /// <summary>Parameters split for AdamW: matrices decay; norms, biases and the embedding do not.</summary>
     public (List<Parameter> Decay, List<Parameter> NoDecay) ParameterGroups()
     {
@@ -79,6 +117,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         foreach (var (name, p) in named_parameters())
         {
             if (!p.requires_grad) continue;
+            if (name.Contains("lora_")) { decay.Add(p); continue; }
             if (p.dim() < 2 || name.StartsWith("wte", StringComparison.Ordinal)) noDecay.Add(p);
             else decay.Add(p);
         }

@@ -17,9 +17,13 @@ public static class Safetensors
 {
     public sealed record Entry(string Dtype, long[] Shape, long Begin, long End);
 
-    public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Save(module.state_dict(), path, metadata);
+
+    /// <summary>Writes the given named tensors (for example only a LoRA adapter's).</summary>
+    public static void Save(IEnumerable<KeyValuePair<string, Tensor>> named, string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var tensors = module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal)
+        var tensors = named.OrderBy(kv => kv.Key, StringComparer.Ordinal)
             .Select(kv => (kv.Key, Data: kv.Value.detach().to(float32).cpu().contiguous().data<float>().ToArray(), Shape: kv.Value.shape))
             .ToList();
         var header = new JsonObject();
@@ -94,14 +98,17 @@ public static class Safetensors
         return (tensors, metadata, 8 + (long)size);
     }
 
-    /// <summary>Loads the tensors into a module with the same parameter names (strict: every name must match).</summary>
-    public static void LoadInto(nn.Module module, string path)
+    /// <summary>
+    /// Loads the tensors into a module with the same parameter names. Strict: the file must hold every tensor of the
+    /// module; otherwise only those in the file are loaded (an adapter), each of which the module must have.
+    /// </summary>
+    public static void LoadInto(nn.Module module, string path, bool strict = true)
     {
         var (tensors, _, start) = ReadHeader(path);
         var bytes = File.ReadAllBytes(path);
         var state = module.state_dict();
         var missing = state.Keys.Except(tensors.Keys).ToList();
-        if (missing.Count > 0) throw new InvalidDataException($"'{path}' lacks {string.Join(", ", missing)}");
+        if (strict && missing.Count > 0) throw new InvalidDataException($"'{path}' lacks {string.Join(", ", missing)}");
         using var _ = no_grad();
         foreach (var (name, entry) in tensors)
         {

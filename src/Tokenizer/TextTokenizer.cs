@@ -36,7 +36,9 @@ public sealed class TextTokenizer
             ?? throw new InvalidDataException($"'{metaPath}' is empty");
         var specials = meta.Specials.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => meta.MergeableTokens + x.i);
         using var stream = File.OpenRead(Path.Combine(folder, "tokenizer.tiktoken"));
-        var preTokenizer = new RegexPreTokenizer(new System.Text.RegularExpressions.Regex(meta.Pattern, System.Text.RegularExpressions.RegexOptions.Compiled), specials);
+        // No special tokens in the pre-tokenizer: text that spells "<|end|>" is ordinary text and can never forge a
+        // document boundary or a chat turn; specials are inserted by id (CorpusTokenizer, ChatTemplate).
+        var preTokenizer = new RegexPreTokenizer(new System.Text.RegularExpressions.Regex(meta.Pattern, System.Text.RegularExpressions.RegexOptions.Compiled), null);
         var tokenizer = TiktokenTokenizer.Create(stream, preTokenizer, normalizer: null, specialTokens: specials);
         return new TextTokenizer(tokenizer, meta, folder);
     }

@@ -71,6 +71,19 @@ public sealed class StageCommandTests : IDisposable
         await Ok("export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
         Assert.True(new FileInfo(Path.Combine(_root, "export", "model.safetensors")).Length > 10_000);
 
+        // Alignment on the small checkpoint: SFT with LoRA (adapter + merged checkpoint), a merge by hand, then DPO.
+        var alignment = Path.Combine(SampleSite.Folder(), "..", "alignment");
+        var sft = await Ok("align", "sft", "--base", checkpoint, "--data", Path.Combine(alignment, "sft-ja.jsonl"), "--lora-rank", "4", "--name", "sft", "--out", outDir);
+        Assert.Contains("adapter", sft);
+        var adapter = Path.Combine(outDir, "checkpoints", "sft", "adapter-step-0000100");
+        Assert.True(new FileInfo(Path.Combine(adapter, "adapter.safetensors")).Length < new FileInfo(Path.Combine(checkpoint, "model.bin")).Length / 2);
+        await Ok("lora", "merge", "--adapter", adapter, "--name", "merged", "--out", outDir);
+        Assert.True(File.Exists(Path.Combine(outDir, "checkpoints", "merged", "step-0000100", "model.bin")));
+        var dpo = await Ok("align", "dpo", "--base", Path.Combine(outDir, "checkpoints", "sft", "step-0000100"), "--data", Path.Combine(alignment, "dpo-ja.jsonl"), "--name", "dpo", "--out", outDir);
+        Assert.Contains("reward margin", dpo);
+        var lineage = File.ReadAllText(Path.Combine(outDir, "checkpoints", "dpo", "step-0000100", "lineage.json"));
+        Assert.Contains("\"method\":\"dpo\"", lineage);
+
         var (exit, output) = await Pipeline("clean", Path.Combine(_root, "nowhere"), "--out", outDir);
         Assert.NotEqual(0, exit);
         Assert.Contains("nowhere", output);

@@ -34,6 +34,16 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Special_token_text_is_ordinary_text()
+    {
+        var tokenizer = Trained();
+        var ids = tokenizer.Encode("before <|endoftext|> after <|user|>");
+        Assert.DoesNotContain(tokenizer.EndOfText, ids);
+        Assert.DoesNotContain(tokenizer.SpecialIds[SpecialTokens.User], ids);
+        Assert.Equal("x<|endoftext|>", tokenizer.Decode([.. tokenizer.Encode("x"), tokenizer.EndOfText]));
+    }
+
+    [Fact]
     public void Random_unicode_round_trips()
     {
         var tokenizer = Trained();

@@ -1,0 +1,22 @@
+namespace Pipeline.Alignment;
+
+/// <summary>Settings of an SFT or DPO job (LoRA when <see cref="LoraRank"/> is above 0, else full fine-tuning).</summary>
+public sealed record AlignmentConfig
+{
+    public string Method { get; init; } = "sft";
+    public int Steps { get; init; } = 100;
+    public int BatchSize { get; init; } = 8;
+    public double LearningRate { get; init; } = 1e-4;
+    public double WeightDecay { get; init; }
+    public double Beta { get; init; } = 0.1;
+    public int LoraRank { get; init; }
+    public double LoraAlpha { get; init; } = 16;
+    public double LoraDropout { get; init; }
+    public List<string> LoraTargets { get; init; } = ["attn", "mlp"];
+    /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
+    public string TooLong { get; init; } = "truncate";
+    public long Seed { get; init; } = 1;
+}
+
+/// <summary>What a job did: per-step loss (and for DPO reward margin and accuracy), examples truncated or dropped.</summary>
+public sealed record AlignmentReport(List<(int Step, double Loss, double Margin, double Accuracy)> Steps, int Truncated, int Dropped);

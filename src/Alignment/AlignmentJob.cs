@@ -1,0 +1,80 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Pipeline.Model;
+using Pipeline.Tokenizer;
+using Pipeline.Trainer;
+using static TorchSharp.torch;
+
+namespace Pipeline.Alignment;
+
+/// <summary>What an alignment job wrote: the full checkpoint (merged when LoRA) and, for LoRA, the adapter folder.</summary>
+public sealed record AlignmentResult(string Checkpoint, string? Adapter, CheckpointInfo Info, AlignmentReport Report, IReadOnlyList<string> DataErrors);
+
+/// <summary>
+/// One SFT or DPO job on a base checkpoint: reads the data (malformed lines reported and skipped), refuses a base
+/// checkpoint of another tokenizer, trains, and writes a full checkpoint with its lineage (base checkpoint, method,
+/// data hash), plus, with LoRA, the adapter alone (a small safetensors file) that `pipeline lora merge` folds back.
+/// </summary>
+public sealed class AlignmentJob(ILogger logger)
+{
+    public AlignmentResult Run(string baseCheckpoint, TextTokenizer tokenizer, string dataPath, AlignmentConfig config, string outputFolder, string runName)
+    {
+        var (model, baseInfo) = Checkpoints.Load(baseCheckpoint, CPU);
+        if (baseInfo.TokenizerHash != tokenizer.Hash)
+            throw new InvalidDataException($"base checkpoint '{baseCheckpoint}' was trained with tokenizer {baseInfo.TokenizerHash}, not {tokenizer.Hash}; refusing to align it with another tokenizer");
+        var template = new ChatTemplate(tokenizer);
+        var errors = new List<string>();
+        var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
+        AlignmentReport report;
+        if (config.Method == "sft")
+        {
+            var examples = AlignmentData.ReadSft(dataPath, errors).Select(e => template.Encode(e.Messages)).ToList();
+            report = AlignmentTrainer.Sft(model, examples, config, pad);
+        }
+        else if (config.Method == "dpo")
+        {
+            var pairs = AlignmentData.ReadPreferences(dataPath, errors).Select(p => (template.Prompt(p.Prompt), template.Reply(p.Chosen), template.Reply(p.Rejected))).ToList();
+            report = AlignmentTrainer.Dpo(model, pairs, config, pad);
+        }
+        else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
+        foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
+        logger.LogInformation("align: {Method} {Run}: loss {First:F4} -> {Last:F4}, {Truncated} truncated, {Dropped} dropped",
+            config.Method, runName, report.Steps[0].Loss, report.Steps[^1].Loss, report.Truncated, report.Dropped);
+
+        var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
+        var info = new CheckpointInfo(runName, config.Steps, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },
+            BaseCheckpoint: Path.GetFullPath(baseCheckpoint), Method: config.LoraRank > 0 ? $"{config.Method}+lora" : config.Method);
+        string? adapter = null;
+        if (config.LoraRank > 0)
+        {
+            adapter = SaveAdapter(model, info, config, dataHash, Path.Combine(outputFolder, $"adapter-step-{config.Steps:D7}"));
+            model = model.Merged();
+        }
+        var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3);
+        File.WriteAllText(Path.Combine(checkpoint, "lineage.json"), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
+        return new AlignmentResult(checkpoint, adapter, info, report, errors);
+    }
+
+    private static string SaveAdapter(Gpt model, CheckpointInfo info, AlignmentConfig config, string dataHash, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var tensors = model.state_dict().Where(kv => kv.Key.Contains("lora_"));
+        Safetensors.Save(tensors, Path.Combine(folder, "adapter.safetensors"), new Dictionary<string, string> { ["base"] = info.BaseCheckpoint!, ["method"] = info.Method! });
+        File.WriteAllText(Path.Combine(folder, "adapter.json"), JsonSerializer.Serialize(new AdapterInfo(info.BaseCheckpoint!, config, info, dataHash)));
+        return folder;
+    }
+
+    /// <summary>Folds an adapter into its base checkpoint and writes the full checkpoint (`pipeline lora merge`).</summary>
+    public static string Merge(string adapterFolder, string outputFolder)
+    {
+        var adapter = JsonSerializer.Deserialize<AdapterInfo>(File.ReadAllText(Path.Combine(adapterFolder, "adapter.json")))
+            ?? throw new InvalidDataException($"adapter '{adapterFolder}' has no adapter.json");
+        var (model, _) = Checkpoints.Load(adapter.BaseCheckpoint, CPU);
+        model.AddLora(adapter.Config.LoraRank, adapter.Config.LoraAlpha, adapter.Config.LoraDropout, adapter.Config.LoraTargets);
+        Safetensors.LoadInto(model, Path.Combine(adapterFolder, "adapter.safetensors"), strict: false);
+        return Checkpoints.Save(outputFolder, model.Merged(), null, adapter.Info, keepLast: 3);
+    }
+
+    public sealed record AdapterInfo(string BaseCheckpoint, AlignmentConfig Config, CheckpointInfo Info, string DataHash);
+}

@@ -1,0 +1,162 @@
+using Pipeline.Model;
+using Pipeline.Tokenizer;
+using static TorchSharp.torch;
+
+namespace Pipeline.Alignment.Tests;
+
+public sealed class AlignmentTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("align-").FullName;
+
+    private static Gpt Model(int seed = 1)
+    {
+        manual_seed(seed);
+        return new Gpt(new GptConfig { VocabSize = 48, Layers = 2, Heads = 2, Width = 16, Context = 24 });
+    }
+
+    private static readonly long[] Ids = [1, 5, 9, 3, 7, 2, 8, 4, 6, 10];
+
+    [Fact]
+    public void Masked_positions_contribute_no_gradient()
+    {
+        var model = Model();
+        // The first five targets are the prompt (masked); whatever they are, the gradient is the same.
+        Tensor Gradient(long[] maskedTargets)
+        {
+            model.zero_grad();
+            var labels = Ids[1..].ToArray();
+            for (var i = 0; i < 5; i++) labels[i] = SequenceScoring.Ignore;
+            var loss = model.Loss(tensor(Ids[..^1], [1, 9]), tensor(labels, [1, 9]), SequenceScoring.Ignore);
+            loss.backward();
+            return model.parameters().First().grad!.clone();
+        }
+        var a = Gradient([]);
+        var b = Gradient([1, 2, 3]);
+        Assert.True(a.allclose(b));
+        Assert.True(a.abs().sum().item<float>() > 0);
+
+        // And the loss equals the mean cross-entropy over the unmasked positions only.
+        var x = tensor(Ids[..^1], [1, 9]);
+        var labels = Ids[1..].ToArray();
+        for (var i = 0; i < 5; i++) labels[i] = SequenceScoring.Ignore;
+        var masked = model.Loss(x, tensor(labels, [1, 9]), SequenceScoring.Ignore).item<float>();
+        var logProbs = model.forward(x)[0].log_softmax(-1);
+        var manual = -Enumerable.Range(5, 4).Average(t => logProbs[t, Ids[t + 1]].item<float>());
+        Assert.Equal(manual, masked, 4);
+    }
+
+    [Fact]
+    public void Lora_with_zero_b_leaves_the_output_unchanged_and_merging_keeps_the_logits()
+    {
+        var model = Model();
+        var x = tensor(Ids, [1, Ids.Length]);
+        model.eval();
+        var before = model.forward(x).detach().clone();
+        model.AddLora(rank: 4, alpha: 8, dropout: 0, ["attn", "mlp"]);
+        Assert.True(model.forward(x).allclose(before));
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        Assert.All(model.named_parameters().Where(p => p.parameter.requires_grad), p => Assert.Contains("lora_", p.name));
+        Assert.Equal(2 * (2 + 3) * 2, trainable.Count); // (qkv, proj, up, gate, down) x (A, B) x 2 layers
+
+        // A few steps move B away from zero; the merged model then gives the adapted model's logits.
+        var optimizer = optim.AdamW(trainable, lr: 1e-2);
+        for (var i = 0; i < 5; i++)
+        {
+            optimizer.zero_grad();
+            model.Loss(tensor(Ids[..^1], [1, 9]), tensor(Ids[1..], [1, 9])).backward();
+            optimizer.step();
+        }
+        model.eval();
+        var adapted = model.forward(x);
+        Assert.False(adapted.allclose(before, rtol: 1e-3, atol: 1e-4));
+        var merged = model.Merged();
+        merged.eval();
+        Assert.True(merged.forward(x).allclose(adapted, rtol: 1e-4, atol: 1e-5));
+        Assert.DoesNotContain(merged.state_dict().Keys, k => k.Contains("lora_"));
+    }
+
+    [Fact]
+    public void Dpo_loss_is_log_2_when_policy_equals_reference()
+    {
+        var chosen = tensor(new[] { -12.5f, -3.0f });
+        var rejected = tensor(new[] { -10.0f, -7.5f });
+        Assert.Equal(Math.Log(2), Dpo.Loss(chosen, rejected, chosen, rejected).item<float>(), 5);
+        var (margin, accuracy) = Dpo.Rewards(chosen + 1, rejected, chosen, rejected);
+        Assert.Equal(0.1, margin, 5);
+        Assert.Equal(1.0, accuracy, 5);
+    }
+
+    [Fact]
+    public void A_few_dpo_steps_prefer_the_chosen_replies()
+    {
+        var model = Model(2);
+        var random = new Random(4);
+        // Toy preferences: after any prompt, replies made of even tokens are chosen, odd ones rejected.
+        var pairs = Enumerable.Range(0, 24).Select(_ =>
+        {
+            var prompt = Enumerable.Range(0, 4).Select(_ => random.Next(40)).ToList();
+            var chosen = Enumerable.Range(0, 4).Select(_ => 2 * random.Next(20)).ToList();
+            var rejected = Enumerable.Range(0, 4).Select(_ => 2 * random.Next(20) + 1).ToList();
+            return (prompt, chosen, rejected);
+        }).ToList();
+        var report = AlignmentTrainer.Dpo(model, pairs, new AlignmentConfig { Method = "dpo", Steps = 30, BatchSize = 8, LearningRate = 3e-3, Beta = 0.5 }, padId: 47);
+        Assert.True(report.Steps[0].Loss > 0.6 && report.Steps[0].Loss < 0.8, $"first loss {report.Steps[0].Loss}"); // about log 2
+        var last = report.Steps.TakeLast(5).ToList();
+        Assert.True(last.Average(s => s.Accuracy) > 0.8, $"accuracy {last.Average(s => s.Accuracy)}");
+        Assert.True(last.Average(s => s.Margin) > 0);
+    }
+
+    [Fact]
+    public void Sft_learns_replies_and_counts_what_did_not_fit()
+    {
+        var model = Model(3);
+        var examples = Enumerable.Range(0, 16).Select(i => (Ids: new List<int> { 1, 2, 3 + i % 4, 20, 21, 22 }, Trained: new List<bool> { false, false, false, true, true, true })).ToList();
+        examples.Add((Enumerable.Range(0, 40).Select(i => i % 40).ToList(), Enumerable.Range(0, 40).Select(i => i > 10).ToList()));
+        var report = AlignmentTrainer.Sft(model, examples, new AlignmentConfig { Steps = 40, BatchSize = 8, LearningRate = 1e-2 }, padId: 47);
+        Assert.Equal(1, report.Truncated);
+        Assert.True(report.Steps[^1].Loss < report.Steps[0].Loss / 2, $"{report.Steps[0].Loss} -> {report.Steps[^1].Loss}");
+        var dropped = AlignmentTrainer.Sft(Model(3), examples, new AlignmentConfig { Steps = 1, TooLong = "drop" }, padId: 47);
+        Assert.Equal(1, dropped.Dropped);
+    }
+
+    [Fact]
+    public void Malformed_jsonl_lines_are_named_and_the_rest_is_read()
+    {
+        var path = Path.Combine(_root, "sft.jsonl");
+        File.WriteAllLines(path,
+        [
+            """{"instruction": "日本の首都は?", "output": "東京です。"}""",
+            """{"instruction": "missing output"}""",
+            """{not json""",
+            """{"messages": [{"role": "system", "content": "簡潔に"}, {"role": "user", "content": "1+1?"}, {"role": "assistant", "content": ""}]}""",
+        ]);
+        var errors = new List<string>();
+        var examples = AlignmentData.ReadSft(path, errors);
+        Assert.Equal(2, examples.Count);
+        Assert.Equal(2, errors.Count);
+        Assert.Contains(errors, e => e.Contains("line 2") && e.Contains("output"));
+        Assert.Contains(errors, e => e.Contains("line 3"));
+        Assert.Equal("", examples[1].Messages[^1].Content); // an empty response is allowed
+    }
+
+    [Fact]
+    public void The_chat_template_masks_everything_but_assistant_content()
+    {
+        var folder = Path.Combine(_root, "tok");
+        new BpeTrainer(300).Train(["日本の首都は東京です。", "The capital of Japan is Tokyo.", "<|end|> is not a turn"]).Save(folder);
+        var tokenizer = TextTokenizer.Load(folder);
+        var template = new ChatTemplate(tokenizer);
+        var (ids, trained) = template.Encode([new ChatMessage("user", "首都は<|end|>?"), new ChatMessage("assistant", "東京です。")]);
+        Assert.Equal(tokenizer.SpecialIds[SpecialTokens.User], ids[0]);
+        Assert.Equal(tokenizer.SpecialIds[SpecialTokens.EndOfTurn], ids[^1]);
+        Assert.True(trained[^1]);
+        var assistantStart = ids.IndexOf(tokenizer.SpecialIds[SpecialTokens.Assistant]);
+        Assert.All(trained.Take(assistantStart + 1), t => Assert.False(t));
+        Assert.All(trained.Skip(assistantStart + 1), t => Assert.True(t));
+        // The user's literal "<|end|>" did not become a turn boundary.
+        Assert.Equal(2, ids.Count(i => i == tokenizer.SpecialIds[SpecialTokens.EndOfTurn]));
+        Assert.Equal("東京です。", tokenizer.Decode(ids.Skip(assistantStart + 1).SkipLast(1)));
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
