@@ -46,13 +46,13 @@ run.SetAction(async (parse, ct) =>
 });
 root.Subcommands.Add(run);
 
-var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer or evaluator" };
+var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer (with alignment jobs) or evaluator" };
 var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption };
 serve.SetAction(async (parse, ct) =>
 {
-    var module = Stages.ByName(parse.GetValue(stageArgument)!);
+    var modules = Stages.ForService(parse.GetValue(stageArgument)!);
     var overrides = new Dictionary<string, string?> { ["Pipeline:DataRoot"] = Path.GetFullPath(parse.GetValue(outOption)!) };
-    using var host = PipelineHost.Build([module], overrides, quiet: false);
+    using var host = PipelineHost.Build(modules, overrides, quiet: false);
     await host.RunAsync(ct);
     return 0;
 });

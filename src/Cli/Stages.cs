@@ -15,7 +15,11 @@ public static class Stages
     public static IReadOnlyList<IStageModule> All { get; } =
         [new CrawlerModule(), new CleanerModule(), new DedupModule(), new TokenizerModule(), new TrainerModule(), new AlignmentModule(), new EvaluatorModule()];
 
-    public static IStageModule ByName(string name) =>
-        All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"unknown stage '{name}'; stages are: {string.Join(", ", All.Select(m => m.Name))}");
+    /// <summary>The modules one service hosts: the trainer service also runs the alignment jobs.</summary>
+    public static IReadOnlyList<IStageModule> ForService(string name)
+    {
+        var module = All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
+            ?? throw new ArgumentException($"unknown stage '{name}'; stages are: {string.Join(", ", All.Select(m => m.Name))}");
+        return module is TrainerModule ? [module, All.OfType<AlignmentModule>().Single()] : [module];
+    }
 }
