@@ -115,7 +115,16 @@ root.Subcommands.Add(EvalCommands.Create(outOption));
 root.Subcommands.Add(AlignCommands.Align(outOption));
 root.Subcommands.Add(AlignCommands.Lora(outOption));
 
-return await root.Parse(args).InvokeAsync();
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException or ShardRejectedException)
+{
+    // Bad input: one clear line naming the input and the problem, not a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 
 static string Shorten(object? value)
 {
