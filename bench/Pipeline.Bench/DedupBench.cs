@@ -20,6 +20,7 @@ public static class DedupBench
         var data = args.Length > 0 ? args[0] : "bench/data";
         var largest = args.Length > 1 ? int.Parse(args[1]) : 200_000;
         if (args.Length > 3) Options = new DedupOptions { Bands = int.Parse(args[2]), Rows = int.Parse(args[3]) };
+        if (args.Length > 4) Options = new DedupOptions { Bands = Options.Bands, Rows = Options.Rows, SketchSize = int.Parse(args[4]) };
         var lines = File.ReadAllLines(Path.Combine(data, "corpus.txt"));
         var docs = Documents(lines).ToList();
         Console.WriteLine($"dedup: {docs.Count:N0} real documents of ~2 KB ({docs.Count(d => d.Language == "ja"):N0} Japanese)");
@@ -68,7 +69,7 @@ public static class DedupBench
         {
             var root = Directory.CreateTempSubdirectory("dedup-q-").FullName;
             var store = new ShardStore(root);
-            var options = new DedupOptions { Verify = verify, Bands = Options.Bands, Rows = Options.Rows };
+            var options = new DedupOptions { Verify = verify, Bands = Options.Bands, Rows = Options.Rows, SketchSize = Options.SketchSize };
             var input = await store.WriteParquetAsync("in.parquet", all, new ShardDescriptor("q", "clean", "", [], "q"));
             var result = await new ShardDeduplicator(options, store).ProcessAsync(input, default);
             var pairs = File.Exists(store.Resolve(result.Outputs[0].Uri.Replace("dedup-", "duplicates-")))
@@ -87,7 +88,7 @@ public static class DedupBench
                 truth++;
                 if (removed.Contains(all[i].Id)) found++;
             }
-            Console.WriteLine($"dedup quality (threshold {options.Threshold}, {options.Bands}x{options.Rows}, verify {verify}): {all.Count} documents, {truth} true near-duplicates; " +
+            Console.WriteLine($"dedup quality (threshold {options.Threshold}, {options.Bands}x{options.Rows}, verify {verify}, sketch {options.SketchSize}): {all.Count} documents, {truth} true near-duplicates; " +
                               $"precision {(pairs.Count == 0 ? 1 : (double)correct / pairs.Count):F3}, recall {(truth == 0 ? 1 : (double)found / truth):F3}");
             Directory.Delete(root, true);
         }
@@ -111,7 +112,7 @@ public static class DedupBench
         var hasher = new MinHasher(options);
         var bytes = docs.Sum(d => (long)Encoding.UTF8.GetByteCount(d.Text));
         var watch = Stopwatch.StartNew();
-        var signatures = docs.Select(d => hasher.Signature(d.Text, d.Language)).ToList();
+        var signatures = docs.Select(d => hasher.Fingerprint(d.Text, d.Language)).ToList();
         var signing = watch.Elapsed.TotalSeconds;
         var root = Directory.CreateTempSubdirectory("dedup-t-").FullName;
         using var index = new LshIndex(Path.Combine(root, "lsh.db"), options.Bands, options.Rows);
@@ -120,7 +121,7 @@ public static class DedupBench
         for (var i = 0; i < docs.Count; i++)
         {
             var keys = index.BandKeys(signatures[i]);
-            foreach (var candidate in index.Candidates(keys)) index.Get(candidate);
+            foreach (var candidate in index.Candidates(keys)) hasher.Similarity(signatures[i], index.Get(candidate).Signature);
             added.Add((docs[i].Id, signatures[i], keys));
         }
         index.AddAll(added, "t");

@@ -13,6 +13,8 @@ public sealed class DedupOptions
     public int CharShingle { get; set; } = 5;
     /// <summary>Verify LSH candidates by estimated Jaccard against this threshold (removes most false positives).</summary>
     public bool Verify { get; set; } = true;
+    /// <summary>Shingle hashes kept per document for verification (0 = verify on signatures). See MinHasher.Fingerprint.</summary>
+    public int SketchSize { get; set; } = 512;
     public double Threshold { get; set; } = 0.8;
     public ulong Seed { get; set; } = 1;
 }

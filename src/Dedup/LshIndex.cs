@@ -16,11 +16,16 @@ public sealed class LshIndex : IDisposable
     private readonly int _rows;
     private readonly SqliteCommand _lookup;
     private readonly SqliteCommand _signature;
+    // Which band keys may be in the index: one bit per key hash, set on insert and loaded at open. Most documents are
+    // new, and their band keys all miss this bitmap, so they cost no SQLite lookup at all. A stale bit (after
+    // RemoveShard) only costs a lookup. Fixed size, so memory stays bounded however large the index grows.
+    private readonly ulong[] _filter;
 
-    public LshIndex(string path, int bands, int rows)
+    public LshIndex(string path, int bands, int rows, int filterBits = 27)
     {
         _bands = bands;
         _rows = rows;
+        _filter = new ulong[(1L << filterBits) / 64];
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString());
         try
@@ -48,6 +53,29 @@ public sealed class LshIndex : IDisposable
         _signature = _db.CreateCommand();
         _signature.CommandText = "SELECT id, signature FROM docs WHERE doc=$d";
         _signature.Parameters.Add("$d", SqliteType.Integer);
+        using var keys = _db.CreateCommand();
+        keys.CommandText = "SELECT key FROM bands";
+        using var reader = keys.ExecuteReader();
+        while (reader.Read()) Mark(reader.GetInt64(0));
+    }
+
+    private (long Word, ulong Bit) Slot(long key)
+    {
+        var h = (ulong)key * 0x9E3779B97F4A7C15UL;
+        var index = (long)(h >> 1) % ((long)_filter.Length * 64);
+        return (index >> 6, 1UL << (int)(index & 63));
+    }
+
+    private void Mark(long key)
+    {
+        var (word, bit) = Slot(key);
+        _filter[word] |= bit;
+    }
+
+    private bool MayContain(long key)
+    {
+        var (word, bit) = Slot(key);
+        return (_filter[word] & bit) != 0;
     }
 
     public long Count => (long)Scalar("SELECT COUNT(*) FROM docs")!;
@@ -69,6 +97,7 @@ public sealed class LshIndex : IDisposable
         var seen = new HashSet<long>();
         foreach (var key in keys)
         {
+            if (!MayContain(key)) continue;
             _lookup.Parameters[0].Value = key;
             using var reader = _lookup.ExecuteReader();
             while (reader.Read())
@@ -111,6 +140,7 @@ public sealed class LshIndex : IDisposable
             {
                 k.Value = key;
                 insertBand.ExecuteNonQuery();
+                Mark(key);
             }
         }
         tx.Commit();

@@ -15,7 +15,7 @@ namespace Pipeline.Dedup;
 public sealed class MinHasher
 {
     /// <summary>Changes whenever signatures would change for the same text: the index refuses other versions.</summary>
-    public const int Scheme = 2;
+    public const int Scheme = 3;
 
     private readonly uint[] _seeds;
     private readonly DedupOptions _options;
@@ -71,18 +71,87 @@ public sealed class MinHasher
         }
         else
         {
-            var words = normalized.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // Each word hashed once; an n-gram's hash combines its words' hashes (no n-gram strings are built).
+            var words = new List<ulong>();
+            foreach (var range in normalized.AsSpan().Split(' '))
+            {
+                var word = normalized.AsSpan(range);
+                if (word.Length > 0) words.Add(Hash(word));
+            }
             var n = _options.WordShingle;
-            if (words.Length <= n) hashes.Add(Hash(string.Join(' ', words).AsSpan()));
-            else for (var i = 0; i + n <= words.Length; i++) hashes.Add(Hash(string.Join(' ', words, i, n).AsSpan()));
+            if (words.Count <= n) hashes.Add(Combine(words, 0, words.Count));
+            else for (var i = 0; i + n <= words.Count; i++) hashes.Add(Combine(words, i, n));
         }
         return hashes;
     }
 
-    public uint[] Signature(string text, string language)
+    /// <summary>The MinHash signature (Bands x Rows values).</summary>
+    public uint[] Signature(string text, string language) => Signature(Distinct(text, language));
+
+    /// <summary>
+    /// The signature followed by the document's sketch: its smallest <see cref="DedupOptions.SketchSize"/> shingle
+    /// hashes in ascending order. Verification compares sketches: exactly when both documents have fewer shingles than
+    /// the sketch size (about 2.5 KB of text at 512), else by the bottom-k estimator, which is far less noisy at the
+    /// threshold than comparing signatures.
+    /// </summary>
+    public uint[] Fingerprint(string text, string language)
     {
-        var distinct = new HashSet<uint>();
-        foreach (var x in Shingles(text, language)) distinct.Add((uint)(x ^ (x >> 32)));
+        var distinct = Distinct(text, language);
+        var signature = Signature(distinct);
+        if (_options.SketchSize <= 0) return signature;
+        return [.. signature, .. distinct.AsSpan(0, Math.Min(distinct.Length, _options.SketchSize))];
+    }
+
+    /// <summary>Similarity of two fingerprints: from their sketches when they have them, else from their signatures.</summary>
+    public double Similarity(uint[] a, uint[] b)
+    {
+        var p = PermutationCount;
+        if (a.Length == p || b.Length == p) return EstimatedJaccard(a.AsSpan(0, p), b.AsSpan(0, p));
+        return SketchJaccard(a.AsSpan(p), b.AsSpan(p), _options.SketchSize);
+    }
+
+    /// <summary>Exact Jaccard of two complete sorted sets; the bottom-k estimate when either was cut at k.</summary>
+    public static double SketchJaccard(ReadOnlySpan<uint> a, ReadOnlySpan<uint> b, int k)
+    {
+        var complete = a.Length < k && b.Length < k;
+        int i = 0, j = 0, taken = 0, both = 0;
+        while ((i < a.Length || j < b.Length) && (complete || taken < k))
+        {
+            if (j >= b.Length || (i < a.Length && a[i] < b[j])) i++;
+            else if (i >= a.Length || b[j] < a[i]) j++;
+            else
+            {
+                both++;
+                i++;
+                j++;
+            }
+            taken++;
+        }
+        return taken == 0 ? 1 : (double)both / taken;
+    }
+
+    private static ulong Combine(List<ulong> words, int start, int count)
+    {
+        var h = 0x9E3779B97F4A7C15UL ^ (ulong)count;
+        for (var k = 0; k < count; k++) h = (h ^ words[start + k]) * 0xBF58476D1CE4E5B9UL + 0x94D049BB133111EBUL;
+        return h ^ (h >> 31);
+    }
+
+    /// <summary>The distinct 32-bit shingle hashes, ascending (sorting replaces a hash set and gives the sketch).</summary>
+    private uint[] Distinct(string text, string language)
+    {
+        var shingles = Shingles(text, language);
+        var folded = new uint[shingles.Count];
+        for (var i = 0; i < folded.Length; i++) folded[i] = (uint)(shingles[i] ^ (shingles[i] >> 32));
+        Array.Sort(folded);
+        var unique = 0;
+        for (var i = 0; i < folded.Length; i++)
+            if (i == 0 || folded[i] != folded[i - 1]) folded[unique++] = folded[i];
+        return folded[..unique];
+    }
+
+    private uint[] Signature(uint[] distinct)
+    {
         var lanes = Vector<uint>.Count;
         var minima = new Vector<uint>[_seeds.Length / lanes];
         var seeds = new Vector<uint>[minima.Length];

@@ -9,8 +9,11 @@ namespace Pipeline.Dedup;
 /// Fuzzy dedup of one clean shard against everything kept before it (this run and earlier ones): signatures in
 /// parallel, then decisions in input order against the persisted LSH index, so the result is deterministic.
 /// </summary>
-public sealed class ShardDeduplicator(DedupOptions options, ShardStore store)
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store) : IDisposable
 {
+    // Kept open across shards: opening loads the band-key bitmap, which is linear in the index size.
+    private LshIndex? _index;
+
     public const string Stage = "dedup";
     private static readonly Lock IndexGate = new();
     private readonly MinHasher _hasher = new(options);
@@ -23,13 +26,13 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store)
         var documents = await (source ?? store).ReadParquetAsync<CleanDocument>(input, ct);
         var signatures = new uint[documents.Count][];
         Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
-            i => signatures[i] = _hasher.Signature(documents[i].Text, documents[i].Language));
+            i => signatures[i] = _hasher.Fingerprint(documents[i].Text, documents[i].Language));
 
         var configHash = StableId.ConfigHash(options);
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         lock (IndexGate)
         {
-            using var index = new LshIndex(IndexPath, options.Bands, options.Rows);
+            var index = _index ??= new LshIndex(IndexPath, options.Bands, options.Rows);
             index.RemoveShard(shardId);
             var kept = new List<CleanDocument>();
             var added = new List<(string Id, uint[] Signature, long[] Keys)>();
@@ -70,17 +73,26 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store)
             if (!pending.TryGetValue(key, out var list)) continue;
             foreach (var j in list)
             {
-                var jaccard = MinHasher.EstimatedJaccard(signature, added[j].Signature);
+                var jaccard = _hasher.Similarity(signature, added[j].Signature);
                 if (!options.Verify || jaccard >= options.Threshold) return (added[j].Id, jaccard);
             }
         }
         foreach (var doc in index.Candidates(keys))
         {
             var (id, other) = index.Get(doc);
-            var jaccard = MinHasher.EstimatedJaccard(signature, other);
+            var jaccard = _hasher.Similarity(signature, other);
             if (!options.Verify || jaccard >= options.Threshold) return (id, jaccard);
         }
         return null;
+    }
+
+    public void Dispose()
+    {
+        lock (IndexGate)
+        {
+            _index?.Dispose();
+            _index = null;
+        }
     }
 }
 

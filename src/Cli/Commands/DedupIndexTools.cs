@@ -27,7 +27,7 @@ public static class DedupIndexTools
             var docs = await store.ReadParquetUncheckedAsync<CleanDocument>(store.RelativeUri(file), ct);
             var shardId = Path.GetFileNameWithoutExtension(file)["dedup-".Length..];
             var signatures = new uint[docs.Count][];
-            Parallel.For(0, docs.Count, i => signatures[i] = hasher.Signature(docs[i].Text, docs[i].Language));
+            Parallel.For(0, docs.Count, i => signatures[i] = hasher.Fingerprint(docs[i].Text, docs[i].Language));
             index.AddAll(docs.Select((d, i) => (d.Id, signatures[i], index.BandKeys(signatures[i]))), shardId);
             count += docs.Count;
         }
