@@ -10,7 +10,7 @@ public sealed record StageResult(IReadOnlyList<ShardRef> Outputs, object? Stats 
 
 /// <summary>
 /// The shape every shard-in, shards-out consumer shares: skip inputs the ledger has finished (idempotent
-/// redelivery), process, record outputs and completion in one ledger transaction, then announce the outputs.
+/// redelivery), process, announce the outputs, then record outputs and completion in one ledger transaction.
 /// A rejected shard is recorded as failed and rethrown, so MassTransit moves it to the error queue with the reason.
 /// </summary>
 public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger) : IConsumer<TIn>
@@ -44,8 +44,11 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
             ledger.FailInput(Stage, input.ShardId, input.RunId, e.Message);
             throw;
         }
-        ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        // Announce first, record completion last: if the broker is away and a publish fails, the retry or redelivery
+        // finds the input unfinished and does it again (same shard ids, same files), so no announcement is ever lost;
+        // downstream consumers skip what they have already done.
         foreach (var output in result.Outputs)
             await context.Publish(Announce(output), context.CancellationToken);
+        ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
     }
 }

@@ -33,7 +33,7 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     /// Attention for positions start..start+T; with a cache, earlier positions' keys and values come from it and
     /// this step's are appended (generation). One new token attends to every cached position, so no mask is needed.
     /// </summary>
-    public Tensor Forward(Tensor x, KvCache? cache, int layer)
+    public Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? keyMask = null)
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
@@ -45,7 +45,23 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         var v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
         if (start > 0 && t > 1) throw new NotSupportedException("a cached forward takes one token at a time after the prompt");
-        var y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: start == 0);
+        Tensor y;
+        if (keyMask is null)
+        {
+            y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: start == 0);
+        }
+        else
+        {
+            // Batched generation with left padding: a query sees earlier keys that are not padding. Rotary positions
+            // make attention depend only on relative positions, so padding on the left changes nothing for real tokens.
+            // Every query also sees itself, so a padding query never has an empty (NaN) row.
+            var total = start + t;
+            var queryPos = arange(start, total, device: x.device).unsqueeze(1);
+            var keyPos = arange(0, total, device: x.device).unsqueeze(0);
+            var mask = (keyPos <= queryPos).unsqueeze(0).unsqueeze(0) & keyMask.unsqueeze(1).unsqueeze(1);
+            mask = mask | (keyPos == queryPos).unsqueeze(0).unsqueeze(0);
+            y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);
+        }
         y = y.transpose(1, 2).contiguous().view(b, t, _width);
         return proj.forward(y).MoveToOuterDisposeScope();
     }

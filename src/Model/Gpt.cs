@@ -44,8 +44,11 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     /// <summary>Logits (B, T, vocab) for token ids (B, T).</summary>
     public override Tensor forward(Tensor ids) => Forward(ids, null);
 
-    /// <summary>Logits for token ids that continue the positions in <paramref name="cache"/> (none: start at 0).</summary>
-    public Tensor Forward(Tensor ids, KvCache? cache)
+    /// <summary>
+    /// Logits for token ids that continue the positions in <paramref name="cache"/> (none: start at 0).
+    /// <paramref name="keyMask"/> (B, positions so far), for left-padded batches, marks the real tokens.
+    /// </summary>
+    public Tensor Forward(Tensor ids, KvCache? cache, Tensor? keyMask = null)
     {
         using var scope = NewDisposeScope();
         if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
@@ -56,7 +59,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         foreach (var block in blocks)
         {
             block.Attention.Rope = (cos, sin);
-            x = block.Forward(x, cache, layer++);
+            x = block.Forward(x, cache, layer++, keyMask);
         }
         if (cache is not null) cache.Length += ids.shape[1];
         x = norm.forward(x);

@@ -56,6 +56,67 @@ public static class TextGenerator
         return generated;
     }
 
+    /// <summary>
+    /// Generates for several prompts at once with one KV cache: prompts are left-padded and masked, finished rows stop
+    /// contributing. Greedy results equal <see cref="Generate"/>'s for each prompt (tested).
+    /// </summary>
+    public static List<List<int>> GenerateBatch(Gpt model, IReadOnlyList<IReadOnlyList<int>> prompts, SamplingOptions options, ISet<int>? stopTokens = null,
+        Func<IReadOnlyList<int>, bool>? stop = null)
+    {
+        if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("a prompt is empty; give at least one token");
+        model.eval();
+        using var _ = no_grad();
+        var device = model.parameters().First().device;
+        var context = model.Config.Context;
+        var trimmed = prompts.Select(p => p.Skip(Math.Max(0, p.Count - context + 1)).ToList()).ToList();
+        var length = trimmed.Max(p => p.Count);
+        var batch = trimmed.Count;
+        var ids = new long[batch * length];
+        var valid = new bool[batch * length];
+        for (var b = 0; b < batch; b++)
+        {
+            var pad = length - trimmed[b].Count;
+            for (var t = 0; t < trimmed[b].Count; t++)
+            {
+                ids[b * length + pad + t] = trimmed[b][t];
+                valid[b * length + pad + t] = true;
+            }
+        }
+        var outputs = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToList();
+        var finished = new bool[batch];
+        var random = new torch.Generator((ulong)options.Seed);
+        using var cache = new KvCache(model.Config.Layers);
+        var mask = tensor(valid, [batch, length]).to(device).DetachFromDisposeScope();
+        Tensor input = tensor(ids, [batch, length]).to(device).DetachFromDisposeScope();
+        try
+        {
+            for (var step = 0; step < options.MaxNewTokens && cache.Length + input.shape[1] <= context && !finished.All(f => f); step++)
+            {
+                using var scope = NewDisposeScope();
+                var logits = model.Forward(input, cache, mask)[.., -1];
+                var next = new long[batch];
+                for (var b = 0; b < batch; b++)
+                {
+                    next[b] = Sample(logits[b], options, random);
+                    if (finished[b]) continue;
+                    outputs[b].Add((int)next[b]);
+                    if (stopTokens?.Contains((int)next[b]) == true || stop?.Invoke(outputs[b]) == true) finished[b] = true;
+                }
+                input.Dispose();
+                input = tensor(next, [batch, 1]).to(device).DetachFromDisposeScope();
+                var grown = cat([mask, ones(batch, 1, dtype: @bool, device: device)], dim: 1).DetachFromDisposeScope();
+                mask.Dispose();
+                mask = grown;
+            }
+        }
+        finally
+        {
+            input.Dispose();
+            mask.Dispose();
+        }
+        return outputs;
+    }
+
     private static int Sample(Tensor logits, SamplingOptions options, TorchSharp.torch.Generator random)
     {
         if (options.Temperature <= 0) return (int)logits.argmax().item<long>();

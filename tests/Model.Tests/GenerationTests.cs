@@ -41,6 +41,22 @@ public sealed class GenerationTests
     }
 
     [Fact]
+    public void Batched_generation_of_prompts_of_different_lengths_equals_one_by_one()
+    {
+        var model = Model();
+        List<int>[] prompts = [[1, 2, 3], [7], [4, 9, 9, 2, 5, 6]];
+        var options = new SamplingOptions { Temperature = 0, MaxNewTokens = 12 };
+        var batched = TextGenerator.GenerateBatch(model, prompts, options);
+        for (var i = 0; i < prompts.Length; i++)
+            Assert.Equal(TextGenerator.Generate(model, prompts[i], options), batched[i]);
+        // A stop token ends one row while the others go on.
+        var stopAt = batched[1][3];
+        var stopped = TextGenerator.GenerateBatch(model, prompts, options, new HashSet<int> { stopAt });
+        Assert.Equal(stopAt, stopped[1][^1]);
+        Assert.True(stopped[1].Count <= 4);
+    }
+
+    [Fact]
     public void Sampling_respects_top_k_and_stop_tokens_and_is_seeded()
     {
         var model = Model();

@@ -10,6 +10,9 @@ namespace Pipeline.Evaluator.Tasks;
 /// <summary>Runs one task on one model; returns the metrics (the ledger stores them per checkpoint, task and version).</summary>
 public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? judge = null)
 {
+    /// <summary>Generation examples decoded together (one KV cache per batch).</summary>
+    public int BatchSize { get; init; } = 8;
+
     public async Task<IReadOnlyDictionary<string, double>> RunAsync(EvalTask task, CancellationToken ct = default) => task.Type switch
     {
         "perplexity" => Perplexity(File.ReadAllText(TaskLoader.DataPath(task))),
@@ -103,34 +106,40 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
         var totals = task.Scorers.ToDictionary(s => s, _ => 0.0);
         var settings = task.Generation;
-        foreach (var example in scored)
+        var room = model.Config.Context - settings.MaxTokens;
+        if (room < 1) throw new InvalidDataException($"task '{task.Name}': max_tokens {settings.MaxTokens} leaves no room for a prompt in context {model.Config.Context}");
+        var sampling = new SamplingOptions { Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP, MaxNewTokens = settings.MaxTokens };
+        // Batches of examples share one KV cache (left-padded prompts, masked).
+        foreach (var chunk in scored.Chunk(BatchSize))
         {
-            var promptText = prefix + TaskLoader.Fill(task.Prompt, example) + task.AnswerPrefix;
-            var prompt = tokenizer.Encode(promptText).ToList();
-            var room = model.Config.Context - settings.MaxTokens;
-            if (room < 1) throw new InvalidDataException($"task '{task.Name}': max_tokens {settings.MaxTokens} leaves no room for a prompt in context {model.Config.Context}");
-            if (prompt.Count > room) prompt = prompt.Skip(prompt.Count - room).ToList();
-            var ids = TextGenerator.Generate(model, prompt, new SamplingOptions
+            var prompts = chunk.Select(example =>
             {
-                Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP, MaxNewTokens = settings.MaxTokens,
-            }, new HashSet<int> { tokenizer.EndOfText }, generated => settings.Stop.Any(s => tokenizer.Decode(generated).Contains(s)));
-            var output = tokenizer.Decode(ids.Where(i => i != tokenizer.EndOfText));
-            foreach (var stop in settings.Stop)
+                var ids = tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example) + task.AnswerPrefix).ToList();
+                return (IReadOnlyList<int>)(ids.Count > room ? ids.Skip(ids.Count - room).ToList() : ids);
+            }).ToList();
+            var generated = TextGenerator.GenerateBatch(model, prompts, sampling, new HashSet<int> { tokenizer.EndOfText },
+                ids => settings.Stop.Any(s => tokenizer.Decode(ids).Contains(s)));
+            for (var i = 0; i < chunk.Length; i++)
             {
-                var at = output.IndexOf(stop, StringComparison.Ordinal);
-                if (at >= 0) output = output[..at];
-            }
-            var reference = example[task.Answer]!.ToString();
-            foreach (var scorer in task.Scorers)
-            {
-                totals[scorer] += scorer switch
+                var example = chunk[i];
+                var output = tokenizer.Decode(generated[i].Where(id => id != tokenizer.EndOfText));
+                foreach (var stop in settings.Stop)
                 {
-                    "exact_match" => Scorers.ExactMatch(output, reference),
-                    "char_f1" => Scorers.CharF1(output, reference),
-                    "rouge_l" => Scorers.RougeL(output, reference),
-                    "judge" => await JudgeAsync(task, TaskLoader.Fill(task.Prompt, example), output, reference, example[task.Aspect]?.ToString() ?? "", ct),
-                    _ => 0,
-                };
+                    var at = output.IndexOf(stop, StringComparison.Ordinal);
+                    if (at >= 0) output = output[..at];
+                }
+                var reference = example[task.Answer]!.ToString();
+                foreach (var scorer in task.Scorers)
+                {
+                    totals[scorer] += scorer switch
+                    {
+                        "exact_match" => Scorers.ExactMatch(output, reference),
+                        "char_f1" => Scorers.CharF1(output, reference),
+                        "rouge_l" => Scorers.RougeL(output, reference),
+                        "judge" => await JudgeAsync(task, TaskLoader.Fill(task.Prompt, example), output, reference, example[task.Aspect]?.ToString() ?? "", ct),
+                        _ => 0,
+                    };
+                }
             }
         }
         var metrics = totals.ToDictionary(kv => kv.Key, kv => kv.Value / scored.Count);
