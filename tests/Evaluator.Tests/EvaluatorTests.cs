@@ -73,6 +73,11 @@ public sealed class EvaluatorTests : IDisposable
         File.WriteAllText(Path.Combine(_root, "t.yaml"), "name: x\ntype: multiple_choice\ndata: d.jsonl\nprompt: \"{question}\"\nanswer: label\n");
         var error = Assert.Throws<InvalidDataException>(() => TaskLoader.Load(Path.Combine(_root, "t.yaml")));
         Assert.Contains("line 2", error.Message);
+
+        // An empty task: a clear error, not a division by zero.
+        File.WriteAllText(Path.Combine(_root, "d.jsonl"), "");
+        error = Assert.Throws<InvalidDataException>(() => TaskLoader.Load(Path.Combine(_root, "t.yaml")));
+        Assert.Contains("has 0 examples", error.Message);
     }
 
     [Fact]
