@@ -40,7 +40,8 @@ public sealed class MinHasher
     {
         var builder = new StringBuilder(text.Length);
         var space = false;
-        foreach (var c in text.Normalize(NormalizationForm.FormKC))
+        // Clean shards are NFKC already (the cleaner normalizes); checking is much cheaper than normalizing again.
+        foreach (var c in text.IsNormalized(NormalizationForm.FormKC) ? text : text.Normalize(NormalizationForm.FormKC))
         {
             var category = char.GetUnicodeCategory(c);
             if (char.IsWhiteSpace(c) || category is UnicodeCategory.OtherPunctuation or UnicodeCategory.DashPunctuation
