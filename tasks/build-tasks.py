@@ -37,34 +37,28 @@ def write(name, rows):
 
 en, ja = text_of("en"), text_of("ja")
 
-# English cloze: a sentence with one word of 6+ letters blanked; three other words of the text as distractors.
-sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(en.split())) if 60 <= len(s) <= 200 and not re.search(r"[\u3040-\u9fff]", s)]
-words = sorted({w for s in sentences for w in re.findall(r"\b[a-z]{6,12}\b", s)})
-rows = []
-for s in rng.sample(sentences, 400):
-    candidates = re.findall(r"\b[a-z]{6,12}\b", s)
-    if not candidates: continue
-    word = rng.choice(candidates)
-    choices = [word] + rng.sample([w for w in words if w != word], 3)
-    rng.shuffle(choices)
-    rows.append({"question": s.replace(word, "___", 1), "choices": choices, "label": choices.index(word)})
-    if len(rows) == 60: break
-write("debian-cloze-en.jsonl", rows)
+def cloze(sentences, pattern, draws):
+    """60 fill-in-the-blank questions: one match of `pattern` blanked, three other matches of the text as distractors."""
+    vocabulary = sorted({w for s in sentences for w in re.findall(pattern, s)})
+    rows = []
+    for s in rng.sample(sentences, draws):
+        candidates = re.findall(pattern, s)
+        if not candidates: continue
+        answer = rng.choice(candidates)
+        choices = [answer] + rng.sample([w for w in vocabulary if w != answer], 3)
+        rng.shuffle(choices)
+        rows.append({"question": s.replace(answer, "___", 1), "choices": choices, "label": choices.index(answer)})
+        if len(rows) == 60: break
+    return rows
 
-# Japanese cloze: a katakana term of 3+ characters blanked; other katakana terms as distractors.
+# English cloze: a word of 6-12 letters.
+sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(en.split())) if 60 <= len(s) <= 200 and not re.search(r"[\u3040-\u9fff]", s)]
+write("debian-cloze-en.jsonl", cloze(sentences, r"\b[a-z]{6,12}\b", 400))
+
+# Japanese cloze: a katakana term of 3+ characters.
 jsent = [s.strip() + "。" for s in re.split(r"。", " ".join(ja.split())) if 30 <= len(s.strip()) <= 120
          and len(re.findall(r"[\u3040-\u309f]", s)) >= 0.2 * len(s)]
-terms = sorted({t for s in jsent for t in re.findall(r"[\u30a0-\u30ffー]{3,}", s)})
-rows = []
-for s in rng.sample(jsent, 600):
-    candidates = re.findall(r"[\u30a0-\u30ffー]{3,}", s)
-    if not candidates: continue
-    term = rng.choice(candidates)
-    choices = [term] + rng.sample([t for t in terms if t != term], 3)
-    rng.shuffle(choices)
-    rows.append({"question": s.replace(term, "___", 1), "choices": choices, "label": choices.index(term)})
-    if len(rows) == 60: break
-write("debian-cloze-ja.jsonl", rows)
+write("debian-cloze-ja.jsonl", cloze(jsent, r"[\u30a0-\u30ffー]{3,}", 600))
 
 # Japanese continuation (ELYZA-tasks style fields): the first half of a sentence, the rest as the reference.
 rows = []
