@@ -20,6 +20,7 @@ public sealed class LshIndex : IDisposable
     // new, and their band keys all miss this bitmap, so they cost no SQLite lookup at all. A stale bit (after
     // RemoveShard) only costs a lookup. Fixed size, so memory stays bounded however large the index grows.
     private readonly ulong[] _filter;
+    private bool _filterLoaded;
 
     public LshIndex(string path, int bands, int rows, int filterBits = 27)
     {
@@ -53,10 +54,17 @@ public sealed class LshIndex : IDisposable
         _signature = _db.CreateCommand();
         _signature.CommandText = "SELECT id, signature FROM docs WHERE doc=$d";
         _signature.Parameters.Add("$d", SqliteType.Integer);
+    }
+
+    // Loaded on first use, so opening the index only to count or to remove a shard does not scan every band key.
+    private void EnsureFilter()
+    {
+        if (_filterLoaded) return;
         using var keys = _db.CreateCommand();
         keys.CommandText = "SELECT key FROM bands";
         using var reader = keys.ExecuteReader();
         while (reader.Read()) Mark(reader.GetInt64(0));
+        _filterLoaded = true;
     }
 
     private (long Word, ulong Bit) Slot(long key)
@@ -94,6 +102,7 @@ public sealed class LshIndex : IDisposable
     /// <summary>Indexed documents sharing at least one band with the signature.</summary>
     public IEnumerable<long> Candidates(long[] keys)
     {
+        EnsureFilter();
         var seen = new HashSet<long>();
         foreach (var key in keys)
         {
@@ -120,6 +129,7 @@ public sealed class LshIndex : IDisposable
     /// <summary>Adds a shard's kept documents in one transaction (all or nothing).</summary>
     public void AddAll(IEnumerable<(string Id, uint[] Signature, long[] Keys)> documents, string shard)
     {
+        EnsureFilter();
         using var tx = _db.BeginTransaction();
         using var insertDoc = _db.CreateCommand();
         insertDoc.CommandText = "INSERT INTO docs(id, shard, signature) VALUES($id, $shard, $sig) RETURNING doc";
