@@ -38,11 +38,9 @@ public sealed class AlignmentRequestedConsumer(ShardStore store, ILogger<Alignme
             with { Method = request.Method.Split('+')[0] };
         var basePath = store.Resolve(request.BaseCheckpointUri);
         var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
-        var tokenizerMeta = Directory.Exists(store.Resolve("tokenizers"))
-            ? Directory.GetFiles(store.Resolve("tokenizers"), "tokenizer-meta.json", SearchOption.AllDirectories).FirstOrDefault(m => TextTokenizer.Load(Path.GetDirectoryName(m)!).Hash == hash)
-            : null;
-        if (tokenizerMeta is null) throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
-        var result = new AlignmentJob(logger).Run(basePath, TextTokenizer.Load(Path.GetDirectoryName(tokenizerMeta)!), store.Resolve(request.DataUri), config,
+        var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
+            ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
+        var result = new AlignmentJob(logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
             store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName);
         var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(result.Checkpoint, "model.bin"));
         var lineage = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(Path.Combine(result.Checkpoint, "lineage.json")));

@@ -1,16 +1,11 @@
 using System.CommandLine;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Parquet.Serialization;
 using Pipeline.Cli;
 using Pipeline.Cli.Commands;
-using Pipeline.Crawler;
 using Pipeline.Hosting;
-using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using Spectre.Console;
 
 var root = new RootCommand("Pipeline: crawl, clean, dedup, tokenize, train and evaluate a language model, stage by stage over a message bus.");

@@ -1,29 +1,30 @@
 namespace Pipeline.Cli;
 
-/// <summary>Finds the shipped sample web site (samples/site) from the binary's folder or the working directory.</summary>
+/// <summary>Finds what the repository ships (samples/site, tasks/) from the binary's folder or the working directory.</summary>
 public static class SampleSite
 {
     public static string Folder()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "samples", "site");
-            if (Directory.Exists(candidate)) return candidate;
-        }
-        var cwd = Path.Combine(Directory.GetCurrentDirectory(), "samples", "site");
-        if (Directory.Exists(cwd)) return cwd;
-        throw new DirectoryNotFoundException("the sample site (samples/site) was not found; run from the repository or pass --seed");
+        var relative = Path.Combine("samples", "site");
+        var cwd = Path.Combine(Directory.GetCurrentDirectory(), relative);
+        return FindAbove(relative, Directory.Exists) ?? (Directory.Exists(cwd) ? cwd : null)
+            ?? throw new DirectoryNotFoundException("the sample site (samples/site) was not found; run from the repository or pass --seed");
     }
 
     /// <summary>The evaluation task files shipped in tasks/ (empty when not run from the repository).</summary>
-    public static IReadOnlyList<string> ShippedTasks()
+    public static IReadOnlyList<string> ShippedTasks() =>
+        FindAbove("tasks", d => Directory.Exists(d) && Directory.GetFiles(d, "*.yaml").Length > 0) is { } folder
+            ? Directory.GetFiles(folder, "*.yaml").Order(StringComparer.Ordinal).ToList()
+            : [];
+
+    /// <summary>The first <paramref name="relative"/> path that <paramref name="accept"/> takes, from the binary's folder upwards.</summary>
+    private static string? FindAbove(string relative, Func<string, bool> accept)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            var candidate = Path.Combine(dir.FullName, "tasks");
-            if (Directory.Exists(candidate) && Directory.GetFiles(candidate, "*.yaml").Length > 0)
-                return Directory.GetFiles(candidate, "*.yaml").Order(StringComparer.Ordinal).ToList();
+            var candidate = Path.Combine(dir.FullName, relative);
+            if (accept(candidate)) return candidate;
         }
-        return [];
+        return null;
     }
 }

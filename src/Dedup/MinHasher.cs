@@ -28,12 +28,10 @@ public sealed class MinHasher
         // Padded to whole vectors; the extra lanes are computed and ignored.
         _seeds = new uint[(count + Vector<uint>.Count - 1) / Vector<uint>.Count * Vector<uint>.Count];
         for (var i = 0; i < _seeds.Length; i++) _seeds[i] = (uint)random.NextInt64();
-        PermutationCount = count;
+        Permutations = count;
     }
 
-    private int PermutationCount { get; }
-
-    public int Permutations => PermutationCount;
+    public int Permutations { get; }
 
     /// <summary>Normalizes: NFKC, lower case, punctuation removed, whitespace collapsed.</summary>
     public static string Normalize(string text)
@@ -106,7 +104,7 @@ public sealed class MinHasher
     /// <summary>Similarity of two fingerprints: from their sketches when they have them, else from their signatures.</summary>
     public double Similarity(uint[] a, uint[] b)
     {
-        var p = PermutationCount;
+        var p = Permutations;
         if (a.Length == p || b.Length == p) return EstimatedJaccard(a.AsSpan(0, p), b.AsSpan(0, p));
         return SketchJaccard(a.AsSpan(p), b.AsSpan(p), _options.SketchSize);
     }
@@ -177,10 +175,10 @@ public sealed class MinHasher
                 minima[v] = Vector.Min(minima[v], h);
             }
         }
-        var signature = new uint[PermutationCount];
+        var signature = new uint[Permutations];
         var all = new uint[_seeds.Length];
         for (var v = 0; v < minima.Length; v++) minima[v].CopyTo(all, v * lanes);
-        Array.Copy(all, signature, PermutationCount);
+        Array.Copy(all, signature, Permutations);
         return signature;
     }
 

@@ -94,17 +94,8 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
     }
 
     /// <summary>The run's tokenizer under &lt;root&gt;/tokenizers with the checkpoint's hash, or null.</summary>
-    public TextTokenizer? FindTokenizer(string hash)
-    {
-        var root = store.Resolve("tokenizers");
-        if (!Directory.Exists(root)) return null;
-        foreach (var meta in Directory.GetFiles(root, "tokenizer-meta.json", SearchOption.AllDirectories))
-        {
-            var tokenizer = TextTokenizer.Load(Path.GetDirectoryName(meta)!);
-            if (tokenizer.Hash == hash) return tokenizer;
-        }
-        return null;
-    }
+    public TextTokenizer? FindTokenizer(string hash) =>
+        TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } folder ? TextTokenizer.Load(folder) : null;
 
     public IReadOnlyList<string> ConfiguredTasks => options.Tasks;
 }

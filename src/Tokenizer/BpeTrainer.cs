@@ -40,7 +40,7 @@ public sealed class BpeTrainer(int vocabSize, int minFrequency = 2)
 
         var pairCounts = new Dictionary<long, long>();
         var pairWords = new Dictionary<long, HashSet<int>>();
-        for (var w = 0; w < words.Count; w++) AddPairs(words[w], freqs[w], w, pairCounts, pairWords, +1);
+        for (var w = 0; w < words.Count; w++) AddPairs(words[w], freqs[w], w, pairCounts, pairWords);
         var heap = new PriorityQueue<long, (long, long)>(pairCounts.Count);
         foreach (var (pair, count) in pairCounts) heap.Enqueue(pair, Priority(pair, count));
 
@@ -122,17 +122,14 @@ public sealed class BpeTrainer(int vocabSize, int minFrequency = 2)
     // Highest count first; ties broken by the smaller pair, so training is deterministic.
     private static (long, long) Priority(long pair, long count) => (-count, pair);
 
-    private static void AddPairs(int[] word, long freq, int w, Dictionary<long, long> counts, Dictionary<long, HashSet<int>>? index, int sign)
+    private static void AddPairs(int[] word, long freq, int w, Dictionary<long, long> counts, Dictionary<long, HashSet<int>> index)
     {
         for (var i = 0; i + 1 < word.Length; i++)
         {
             var pair = ((long)word[i] << 32) | (uint)word[i + 1];
-            counts[pair] = counts.GetValueOrDefault(pair) + sign * freq;
-            if (index is not null)
-            {
-                if (!index.TryGetValue(pair, out var set)) index[pair] = set = [];
-                set.Add(w);
-            }
+            counts[pair] = counts.GetValueOrDefault(pair) + freq;
+            if (!index.TryGetValue(pair, out var set)) index[pair] = set = [];
+            set.Add(w);
         }
     }
 

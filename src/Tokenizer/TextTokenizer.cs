@@ -28,6 +28,18 @@ public sealed class TextTokenizer
     public int EndOfText { get; }
     public IReadOnlyDictionary<string, int> SpecialIds { get; }
 
+    /// <summary>
+    /// The folder under <paramref name="tokenizersRoot"/> (a data root's tokenizers/) holding the tokenizer with this
+    /// hash, or null. Reads only each candidate's tokenizer-meta.json.
+    /// </summary>
+    public static string? FindFolder(string tokenizersRoot, string hash)
+    {
+        if (!Directory.Exists(tokenizersRoot)) return null;
+        foreach (var meta in Directory.GetFiles(tokenizersRoot, "tokenizer-meta.json", SearchOption.AllDirectories))
+            if (JsonSerializer.Deserialize<TokenizerMeta>(File.ReadAllText(meta))?.Hash == hash) return Path.GetDirectoryName(meta);
+        return null;
+    }
+
     public static TextTokenizer Load(string folder)
     {
         var metaPath = Path.Combine(folder, "tokenizer-meta.json");

@@ -107,25 +107,12 @@ public static class ModelCommands
     {
         if (!Directory.Exists(checkpoint)) throw new ArgumentException($"checkpoint '{checkpoint}' does not exist");
         var (model, info) = Checkpoints.Load(checkpoint, CPU);
-        tokenizerFolder ??= FindTokenizer(checkpoint, info.TokenizerHash)
+        // Checkpoints live at <root>/checkpoints/<run>/step-N; tokenizers at <root>/tokenizers/<run>.
+        tokenizerFolder ??= TextTokenizer.FindFolder(Path.GetFullPath(Path.Combine(checkpoint, "..", "..", "..", "tokenizers")), info.TokenizerHash)
             ?? throw new ArgumentException($"no tokenizer with hash {info.TokenizerHash} found near '{checkpoint}'; pass --tokenizer");
         var tokenizer = TextTokenizer.Load(tokenizerFolder);
         if (tokenizer.Hash != info.TokenizerHash)
             throw new ArgumentException($"tokenizer '{tokenizerFolder}' has hash {tokenizer.Hash}, but checkpoint '{checkpoint}' was trained with {info.TokenizerHash}");
         return (model, info, tokenizer);
-    }
-
-    /// <summary>Checkpoints live at &lt;root&gt;/checkpoints/&lt;run&gt;/step-N; tokenizers at &lt;root&gt;/tokenizers/&lt;run&gt;.</summary>
-    private static string? FindTokenizer(string checkpoint, string hash)
-    {
-        var root = Path.GetFullPath(Path.Combine(checkpoint, "..", "..", ".."));
-        var tokenizers = Path.Combine(root, "tokenizers");
-        if (!Directory.Exists(tokenizers)) return null;
-        foreach (var meta in Directory.GetFiles(tokenizers, "tokenizer-meta.json", SearchOption.AllDirectories))
-        {
-            var found = JsonSerializer.Deserialize<TokenizerMeta>(File.ReadAllText(meta));
-            if (found?.Hash == hash) return Path.GetDirectoryName(meta);
-        }
-        return null;
     }
 }
