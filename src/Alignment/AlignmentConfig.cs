@@ -13,10 +13,15 @@ public sealed record AlignmentConfig
     public double LoraAlpha { get; init; } = 16;
     public double LoraDropout { get; init; }
     public List<string> LoraTargets { get; init; } = ["attn", "mlp"];
+    /// <summary>SFT: pack short examples into full rows (attention kept within each example) instead of padding each.</summary>
+    public bool Packing { get; init; } = true;
     /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
     public string TooLong { get; init; } = "truncate";
     public long Seed { get; init; } = 1;
 }
 
-/// <summary>What a job did: per-step loss (and for DPO reward margin and accuracy), examples truncated or dropped.</summary>
-public sealed record AlignmentReport(List<(int Step, double Loss, double Margin, double Accuracy)> Steps, int Truncated, int Dropped);
+/// <summary>
+/// What a job did: per-step loss (and for DPO reward margin and accuracy), examples truncated or dropped, and the
+/// examples used with the rows they were packed into (equal without packing).
+/// </summary>
+public sealed record AlignmentReport(List<(int Step, double Loss, double Margin, double Accuracy)> Steps, int Truncated, int Dropped, int Examples, int Rows);

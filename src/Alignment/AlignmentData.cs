@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Parquet.Serialization;
 
 namespace Pipeline.Alignment;
 
@@ -9,9 +11,10 @@ public sealed record SftExample(IReadOnlyList<ChatMessage> Messages);
 public sealed record PreferencePair(IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected);
 
 /// <summary>
-/// Reads alignment data from JSONL. SFT lines are {"instruction", "input"?, "output"} or {"messages": [{role, content}]};
-/// preference lines are {"prompt", "chosen", "rejected"}. A malformed line is reported with file and line number and
-/// skipped; the rest is read.
+/// Reads alignment data from JSONL or Parquet. SFT records are {"instruction", "input"?, "output"} or
+/// {"messages": [{role, content}]}; preference records are {"prompt", "chosen", "rejected"}. In Parquet these are
+/// string columns of the same names ("messages" holding the JSON array). A malformed record is reported with file and
+/// line (row) number and skipped; the rest is read.
 /// </summary>
 public static class AlignmentData
 {
@@ -38,21 +41,60 @@ public static class AlignmentData
     private static List<T> Read<T>(string path, List<string> errors, Func<JsonObject, T> parse)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"alignment data '{path}' does not exist", path);
+        var parquet = path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase);
         var result = new List<T>();
         var number = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var record in parquet ? ParquetRecords(path) : File.ReadLines(path).Select(line => string.IsNullOrWhiteSpace(line) ? null : line))
         {
             number++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
+            if (record is null) continue;
             try
             {
-                result.Add(parse(JsonNode.Parse(line)?.AsObject() ?? throw new InvalidDataException("not a JSON object")));
+                result.Add(parse(JsonNode.Parse(record)?.AsObject() ?? throw new InvalidDataException("not a JSON object")));
             }
             catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException or FormatException)
             {
-                errors.Add($"{path}, line {number}: {e.Message}");
+                errors.Add($"{path}, {(parquet ? "row" : "line")} {number}: {e.Message}");
             }
         }
         return result;
+    }
+
+    /// <summary>Each Parquet row as the JSON object a JSONL line would hold, so both formats share one parser.</summary>
+    private static IEnumerable<string> ParquetRecords(string path)
+    {
+        IList<AlignmentRow> rows;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            rows = ParquetSerializer.DeserializeAsync<AlignmentRow>(stream).GetAwaiter().GetResult().Data;
+        }
+        catch (Exception e) when (e is not (FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException))
+        {
+            throw new InvalidDataException($"alignment data '{path}' is not a readable Parquet file ({e.Message})", e);
+        }
+        foreach (var row in rows)
+        {
+            var json = new JsonObject();
+            if (row.Messages is not null) json["messages"] = JsonNode.Parse(row.Messages);
+            foreach (var (name, value) in new[] { ("instruction", row.Instruction), ("input", row.Input), ("output", row.Output),
+                ("prompt", row.Prompt), ("chosen", row.Chosen), ("rejected", row.Rejected) })
+            {
+                if (value is not null) json[name] = value;
+            }
+            yield return json.ToJsonString();
+        }
+    }
+
+    /// <summary>The columns an alignment Parquet file may have (absent columns read as null).</summary>
+    private sealed class AlignmentRow
+    {
+        [JsonPropertyName("instruction")] public string? Instruction { get; set; }
+        [JsonPropertyName("input")] public string? Input { get; set; }
+        [JsonPropertyName("output")] public string? Output { get; set; }
+        [JsonPropertyName("messages")] public string? Messages { get; set; }
+        [JsonPropertyName("prompt")] public string? Prompt { get; set; }
+        [JsonPropertyName("chosen")] public string? Chosen { get; set; }
+        [JsonPropertyName("rejected")] public string? Rejected { get; set; }
     }
 }

@@ -39,8 +39,8 @@ public sealed class AlignmentJob(ILogger logger)
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
-        logger.LogInformation("align: {Method} {Run}: loss {First:F4} -> {Last:F4}, {Truncated} truncated, {Dropped} dropped",
-            config.Method, runName, report.Steps[0].Loss, report.Steps[^1].Loss, report.Truncated, report.Dropped);
+        logger.LogInformation("align: {Method} {Run}: loss {First:F4} -> {Last:F4}, {Examples} examples in {Rows} rows, {Truncated} truncated, {Dropped} dropped",
+            config.Method, runName, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
 
         var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
         var info = new CheckpointInfo(runName, config.Steps, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },

@@ -19,19 +19,27 @@ public static class AlignmentTrainer
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
         var device = model.parameters().First().device;
+        var context = model.Config.Context;
+        // Without packing every row holds one example, so both paths sample rows the same way.
+        var rows = config.Packing
+            ? SequenceScoring.PackRows(kept, context).Select(r => (IReadOnlyList<(List<int>, List<bool>)>)r.Select(i => kept[i]).ToList()).ToList()
+            : kept.Select(e => (IReadOnlyList<(List<int>, List<bool>)>)[e]).ToList();
         for (var step = 1; step <= config.Steps; step++)
         {
             using var scope = NewDisposeScope();
             model.train();
-            var batch = Enumerable.Range(0, config.BatchSize).Select(_ => kept[random.Next(kept.Count)]).ToList();
-            var (input, labels) = SequenceScoring.Batch(batch, model.Config.Context, padId, device);
+            var batch = Enumerable.Range(0, config.BatchSize).Select(_ => rows[random.Next(rows.Count)]).ToList();
+            Tensor input, labels;
+            SequencePacking? packing = null;
+            if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, context, padId, device);
+            else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), context, padId, device);
             optimizer.zero_grad();
-            var loss = model.Loss(input, labels, SequenceScoring.Ignore);
+            var loss = model.Loss(input, labels, SequenceScoring.Ignore, packing);
             loss.backward();
             optimizer.step();
             steps.Add((step, loss.item<float>(), 0, 0));
         }
-        return new AlignmentReport(steps, truncated, dropped);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count);
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId)
@@ -76,7 +84,7 @@ public static class AlignmentTrainer
             var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
             steps.Add((step, loss.item<float>(), margin, accuracy));
         }
-        return new AlignmentReport(steps, truncated, dropped);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count);
     }
 
     /// <summary>Sum of log-probabilities of a sequence's trained tokens under the model.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipeline.Alignment;
 using Pipeline.Crawler;
 using Pipeline.Hosting;
 using Pipeline.Model;
@@ -26,6 +27,8 @@ public sealed record EmbeddedRunOptions
     public Action<string>? OnPhase { get; init; }
     /// <summary>Task files scored on every checkpoint; null = the shipped tasks/*.yaml when found.</summary>
     public IReadOnlyList<string>? EvalTasks { get; init; }
+    /// <summary>SFT data (JSONL or Parquet) for a LoRA fine-tune of the final checkpoint; null = the shipped samples/alignment/sft-ja.jsonl when found, "" = none.</summary>
+    public string? SftData { get; init; }
 }
 
 /// <summary>
@@ -56,6 +59,8 @@ public static class EmbeddedRun
         }
         var tasks = options.EvalTasks ?? SampleSite.ShippedTasks();
         for (var i = 0; i < tasks.Count; i++) settings[$"Pipeline:Evaluator:Tasks:{i}"] = tasks[i];
+        var training = SampleTraining(options.RunId, options.Steps);
+        var aligned = AddAlignmentRule(options, training, outDir, settings);
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
         // On a terminal the live table shows progress, so the log keeps to warnings.
@@ -66,7 +71,6 @@ public static class EmbeddedRun
             var ledger = host.Services.GetRequiredService<RunLedger>();
             var store = host.Services.GetRequiredService<ShardStore>();
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-            var training = SampleTraining(options.RunId, options.Steps);
             var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger)
             {
@@ -76,13 +80,36 @@ public static class EmbeddedRun
                     options.OnPhase?.Invoke(phase);
                 },
             };
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training), ct));
-            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"));
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned), ct));
+            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), aligned);
         }
         finally
         {
             await host.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// The sample run's alignment: a rule that fine-tunes the final base checkpoint with LoRA SFT on the shipped chat
+    /// examples (copied under the data root, since messages carry URIs relative to it). Returns the aligned run's name.
+    /// </summary>
+    private static string? AddAlignmentRule(EmbeddedRunOptions options, TrainingConfig training, string outDir, Dictionary<string, string?> settings)
+    {
+        var data = options.SftData ?? SampleSite.ShippedSftData();
+        if (string.IsNullOrEmpty(data)) return null;
+        if (!File.Exists(data)) throw new FileNotFoundException($"SFT data '{data}' does not exist", data);
+        var uri = "alignment/sft" + Path.GetExtension(data);
+        Directory.CreateDirectory(Path.Combine(outDir, "alignment"));
+        File.Copy(data, Path.Combine(outDir, uri), overwrite: true);
+        const string rule = "Pipeline:Alignment:Rules:0:";
+        settings[rule + "Run"] = training.RunName;
+        settings[rule + "Method"] = "sft";
+        settings[rule + "Data"] = uri;
+        settings[rule + "MinStep"] = training.MaxSteps.ToString();
+        settings[rule + "Config:Steps"] = Math.Max(10, training.MaxSteps / 5).ToString();
+        settings[rule + "Config:LoraRank"] = "8";
+        settings[rule + "Config:LearningRate"] = "0.001";
+        return new AlignmentRule { Run = training.RunName, Method = "sft" }.OutputRun(training.MaxSteps);
     }
 
     /// <summary>

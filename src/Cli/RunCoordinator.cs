@@ -12,12 +12,13 @@ using Pipeline.Trainer;
 namespace Pipeline.Cli;
 
 /// <summary>Options of one end-to-end run.</summary>
-public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training);
+/// <param name="AlignedRun">The run an alignment rule makes from the final checkpoint, whose evaluation the run waits for (null: none).</param>
+public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, string? AlignedRun = null);
 
 /// <summary>
 /// Drives a whole run through the bus, using the ledger as its memory: it starts the crawl, re-announces shards a
 /// crashed process left unprocessed, starts tokenizer training when crawl, clean and dedup have drained, starts
-/// training when every dedup shard is tokenized, and waits for the evaluations. Running it again resumes.
+/// training when every dedup shard is tokenized, and waits for the evaluations (and the aligned model's). Running it again resumes.
 /// </summary>
 public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, ILogger logger)
 {
@@ -53,6 +54,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
         Phase("evaluate");
         await WaitAsync(() => ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps), ct, TimeSpan.FromMinutes(10));
+        if (request.AlignedRun is { } aligned)
+        {
+            Phase("align");
+            await WaitAsync(() => ledger.Evals(aligned).Any(), ct, TimeSpan.FromMinutes(10));
+        }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
     }

@@ -10,7 +10,7 @@ namespace Pipeline.Cli;
 /// <summary>The end-of-run report: what each stage did, the loss curve and the evaluation scores (Markdown).</summary>
 public static class RunReport
 {
-    public static string Write(RunLedger ledger, string runId, string runName, string folder)
+    public static string Write(RunLedger ledger, string runId, string runName, string folder, string? alignedRun = null)
     {
         var md = new StringBuilder($"# Run {runId}\n\n");
         if (ledger.Get($"crawl-summary:{runId}") is { } crawl)
@@ -37,6 +37,11 @@ public static class RunReport
         }
         md.Append("\n## Evaluation\n\n| step | task | metric | value |\n|---:|---|---|---:|\n");
         foreach (var e in ledger.Evals(runName)) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {e.Value:F4} |\n");
+        if (alignedRun is not null)
+        {
+            md.Append($"\n## Alignment ({alignedRun})\n\n| task | metric | value |\n|---|---|---:|\n");
+            foreach (var e in ledger.Evals(alignedRun)) md.Append($"| {e.Task} | {e.Metric} | {e.Value:F4} |\n");
+        }
 
         Directory.CreateDirectory(folder);
         var path = Path.Combine(folder, "report.md");

@@ -17,6 +17,9 @@ public static class SampleSite
             ? Directory.GetFiles(folder, "*.yaml").Order(StringComparer.Ordinal).ToList()
             : [];
 
+    /// <summary>The shipped SFT examples (samples/alignment/sft-ja.jsonl), or null when not run from the repository.</summary>
+    public static string? ShippedSftData() => FindAbove(Path.Combine("samples", "alignment", "sft-ja.jsonl"), File.Exists);
+
     /// <summary>The first <paramref name="relative"/> path that <paramref name="accept"/> takes, from the binary's folder upwards.</summary>
     private static string? FindAbove(string relative, Func<string, bool> accept)
     {

@@ -66,7 +66,7 @@ public sealed record EvaluationCompleted(
     string? Error);
 
 /// <summary>Fine-tune a base checkpoint (sft or dpo, optionally with LoRA).</summary>
-public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson);
+public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson, string? RunId = null);
 
 /// <summary>Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus).</summary>
 public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null);

@@ -48,7 +48,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         }
         using (model)
         {
-            if (includeValidation && runId is not null && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
+            if (includeValidation && !string.IsNullOrEmpty(runId) && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
                 outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, store.Resolve(checkpointUri), CorpusTokenizer.ManifestUri(runId), ct)));
             foreach (var file in taskFiles)
             {

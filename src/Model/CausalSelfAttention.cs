@@ -32,21 +32,34 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Attention for positions start..start+T; with a cache, earlier positions' keys and values come from it and
     /// this step's are appended (generation). One new token attends to every cached position, so no mask is needed.
+    /// With <paramref name="packing"/>, a row holds several sequences: each attends only within itself and its rotary
+    /// positions restart at 0, so a packed sequence is computed exactly as if it were alone.
     /// </summary>
-    public Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? keyMask = null)
+    public Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? keyMask = null, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
         var start = cache?.Length ?? 0;
         var headDim = _width / _heads;
         var parts = qkv.forward(x).split(_width, dim: 2);
-        var q = ApplyRope(parts[0].view(b, t, _heads, headDim).transpose(1, 2), start, t);
-        var k = ApplyRope(parts[1].view(b, t, _heads, headDim).transpose(1, 2), start, t);
+        var (cos, sin) = packing is null
+            ? (Rope.Cos.narrow(0, start, t), Rope.Sin.narrow(0, start, t))
+            : (Rope.Cos[packing.Positions].unsqueeze(1), Rope.Sin[packing.Positions].unsqueeze(1));
+        var q = ApplyRope(parts[0].view(b, t, _heads, headDim).transpose(1, 2), cos, sin);
+        var k = ApplyRope(parts[1].view(b, t, _heads, headDim).transpose(1, 2), cos, sin);
         var v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
         if (start > 0 && t > 1) throw new NotSupportedException("a cached forward takes one token at a time after the prompt");
         Tensor y;
-        if (keyMask is null)
+        if (packing is not null)
+        {
+            // Block-diagonal causal mask: same sequence and not in the future.
+            var segments = packing.Segments;
+            var causal = ones(t, t, dtype: @bool, device: x.device).tril();
+            var mask = (segments.unsqueeze(2) == segments.unsqueeze(1)) & causal.unsqueeze(0);
+            y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.unsqueeze(1));
+        }
+        else if (keyMask is null)
         {
             y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: start == 0);
         }
@@ -66,11 +79,9 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         return proj.forward(y).MoveToOuterDisposeScope();
     }
 
-    private Tensor ApplyRope(Tensor x, long start, long t)
+    private static Tensor ApplyRope(Tensor x, Tensor cos, Tensor sin)
     {
         var half = x.shape[^1] / 2;
-        var cos = Rope.Cos.narrow(0, start, t);
-        var sin = Rope.Sin.narrow(0, start, t);
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
         return cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim: -1);

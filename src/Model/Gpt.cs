@@ -46,9 +46,10 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Logits for token ids that continue the positions in <paramref name="cache"/> (none: start at 0).
-    /// <paramref name="keyMask"/> (B, positions so far), for left-padded batches, marks the real tokens.
+    /// <paramref name="keyMask"/> (B, positions so far), for left-padded batches, marks the real tokens;
+    /// <paramref name="packing"/> marks rows that hold several sequences (SFT packing).
     /// </summary>
-    public Tensor Forward(Tensor ids, KvCache? cache, Tensor? keyMask = null)
+    public Tensor Forward(Tensor ids, KvCache? cache, Tensor? keyMask = null, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
         if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
@@ -59,7 +60,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         foreach (var block in blocks)
         {
             block.Attention.Rope = (cos, sin);
-            x = block.Forward(x, cache, layer++, keyMask);
+            x = block.Forward(x, cache, layer++, keyMask, packing);
         }
         if (cache is not null) cache.Length += ids.shape[1];
         x = norm.forward(x);
@@ -67,10 +68,10 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Mean cross-entropy of next-token prediction; positions whose target is <paramref name="ignoreIndex"/> are masked.</summary>
-    public Tensor Loss(Tensor ids, Tensor targets, long ignoreIndex = -100)
+    public Tensor Loss(Tensor ids, Tensor targets, long ignoreIndex = -100, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
-        var logits = forward(ids);
+        var logits = Forward(ids, null, null, packing);
         return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.view(-1), ignore_index: ignoreIndex).MoveToOuterDisposeScope();
     }
 

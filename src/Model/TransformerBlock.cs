@@ -25,10 +25,10 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => Forward(x, null, 0);
 
-    public Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? keyMask = null)
+    public Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? keyMask = null, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.Forward(norm1.forward(x), cache, layer, keyMask);
+        x = x + attn.Forward(norm1.forward(x), cache, layer, keyMask, packing);
         x = x + mlp.forward(norm2.forward(x));
         return x.MoveToOuterDisposeScope();
     }

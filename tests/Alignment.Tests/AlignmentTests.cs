@@ -120,6 +120,71 @@ public sealed class AlignmentTests : IDisposable
     }
 
     [Fact]
+    public void Packed_examples_give_the_same_logits_and_loss_as_each_alone()
+    {
+        var model = Model(5);
+        model.eval();
+        var examples = new[] { 9, 6, 4, 7 }.Select((n, e) => (Ids: Enumerable.Range(0, n).Select(i => 1 + (i * 7 + e * 3) % 40).ToList(),
+            Trained: Enumerable.Range(0, n).Select(i => i >= n / 2).ToList())).ToList();
+        var rows = SequenceScoring.PackRows(examples, context: 12);
+        // Longest first, first fit: 8 positions, then 6 (new row), 5 (after the 6), 3 (after the 8).
+        Assert.Equal([[0, 2], [3, 1]], rows);
+
+        var packedRows = rows.Select(r => (IReadOnlyList<(List<int>, List<bool>)>)r.Select(i => examples[i]).ToList()).ToList();
+        var (input, labels, packing) = SequenceScoring.PackedBatch(packedRows, 12, padId: 47, CPU);
+        var logits = model.Forward(input, null, null, packing);
+        var offset = 0;
+        foreach (var i in rows[0])
+        {
+            var alone = model.forward(tensor(examples[i].Ids.SkipLast(1).Select(x => (long)x).ToArray(), [1, examples[i].Ids.Count - 1]));
+            var packed = logits[0].narrow(0, offset, examples[i].Ids.Count - 1).unsqueeze(0);
+            Assert.True(packed.allclose(alone, rtol: 1e-4, atol: 1e-5), $"example {i} differs when packed");
+            offset += examples[i].Ids.Count - 1;
+        }
+        // Without the packing information the second example would see the first.
+        Assert.False(model.forward(input)[0].narrow(0, 8, 3).allclose(logits[0].narrow(0, 8, 3), rtol: 1e-4, atol: 1e-5));
+
+        // The packed loss is the padded batch's loss: same labelled positions, same predictions.
+        var (padded, paddedLabels) = SequenceScoring.Batch(examples, 12, padId: 47, CPU);
+        Assert.Equal(model.Loss(padded, paddedLabels).item<float>(), model.Loss(input, labels, packing: packing).item<float>(), 4);
+    }
+
+    [Fact]
+    public async Task Parquet_sft_data_is_read_like_jsonl_and_bad_rows_are_named()
+    {
+        var path = Path.Combine(_root, "sft.parquet");
+        await using (var stream = File.Create(path))
+        {
+            await Parquet.Serialization.ParquetSerializer.SerializeAsync(new[]
+            {
+                new ParquetSft { instruction = "日本の首都は?", output = "東京です。" },
+                new ParquetSft { instruction = "no output" },
+                new ParquetSft { messages = """[{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]""" },
+            }, stream);
+        }
+        var errors = new List<string>();
+        var examples = AlignmentData.ReadSft(path, errors);
+        Assert.Equal(2, examples.Count);
+        Assert.Equal("東京です。", examples[0].Messages[1].Content);
+        Assert.Equal("2", examples[1].Messages[1].Content);
+        var error = Assert.Single(errors);
+        Assert.Contains("row 2", error);
+        Assert.Contains("output", error);
+
+        File.WriteAllText(Path.Combine(_root, "broken.parquet"), "not parquet");
+        var e = Assert.Throws<InvalidDataException>(() => AlignmentData.ReadSft(Path.Combine(_root, "broken.parquet"), errors));
+        Assert.Contains("broken.parquet", e.Message);
+    }
+
+    /// <summary>Column names as they appear in the file.</summary>
+    public sealed class ParquetSft
+    {
+        public string? instruction { get; set; }
+        public string? output { get; set; }
+        public string? messages { get; set; }
+    }
+
+    [Fact]
     public void Malformed_jsonl_lines_are_named_and_the_rest_is_read()
     {
         var path = Path.Combine(_root, "sft.jsonl");

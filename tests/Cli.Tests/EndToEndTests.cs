@@ -22,7 +22,7 @@ public sealed class EndToEndTests : IDisposable
         var phases = new List<string>();
         var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = phases.Add }, default);
         Assert.True(File.Exists(report));
-        Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "done"], phases);
+        Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "align", "done"], phases);
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.TokenRows > 5);

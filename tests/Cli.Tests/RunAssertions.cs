@@ -43,6 +43,16 @@ internal static class RunAssertions
 
         var evals = ledger.Evals($"{runId}-gpt");
         Assert.Contains(evals, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
+
+        // The alignment rule fine-tuned the final checkpoint (LoRA SFT on the shipped chat examples) and the evaluator
+        // scored the result, on the same validation split, as a checkpoint of its own run with its lineage.
+        var finalStep = evals.Max(e => e.Step);
+        var aligned = ledger.Evals($"{runId}-gpt-sft-from-{finalStep}");
+        Assert.Contains(aligned, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
+        var lineage = JsonDocument.Parse(File.ReadAllText(Path.Combine(store.Resolve(aligned[0].Checkpoint), "lineage.json"))).RootElement;
+        Assert.Equal("sft+lora", lineage.GetProperty("method").GetString());
+        Assert.EndsWith($"step-{finalStep:D7}", lineage.GetProperty("baseCheckpoint").GetString());
+
         var report = File.ReadAllText(Path.Combine(outDir, "reports", "report.md"));
         Assert.Contains("## Training", report);
         var finalLoss = evals.Where(e => e.Metric == "loss").MaxBy(e => e.Step)!.Value;
