@@ -84,6 +84,7 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         var half = x.shape[^1] / 2;
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
-        return cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim: -1);
+        // The tables stay fp32; under bf16 compute the rotation runs in fp32 and the result is cast back.
+        return cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim: -1).to(x.dtype);
     }
 }

@@ -13,8 +13,10 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     private readonly Embedding wte;
     private readonly ModuleList<TransformerBlock> blocks;
     private readonly nn.Module<Tensor, Tensor> norm;
-    private readonly Tensor ropeCos;
-    private readonly Tensor ropeSin;
+    // Not readonly: TorchSharp's Module.to(device or dtype) replaces buffers through their fields (and re-registers
+    // them under the field names), so these fields, not a by-name lookup, always hold the live tables.
+    private Tensor ropeCos;
+    private Tensor ropeSin;
 
     public Gpt(GptConfig config, Device? device = null) : base("gpt")
     {
@@ -27,14 +29,17 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         var angles = outer(arange(config.Context, dtype: float32), inv);
         ropeCos = angles.cos();
         ropeSin = angles.sin();
-        register_buffer("rope_cos", ropeCos, persistent: false);
-        register_buffer("rope_sin", ropeSin, persistent: false);
+        register_buffer(nameof(ropeCos), ropeCos, persistent: false);
+        register_buffer(nameof(ropeSin), ropeSin, persistent: false);
         RegisterComponents();
         InitWeights(config);
         if (device is not null) this.to(device);
     }
 
     public GptConfig Config { get; }
+
+    /// <summary>Recompute each block's activations during the backward pass instead of keeping them (training memory).</summary>
+    public bool CheckpointActivations { get; set; }
 
     public IReadOnlyList<TransformerBlock> Blocks => blocks.ToList();
 
@@ -55,12 +60,17 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
             throw new ArgumentException($"{(cache?.Length ?? 0) + ids.shape[1]} positions exceed the model's context of {Config.Context}");
         var x = wte.forward(ids);
-        var (cos, sin) = (get_buffer("rope_cos")!, get_buffer("rope_sin")!);
+        var (cos, sin) = (ropeCos, ropeSin);
         var layer = 0;
         foreach (var block in blocks)
         {
             block.Attention.Rope = (cos, sin);
-            x = block.Forward(x, cache, layer++, keyMask, packing);
+            if (CheckpointActivations && is_grad_enabled() && cache is null && keyMask is null && packing is null)
+            {
+                var (b, l) = (block, layer++);
+                x = ActivationCheckpoint.Apply(x, h => b.Forward(h, null, l));
+            }
+            else x = block.Forward(x, cache, layer++, keyMask, packing);
         }
         if (cache is not null) cache.Length += ids.shape[1];
         x = norm.forward(x);
@@ -72,6 +82,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var logits = Forward(ids, null, null, packing);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32); // softmax in fp32 under bf16 compute
         return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.view(-1), ignore_index: ignoreIndex).MoveToOuterDisposeScope();
     }
 

@@ -19,7 +19,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _eps);
+        // The mean of squares in fp32 even when the model computes in bf16 (its 8-bit mantissa loses small sums).
+        var x32 = x.to(ScalarType.Float32);
+        var normed = (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps)).to(x.dtype);
         return (normed * weight).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Pipeline.Trainer;
@@ -60,6 +61,10 @@ public sealed class TokenData
                 y[b * context + t] = source[start + t + 1];
             }
         }
-        return (tensor(x, [batch, context]).to(device), tensor(y, [batch, context]).to(device));
+        return (ToDevice(tensor(x, [batch, context]), device), ToDevice(tensor(y, [batch, context]), device));
     }
+
+    /// <summary>On CUDA the batch goes through page-locked (pinned) memory, so the copy is a DMA that overlaps compute.</summary>
+    private static Tensor ToDevice(Tensor batch, Device device) =>
+        device.type == DeviceType.CUDA ? batch.pin_memory().to(device, non_blocking: true) : batch;
 }

@@ -29,6 +29,13 @@ public sealed record TrainingConfig
     public double PeakFlops { get; init; } = 100e9;
     /// <summary>"cpu" or "cuda"; empty picks cuda when available.</summary>
     public string Device { get; init; } = "";
+    /// <summary>
+    /// "auto" (bf16 on CUDA, fp32 on CPU), "fp32", or "bf16": forward and backward in bf16 with fp32 master weights
+    /// and optimizer state (<see cref="Bf16Compute"/>). bf16 also runs on a CPU, slowly unless it has AVX-512 BF16/AMX.
+    /// </summary>
+    public string Precision { get; init; } = "auto";
+    /// <summary>Recompute block activations in the backward pass (less memory, about one more forward pass of time).</summary>
+    public bool ActivationCheckpointing { get; init; }
     /// <summary>Budget in tokens instead of steps (0 = use MaxSteps).</summary>
     public long MaxTokens { get; init; }
     /// <summary>
@@ -59,6 +66,14 @@ public sealed record TrainingConfig
         }
         return config;
     }
+
+    /// <summary>The precision this run computes in on <paramref name="device"/> ("fp32" or "bf16").</summary>
+    public string PrecisionOn(TorchSharp.torch.Device device) => Precision switch
+    {
+        "auto" => device.type == TorchSharp.DeviceType.CUDA ? "bf16" : "fp32",
+        "fp32" or "bf16" => Precision,
+        _ => throw new ArgumentException($"training config: Precision '{Precision}' is not auto, fp32 or bf16"),
+    };
 
     public int AccumulationSteps => TokensPerStep <= 0 ? 1 : Math.Max(1, TokensPerStep / (BatchSize * Model.Context));
 

@@ -26,7 +26,8 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         if (config.Threads > 0) set_num_threads(config.Threads);
         var device = config.Device == "cuda" || (config.Device == "" && cuda.is_available()) ? CUDA : CPU;
         manual_seed(config.Seed);
-        var model = new Gpt(config.Model with { VocabSize = config.Model.VocabSize }, device);
+        var model = new Gpt(config.Model, device) { CheckpointActivations = config.ActivationCheckpointing };
+        var precision = config.PrecisionOn(device);
         var (decay, noDecay) = model.ParameterGroups();
         var optimizer = optim.AdamW(
         [
@@ -52,6 +53,10 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             }
         }
 
+        // The optimizer owns the fp32 master weights; with bf16, a bf16 copy computes (created after resuming).
+        var bf16 = precision == "bf16" ? new Bf16Compute(model, device) : null;
+        logger.LogInformation("train: {Run} on {Device} in {Precision}{Checkpointing}", config.RunName, device.type, precision,
+            config.ActivationCheckpointing ? " with activation checkpointing" : "");
         var tokensPerStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
         var flopsPerToken = config.Model.FlopsPerToken();
         var watch = Stopwatch.StartNew();
@@ -68,12 +73,14 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             {
                 model.train();
                 optimizer.zero_grad();
+                bf16?.LoadMaster();
+                var net = bf16?.Model ?? model;
                 try
                 {
                     for (var micro = 0; micro < config.AccumulationSteps; micro++)
                     {
                         var (x, y) = data.Batch(data.Train, config.Seed, step, micro, config.BatchSize, config.Model.Context, device);
-                        var loss = model.Loss(x, y) / config.AccumulationSteps;
+                        var loss = net.Loss(x, y) / config.AccumulationSteps;
                         loss.backward();
                         lossValue += loss.item<float>();
                     }
@@ -84,6 +91,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                         $"training {config.RunName} ran out of memory on {device.type} with batch {config.BatchSize} x {config.Model.Context} tokens and a " +
                         $"{config.Model.Parameters():N0}-parameter model ({config.Model.Layers} layers, width {config.Model.Width}); lower BatchSize (TokensPerStep keeps the effective batch by accumulation) or the model size", e);
                 }
+                bf16?.GradientsToMaster();
                 gradNorm = nn.utils.clip_grad_norm_(model.parameters(), config.GradClip);
                 if (double.IsFinite(lossValue) && double.IsFinite(gradNorm))
                 {

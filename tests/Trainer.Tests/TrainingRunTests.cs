@@ -99,10 +99,42 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
-    public async Task Live_tensor_count_does_not_grow_across_steps()
+    public async Task Activation_checkpointing_gives_the_same_loss_curve()
+    {
+        var plain = await Train(Config(12), Path.Combine(_root, "plain"));
+        var recomputed = await Train(Config(12) with { ActivationCheckpointing = true }, Path.Combine(_root, "recomputed"));
+        Assert.Equal(plain.Select(l => l.Step), recomputed.Select(l => l.Step));
+        for (var i = 0; i < plain.Count; i++)
+        {
+            Assert.Equal(plain[i].Loss, recomputed[i].Loss, 4);
+            Assert.Equal(plain[i].GradNorm, recomputed[i].GradNorm, 3);
+        }
+    }
+
+    [Fact]
+    public async Task Bf16_compute_with_fp32_master_weights_tracks_fp32_training()
+    {
+        var fp32 = await Train(Config(40), Path.Combine(_root, "fp32"));
+        var folder = Path.Combine(_root, "bf16");
+        var bf16 = await Train(Config(40) with { Precision = "bf16" }, folder);
+        Assert.NotEqual(fp32[0].Loss, bf16[0].Loss); // the forward pass really ran in bf16
+        Assert.True(bf16[^1].Loss < bf16[0].Loss - 1.0, $"bf16 loss went from {bf16[0].Loss} to {bf16[^1].Loss}");
+        Assert.True(Math.Abs(bf16[^1].Loss - fp32[^1].Loss) < 0.2, $"bf16 {bf16[^1].Loss} vs fp32 {fp32[^1].Loss}");
+        // The checkpoint holds the fp32 master weights, and resuming continues in bf16.
+        var (model, _) = Checkpoints.Load(Checkpoints.List(folder)[^1], torch.CPU);
+        Assert.All(model.parameters(), p => Assert.Equal(torch.ScalarType.Float32, p.dtype));
+        var more = await Train(Config(45) with { Precision = "bf16" }, folder);
+        Assert.Equal(41, more[0].Step);
+    }
+
+    [Theory]
+    [InlineData("fp32", false)]
+    [InlineData("fp32", true)]
+    [InlineData("bf16", false)]
+    public async Task Live_tensor_count_does_not_grow_across_steps(string precision, bool checkpointing)
     {
         var live = new List<long>();
-        var config = Config(30) with { EvalEvery = 1000, CheckpointEvery = 1000 };
+        var config = Config(30) with { EvalEvery = 1000, CheckpointEvery = 1000, Precision = precision, ActivationCheckpointing = checkpointing };
         var run = new TrainingRun(config, CountingData(), Path.Combine(_root, "scope"), NullLogger.Instance)
         {
             OnStep = _ =>
