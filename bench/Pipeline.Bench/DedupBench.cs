@@ -158,7 +158,14 @@ public static class DedupBench
                 Console.WriteLine($"| {size:N0} | {watch.Elapsed.TotalSeconds:F2} |");
             File.Delete(store.Resolve(input.Uri));
         }
-        Console.WriteLine($"index on disk: {new FileInfo(store.Resolve("index/lsh.db")).Length / 1e6:F0} MB for {largest:N0} documents");
+        using (var index = new LshIndex(store.Resolve("index/lsh.db"), Options.Bands, Options.Rows))
+        {
+            var count = index.Count;
+            var disk = index.Size.Disk;
+            index.Candidates(new long[Options.Bands]).ToList(); // loads the band table
+            var memory = index.Size.Memory;
+            Console.WriteLine($"index: {count:N0} documents, {disk / 1e6:F0} MB on disk ({disk / count:N0} bytes per document), band table {memory / 1e6:F0} MB in memory ({memory / count:N0} bytes per document)");
+        }
         Directory.Delete(root, true);
     }
 }

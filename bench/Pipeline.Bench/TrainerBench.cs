@@ -30,6 +30,22 @@ public static class TrainerBench
             RunName = "bench", Model = Shape with { VocabSize = Math.Max(Shape.VocabSize, data.Train.Max() + 1) }, BatchSize = 12, MaxSteps = steps + 10,
             WarmupSteps = 5, LogEvery = 10, EvalEvery = 25, EvalBatches = 2, CheckpointEvery = 25, Threads = 2, Device = "cpu",
         };
+        var service = await ServiceAsync(config, data);
+        // The bare loop runs before and after the service; their mean is the reference (the machine's speed drifts).
+        var bareAfter = Bare(steps);
+        var bare = (bareBefore + bareAfter) / 2;
+        Console.WriteLine($"trainer: model {config.Model.Parameters():N0} parameters; bare loop {bare:F0} tokens/s ({bareBefore:F0} before, {bareAfter:F0} after); trainer service {service:F0} tokens/s " +
+                          $"(with logging, validation every 25 and checkpoints every 25 steps) = {100 * service / bare:F1}% of bare; {steps} steps each, 2 threads");
+        var variants = config with { MaxSteps = 30 };
+        var checkpointing = await ServiceAsync(variants with { ActivationCheckpointing = true }, data);
+        var bf16 = await ServiceAsync(variants with { Precision = "bf16" }, data);
+        Console.WriteLine($"trainer: with activation checkpointing {checkpointing:F0} tokens/s ({100 * checkpointing / service:F1}% of the service); " +
+                          $"bf16 compute + fp32 master on this CPU {bf16:F0} tokens/s ({100 * bf16 / service:F1}%); 30 steps each");
+    }
+
+    /// <summary>Tokens/s of a TrainingRun, timed from the first logged step after warm-up (step 5 on) to the last.</summary>
+    private static async Task<double> ServiceAsync(TrainingConfig config, TokenData data)
+    {
         var runFolder = Directory.CreateTempSubdirectory("trainer-bench-").FullName;
         var watch = new Stopwatch();
         long firstStep = 0, lastStep = 0;
@@ -48,14 +64,8 @@ public static class TrainerBench
             },
         };
         await run.RunAsync(default);
-        var seconds = watch.Elapsed.TotalSeconds;
-        // The bare loop runs before and after the service; their mean is the reference (the machine's speed drifts).
-        var bareAfter = Bare(steps);
-        var bare = (bareBefore + bareAfter) / 2;
-        var service = (double)(lastStep - firstStep) * config.BatchSize * config.Model.Context / seconds;
-        Console.WriteLine($"trainer: model {config.Model.Parameters():N0} parameters; bare loop {bare:F0} tokens/s ({bareBefore:F0} before, {bareAfter:F0} after); trainer service {service:F0} tokens/s " +
-                          $"(with logging, validation every 25 and checkpoints every 25 steps) = {100 * service / bare:F1}% of bare; {steps} steps each, 2 threads");
         Directory.Delete(runFolder, true);
+        return (double)(lastStep - firstStep) * config.BatchSize * config.Model.Context / watch.Elapsed.TotalSeconds;
     }
 
     /// <summary>Tokenizes the corpus into token shards with a 4,096-token vocabulary and loads them as the trainer does.</summary>

@@ -30,11 +30,13 @@ public sealed class AlignmentModule : IStageModule
                 throw new ArgumentException($"{AlignmentOptions.Section}:Rules for run '{rule.Run}': method '{rule.Method}' is not sft or dpo");
         }
         services.AddSingleton(options);
+        services.AddSingleton<AlignmentWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<AlignmentWorker>());
     }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
     {
-        bus.AddConsumer<AlignmentRequestedConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+        bus.AddConsumer<AlignmentRequestedConsumer>();
         bus.AddConsumer<AlignmentRuleConsumer>();
     }
 }
@@ -59,40 +61,55 @@ public sealed class AlignmentRuleConsumer(AlignmentOptions options, ILogger<Alig
     }
 }
 
-/// <summary>
-/// Runs an alignment job (short compared with pretraining, so inside the handler) and publishes `CheckpointSaved` with
-/// the lineage (base checkpoint, method, data hash), so the evaluator scores it like any checkpoint. URIs are relative
-/// to the data root; the base checkpoint's tokenizer is found by hash under tokenizers/. A request already carried
-/// out (same run, base, method, data and config) is not run again: a redelivery announces the same checkpoint.
-/// </summary>
-public sealed class AlignmentRequestedConsumer(ShardStore store, RunLedger ledger, ILogger<AlignmentRequestedConsumer> logger) : IConsumer<AlignmentRequested>
+/// <summary>Hands the job to the worker and acknowledges at once.</summary>
+public sealed class AlignmentRequestedConsumer(AlignmentWorker worker, ILogger<AlignmentRequestedConsumer> logger) : IConsumer<AlignmentRequested>
 {
-    public async Task Consume(ConsumeContext<AlignmentRequested> context)
+    public Task Consume(ConsumeContext<AlignmentRequested> context)
     {
-        var request = context.Message;
-        var key = JobKey(request);
-        if (ledger.Get(key) is { } done)
-        {
-            logger.LogInformation("align: {Run} from {Base} already done; announcing it again", request.RunName, request.BaseCheckpointUri);
-            await context.Publish(JsonSerializer.Deserialize<CheckpointSaved>(done)!);
-            return;
-        }
-        var config = (JsonSerializer.Deserialize<AlignmentConfig>(request.ConfigJson, new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new AlignmentConfig())
-            with { Method = request.Method.Split('+')[0] };
-        var basePath = store.Resolve(request.BaseCheckpointUri);
-        var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
-        var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
-            ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
-        var result = new AlignmentJob(logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
-            store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName);
-        var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(result.Checkpoint, "model.bin"));
-        var lineage = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(Path.Combine(result.Checkpoint, "lineage.json")));
-        var saved = new CheckpointSaved(request.RunId ?? "", request.RunName, result.Info.Step, 0, store.RelativeUri(result.Checkpoint), sha, result.Info.TokenizerHash, null,
-            request.BaseCheckpointUri, result.Info.Method, lineage.GetProperty("dataHash").GetString());
-        ledger.Set(key, JsonSerializer.Serialize(saved));
-        await context.Publish(saved);
+        if (worker.TryStart(context.Message) is { } refusal) logger.LogInformation("align: {Refusal}", refusal);
+        return Task.CompletedTask;
     }
+}
 
-    public static string JobKey(AlignmentRequested request) =>
-        $"align:{request.RunName}:{StableId.Of(request.BaseCheckpointUri, request.Method, request.DataUri, request.ConfigJson)}";
+/// <summary>
+/// Runs alignment jobs as ledger-tracked jobs, one at a time (they compete with training for the cores), and
+/// publishes `CheckpointSaved` with the lineage (base checkpoint, method, data hash), so the evaluator scores the
+/// result like any checkpoint. URIs are relative to the data root; the base checkpoint's tokenizer is found by hash
+/// under tokenizers/. A job is named by its run and a hash of base, method, data and config, so a repeated request
+/// is not run again.
+/// </summary>
+public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger, ILogger<AlignmentWorker> logger)
+    : LedgerJobWorker<AlignmentRequested>(ledger, logger)
+{
+    private readonly SemaphoreSlim _oneAtATime = new(1);
+
+    protected override string Kind => "alignment";
+
+    protected override string NameOf(AlignmentRequested request) =>
+        $"{request.RunName}:{StableId.Of(request.BaseCheckpointUri, request.Method, request.DataUri, request.ConfigJson)}";
+
+    protected override async Task<long> RunJobAsync(AlignmentRequested request, CancellationToken ct)
+    {
+        await _oneAtATime.WaitAsync(ct);
+        try
+        {
+            var config = (JsonSerializer.Deserialize<AlignmentConfig>(request.ConfigJson, new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new AlignmentConfig())
+                with { Method = request.Method.Split('+')[0] };
+            var basePath = store.Resolve(request.BaseCheckpointUri);
+            var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
+            var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
+                ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
+            var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
+                store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName);
+            var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(result.Checkpoint, "model.bin"), ct);
+            var lineage = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(Path.Combine(result.Checkpoint, "lineage.json")));
+            await bus.Publish(new CheckpointSaved(request.RunId ?? "", request.RunName, result.Info.Step, 0, store.RelativeUri(result.Checkpoint), sha,
+                result.Info.TokenizerHash, null, request.BaseCheckpointUri, result.Info.Method, lineage.GetProperty("dataHash").GetString()), ct);
+            return result.Info.Step;
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
 }

@@ -50,7 +50,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
         await WaitAsync(() => JobState(training.RunName) is "completed" or "failed" or "cancelled", ct);
         if (JobState(training.RunName) == "failed")
-            throw new InvalidOperationException($"training failed: {JsonSerializer.Deserialize<TrainingJob>(ledger.Get(TrainingWorker.JobKey(training.RunName))!)!.Error}");
+            throw new InvalidOperationException($"training failed: {JsonSerializer.Deserialize<LedgerJob<StartTraining>>(ledger.Get(TrainingWorker.JobKey(training.RunName))!)!.Error}");
 
         Phase("evaluate");
         await WaitAsync(() => ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps), ct, TimeSpan.FromMinutes(10));
@@ -66,7 +66,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;
 
     private string? JobState(string runName) =>
-        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<TrainingJob>(json)?.State : null;
+        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json)?.State : null;
 
     /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
     private async Task ReannounceAsync(string runId, CancellationToken ct)

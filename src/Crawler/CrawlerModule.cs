@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,52 +14,71 @@ public sealed class CrawlerModule : IStageModule
 {
     public string Name => "crawler";
 
-    public void AddServices(IServiceCollection services, IConfiguration configuration) =>
+    public void AddServices(IServiceCollection services, IConfiguration configuration)
+    {
         services.AddSingleton(configuration.GetSection(CrawlOptions.Section).Get<CrawlOptions>() ?? new CrawlOptions());
+        services.AddSingleton<CrawlWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<CrawlWorker>());
+    }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
         bus.AddConsumer<CrawlRequestedConsumer>().Endpoint(e => e.Apply(limits));
 }
 
-/// <summary>Runs a crawl for a run; each committed shard is recorded in the ledger and announced.</summary>
-public sealed class CrawlRequestedConsumer(CrawlOptions options, ShardStore store, RunLedger ledger, ILogger<WebCrawler> logger) : IConsumer<CrawlRequested>
+/// <summary>Hands the crawl to the worker and acknowledges at once (a crawl can take far longer than RabbitMQ's consumer_timeout).</summary>
+public sealed class CrawlRequestedConsumer(CrawlWorker worker, ILogger<CrawlRequestedConsumer> logger) : IConsumer<CrawlRequested>
 {
-    public async Task Consume(ConsumeContext<CrawlRequested> context)
+    public Task Consume(ConsumeContext<CrawlRequested> context)
     {
-        var message = context.Message;
+        if (worker.TryStart(context.Message) is { } refusal) logger.LogInformation("crawl: {Refusal}", refusal);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Runs a run's crawl (WARC files, then seeds) as a ledger-tracked job; each committed shard is recorded in the
+/// ledger and announced. A restarted service resumes an unfinished crawl from its persisted frontier.
+/// </summary>
+public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus, RunLedger ledger, ILogger<WebCrawler> logger)
+    : LedgerJobWorker<CrawlRequested>(ledger, logger)
+{
+    protected override string Kind => "crawl";
+
+    protected override string NameOf(CrawlRequested request) => request.RunId;
+
+    protected override async Task<long> RunJobAsync(CrawlRequested message, CancellationToken ct)
+    {
         var crawlOptions = options;
         if (message.MaxPages > 0) crawlOptions = CloneWithMaxPages(options, message.MaxPages);
         async Task OnShard(ShardRef shard)
         {
-            if (!ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
-                ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
-            await context.Publish(new RawShardCreated(shard));
+            if (!Ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
+                Ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
+            await bus.Publish(new RawShardCreated(shard), ct);
         }
 
         var shards = 0;
         if (message.WarcFiles is { Count: > 0 } files)
         {
-            var warc = await new WarcIngester(crawlOptions, store, ledger, logger).IngestAsync(message.RunId, files, OnShard, context.CancellationToken);
-            ledger.Set($"warc-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(warc));
+            var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, files, OnShard, ct);
+            Ledger.Set($"warc-summary:{message.RunId}", JsonSerializer.Serialize(warc));
             shards += warc.Shards;
         }
-        if (message.Seeds.Count > 0)
-        {
-            var summary = await new WebCrawler(crawlOptions, store, logger).RunAsync(message.RunId, message.Seeds, OnShard, context.CancellationToken);
-            ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(summary));
-            shards += summary.Shards;
-        }
-        else
-        {
-            ledger.Set($"crawl-summary:{message.RunId}", System.Text.Json.JsonSerializer.Serialize(new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>())));
-        }
-        await context.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards));
+        ct.ThrowIfCancellationRequested();
+        var summary = message.Seeds.Count > 0
+            ? await new WebCrawler(crawlOptions, store, Logger).RunAsync(message.RunId, message.Seeds, OnShard, ct)
+            : new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>());
+        // A crawl stopped by the service shutting down is not finished: no summary, so the run waits for the resumed crawl.
+        ct.ThrowIfCancellationRequested();
+        Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(summary));
+        shards += summary.Shards;
+        await bus.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
+        return summary.Pages;
     }
 
     private static CrawlOptions CloneWithMaxPages(CrawlOptions source, int maxPages)
     {
-        var json = System.Text.Json.JsonSerializer.Serialize(source);
-        var copy = System.Text.Json.JsonSerializer.Deserialize<CrawlOptions>(json)!;
+        var copy = JsonSerializer.Deserialize<CrawlOptions>(JsonSerializer.Serialize(source))!;
         copy.MaxPages = maxPages;
         return copy;
     }

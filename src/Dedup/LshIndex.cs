@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
@@ -5,88 +6,64 @@ using Microsoft.Data.Sqlite;
 namespace Pipeline.Dedup;
 
 /// <summary>
-/// The persisted LSH index: one row per (band key) of every kept document and each kept document's signature, in
-/// SQLite on disk, so memory stays bounded however large the corpus grows. About (bands x 16 + perms x 4 + 40)
-/// bytes per document on disk; see docs/dedup.md.
+/// The persisted LSH index. Band keys go to an append-only log (<c>lsh.bands</c>: 12-byte records of key and
+/// document) and, in memory, to a <see cref="BandTable"/> rebuilt from the log on first use; the kept documents
+/// (id, shard, signature) are rows in SQLite (<c>lsh.db</c>), appended in id order. Inserting and looking up cost
+/// the same however large the index is (no B-tree of random keys). The log is synced before the SQLite transaction
+/// commits, and records past the last committed document are cut off at open, so a crash mid-shard leaves no trace.
+/// Sizes per kept document: see docs/dedup.md.
 /// </summary>
 public sealed class LshIndex : IDisposable
 {
+    private const int RecordBytes = 12;
     private readonly SqliteConnection _db;
+    private readonly string _logPath;
     private readonly int _bands;
     private readonly int _rows;
-    private readonly SqliteCommand _lookup;
     private readonly SqliteCommand _signature;
-    // Which band keys may be in the index: one bit per key hash, set on insert and loaded at open. Most documents are
-    // new, and their band keys all miss this bitmap, so they cost no SQLite lookup at all. A stale bit (after
-    // RemoveShard) only costs a lookup. Fixed size, so memory stays bounded however large the index grows.
-    private readonly ulong[] _filter;
-    private bool _filterLoaded;
+    private BandTable? _table;
+    private FileStream? _log;
+    private ulong[] _live = new ulong[1024]; // one bit per document id still in the index (RemoveShard clears)
 
-    public LshIndex(string path, int bands, int rows, int filterBits = 27)
+    public LshIndex(string path, int bands, int rows)
     {
         _bands = bands;
         _rows = rows;
-        _filter = new ulong[(1L << filterBits) / 64];
+        _logPath = Path.ChangeExtension(path, ".bands");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString());
         try
         {
             _db.Open();
-            Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;" +
-                 "CREATE TABLE IF NOT EXISTS bands(key INTEGER, doc INTEGER, PRIMARY KEY(key, doc)) WITHOUT ROWID;" +
-                 "CREATE TABLE IF NOT EXISTS docs(doc INTEGER PRIMARY KEY, id TEXT, shard TEXT, signature BLOB);" +
+            Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" +
+                 "CREATE TABLE IF NOT EXISTS docs(doc INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT, shard TEXT, signature BLOB);" +
+                 "CREATE TABLE IF NOT EXISTS shards(shard TEXT PRIMARY KEY, first INTEGER, last INTEGER);" +
                  "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);");
-            var shape = $"{bands}x{rows}/minhash-v{MinHasher.Scheme}";
+            var shape = $"{bands}x{rows}/minhash-v{MinHasher.Scheme}/band-log-v1";
             var stored = Scalar("SELECT value FROM meta WHERE key='shape'") as string;
             if (stored is null) Exec($"INSERT INTO meta VALUES('shape', '{shape}')");
             else if (stored != shape)
-                throw new InvalidDataException($"LSH index '{path}' was built with {stored} bands x rows, not {shape}; rebuild it (docs/dedup.md)");
-            Scalar("SELECT COUNT(*) FROM docs");
+                throw new InvalidDataException($"LSH index '{path}' was built as {stored}, not {shape}; rebuild it with 'pipeline dedup --rebuild-index' (docs/dedup.md)");
+            Scalar("SELECT COUNT(*) FROM shards");
         }
         catch (SqliteException e)
         {
             _db.Dispose();
             throw new InvalidDataException($"LSH index '{path}' is corrupt ({e.Message}); delete it and rebuild with 'pipeline dedup --rebuild-index' (docs/dedup.md)", e);
         }
-        _lookup = _db.CreateCommand();
-        _lookup.CommandText = "SELECT doc FROM bands WHERE key=$k";
-        _lookup.Parameters.Add("$k", SqliteType.Integer);
         _signature = _db.CreateCommand();
         _signature.CommandText = "SELECT id, signature FROM docs WHERE doc=$d";
         _signature.Parameters.Add("$d", SqliteType.Integer);
     }
 
-    // Loaded on first use, so opening the index only to count or to remove a shard does not scan every band key.
-    private void EnsureFilter()
-    {
-        if (_filterLoaded) return;
-        using var keys = _db.CreateCommand();
-        keys.CommandText = "SELECT key FROM bands";
-        using var reader = keys.ExecuteReader();
-        while (reader.Read()) Mark(reader.GetInt64(0));
-        _filterLoaded = true;
-    }
-
-    private (long Word, ulong Bit) Slot(long key)
-    {
-        var h = (ulong)key * 0x9E3779B97F4A7C15UL;
-        var index = (long)(h >> 1) % ((long)_filter.Length * 64);
-        return (index >> 6, 1UL << (int)(index & 63));
-    }
-
-    private void Mark(long key)
-    {
-        var (word, bit) = Slot(key);
-        _filter[word] |= bit;
-    }
-
-    private bool MayContain(long key)
-    {
-        var (word, bit) = Slot(key);
-        return (_filter[word] & bit) != 0;
-    }
+    /// <summary>The files that make up the index at <paramref name="path"/> (for deleting it before a rebuild).</summary>
+    public static IEnumerable<string> Files(string path) => [path, path + "-wal", path + "-shm", Path.ChangeExtension(path, ".bands")];
 
     public long Count => (long)Scalar("SELECT COUNT(*) FROM docs")!;
+
+    /// <summary>Bytes on disk (SQLite and band log) and in memory (band table, once loaded).</summary>
+    public (long Disk, long Memory) Size =>
+        (Files(Path.ChangeExtension(_logPath, ".db")).Where(File.Exists).Sum(f => new FileInfo(f).Length), _table?.Bytes ?? 0);
 
     public long[] BandKeys(uint[] signature)
     {
@@ -99,21 +76,16 @@ public sealed class LshIndex : IDisposable
         return keys;
     }
 
-    /// <summary>Indexed documents sharing at least one band with the signature.</summary>
+    /// <summary>Indexed documents sharing at least one band with the signature, each once, in band order.</summary>
     public IEnumerable<long> Candidates(long[] keys)
     {
-        EnsureFilter();
-        var seen = new HashSet<long>();
-        foreach (var key in keys)
+        var table = EnsureLoaded();
+        var found = new List<uint>();
+        foreach (var key in keys) table.Find((ulong)key, found);
+        var seen = new HashSet<uint>();
+        foreach (var doc in found)
         {
-            if (!MayContain(key)) continue;
-            _lookup.Parameters[0].Value = key;
-            using var reader = _lookup.ExecuteReader();
-            while (reader.Read())
-            {
-                var doc = reader.GetInt64(0);
-                if (seen.Add(doc)) yield return doc;
-            }
+            if (IsLive(doc) && seen.Add(doc)) yield return doc;
         }
     }
 
@@ -121,51 +93,130 @@ public sealed class LshIndex : IDisposable
     {
         _signature.Parameters[0].Value = doc;
         using var reader = _signature.ExecuteReader();
-        reader.Read();
+        if (!reader.Read()) throw new InvalidDataException($"LSH index: document {doc} is in the band log but not in the index database; rebuild the index");
         var blob = (byte[])reader.GetValue(1);
         return (reader.GetString(0), MemoryMarshal.Cast<byte, uint>(blob).ToArray());
     }
 
-    /// <summary>Adds a shard's kept documents in one transaction (all or nothing).</summary>
+    /// <summary>Adds a shard's kept documents: all or nothing.</summary>
     public void AddAll(IEnumerable<(string Id, uint[] Signature, long[] Keys)> documents, string shard)
     {
-        EnsureFilter();
+        var table = EnsureLoaded();
         using var tx = _db.BeginTransaction();
         using var insertDoc = _db.CreateCommand();
         insertDoc.CommandText = "INSERT INTO docs(id, shard, signature) VALUES($id, $shard, $sig) RETURNING doc";
         var id = insertDoc.Parameters.Add("$id", SqliteType.Text);
         insertDoc.Parameters.AddWithValue("$shard", shard);
         var sig = insertDoc.Parameters.Add("$sig", SqliteType.Blob);
-        // All of a document's band rows in one statement (one SQLite step instead of one per band).
-        using var insertBands = _db.CreateCommand();
-        insertBands.CommandText = "INSERT OR IGNORE INTO bands VALUES " + string.Join(',', Enumerable.Range(0, _bands).Select(b => $"($k{b}, $d)"));
-        var k = Enumerable.Range(0, _bands).Select(b => insertBands.Parameters.Add($"$k{b}", SqliteType.Integer)).ToArray();
-        var d = insertBands.Parameters.Add("$d", SqliteType.Integer);
+        var added = new List<(uint Doc, long[] Keys)>();
         foreach (var document in documents)
         {
             id.Value = document.Id;
             sig.Value = MemoryMarshal.AsBytes(document.Signature.AsSpan()).ToArray();
-            var doc = (long)insertDoc.ExecuteScalar()!;
-            d.Value = doc;
-            for (var b = 0; b < _bands; b++)
-            {
-                k[b].Value = document.Keys[b];
-                Mark(document.Keys[b]);
-            }
-            insertBands.ExecuteNonQuery();
+            added.Add((checked((uint)(long)insertDoc.ExecuteScalar()!), document.Keys));
         }
+        if (added.Count == 0) return;
+        using (var range = _db.CreateCommand())
+        {
+            range.CommandText = "INSERT OR REPLACE INTO shards VALUES($s, $first, $last)";
+            range.Parameters.AddWithValue("$s", shard);
+            range.Parameters.AddWithValue("$first", (long)added[0].Doc);
+            range.Parameters.AddWithValue("$last", (long)added[^1].Doc);
+            range.ExecuteNonQuery();
+        }
+        // The band records reach the disk before the documents commit: a crash in between leaves records past the
+        // last committed document, which the next open cuts off.
+        var buffer = new byte[added.Count * _bands * RecordBytes];
+        var at = 0;
+        foreach (var (doc, keys) in added)
+        {
+            foreach (var key in keys)
+            {
+                BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(at), key);
+                BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(at + 8), doc);
+                at += RecordBytes;
+            }
+        }
+        _log!.Write(buffer);
+        _log.Flush(flushToDisk: true);
         tx.Commit();
+        foreach (var (doc, keys) in added)
+        {
+            SetLive(doc, true);
+            foreach (var key in keys) table.Add((ulong)key, doc);
+        }
     }
 
     /// <summary>Forgets what an earlier, interrupted attempt at a shard added, so a redo sees the same index.</summary>
     public void RemoveShard(string shard)
     {
-        using var tx = _db.BeginTransaction();
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "DELETE FROM bands WHERE doc IN (SELECT doc FROM docs WHERE shard=$s); DELETE FROM docs WHERE shard=$s;";
-        cmd.Parameters.AddWithValue("$s", shard);
-        cmd.ExecuteNonQuery();
-        tx.Commit();
+        using var find = _db.CreateCommand();
+        find.CommandText = "SELECT first, last FROM shards WHERE shard=$s";
+        find.Parameters.AddWithValue("$s", shard);
+        using (var reader = find.ExecuteReader())
+        {
+            if (!reader.Read()) return;
+            var (first, last) = (reader.GetInt64(0), reader.GetInt64(1));
+            reader.Close();
+            using var tx = _db.BeginTransaction();
+            using var delete = _db.CreateCommand();
+            delete.CommandText = "DELETE FROM docs WHERE doc BETWEEN $first AND $last; DELETE FROM shards WHERE shard=$s;";
+            delete.Parameters.AddWithValue("$first", first);
+            delete.Parameters.AddWithValue("$last", last);
+            delete.Parameters.AddWithValue("$s", shard);
+            delete.ExecuteNonQuery();
+            tx.Commit();
+            // Their band records stay in the log and the table, dead: lookups skip documents that are not live.
+            for (var doc = first; doc <= last; doc++) SetLive((uint)doc, false);
+        }
+    }
+
+    /// <summary>
+    /// Loads the band log into memory on first lookup or insert (so opening the index to count it or to remove a
+    /// shard costs nothing), cutting off records of documents that never committed.
+    /// </summary>
+    private BandTable EnsureLoaded()
+    {
+        if (_table is not null) return _table;
+        var committed = Scalar("SELECT seq FROM sqlite_sequence WHERE name='docs'") is long seq ? seq : 0;
+        using (var docs = _db.CreateCommand())
+        {
+            docs.CommandText = "SELECT doc FROM docs";
+            using var reader = docs.ExecuteReader();
+            while (reader.Read()) SetLive((uint)reader.GetInt64(0), true);
+        }
+        var table = new BandTable();
+        _log = new FileStream(_logPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        var valid = _log.Length / RecordBytes * RecordBytes;
+        var buffer = new byte[RecordBytes * 65536];
+        long offset = 0;
+        int read;
+        while (offset < valid && (read = _log.Read(buffer, 0, (int)Math.Min(buffer.Length, valid - offset))) > 0)
+        {
+            for (var at = 0; at + RecordBytes <= read; at += RecordBytes)
+            {
+                var doc = BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(at + 8));
+                if (doc > committed)
+                {
+                    valid = offset + at;
+                    break;
+                }
+                if (IsLive(doc)) table.Add(BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(at)), doc);
+            }
+            offset += read;
+        }
+        _log.SetLength(valid);
+        _log.Position = valid;
+        return _table = table;
+    }
+
+    private bool IsLive(uint doc) => doc / 64 < (ulong)_live.Length && (_live[doc / 64] & (1UL << (int)(doc % 64))) != 0;
+
+    private void SetLive(uint doc, bool live)
+    {
+        if (doc / 64 >= (ulong)_live.Length) Array.Resize(ref _live, Math.Max(_live.Length * 2, (int)(doc / 64) + 1));
+        if (live) _live[doc / 64] |= 1UL << (int)(doc % 64);
+        else _live[doc / 64] &= ~(1UL << (int)(doc % 64));
     }
 
     private void Exec(string sql)
@@ -184,8 +235,8 @@ public sealed class LshIndex : IDisposable
 
     public void Dispose()
     {
-        _lookup.Dispose();
         _signature.Dispose();
+        _log?.Dispose();
         _db.Dispose();
     }
 }

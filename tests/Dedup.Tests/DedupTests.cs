@@ -98,6 +98,50 @@ public sealed class DedupTests : IDisposable
     }
 
     [Fact]
+    public void The_band_log_drops_what_never_committed_and_what_was_removed()
+    {
+        var path = Path.Combine(_root, "index", "lsh.db");
+        var hasher = new MinHasher(_options);
+        var signatures = Enumerable.Range(0, 3).Select(i => hasher.Fingerprint($"document number {i} with some words in it to hash", "en")).ToArray();
+        using (var index = new LshIndex(path, _options.Bands, _options.Rows))
+        {
+            index.AddAll([("a", signatures[0], index.BandKeys(signatures[0]))], "shard-a");
+            index.AddAll([("b", signatures[1], index.BandKeys(signatures[1]))], "shard-b");
+        }
+        var bands = Path.ChangeExtension(path, ".bands");
+        var committed = new FileInfo(bands).Length;
+        Assert.Equal(2 * _options.Bands * 12, committed);
+        // A crash after the band records of a third document were synced but before its row committed, mid-record.
+        using (var log = new FileStream(bands, FileMode.Append))
+        {
+            using var other = new LshIndex(Path.Combine(_root, "other.db"), _options.Bands, _options.Rows);
+            var keys = other.BandKeys(signatures[2]);
+            foreach (var key in keys)
+            {
+                log.Write(BitConverter.GetBytes(key));
+                log.Write(BitConverter.GetBytes(3u));
+            }
+            log.Write([1, 2, 3, 4, 5]);
+        }
+        using (var index = new LshIndex(path, _options.Bands, _options.Rows))
+        {
+            Assert.Empty(index.Candidates(index.BandKeys(signatures[2])));
+            Assert.Equal("a", index.Get(Assert.Single(index.Candidates(index.BandKeys(signatures[0])))).Id);
+            Assert.Equal(committed, new FileInfo(bands).Length); // the uncommitted tail is cut off
+            index.RemoveShard("shard-a");
+            Assert.Empty(index.Candidates(index.BandKeys(signatures[0])));
+            index.AddAll([("c", signatures[2], index.BandKeys(signatures[2]))], "shard-c");
+        }
+        using (var index = new LshIndex(path, _options.Bands, _options.Rows))
+        {
+            Assert.Empty(index.Candidates(index.BandKeys(signatures[0]))); // removed stays removed after a reload
+            Assert.Equal("b", index.Get(Assert.Single(index.Candidates(index.BandKeys(signatures[1])))).Id);
+            Assert.Equal("c", index.Get(Assert.Single(index.Candidates(index.BandKeys(signatures[2])))).Id);
+            Assert.Equal(2, index.Count);
+        }
+    }
+
+    [Fact]
     public void A_corrupt_index_is_a_clear_error_naming_the_file()
     {
         var path = Path.Combine(_root, "index", "lsh.db");

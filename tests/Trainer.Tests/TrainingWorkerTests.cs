@@ -44,12 +44,12 @@ public sealed class TrainingWorkerTests : IDisposable
         BatchSize = 4, MaxSteps = steps, WarmupSteps = 2, EvalEvery = 5, CheckpointEvery = 5, LogEvery = 1, Threads = 1, Device = "cpu",
     });
 
-    private static async Task<TrainingJob> WaitForStateAsync(RunLedger ledger, string run, params string[] states)
+    private static async Task<LedgerJob<StartTraining>> WaitForStateAsync(RunLedger ledger, string run, params string[] states)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            if (ledger.Get(TrainingWorker.JobKey(run)) is { } json && JsonSerializer.Deserialize<TrainingJob>(json) is { } job && states.Contains(job.State)) return job;
+            if (ledger.Get(TrainingWorker.JobKey(run)) is { } json && JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) is { } job && states.Contains(job.State)) return job;
             Assert.True(DateTime.UtcNow < deadline, $"run {run} did not reach {string.Join('/', states)}");
             await Task.Delay(50);
         }

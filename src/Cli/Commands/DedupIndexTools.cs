@@ -18,7 +18,7 @@ public static class DedupIndexTools
     public static async Task<long> RebuildAsync(DedupOptions options, ShardStore store, CancellationToken ct)
     {
         var path = store.Resolve("index/lsh.db");
-        foreach (var file in new[] { path, path + "-wal", path + "-shm" }) File.Delete(file);
+        foreach (var file in LshIndex.Files(path)) File.Delete(file);
         var hasher = new MinHasher(options);
         using var index = new LshIndex(path, options.Bands, options.Rows);
         long count = 0;
@@ -37,11 +37,12 @@ public static class DedupIndexTools
     public static async Task PrintStatsAsync(DedupOptions options, ShardStore store, CancellationToken ct)
     {
         var path = store.Resolve("index/lsh.db");
-        long indexed = 0;
+        long indexed = 0, bytes = 0;
         if (File.Exists(path))
         {
             using var index = new LshIndex(path, options.Bands, options.Rows);
             indexed = index.Count;
+            bytes = index.Size.Disk;
         }
         var clusters = new Dictionary<string, int>();
         long removed = 0;
@@ -53,7 +54,6 @@ public static class DedupIndexTools
                 removed++;
             }
         }
-        var bytes = File.Exists(path) ? new FileInfo(path).Length : 0;
         AnsiConsole.MarkupLine($"index: {indexed:N0} kept documents, {bytes / 1e6:F1} MB on disk ({(indexed == 0 ? 0 : bytes / indexed):N0} bytes per document)");
         AnsiConsole.MarkupLine($"documents seen: {indexed + removed:N0}, removed as near-duplicates: {removed:N0}");
         var histogram = new Table().AddColumns("cluster size", "clusters");
