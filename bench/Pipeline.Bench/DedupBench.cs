@@ -138,8 +138,8 @@ public static class DedupBench
         var store = new ShardStore(root);
         var dedup = new ShardDeduplicator(Options, store);
         var random = new Random(7);
-        Console.WriteLine("| index size (documents) | seconds for the next 10,000-document shard |");
-        Console.WriteLine("|---:|---:|");
+        Console.WriteLine("| index size (documents) | seconds for the next 10,000-document shard | of which removed as near-duplicates |");
+        Console.WriteLine("|---:|---:|---:|");
         for (var shard = 0; shard * perShard < largest; shard++)
         {
             // Unique synthetic documents: random real paragraphs in random order, about 2 KB each.
@@ -152,10 +152,10 @@ public static class DedupBench
             }
             var input = await store.WriteParquetAsync($"in/s{shard}.parquet", docs, new ShardDescriptor($"s{shard}", "clean", "", [], "s"));
             var watch = Stopwatch.StartNew();
-            await dedup.ProcessAsync(input, default);
+            var result = await dedup.ProcessAsync(input, default);
             var size = shard * perShard;
             if (size == 0 || size == 10_000 || size == 20_000 || size == 50_000 || size % 100_000 == 0 || (shard + 1) * perShard >= largest)
-                Console.WriteLine($"| {size:N0} | {watch.Elapsed.TotalSeconds:F2} |");
+                Console.WriteLine($"| {size:N0} | {watch.Elapsed.TotalSeconds:F2} | {((DedupStats)result.Stats!).Removed:N0} |");
             File.Delete(store.Resolve(input.Uri));
         }
         using (var index = new LshIndex(store.Resolve("index/lsh.db"), Options.Bands, Options.Rows))

@@ -10,7 +10,8 @@ namespace Pipeline.Dedup;
 /// document) and, in memory, to a <see cref="BandTable"/> rebuilt from the log on first use; the kept documents
 /// (id, shard, signature) are rows in SQLite (<c>lsh.db</c>), appended in id order. Inserting and looking up cost
 /// the same however large the index is (no B-tree of random keys). The log is synced before the SQLite transaction
-/// commits, and records past the last committed document are cut off at open, so a crash mid-shard leaves no trace.
+/// that records its new length commits, and anything past the committed length is cut off at open, so a crash
+/// mid-shard leaves no trace; a log shorter than committed is a clear error.
 /// Sizes per kept document: see docs/dedup.md.
 /// </summary>
 public sealed class LshIndex : IDisposable
@@ -139,6 +140,12 @@ public sealed class LshIndex : IDisposable
         }
         _log!.Write(buffer);
         _log.Flush(flushToDisk: true);
+        using (var length = _db.CreateCommand())
+        {
+            length.CommandText = "INSERT OR REPLACE INTO meta VALUES('log_length', $n)";
+            length.Parameters.AddWithValue("$n", _log.Length.ToString());
+            length.ExecuteNonQuery();
+        }
         tx.Commit();
         foreach (var (doc, keys) in added)
         {
@@ -178,35 +185,37 @@ public sealed class LshIndex : IDisposable
     private BandTable EnsureLoaded()
     {
         if (_table is not null) return _table;
-        var committed = Scalar("SELECT seq FROM sqlite_sequence WHERE name='docs'") is long seq ? seq : 0;
+        var committed = Scalar("SELECT value FROM meta WHERE key='log_length'") is string text ? long.Parse(text) : 0;
         using (var docs = _db.CreateCommand())
         {
             docs.CommandText = "SELECT doc FROM docs";
             using var reader = docs.ExecuteReader();
             while (reader.Read()) SetLive((uint)reader.GetInt64(0), true);
         }
-        var table = new BandTable();
-        _log = new FileStream(_logPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
-        var valid = _log.Length / RecordBytes * RecordBytes;
-        var buffer = new byte[RecordBytes * 65536];
-        long offset = 0;
-        int read;
-        while (offset < valid && (read = _log.Read(buffer, 0, (int)Math.Min(buffer.Length, valid - offset))) > 0)
+        var log = new FileStream(_logPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        if (log.Length < committed)
         {
+            var length = log.Length;
+            log.Dispose();
+            throw new InvalidDataException($"LSH band log '{_logPath}' has {length:N0} bytes but the index committed {committed:N0}; " +
+                                           "it was truncated or replaced: delete the index and rebuild it with 'pipeline dedup --rebuild-index' (docs/dedup.md)");
+        }
+        var table = new BandTable();
+        var buffer = new byte[RecordBytes * 65536];
+        for (long offset = 0; offset < committed;)
+        {
+            var read = log.Read(buffer, 0, (int)Math.Min(buffer.Length, committed - offset));
             for (var at = 0; at + RecordBytes <= read; at += RecordBytes)
             {
                 var doc = BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(at + 8));
-                if (doc > committed)
-                {
-                    valid = offset + at;
-                    break;
-                }
                 if (IsLive(doc)) table.Add(BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(at)), doc);
             }
             offset += read;
         }
-        _log.SetLength(valid);
-        _log.Position = valid;
+        // Records past the committed length belong to a shard whose documents never committed.
+        log.SetLength(committed);
+        log.Position = committed;
+        _log = log;
         return _table = table;
     }
 

@@ -139,6 +139,14 @@ public sealed class DedupTests : IDisposable
             Assert.Equal("c", index.Get(Assert.Single(index.Candidates(index.BandKeys(signatures[2])))).Id);
             Assert.Equal(2, index.Count);
         }
+        // A log cut short (a lost file, a bad copy) is an error naming it, not a silently smaller index.
+        using (var log = new FileStream(bands, FileMode.Open)) log.SetLength(12);
+        using (var index = new LshIndex(path, _options.Bands, _options.Rows))
+        {
+            var error = Assert.Throws<InvalidDataException>(() => index.Candidates(index.BandKeys(signatures[1])).ToList());
+            Assert.Contains(bands, error.Message);
+            Assert.Contains("rebuild", error.Message);
+        }
     }
 
     [Fact]
