@@ -24,6 +24,8 @@ public sealed record GptConfig
         if (Width % Heads != 0) throw new ArgumentException($"model width {Width} is not divisible by {Heads} heads");
         if (HeadDim % 2 != 0) throw new ArgumentException($"head dimension {HeadDim} must be even for rotary embeddings");
         if (VocabSize < 2 || Layers < 1 || Context < 2) throw new ArgumentException("vocab size, layers and context must be positive");
+        if (Norm is not ("rmsnorm" or "layernorm")) throw new ArgumentException($"model norm '{Norm}' is not rmsnorm or layernorm");
+        if (Mlp is not ("swiglu" or "gelu")) throw new ArgumentException($"model MLP '{Mlp}' is not swiglu or gelu");
     }
 
     /// <summary>All parameters: the blocks plus the tied embedding, counted once.</summary>
