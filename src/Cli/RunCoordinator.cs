@@ -47,12 +47,23 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var tokenizer = JsonSerializer.Deserialize<string[]>(ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId))!)!;
         var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
         var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
+        var trainedBefore = JobState(training.RunName) == "completed";
         await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
         await WaitAsync(() => JobState(training.RunName) is "completed" or "failed" or "cancelled", ct);
         if (JobState(training.RunName) == "failed")
             throw new InvalidOperationException($"training failed: {JsonSerializer.Deserialize<LedgerJob<StartTraining>>(ledger.Get(TrainingWorker.JobKey(training.RunName))!)!.Error}");
 
         Phase("evaluate");
+        // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before
+        // it was evaluated (or aligned). Announce it again; the evaluator and the alignment jobs skip what they did.
+        if (trainedBefore)
+        {
+            if (!ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps)
+                || (request.AlignedRun is { } aligning && !ledger.Evals(aligning).Any() && !HasCheckpoint(aligning)))
+                await ReannounceFinalCheckpointAsync(request.RunId, training.RunName, ct);
+            if (request.AlignedRun is { } alignedBefore && !ledger.Evals(alignedBefore).Any() && HasCheckpoint(alignedBefore))
+                await ReannounceFinalCheckpointAsync(request.RunId, alignedBefore, ct);
+        }
         await WaitAsync(() => ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps), ct, TimeSpan.FromMinutes(10));
         if (request.AlignedRun is { } aligned)
         {
@@ -74,6 +85,22 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         foreach (var shard in ledger.Pending(runId, "crawl", ShardCleaner.Stage)) await bus.Publish(new RawShardCreated(shard), ct);
         foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await bus.Publish(new CleanShardCreated(shard), ct);
     }
+
+    private async Task ReannounceFinalCheckpointAsync(string runId, string runName, CancellationToken ct)
+    {
+        var folder = Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).LastOrDefault();
+        if (folder is null) return;
+        var info = Checkpoints.ReadInfo(folder);
+        var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(folder, "model.bin"), ct);
+        // An aligned checkpoint carries its lineage, so the alignment rules never take it for a base checkpoint.
+        var lineage = Path.Combine(folder, "lineage.json");
+        var dataHash = File.Exists(lineage) ? JsonDocument.Parse(File.ReadAllText(lineage)).RootElement.GetProperty("dataHash").GetString() : null;
+        logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", store.RelativeUri(folder));
+        await bus.Publish(new CheckpointSaved(runId, runName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha, info.TokenizerHash, info.ValidationLoss,
+            info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash), ct);
+    }
+
+    private bool HasCheckpoint(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Count > 0;
 
     private void Phase(string name)
     {
