@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["dedup"] = DedupBench.RunAsync,
     ["trainer"] = TrainerBench.RunAsync,
     ["generate"] = GenerateBench.RunAsync,
+    ["align"] = AlignBench.RunAsync,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {
