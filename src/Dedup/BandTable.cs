@@ -2,68 +2,72 @@ namespace Pipeline.Dedup;
 
 /// <summary>
 /// The in-memory side of the LSH index: band key -> document, as an open-addressing hash table with linear probing
-/// that allows repeated keys (several kept documents may share a band). Two flat arrays, 12 bytes per slot and at most
-/// 3/4 full, so 16-24 bytes per band entry with no per-entry objects for the GC to walk. Hand-written: Dictionary
-/// costs about twice the memory and cannot hold repeated keys without a list per key.
+/// that allows repeated keys (several kept documents may share a band). A slot holds the key's top 32 bits and the
+/// document number (8 bytes); the slot index is the key's top bits too, so the table can double without the full keys.
+/// Two keys that share their top 32 bits look alike (one false candidate in about 2^32, which verification then
+/// rejects). At most 3/4 full: 10.7-21 bytes per band entry, no per-entry objects for the GC to walk. Hand-written:
+/// Dictionary costs three to four times the memory and cannot hold repeated keys without a list per key.
 /// </summary>
 internal sealed class BandTable
 {
-    private ulong[] _keys;
+    private const int MaxBits = 31;
+    private uint[] _tags;
     private uint[] _docs;
-    private int _mask;
+    private int _bits;
 
-    public BandTable(int capacityPowerOfTwo = 16)
+    public BandTable(int bits = 16)
     {
-        _keys = new ulong[1 << capacityPowerOfTwo];
-        _docs = new uint[1 << capacityPowerOfTwo];
-        _mask = _keys.Length - 1;
+        _bits = bits;
+        _tags = new uint[1 << bits];
+        _docs = new uint[1 << bits];
     }
 
     public long Count { get; private set; }
 
-    public long Bytes => _keys.LongLength * (sizeof(ulong) + sizeof(uint));
+    public long Bytes => _tags.LongLength * (sizeof(uint) + sizeof(uint));
 
     public void Add(ulong key, uint doc)
     {
-        if ((Count + 1) * 4 > _keys.LongLength * 3) Grow();
-        Place(_keys, _docs, _mask, Stored(key), doc);
+        if ((Count + 1) * 4 > _tags.LongLength * 3) Grow();
+        Place(_tags, _docs, _bits, Tag(key), doc);
         Count++;
     }
 
-    /// <summary>Every document stored under <paramref name="key"/>.</summary>
+    /// <summary>Every document stored under <paramref name="key"/> (or a key with the same top 32 bits).</summary>
     public void Find(ulong key, List<uint> into)
     {
-        var stored = Stored(key);
-        for (var i = Slot(stored, _mask); _keys[i] != 0; i = (i + 1) & _mask)
+        var tag = Tag(key);
+        var mask = _tags.Length - 1;
+        for (var i = Slot(tag, _bits); _tags[i] != 0; i = (i + 1) & mask)
         {
-            if (_keys[i] == stored) into.Add(_docs[i]);
+            if (_tags[i] == tag) into.Add(_docs[i]);
         }
     }
 
-    // 0 marks an empty slot, so a key of 0 is stored as 1 (one more false candidate in 2^64, then verified).
-    private static ulong Stored(ulong key) => key == 0 ? 1 : key;
+    // 0 marks an empty slot, so a tag of 0 is stored as 1. The band keys are XxHash3 values: their bits are uniform.
+    private static uint Tag(ulong key) => (uint)(key >> 32) is var tag && tag != 0 ? tag : 1;
 
-    // The band keys are already XxHash3 values, so their low bits index the table directly.
-    private static int Slot(ulong key, int mask) => (int)(key & (uint)mask);
+    private static int Slot(uint tag, int bits) => (int)(tag >> (32 - bits));
 
-    private static void Place(ulong[] keys, uint[] docs, int mask, ulong key, uint doc)
+    private static void Place(uint[] tags, uint[] docs, int bits, uint tag, uint doc)
     {
-        var i = Slot(key, mask);
-        while (keys[i] != 0) i = (i + 1) & mask;
-        keys[i] = key;
+        var mask = tags.Length - 1;
+        var i = Slot(tag, bits);
+        while (tags[i] != 0) i = (i + 1) & mask;
+        tags[i] = tag;
         docs[i] = doc;
     }
 
     private void Grow()
     {
-        if (_keys.Length >= 1 << 30) throw new InvalidOperationException("the LSH band table is full (2^30 slots); use fewer bands or shard the index");
-        var keys = new ulong[_keys.Length * 2];
-        var docs = new uint[_keys.Length * 2];
-        var mask = keys.Length - 1;
-        for (var i = 0; i < _keys.Length; i++)
+        if (_bits >= MaxBits) throw new InvalidOperationException($"the LSH band table is full (2^{MaxBits} slots); use fewer bands or split the index");
+        var bits = _bits + 1;
+        var tags = new uint[1 << bits];
+        var docs = new uint[1 << bits];
+        for (var i = 0; i < _tags.Length; i++)
         {
-            if (_keys[i] != 0) Place(keys, docs, mask, _keys[i], _docs[i]);
+            if (_tags[i] != 0) Place(tags, docs, bits, _tags[i], _docs[i]);
         }
-        (_keys, _docs, _mask) = (keys, docs, mask);
+        (_tags, _docs, _bits) = (tags, docs, bits);
     }
 }

@@ -81,10 +81,14 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store) : 
         {
             var (id, other) = index.Get(doc);
             var jaccard = _hasher.Similarity(signature, other);
-            if (!options.Verify || jaccard >= options.Threshold) return (id, jaccard);
+            if (options.Verify ? jaccard >= options.Threshold : SharesBand(index, keys, other)) return (id, jaccard);
         }
         return null;
     }
+
+    // The in-memory band table keeps 32 bits of each key, so without verification a candidate's band match is
+    // confirmed on its stored signature (a collision would otherwise remove a document about once in 10^8 lookups).
+    private static bool SharesBand(LshIndex index, long[] keys, uint[] other) => index.BandKeys(other).Intersect(keys).Any();
 
     public void Dispose()
     {
