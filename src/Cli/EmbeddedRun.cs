@@ -27,6 +27,11 @@ public sealed record EmbeddedRunOptions
     public Action<string>? OnPhase { get; init; }
     /// <summary>Task files scored on every checkpoint; null = the shipped tasks/*.yaml when found.</summary>
     public IReadOnlyList<string>? EvalTasks { get; init; }
+    /// <summary>
+    /// The services this process hosts (names as for `pipeline serve`); null = all of them. With none, the run only
+    /// coordinates: over RabbitMQ, services started elsewhere with `pipeline serve` on the same data root do the work.
+    /// </summary>
+    public IReadOnlyList<string>? HostedServices { get; init; }
     /// <summary>SFT data (JSONL or Parquet) for a LoRA fine-tune of the final checkpoint; null = the shipped samples/alignment/sft-ja.jsonl when found, "" = none.</summary>
     public string? SftData { get; init; }
 }
@@ -64,7 +69,8 @@ public static class EmbeddedRun
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
         // On a terminal the live table shows progress, so the log keeps to warnings.
-        using var host = PipelineHost.Build(Stages.All, settings, options.Quiet || Commands.StageProgress.Interactive);
+        var modules = options.HostedServices is null ? Stages.All : options.HostedServices.SelectMany(Stages.ForService).Distinct().ToList();
+        using var host = PipelineHost.Build(modules, settings, options.Quiet || Commands.StageProgress.Interactive);
         await host.StartAsync(ct);
         try
         {

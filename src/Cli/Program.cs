@@ -17,11 +17,12 @@ var vocabOption = new Option<int>("--vocab") { Description = "Tokenizer vocabula
 var stepsOption = new Option<int>("--steps") { Description = "Training steps of the sample model", DefaultValueFactory = _ => 300 };
 var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };
 var evalTasksOption = new Option<string[]>("--eval-tasks") { Description = "Task files scored on every checkpoint (default: the repository's tasks/*.yaml; 'none' for only the validation loss)", AllowMultipleArgumentsPerToken = true };
+var servicesOption = new Option<string[]>("--services") { Description = "Services this process hosts (default: all); 'none' to only coordinate services started with `pipeline serve` over RabbitMQ on the same --out", AllowMultipleArgumentsPerToken = true };
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, evalTasksOption, setOption,
+    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -35,6 +36,7 @@ run.SetAction(async (parse, ct) =>
         Quiet = parse.GetValue(quietOption),
         Settings = CliInputs.Settings(parse.GetValue(setOption)),
         EvalTasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : null,
+        HostedServices = parse.GetValue(servicesOption) is { Length: > 0 } services ? services.Where(s => s != "none").ToList() : null,
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;
@@ -42,11 +44,14 @@ run.SetAction(async (parse, ct) =>
 root.Subcommands.Add(run);
 
 var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer (with alignment jobs) or evaluator" };
-var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption };
+var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption, setOption };
 serve.SetAction(async (parse, ct) =>
 {
     var modules = Stages.ForService(parse.GetValue(stageArgument)!);
-    var overrides = new Dictionary<string, string?> { ["Pipeline:DataRoot"] = Path.GetFullPath(parse.GetValue(outOption)!) };
+    var overrides = new Dictionary<string, string?>(CliInputs.Settings(parse.GetValue(setOption)))
+    {
+        ["Pipeline:DataRoot"] = Path.GetFullPath(parse.GetValue(outOption)!),
+    };
     using var host = PipelineHost.Build(modules, overrides, quiet: false);
     await host.RunAsync(ct);
     return 0;

@@ -55,6 +55,21 @@ internal static class RabbitMqBroker
         }
     }
 
+    /// <summary>Consumers attached to a queue, or 0 when the queue does not exist.</summary>
+    public static async Task<uint> ConsumerCountAsync(string queue)
+    {
+        await using var connection = await Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Takes one message off a queue and returns its headers (MassTransit puts the fault reason there).</summary>
     public static async Task<IDictionary<string, object?>?> TakeHeadersAsync(string queue)
     {

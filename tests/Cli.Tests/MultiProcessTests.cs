@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>
+/// Every service as its own process (`pipeline serve`) over the real RabbitMQ, sharing only the data root, and a
+/// `pipeline run` that hosts none of them and only coordinates: the deployment compose.yaml describes, on one machine.
+/// </summary>
+[Collection("end-to-end")]
+public sealed class MultiProcessTests : IDisposable
+{
+    private readonly string _out = Directory.CreateTempSubdirectory("multi-").FullName;
+    private readonly List<Process> _services = [];
+
+    private static readonly string[] Services = ["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"];
+
+    // The queues the services consume from; each has a consumer once its process is up.
+    private static readonly string[] Queues = ["crawl-requested", "raw-shard", "clean-shard", "dedup-shard", "train-tokenizer", "start-training", "checkpoint-saved"];
+
+    private static readonly string[] CrawlerSettings =
+    [
+        "Pipeline:Crawler:AllowPrivateAddresses=true", "Pipeline:Crawler:PerHostConcurrency=4",
+        "Pipeline:Crawler:PerHostDelay=00:00:00", "Pipeline:Crawler:PagesPerShard=100",
+    ];
+
+    private Process Serve(string service)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline.dll"), "serve", service, "--out", _out }) start.ArgumentList.Add(arg);
+        foreach (var (key, value) in RabbitMqBroker.Settings) start.Environment["PIPELINE__" + key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant()] = value;
+        foreach (var setting in service == "crawler" ? CrawlerSettings : [])
+        {
+            start.ArgumentList.Add("--set");
+            start.ArgumentList.Add(setting);
+        }
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _services.Add(process);
+        return process;
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task Every_service_runs_in_its_own_process_over_RabbitMQ()
+    {
+        await RabbitMqBroker.RequireAsync();
+        foreach (var service in Services) Serve(service);
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        foreach (var queue in Queues)
+        {
+            while (await RabbitMqBroker.ConsumerCountAsync(queue) == 0)
+            {
+                Assert.All(_services, p => Assert.False(p.HasExited, $"a service exited with code {(p.HasExited ? p.ExitCode : 0)}"));
+                Assert.True(DateTime.UtcNow < deadline, $"no consumer on '{queue}' after 2 minutes");
+                await Task.Delay(200);
+            }
+        }
+
+        // This process hosts no service: everything below is done by the six others.
+        var phases = new List<string>();
+        await EmbeddedRun.RunAsync(EndToEndTests.SmallRun(_out) with
+        {
+            Settings = RabbitMqBroker.Settings,
+            HostedServices = [],
+            SftData = "",
+            OnPhase = phases.Add,
+        }, default);
+        Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "done"], phases);
+        var outcome = await RunAssertions.CheckAsync(_out, aligned: false);
+        Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
+        Assert.True(outcome.TokenRows > 5);
+        Assert.All(_services, p => Assert.False(p.HasExited));
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _services)
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            process.Dispose();
+        }
+        Directory.Delete(_out, recursive: true);
+    }
+}
