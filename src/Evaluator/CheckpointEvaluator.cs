@@ -93,9 +93,19 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         }
     }
 
-    /// <summary>The run's tokenizer under &lt;root&gt;/tokenizers with the checkpoint's hash, or null.</summary>
-    public TextTokenizer? FindTokenizer(string hash) =>
-        TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } folder ? TextTokenizer.Load(folder) : null;
+    /// <summary>
+    /// The run's tokenizer under &lt;root&gt;/tokenizers with the checkpoint's hash, or null. Loaded once per hash: a
+    /// sweep over a run's checkpoints would otherwise load the same tokenizer for each. A miss is not remembered (the
+    /// tokenizer may be written later).
+    /// </summary>
+    public TextTokenizer? FindTokenizer(string hash)
+    {
+        if (_tokenizers.TryGetValue(hash, out var cached)) return cached;
+        if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is not { } folder) return null;
+        return _tokenizers[hash] = TextTokenizer.Load(folder);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TextTokenizer> _tokenizers = new();
 
     public IReadOnlyList<string> ConfiguredTasks => options.Tasks;
 }
