@@ -185,6 +185,24 @@ public sealed class AlignmentTests : IDisposable
     }
 
     [Fact]
+    public void A_base_checkpoint_of_another_tokenizer_is_refused()
+    {
+        var folder = Path.Combine(_root, "tok");
+        new BpeTrainer(300).Train(["日本の首都は東京です。", "The capital of Japan is Tokyo."]).Save(folder);
+        var tokenizer = TextTokenizer.Load(folder);
+        var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 1, Heads = 2, Width = 16, Context = 24 });
+        var info = new Pipeline.Trainer.CheckpointInfo("base", 5, 0, "another-tokenizer", null, new Pipeline.Trainer.TrainingConfig { Model = model.Config });
+        var checkpoint = Pipeline.Trainer.Checkpoints.Save(Path.Combine(_root, "base"), model, null, info, keepLast: 1);
+        var data = Path.Combine(_root, "sft.jsonl");
+        File.WriteAllText(data, """{"instruction": "首都は?", "output": "東京です。"}""" + "\n");
+        var error = Assert.Throws<InvalidDataException>(() =>
+            new AlignmentJob(Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Run(checkpoint, tokenizer, data, new AlignmentConfig { Steps = 1 }, Path.Combine(_root, "out"), "aligned"));
+        Assert.Contains("another-tokenizer", error.Message);
+        Assert.Contains("refusing", error.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "out")));
+    }
+
+    [Fact]
     public void Malformed_jsonl_lines_are_named_and_the_rest_is_read()
     {
         var path = Path.Combine(_root, "sft.jsonl");

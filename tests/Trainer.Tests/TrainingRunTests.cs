@@ -150,6 +150,25 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_that_follows_the_corpus_reloads_it_at_every_evaluation()
+    {
+        var reloads = 0;
+        var data = CountingData();
+        var grown = TokenData.FromTokens([.. data.Train, .. data.Train], data.Validation, data.TokenizerHash);
+        Task<TokenData> Reload()
+        {
+            reloads++;
+            return Task.FromResult(grown);
+        }
+        var run = new TrainingRun(Config(30) with { FollowCorpus = true }, data, Path.Combine(_root, "follow"), NullLogger.Instance) { Reload = Reload };
+        await run.RunAsync(default);
+        Assert.Equal(3, reloads); // evaluations at steps 10, 20 and 30
+        var still = new TrainingRun(Config(30), data, Path.Combine(_root, "still"), NullLogger.Instance) { Reload = Reload };
+        await still.RunAsync(default);
+        Assert.Equal(3, reloads); // not configured to follow: never reloads
+    }
+
+    [Fact]
     public async Task A_manifest_of_another_tokenizer_is_refused()
     {
         var store = new ShardStore(_root);
