@@ -18,6 +18,8 @@ public sealed record AlignmentConfig
     /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
     public string TooLong { get; init; } = "truncate";
     public long Seed { get; init; } = 1;
+    /// <summary>Log loss (and for DPO reward margin and accuracy) every this many steps.</summary>
+    public int LogEvery { get; init; } = 10;
 }
 
 /// <summary>

@@ -27,15 +27,23 @@ public sealed class AlignmentJob(ILogger logger)
         var errors = new List<string>();
         var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
         AlignmentReport report;
+        void Progress((int Step, double Loss, double Margin, double Accuracy) s)
+        {
+            if ((config.LogEvery <= 0 || s.Step % config.LogEvery != 0) && s.Step != config.Steps) return;
+            if (config.Method == "dpo")
+                logger.LogInformation("align dpo {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",
+                    runName, s.Step, config.Steps, s.Loss, s.Margin, s.Accuracy);
+            else logger.LogInformation("align sft {Run} step {Step}/{Steps} loss {Loss:F4}", runName, s.Step, config.Steps, s.Loss);
+        }
         if (config.Method == "sft")
         {
             var examples = AlignmentData.ReadSft(dataPath, errors).Select(e => template.Encode(e.Messages)).ToList();
-            report = AlignmentTrainer.Sft(model, examples, config, pad);
+            report = AlignmentTrainer.Sft(model, examples, config, pad, Progress);
         }
         else if (config.Method == "dpo")
         {
             var pairs = AlignmentData.ReadPreferences(dataPath, errors).Select(p => (template.Prompt(p.Prompt), template.Reply(p.Chosen), template.Reply(p.Rejected))).ToList();
-            report = AlignmentTrainer.Dpo(model, pairs, config, pad);
+            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress);
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);

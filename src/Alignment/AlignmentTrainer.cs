@@ -11,7 +11,8 @@ namespace Pipeline.Alignment;
 /// </summary>
 public static class AlignmentTrainer
 {
-    public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId)
+    public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null)
     {
         var (kept, truncated, dropped) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException("no SFT example fits the model's context");
@@ -38,11 +39,13 @@ public static class AlignmentTrainer
             loss.backward();
             optimizer.step();
             steps.Add((step, loss.item<float>(), 0, 0));
+            onStep?.Invoke(steps[^1]);
         }
         return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count);
     }
 
-    public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId)
+    public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null)
     {
         var limit = model.Config.Context + 1;
         var sequences = pairs.Select(p => (Chosen: Join(p.Prompt, p.Chosen), Rejected: Join(p.Prompt, p.Rejected))).ToList();
@@ -83,6 +86,7 @@ public static class AlignmentTrainer
             optimizer.step();
             var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
             steps.Add((step, loss.item<float>(), margin, accuracy));
+            onStep?.Invoke(steps[^1]);
         }
         return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count);
     }
