@@ -32,8 +32,8 @@ public static class RunReport
         md.Append("## Training\n\n| step | loss | val loss | tokens/s |\n|---:|---:|---:|---:|\n");
         foreach (var step in ledger.Metrics(runName, "train").GroupBy(m => m.Step))
         {
-            string Value(string name) => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString("F4") : "";
-            md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second")} |\n");
+            string Value(string name, string format = "F4") => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString(format) : "";
+            md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second", "N0")} |\n");
         }
         md.Append("\n## Evaluation\n\n| step | task | metric | value |\n|---:|---|---|---:|\n");
         foreach (var e in ledger.Evals(runName)) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {e.Value:F4} |\n");
