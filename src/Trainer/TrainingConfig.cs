@@ -19,6 +19,7 @@ public sealed record TrainingConfig
     public double Beta2 { get; init; } = 0.95;
     public double GradClip { get; init; } = 1.0;
     public int EvalEvery { get; init; } = 50;
+    /// <summary>Validation batches (of 8 windows) per evaluation.</summary>
     public int EvalBatches { get; init; } = 4;
     public int CheckpointEvery { get; init; } = 100;
     public int KeepLast { get; init; } = 3;

@@ -124,7 +124,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                         logger.LogInformation("train: corpus grew from {Old:N0} to {New:N0} training tokens", data.Train.Length, fresh.Train.Length);
                     data = fresh;
                 }
-                lastVal = val = Evaluate(model, data, device);
+                lastVal = val = Evaluate(model, data, device, config.EvalBatches);
             }
             if (step % config.LogEvery == 0 || val is not null || step == 1)
             {
