@@ -21,7 +21,16 @@ public sealed class AlignmentModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection(AlignmentOptions.Section).Get<AlignmentOptions>() ?? new AlignmentOptions();
+        AlignmentOptions options;
+        try
+        {
+            // A misspelled key (say "MinSteps") would otherwise be ignored and the rule would run with defaults.
+            options = configuration.GetSection(AlignmentOptions.Section).Get<AlignmentOptions>(o => o.ErrorOnUnknownConfiguration = true) ?? new AlignmentOptions();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ArgumentException($"{AlignmentOptions.Section}: {e.GetBaseException().Message}", e);
+        }
         foreach (var rule in options.Rules)
         {
             if (rule.Run.Length == 0 || rule.Data.Length == 0)
