@@ -65,6 +65,23 @@ public sealed class DedupTests : IDisposable
     }
 
     [Fact]
+    public void A_huge_document_is_fingerprinted_in_bounded_size_and_its_near_copy_found()
+    {
+        var hasher = new MinHasher(_options);
+        var random = new Random(9);
+        var words = Enumerable.Range(0, 800_000).Select(_ => "w" + random.Next(200_000)).ToArray(); // about 5.6 MB
+        var huge = string.Join(' ', words);
+        words[400_000] = "changed";
+        var copy = string.Join(' ', words);
+        var a = hasher.Fingerprint(huge, "en");
+        var b = hasher.Fingerprint(copy, "en");
+        Assert.Equal(hasher.Permutations + _options.SketchSize, a.Length); // signature + a sketch capped at SketchSize
+        Assert.True(hasher.Similarity(a, b) > 0.98, $"similarity {hasher.Similarity(a, b)}");
+        var japanese = string.Concat(Enumerable.Range(0, 300_000).Select(i => (char)('あ' + random.Next(80))));
+        Assert.Equal(hasher.Permutations + _options.SketchSize, hasher.Fingerprint(japanese, "ja").Length);
+    }
+
+    [Fact]
     public async Task Later_shards_are_deduplicated_against_earlier_ones_and_redelivery_is_consistent()
     {
         var store = new ShardStore(_root);
