@@ -67,6 +67,18 @@ status.SetAction(parse =>
         foreach (var s in r.Stages)
             table.AddRow(r.RunId, r.State, s.Stage, s.Shards.ToString(), s.Rows.ToString("N0"), s.Bytes.ToString("N0"));
     AnsiConsole.Write(table);
+    // Long jobs (crawls, training runs, alignment jobs) as their workers recorded them.
+    var jobs = new Table().AddColumns("job", "state", "error");
+    foreach (var kind in new[] { "crawl", "training", "alignment" })
+    {
+        foreach (var key in ledger.KeysWithPrefix(kind + ":"))
+        {
+            using var job = System.Text.Json.JsonDocument.Parse(ledger.Get(key)!);
+            var error = job.RootElement.TryGetProperty("Error", out var e) && e.ValueKind == System.Text.Json.JsonValueKind.String ? e.GetString()! : "";
+            jobs.AddRow(Markup.Escape(key), job.RootElement.GetProperty("State").GetString() ?? "", Markup.Escape(error));
+        }
+    }
+    if (jobs.Rows.Count > 0) AnsiConsole.Write(jobs);
     return 0;
 });
 root.Subcommands.Add(status);
