@@ -22,6 +22,11 @@ public static class BusSetup
         var moduleList = modules.ToList();
         foreach (var module in moduleList)
             module.AddServices(services, configuration);
+        if (options.HealthFile is not null)
+        {
+            services.AddHealthChecks(); // MassTransit adds its bus and endpoint checks to these
+            services.AddHostedService<HealthFileWriter>();
+        }
 
         // Start returns only when every receive endpoint is bound: on a fresh broker a message published earlier
         // would reach an exchange with no queue bound yet and be dropped.

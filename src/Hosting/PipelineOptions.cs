@@ -25,6 +25,14 @@ public sealed class PipelineOptions
     /// <summary>Retry policy for transient failures (a rejected shard is never retried).</summary>
     public RetryOptions Retry { get; set; } = new();
 
+    /// <summary>
+    /// A file the service touches every <see cref="HealthInterval"/> while its bus is healthy and deletes when it is
+    /// not (container health checks look at its age); none by default.
+    /// </summary>
+    public string? HealthFile { get; set; }
+
+    public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     public StageLimits LimitsFor(string stage) => Stages.TryGetValue(stage, out var limits) ? limits : new StageLimits();
 }
 

@@ -1,0 +1,31 @@
+using Pipeline.Cleaner;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>The liveness file compose.yaml's health checks read: present and fresh while the bus is up, gone after.</summary>
+public sealed class HealthFileTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("health-").FullName;
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_service_touches_its_health_file_while_the_bus_is_healthy_and_removes_it_on_stop()
+    {
+        var file = Path.Combine(_root, "healthy");
+        var overrides = new Dictionary<string, string?>
+        {
+            ["Pipeline:DataRoot"] = _root,
+            ["Pipeline:HealthFile"] = file,
+            ["Pipeline:HealthInterval"] = "00:00:00.200",
+        };
+        using var host = PipelineHost.Build([new CleanerModule()], overrides, quiet: true);
+        await host.StartAsync();
+        while (!File.Exists(file)) await Task.Delay(50);
+        var first = File.GetLastWriteTimeUtc(file);
+        await Task.Delay(1000);
+        Assert.True(File.GetLastWriteTimeUtc(file) > first, "the health file is not refreshed");
+        await host.StopAsync();
+        Assert.False(File.Exists(file));
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
