@@ -18,28 +18,8 @@ public sealed class CrashResumeTests : IDisposable
         Settings = Settings.ToDictionary(s => s.Split('=')[0], s => (string?)s.Split('=')[1]),
     };
 
-    private static Process Start(string outDir)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline.dll"), "run", "--out", outDir, "--max-pages", "1000", "--vocab", "400", "--steps", "30", "--quiet", "--eval-tasks", "none" })
-            start.ArgumentList.Add(arg);
-        foreach (var setting in Settings)
-        {
-            start.ArgumentList.Add("--set");
-            start.ArgumentList.Add(setting);
-        }
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private static Process Start(string outDir) => PipelineProcess.Start(
+        ["run", "--out", outDir, "--max-pages", "1000", "--vocab", "400", "--steps", "30", "--quiet", "--eval-tasks", "none"], Settings);
 
     private static long Count(string outDir, string sql)
     {

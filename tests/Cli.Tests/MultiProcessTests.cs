@@ -23,23 +23,12 @@ public sealed class MultiProcessTests : IDisposable
         "Pipeline:Crawler:PerHostDelay=00:00:00", "Pipeline:Crawler:PagesPerShard=100",
     ];
 
-    private Process Serve(string service)
+    private void Serve(string service)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline.dll"), "serve", service, "--out", _out }) start.ArgumentList.Add(arg);
-        foreach (var (key, value) in RabbitMqBroker.Settings) start.Environment["PIPELINE__" + key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant()] = value;
-        foreach (var setting in service == "crawler" ? CrawlerSettings : [])
-        {
-            start.ArgumentList.Add("--set");
-            start.ArgumentList.Add(setting);
-        }
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _services.Add(process);
-        return process;
+        // The broker settings as a deployment would pass them: PIPELINE__* environment variables.
+        var environment = RabbitMqBroker.Settings.ToDictionary(
+            kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+        _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], environment));
     }
 
     [Fact(Timeout = 300_000)]
