@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Dedup;
+using Pipeline.Evaluator;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
@@ -56,19 +57,20 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("evaluate");
         // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before
         // it was evaluated (or aligned). Announce it again; the evaluator and the alignment jobs skip what they did.
+        var finalUri = store.RelativeUri(Path.Combine(store.Resolve(TrainingWorker.RunFolder(training.RunName)), $"step-{training.MaxSteps:D7}"));
         if (trainedBefore)
         {
-            if (!ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps)
-                || (request.AlignedRun is { } aligning && !ledger.Evals(aligning).Any() && !HasCheckpoint(aligning)))
+            if (!Evaluated(finalUri) || (request.AlignedRun is { } aligning && !HasCheckpoint(aligning)))
                 await ReannounceFinalCheckpointAsync(request.RunId, training.RunName, ct);
-            if (request.AlignedRun is { } alignedBefore && !ledger.Evals(alignedBefore).Any() && HasCheckpoint(alignedBefore))
+            if (request.AlignedRun is { } alignedBefore && HasCheckpoint(alignedBefore) && !AnyEvaluated(alignedBefore))
                 await ReannounceFinalCheckpointAsync(request.RunId, alignedBefore, ct);
         }
-        await WaitAsync(() => ledger.Evals(training.RunName).Any(e => e.Step == training.MaxSteps), ct, TimeSpan.FromMinutes(10));
+        // Evaluated = validation and every configured task scored (or failed), not just the first score.
+        await WaitAsync(() => Evaluated(finalUri), ct, TimeSpan.FromMinutes(30));
         if (request.AlignedRun is { } aligned)
         {
             Phase("align");
-            await WaitAsync(() => ledger.Evals(aligned).Any(), ct, TimeSpan.FromMinutes(10));
+            await WaitAsync(() => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
@@ -99,6 +101,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         await bus.Publish(new CheckpointSaved(runId, runName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha, info.TokenizerHash, info.ValidationLoss,
             info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash), ct);
     }
+
+    private bool Evaluated(string checkpointUri) => ledger.Get(CheckpointEvaluator.EvaluatedKey(checkpointUri)) is not null;
+
+    private bool AnyEvaluated(string runName) =>
+        ledger.KeysWithPrefix(CheckpointEvaluator.EvaluatedKey(TrainingWorker.RunFolder(runName) + "/")).Count > 0;
 
     private bool HasCheckpoint(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Count > 0;
 

@@ -22,6 +22,9 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
     public const string ValidationTask = "validation_perplexity";
 
     /// <summary>Checkpoint folders of a run, oldest first.</summary>
+    /// <summary>Ledger key set when a new checkpoint's evaluation (validation and every configured task) has finished, failures included.</summary>
+    public static string EvaluatedKey(string checkpointUri) => $"evaluated:{checkpointUri}";
+
     public IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Select(store.RelativeUri).ToList();
 
     public IReadOnlyList<string> RunsWithCheckpoints() =>

@@ -41,14 +41,20 @@ public sealed class EvaluatorModule : IStageModule
     }
 }
 
-/// <summary>Scores every new checkpoint on the validation split and the configured tasks.</summary>
-public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator) : IConsumer<CheckpointSaved>
+/// <summary>
+/// Scores every new checkpoint on the validation split and the configured tasks, then marks it evaluated in the
+/// ledger (with the tasks that failed), so a run waiting for its scores knows when there are no more to come.
+/// </summary>
+public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, RunLedger ledger) : IConsumer<CheckpointSaved>
 {
     public async Task Consume(ConsumeContext<CheckpointSaved> context)
     {
         var message = context.Message;
-        foreach (var outcome in await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken))
+        var outcomes = await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
+        foreach (var outcome in outcomes)
             await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
+        ledger.Set(CheckpointEvaluator.EvaluatedKey(message.Uri),
+            System.Text.Json.JsonSerializer.Serialize(outcomes.Where(o => o.Error is not null).Select(o => new { o.Task, o.Error })));
     }
 }
 

@@ -35,7 +35,8 @@ public sealed class EndToEndTests : IDisposable
         {
             ledger.Open();
             using var forget = ledger.CreateCommand();
-            forget.CommandText = "DELETE FROM evals WHERE step = 10 OR run_name LIKE '%-sft-from-%'";
+            forget.CommandText = "DELETE FROM evals WHERE step = 10 OR run_name LIKE '%-sft-from-%'; " +
+                                 "DELETE FROM kv WHERE key LIKE 'evaluated:%step-0000010' OR key LIKE 'evaluated:%-sft-from-%'";
             Assert.True(forget.ExecuteNonQuery() > 0);
         }
         await EmbeddedRun.RunAsync(SmallRun(_out), default);

@@ -122,6 +122,48 @@ public sealed class EvaluatorTests : IDisposable
     }
 
     [Fact]
+    public async Task Chat_tasks_put_prompts_in_the_chat_template_and_score_choices_as_replies()
+    {
+        var (_, model, tokenizer) = Checkpoint();
+        var task = TaskLoader.Load(Shipped("debian-cloze-en.yaml"));
+        task.Limit = 10;
+        task.FewShot = 1;
+        task.Chat = true;
+        var runner = new TaskRunner(model, tokenizer);
+        var examples = TaskLoader.Examples(task);
+        string Right(System.Text.Json.Nodes.JsonObject e) => e["choices"]!.AsArray()[(int)e["label"]!]!.ToString();
+
+        // One solved example as a user and an assistant turn, then the question as a user turn and an open assistant turn.
+        var ids = runner.PromptIds(task, examples, examples[1], Right, withAnswerPrefix: true);
+        int Special(string name) => tokenizer.SpecialIds[name];
+        Assert.Equal([Special(SpecialTokens.User), Special(SpecialTokens.Assistant), Special(SpecialTokens.User), Special(SpecialTokens.Assistant)],
+            ids.Where(i => i == Special(SpecialTokens.User) || i == Special(SpecialTokens.Assistant)));
+        Assert.Equal(Special(SpecialTokens.Assistant), ids[^1]);
+        var template = new ChatTemplate(tokenizer);
+        Assert.Equal(template.Prompt([new ChatMessage("user", TaskLoader.Fill(task.Prompt, examples[0])), new ChatMessage("assistant", Right(examples[0])),
+            new ChatMessage("user", TaskLoader.Fill(task.Prompt, examples[1]))]), ids);
+
+        // Accuracy recomputed by hand: each choice scored as the assistant's reply, closing <|end|> included.
+        var metrics = await runner.RunAsync(task);
+        var correct = 0;
+        foreach (var example in examples.Skip(1).Take(10))
+        {
+            var context = runner.PromptIds(task, examples, example, Right, withAnswerPrefix: false);
+            var scores = example["choices"]!.AsArray().Select(c => runner.LogLikelihood(context, template.Reply(c!.ToString()))).ToList();
+            if (scores.IndexOf(scores.Max()) == (int)example["label"]!) correct++;
+        }
+        Assert.Equal(correct / 10.0, metrics["accuracy"], 6);
+
+        // Generation in chat form stops at the end of the assistant's turn and never shows it.
+        var generation = TaskLoader.Load(Shipped("debian-continuation-ja.yaml"));
+        generation.Limit = 3;
+        generation.Chat = true;
+        var g = await runner.RunAsync(generation);
+        Assert.InRange(g["char_f1"], 0, 1);
+        Assert.Equal(3, g["examples"]);
+    }
+
+    [Fact]
     public async Task Generation_and_perplexity_tasks_produce_bounded_metrics()
     {
         var (_, model, tokenizer) = Checkpoint();

@@ -30,6 +30,12 @@ public sealed class EvalTask
     public string JudgeUrl { get; set; } = "";
     /// <summary>generation: the field holding the evaluation aspect passed to the judge.</summary>
     public string Aspect { get; set; } = "eval_aspect";
+    /// <summary>
+    /// Wrap prompts in the chat template the alignment stage trains with: each few-shot example becomes a user turn
+    /// and an assistant turn, the prompt a user turn followed by an open assistant turn; choices are scored as the
+    /// assistant's reply (with its closing &lt;|end|&gt;) and generation also stops at &lt;|end|&gt;. For SFT/DPO models.
+    /// </summary>
+    public bool Chat { get; set; }
     /// <summary>Use at most this many examples (0 = all).</summary>
     public int Limit { get; set; }
 

@@ -66,26 +66,45 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         return total;
     }
 
-    private string FewShotPrefix(EvalTask task, List<JsonObject> examples, Func<JsonObject, string> answer) =>
-        string.Concat(examples.Take(task.FewShot).Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
+    /// <summary>
+    /// The tokens before an answer: few-shot examples and the filled prompt, as plain text (ending in the answer
+    /// prefix when <paramref name="withAnswerPrefix"/>) or, for chat tasks, as turns of the chat template ending in
+    /// an open assistant turn.
+    /// </summary>
+    internal List<int> PromptIds(EvalTask task, List<JsonObject> examples, JsonObject example, Func<JsonObject, string> answer, bool withAnswerPrefix)
+    {
+        var shots = examples.Take(task.FewShot);
+        if (task.Chat)
+        {
+            var turns = shots.SelectMany(e => new[] { new ChatMessage("user", TaskLoader.Fill(task.Prompt, e)), new ChatMessage("assistant", answer(e)) })
+                .Append(new ChatMessage("user", TaskLoader.Fill(task.Prompt, example)));
+            return new ChatTemplate(tokenizer).Prompt(turns.ToList());
+        }
+        var prefix = string.Concat(shots.Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
+        return tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "")).ToList();
+    }
+
+    /// <summary>A choice's tokens after the prompt: the answer prefix and text, or for chat tasks the assistant's reply.</summary>
+    private IReadOnlyList<int> ChoiceIds(EvalTask task, string choice) =>
+        task.Chat ? new ChatTemplate(tokenizer).Reply(choice) : tokenizer.Encode(task.AnswerPrefix + choice);
 
     private Dictionary<string, double> MultipleChoice(EvalTask task)
     {
         var examples = TaskLoader.Examples(task);
         string ChoiceText(JsonObject e, int i) => e[task.Choices]!.AsArray()[i]!.ToString();
-        var prefix = FewShotPrefix(task, examples, e => ChoiceText(e, (int)e[task.Answer]!));
+        string Right(JsonObject e) => ChoiceText(e, (int)e[task.Answer]!);
         var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
         int correct = 0, correctNorm = 0;
         foreach (var example in scored)
         {
-            var context = tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example));
+            var context = PromptIds(task, examples, example, Right, withAnswerPrefix: false);
             var choices = example[task.Choices]!.AsArray();
             var scores = new List<(double Raw, double Norm)>();
             for (var i = 0; i < choices.Count; i++)
             {
-                var text = task.AnswerPrefix + ChoiceText(example, i);
-                var ll = LogLikelihood(context, tokenizer.Encode(text));
-                scores.Add((ll, ll / Math.Max(1, Encoding.UTF8.GetByteCount(text))));
+                var text = ChoiceText(example, i);
+                var ll = LogLikelihood(context, ChoiceIds(task, text));
+                scores.Add((ll, ll / Math.Max(1, Encoding.UTF8.GetByteCount(task.Chat ? text : task.AnswerPrefix + text))));
             }
             var answer = (int)example[task.Answer]!;
             if (scores.IndexOf(scores.MaxBy(s => s.Raw)) == answer) correct++;
@@ -102,7 +121,7 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     private async Task<Dictionary<string, double>> GenerationAsync(EvalTask task, CancellationToken ct)
     {
         var examples = TaskLoader.Examples(task);
-        var prefix = FewShotPrefix(task, examples, e => e[task.Answer]!.ToString());
+        string Reference(JsonObject e) => e[task.Answer]!.ToString();
         var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
         var totals = task.Scorers.ToDictionary(s => s, _ => 0.0);
         var settings = task.Generation;
@@ -114,15 +133,17 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         {
             var prompts = chunk.Select(example =>
             {
-                var ids = tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example) + task.AnswerPrefix).ToList();
+                var ids = PromptIds(task, examples, example, Reference, withAnswerPrefix: true);
                 return (IReadOnlyList<int>)(ids.Count > room ? ids.Skip(ids.Count - room).ToList() : ids);
             }).ToList();
-            var generated = TextGenerator.GenerateBatch(model, prompts, sampling, new HashSet<int> { tokenizer.EndOfText },
+            var ends = new HashSet<int> { tokenizer.EndOfText };
+            if (task.Chat) ends.Add(tokenizer.SpecialIds[SpecialTokens.EndOfTurn]);
+            var generated = TextGenerator.GenerateBatch(model, prompts, sampling, ends,
                 ids => settings.Stop.Any(s => tokenizer.Decode(ids).Contains(s)));
             for (var i = 0; i < chunk.Length; i++)
             {
                 var example = chunk[i];
-                var output = tokenizer.Decode(generated[i].Where(id => id != tokenizer.EndOfText));
+                var output = tokenizer.Decode(generated[i].Where(id => !ends.Contains(id)));
                 foreach (var stop in settings.Stop)
                 {
                     var at = output.IndexOf(stop, StringComparison.Ordinal);

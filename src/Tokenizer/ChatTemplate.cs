@@ -1,6 +1,4 @@
-using Pipeline.Tokenizer;
-
-namespace Pipeline.Alignment;
+namespace Pipeline.Tokenizer;
 
 /// <summary>One turn of a conversation.</summary>
 public sealed record ChatMessage(string Role, string Content);
