@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Pipeline.Alignment;
 
 /// <summary>Settings of an SFT or DPO job (LoRA when <see cref="LoraRank"/> is above 0, else full fine-tuning).</summary>
@@ -20,6 +22,11 @@ public sealed record AlignmentConfig
     public long Seed { get; init; } = 1;
     /// <summary>Log loss (and for DPO reward margin and accuracy) every this many steps.</summary>
     public int LogEvery { get; init; } = 10;
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNameCaseInsensitive = true };
+
+    /// <summary>A config from JSON (a config file or a message), property names in any case; unset ones keep their defaults.</summary>
+    public static AlignmentConfig FromJson(string json) => JsonSerializer.Deserialize<AlignmentConfig>(json, JsonOptions) ?? new AlignmentConfig();
 }
 
 /// <summary>

@@ -60,7 +60,7 @@ public sealed class AlignmentJob(ILogger logger)
             model = model.Merged();
         }
         var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3);
-        File.WriteAllText(Path.Combine(checkpoint, "lineage.json"), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
+        File.WriteAllText(Path.Combine(checkpoint, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
         return new AlignmentResult(checkpoint, adapter, info, report, errors);
     }
 

@@ -39,13 +39,12 @@ public sealed class AlignmentModule : IStageModule
                 throw new ArgumentException($"{AlignmentOptions.Section}:Rules for run '{rule.Run}': method '{rule.Method}' is not sft or dpo");
         }
         services.AddSingleton(options);
-        services.AddSingleton<AlignmentWorker>();
-        services.AddHostedService(sp => sp.GetRequiredService<AlignmentWorker>());
+        services.AddLedgerJobWorker<AlignmentRequested, AlignmentWorker>();
     }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
     {
-        bus.AddConsumer<AlignmentRequestedConsumer>();
+        bus.AddLedgerJobConsumer<AlignmentRequested>("alignment-requested");
         bus.AddConsumer<AlignmentRuleConsumer>();
     }
 }
@@ -67,16 +66,6 @@ public sealed class AlignmentRuleConsumer(AlignmentOptions options, ILogger<Alig
             await context.Publish(new AlignmentRequested(rule.OutputRun(checkpoint.Step), checkpoint.Uri, rule.Method, rule.Data,
                 JsonSerializer.Serialize(rule.Config with { Method = rule.Method }), checkpoint.RunId));
         }
-    }
-}
-
-/// <summary>Hands the job to the worker and acknowledges at once.</summary>
-public sealed class AlignmentRequestedConsumer(AlignmentWorker worker, ILogger<AlignmentRequestedConsumer> logger) : IConsumer<AlignmentRequested>
-{
-    public Task Consume(ConsumeContext<AlignmentRequested> context)
-    {
-        if (worker.TryStart(context.Message) is { } refusal) logger.LogInformation("align: {Refusal}", refusal);
-        return Task.CompletedTask;
     }
 }
 
@@ -102,18 +91,14 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
         await _oneAtATime.WaitAsync(ct);
         try
         {
-            var config = (JsonSerializer.Deserialize<AlignmentConfig>(request.ConfigJson, new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new AlignmentConfig())
-                with { Method = request.Method.Split('+')[0] };
+            var config = AlignmentConfig.FromJson(request.ConfigJson) with { Method = request.Method.Split('+')[0] };
             var basePath = store.Resolve(request.BaseCheckpointUri);
             var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
             var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
             var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
                 store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName);
-            var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(result.Checkpoint, "model.bin"), ct);
-            var lineage = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(Path.Combine(result.Checkpoint, "lineage.json")));
-            await bus.Publish(new CheckpointSaved(request.RunId ?? "", request.RunName, result.Info.Step, 0, store.RelativeUri(result.Checkpoint), sha,
-                result.Info.TokenizerHash, null, request.BaseCheckpointUri, result.Info.Method, lineage.GetProperty("dataHash").GetString()), ct);
+            await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
             return result.Info.Step;
         }
         finally

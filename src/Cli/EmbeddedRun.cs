@@ -68,8 +68,8 @@ public static class EmbeddedRun
         var aligned = AddAlignmentRule(options, training, outDir, settings);
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
-        // On a terminal the live table shows progress, so the log keeps to warnings.
         var modules = options.HostedServices is null ? Stages.All : options.HostedServices.SelectMany(Stages.ForService).Distinct().ToList();
+        // On a terminal the live table shows progress, so the log keeps to warnings.
         using var host = PipelineHost.Build(modules, settings, options.Quiet || Commands.StageProgress.Interactive);
         await host.StartAsync(ct);
         try

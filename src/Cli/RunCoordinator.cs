@@ -48,16 +48,15 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var tokenizer = JsonSerializer.Deserialize<string[]>(ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId))!)!;
         var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
         var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
-        var trainedBefore = JobState(training.RunName) == "completed";
+        var trainedBefore = TrainingJob(training.RunName)?.State == "completed";
         await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
-        await WaitAsync(() => JobState(training.RunName) is "completed" or "failed" or "cancelled", ct);
-        if (JobState(training.RunName) == "failed")
-            throw new InvalidOperationException($"training failed: {JsonSerializer.Deserialize<LedgerJob<StartTraining>>(ledger.Get(TrainingWorker.JobKey(training.RunName))!)!.Error}");
+        await WaitAsync(() => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
+        if (TrainingJob(training.RunName) is { State: "failed" } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 
         Phase("evaluate");
         // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before
         // it was evaluated (or aligned). Announce it again; the evaluator and the alignment jobs skip what they did.
-        var finalUri = store.RelativeUri(Path.Combine(store.Resolve(TrainingWorker.RunFolder(training.RunName)), $"step-{training.MaxSteps:D7}"));
+        var finalUri = store.RelativeUri(Checkpoints.Folder(store.Resolve(TrainingWorker.RunFolder(training.RunName)), training.MaxSteps));
         if (trainedBefore)
         {
             if (!Evaluated(finalUri) || (request.AlignedRun is { } aligning && !HasCheckpoint(aligning)))
@@ -78,8 +77,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;
 
-    private string? JobState(string runName) =>
-        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json)?.State : null;
+    private LedgerJob<StartTraining>? TrainingJob(string runName) =>
+        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) : null;
 
     /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
     private async Task ReannounceAsync(string runId, CancellationToken ct)
@@ -92,14 +91,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     {
         var folder = Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).LastOrDefault();
         if (folder is null) return;
-        var info = Checkpoints.ReadInfo(folder);
-        var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(folder, "model.bin"), ct);
-        // An aligned checkpoint carries its lineage, so the alignment rules never take it for a base checkpoint.
-        var lineage = Path.Combine(folder, "lineage.json");
-        var dataHash = File.Exists(lineage) ? JsonDocument.Parse(File.ReadAllText(lineage)).RootElement.GetProperty("dataHash").GetString() : null;
         logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", store.RelativeUri(folder));
-        await bus.Publish(new CheckpointSaved(runId, runName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha, info.TokenizerHash, info.ValidationLoss,
-            info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash), ct);
+        await bus.Publish(await Checkpoints.SavedMessageAsync(store, runId, folder, ct), ct);
     }
 
     private bool Evaluated(string checkpointUri) => ledger.Get(CheckpointEvaluator.EvaluatedKey(checkpointUri)) is not null;

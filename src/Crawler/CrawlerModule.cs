@@ -17,22 +17,12 @@ public sealed class CrawlerModule : IStageModule
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(configuration.GetSection(CrawlOptions.Section).Get<CrawlOptions>() ?? new CrawlOptions());
-        services.AddSingleton<CrawlWorker>();
-        services.AddHostedService(sp => sp.GetRequiredService<CrawlWorker>());
+        services.AddLedgerJobWorker<CrawlRequested, CrawlWorker>();
     }
 
+    // Acknowledged at once: a crawl can take far longer than RabbitMQ's consumer_timeout.
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
-        bus.AddConsumer<CrawlRequestedConsumer>().Endpoint(e => e.Apply(limits));
-}
-
-/// <summary>Hands the crawl to the worker and acknowledges at once (a crawl can take far longer than RabbitMQ's consumer_timeout).</summary>
-public sealed class CrawlRequestedConsumer(CrawlWorker worker, ILogger<CrawlRequestedConsumer> logger) : IConsumer<CrawlRequested>
-{
-    public Task Consume(ConsumeContext<CrawlRequested> context)
-    {
-        if (worker.TryStart(context.Message) is { } refusal) logger.LogInformation("crawl: {Refusal}", refusal);
-        return Task.CompletedTask;
-    }
+        bus.AddLedgerJobConsumer<CrawlRequested>("crawl-requested", limits);
 }
 
 /// <summary>

@@ -18,6 +18,7 @@ public sealed class LshIndex : IDisposable
 {
     private const int RecordBytes = 12;
     private readonly SqliteConnection _db;
+    private readonly string _path;
     private readonly string _logPath;
     private readonly int _bands;
     private readonly int _rows;
@@ -30,6 +31,7 @@ public sealed class LshIndex : IDisposable
     {
         _bands = bands;
         _rows = rows;
+        _path = path;
         _logPath = Path.ChangeExtension(path, ".bands");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString());
@@ -64,7 +66,7 @@ public sealed class LshIndex : IDisposable
 
     /// <summary>Bytes on disk (SQLite and band log) and in memory (band table, once loaded).</summary>
     public (long Disk, long Memory) Size =>
-        (Files(Path.ChangeExtension(_logPath, ".db")).Where(File.Exists).Sum(f => new FileInfo(f).Length), _table?.Bytes ?? 0);
+        (Files(_path).Where(File.Exists).Sum(f => new FileInfo(f).Length), _table?.Bytes ?? 0);
 
     public long[] BandKeys(uint[] signature)
     {

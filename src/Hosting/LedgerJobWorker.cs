@@ -84,7 +84,10 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         return Task.CompletedTask;
     }
 
-    private string Key(string name) => $"{Kind}:{name}";
+    /// <summary>The ledger key of a job, for readers that do not host its worker.</summary>
+    public static string JobKey(string kind, string name) => $"{kind}:{name}";
+
+    private string Key(string name) => JobKey(Kind, name);
 
     private LedgerJob<TRequest>? State(string name) =>
         ledger.Get(Key(name)) is { } json ? JsonSerializer.Deserialize<LedgerJob<TRequest>>(json) : null;

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Pipeline.Contracts.V1;
 using Pipeline.Model;
+using Pipeline.Storage;
 using TorchSharp.Modules;
 
 namespace Pipeline.Trainer;
@@ -13,10 +15,27 @@ public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, 
 /// </summary>
 public static class Checkpoints
 {
+    /// <summary>The file an aligned checkpoint's lineage goes in (base checkpoint, method, data hash, config).</summary>
+    public const string LineageFile = "lineage.json";
+
+    /// <summary>
+    /// The `CheckpointSaved` announcement of a saved checkpoint folder: its info, the SHA-256 of its weights and, for
+    /// an aligned checkpoint, its lineage. One builder for the trainer, the alignment jobs and re-announcements.
+    /// </summary>
+    public static async Task<CheckpointSaved> SavedMessageAsync(ShardStore store, string runId, string folder, CancellationToken ct = default)
+    {
+        var info = ReadInfo(folder);
+        var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(folder, "model.bin"), ct);
+        var lineage = Path.Combine(folder, LineageFile);
+        var dataHash = File.Exists(lineage) ? JsonDocument.Parse(File.ReadAllText(lineage)).RootElement.GetProperty("dataHash").GetString() : null;
+        return new CheckpointSaved(runId, info.RunName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha, info.TokenizerHash, info.ValidationLoss,
+            info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash);
+    }
+
     public static string Save(string runFolder, Gpt model, AdamW? optimizer, CheckpointInfo info, int keepLast, bool keepBest = false)
     {
         Directory.CreateDirectory(runFolder);
-        var final = Path.Combine(runFolder, $"step-{info.Step:D7}");
+        var final = Folder(runFolder, info.Step);
         var temp = final + $".tmp-{Environment.ProcessId}";
         if (Directory.Exists(temp)) Directory.Delete(temp, true);
         Directory.CreateDirectory(temp);
@@ -30,6 +49,9 @@ public static class Checkpoints
             if (old != best) Directory.Delete(old, true);
         return final;
     }
+
+    /// <summary>Where the checkpoint of <paramref name="step"/> goes in a run folder.</summary>
+    public static string Folder(string runFolder, long step) => Path.Combine(runFolder, $"step-{step:D7}");
 
     /// <summary>The checkpoint with the lowest validation loss, or null when none has one.</summary>
     public static string? Best(string runFolder) =>

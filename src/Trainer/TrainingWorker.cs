@@ -16,7 +16,7 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
 {
     public const string JobKind = "training";
 
-    public static string JobKey(string runName) => $"{JobKind}:{runName}";
+    public static string JobKey(string runName) => JobKey(JobKind, runName);
 
     public static string RunFolder(string runName) => $"checkpoints/{runName}";
 
@@ -39,12 +39,8 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
                 if (log.ValidationLoss is { } v) Ledger.AddMetric(request.RunName, "train", log.Step, "val_loss", v);
                 await bus.Publish(new TrainingProgress(request.RunName, log.Step, config.MaxSteps, log.Loss, log.TokensPerSecond));
             },
-            OnCheckpoint = async (folder, info) =>
-            {
-                var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(folder, "model.bin"));
-                await bus.Publish(new CheckpointSaved(request.RunId, request.RunName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha,
-                    info.TokenizerHash, info.ValidationLoss));
-            },
+            // Not cancellable: a cancelled run saves a last checkpoint, and it must still be announced.
+            OnCheckpoint = async (folder, _) => await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder)),
         };
         return await run.RunAsync(ct);
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Alignment;
 using Pipeline.Trainer;
@@ -27,9 +26,7 @@ public static class AlignCommands
             };
             command.SetAction(parse =>
             {
-                var settings = parse.GetValue(config) is { } file
-                    ? JsonSerializer.Deserialize<AlignmentConfig>(File.ReadAllText(file), new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new AlignmentConfig()
-                    : new AlignmentConfig();
+                var settings = parse.GetValue(config) is { } file ? AlignmentConfig.FromJson(File.ReadAllText(file)) : new AlignmentConfig();
                 settings = settings with { Method = method };
                 if (parse.GetValue(lora) >= 0) settings = settings with { LoraRank = parse.GetValue(lora) };
                 var (_, _, tokenizer) = ModelCommands.Load(parse.GetValue(baseOption)!, parse.GetValue(tokenizerOption));

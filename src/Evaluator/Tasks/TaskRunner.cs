@@ -10,6 +10,8 @@ namespace Pipeline.Evaluator.Tasks;
 /// <summary>Runs one task on one model; returns the metrics (the ledger stores them per checkpoint, task and version).</summary>
 public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? judge = null)
 {
+    private readonly ChatTemplate _chat = new(tokenizer);
+
     /// <summary>Generation examples decoded together (one KV cache per batch).</summary>
     public int BatchSize { get; init; } = 8;
 
@@ -78,7 +80,7 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         {
             var turns = shots.SelectMany(e => new[] { new ChatMessage("user", TaskLoader.Fill(task.Prompt, e)), new ChatMessage("assistant", answer(e)) })
                 .Append(new ChatMessage("user", TaskLoader.Fill(task.Prompt, example)));
-            return new ChatTemplate(tokenizer).Prompt(turns.ToList());
+            return _chat.Prompt(turns.ToList());
         }
         var prefix = string.Concat(shots.Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
         return tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "")).ToList();
@@ -86,7 +88,7 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
 
     /// <summary>A choice's tokens after the prompt: the answer prefix and text, or for chat tasks the assistant's reply.</summary>
     private IReadOnlyList<int> ChoiceIds(EvalTask task, string choice) =>
-        task.Chat ? new ChatTemplate(tokenizer).Reply(choice) : tokenizer.Encode(task.AnswerPrefix + choice);
+        task.Chat ? _chat.Reply(choice) : tokenizer.Encode(task.AnswerPrefix + choice);
 
     private Dictionary<string, double> MultipleChoice(EvalTask task)
     {
