@@ -29,7 +29,7 @@ public static class CrawlBench
         await using var server = await StaticSite.StartAsync(site);
         var options = new CrawlOptions
         {
-            AllowPrivateAddresses = true, PerHostConcurrency = concurrency, GlobalConcurrency = concurrency, PerHostDelay = TimeSpan.Zero,
+            AllowedAddressRanges = ["127.0.0.0/8"], PerHostConcurrency = concurrency, GlobalConcurrency = concurrency, PerHostDelay = TimeSpan.Zero,
             MaxPages = count, MaxDepth = 1000, PagesPerShard = 1000,
         };
         var data = Directory.CreateTempSubdirectory("crawl-bench-data-").FullName;

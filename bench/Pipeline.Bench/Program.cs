@@ -12,6 +12,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["trainer"] = TrainerBench.RunAsync,
     ["generate"] = GenerateBench.RunAsync,
     ["align"] = AlignBench.RunAsync,
+    ["shard-memory"] = ShardMemoryBench.RunAsync,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

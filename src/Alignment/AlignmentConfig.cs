@@ -1,4 +1,5 @@
-using System.Text.Json;
+using System.ComponentModel.DataAnnotations;
+using Pipeline.Hosting;
 
 namespace Pipeline.Alignment;
 
@@ -6,13 +7,19 @@ namespace Pipeline.Alignment;
 public sealed record AlignmentConfig
 {
     public string Method { get; init; } = "sft";
+    [Range(1, int.MaxValue)]
     public int Steps { get; init; } = 100;
+    [Range(1, int.MaxValue)]
     public int BatchSize { get; init; } = 8;
+    [Range(double.Epsilon, double.MaxValue)]
     public double LearningRate { get; init; } = 1e-4;
+    [Range(0.0, double.MaxValue)]
     public double WeightDecay { get; init; }
     public double Beta { get; init; } = 0.1;
+    [Range(0, 4096)]
     public int LoraRank { get; init; }
     public double LoraAlpha { get; init; } = 16;
+    [Range(0.0, 0.99)]
     public double LoraDropout { get; init; }
     public List<string> LoraTargets { get; init; } = ["attn", "mlp"];
     /// <summary>SFT: pack short examples into full rows (attention kept within each example) instead of padding each.</summary>
@@ -21,12 +28,15 @@ public sealed record AlignmentConfig
     public string TooLong { get; init; } = "truncate";
     public long Seed { get; init; } = 1;
     /// <summary>Log loss (and for DPO reward margin and accuracy) every this many steps.</summary>
+    [Range(1, int.MaxValue)]
     public int LogEvery { get; init; } = 10;
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNameCaseInsensitive = true };
-
-    /// <summary>A config from JSON (a config file or a message), property names in any case; unset ones keep their defaults.</summary>
-    public static AlignmentConfig FromJson(string json) => JsonSerializer.Deserialize<AlignmentConfig>(json, JsonOptions) ?? new AlignmentConfig();
+    /// <summary>
+    /// A config from JSON (a config file or a message), property names in any case; unset ones keep their defaults;
+    /// unknown names and nonsense values are errors naming them.
+    /// </summary>
+    public static AlignmentConfig FromJson(string json, string source = "alignment config") =>
+        string.IsNullOrWhiteSpace(json) ? new AlignmentConfig() : StrictConfig.FromJson<AlignmentConfig>(json, source);
 }
 
 /// <summary>

@@ -18,7 +18,12 @@ public sealed record AlignmentResult(string Checkpoint, string? Adapter, Checkpo
 /// </summary>
 public sealed class AlignmentJob(ILogger logger)
 {
-    public AlignmentResult Run(string baseCheckpoint, TextTokenizer tokenizer, string dataPath, AlignmentConfig config, string outputFolder, string runName)
+    /// <remarks>
+    /// Stopped by <paramref name="ct"/> (a signal, the service stopping), the job writes a checkpoint of the step it
+    /// reached and then throws <see cref="OperationCanceledException"/>; a new job starts from the base again.
+    /// </remarks>
+    public AlignmentResult Run(string baseCheckpoint, TextTokenizer tokenizer, string dataPath, AlignmentConfig config, string outputFolder, string runName,
+        CancellationToken ct = default)
     {
         var (model, baseInfo) = Checkpoints.Load(baseCheckpoint, CPU);
         if (baseInfo.TokenizerHash != tokenizer.Hash)
@@ -38,12 +43,12 @@ public sealed class AlignmentJob(ILogger logger)
         if (config.Method == "sft")
         {
             var examples = AlignmentData.ReadSft(dataPath, errors).Select(e => template.Encode(e.Messages)).ToList();
-            report = AlignmentTrainer.Sft(model, examples, config, pad, Progress);
+            report = AlignmentTrainer.Sft(model, examples, config, pad, Progress, ct);
         }
         else if (config.Method == "dpo")
         {
             var pairs = AlignmentData.ReadPreferences(dataPath, errors).Select(p => (template.Prompt(p.Prompt), template.Reply(p.Chosen), template.Reply(p.Rejected))).ToList();
-            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress);
+            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress, ct);
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
@@ -51,16 +56,19 @@ public sealed class AlignmentJob(ILogger logger)
             config.Method, runName, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
 
         var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
-        var info = new CheckpointInfo(runName, config.Steps, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },
+        var reached = report.Steps.Count == 0 ? 0 : report.Steps[^1].Step;
+        var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },
             BaseCheckpoint: Path.GetFullPath(baseCheckpoint), Method: config.LoraRank > 0 ? $"{config.Method}+lora" : config.Method);
         string? adapter = null;
         if (config.LoraRank > 0)
         {
-            adapter = SaveAdapter(model, info, config, dataHash, Path.Combine(outputFolder, $"adapter-step-{config.Steps:D7}"));
+            adapter = SaveAdapter(model, info, config, dataHash, Path.Combine(outputFolder, $"adapter-step-{reached:D7}"));
             model = model.Merged();
         }
         var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3);
         File.WriteAllText(Path.Combine(checkpoint, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
+        if (ct.IsCancellationRequested)
+            throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}", ct);
         return new AlignmentResult(checkpoint, adapter, info, report, errors);
     }
 

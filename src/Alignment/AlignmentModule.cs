@@ -21,16 +21,8 @@ public sealed class AlignmentModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        AlignmentOptions options;
-        try
-        {
-            // A misspelled key (say "MinSteps") would otherwise be ignored and the rule would run with defaults.
-            options = configuration.GetSection(AlignmentOptions.Section).Get<AlignmentOptions>(o => o.ErrorOnUnknownConfiguration = true) ?? new AlignmentOptions();
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ArgumentException($"{AlignmentOptions.Section}: {e.GetBaseException().Message}", e);
-        }
+        // A misspelled key (say "MinSteps") would otherwise be ignored and the rule would run with defaults.
+        var options = StrictConfig.Bind<AlignmentOptions>(configuration, AlignmentOptions.Section);
         foreach (var rule in options.Rules)
         {
             if (rule.Run.Length == 0 || rule.Data.Length == 0)
@@ -97,7 +89,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
             var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
             var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
-                store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName);
+                store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName, ct);
             await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
             return result.Info.Step;
         }

@@ -12,7 +12,7 @@ namespace Pipeline.Alignment;
 public static class AlignmentTrainer
 {
     public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null)
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
     {
         var (kept, truncated, dropped) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException("no SFT example fits the model's context");
@@ -25,7 +25,7 @@ public static class AlignmentTrainer
         var rows = config.Packing
             ? SequenceScoring.PackRows(kept, context).Select(r => (IReadOnlyList<(List<int>, List<bool>)>)r.Select(i => kept[i]).ToList()).ToList()
             : kept.Select(e => (IReadOnlyList<(List<int>, List<bool>)>)[e]).ToList();
-        for (var step = 1; step <= config.Steps; step++)
+        for (var step = 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
         {
             using var scope = NewDisposeScope();
             model.train();
@@ -45,7 +45,7 @@ public static class AlignmentTrainer
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null)
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
     {
         var limit = model.Config.Context + 1;
         var sequences = pairs.Select(p => (Chosen: Join(p.Prompt, p.Chosen), Rejected: Join(p.Prompt, p.Rejected))).ToList();
@@ -69,7 +69,7 @@ public static class AlignmentTrainer
         }
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
-        for (var step = 1; step <= config.Steps; step++)
+        for (var step = 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
         {
             using var scope = NewDisposeScope();
             model.train();

@@ -13,7 +13,7 @@ public sealed class CleanerModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(configuration.GetSection(CleanerOptions.Section).Get<CleanerOptions>() ?? new CleanerOptions());
+        services.AddSingleton(StrictConfig.Bind<CleanerOptions>(configuration, CleanerOptions.Section));
         services.AddSingleton<ShardCleaner>();
     }
 

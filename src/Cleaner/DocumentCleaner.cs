@@ -23,19 +23,24 @@ public sealed class DocumentCleaner
             new JapaneseQualityFilter(ngWords),
             new CompressionRatioFilter(),
         ];
+        var names = steps.Select(NameOf).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var unknown in options.Filters.Keys.Where(k => !names.Contains(k)))
+            throw new ArgumentException($"Pipeline:Cleaner:Filters:{unknown}: there is no filter named '{unknown}' (filters: {string.Join(", ", names)})");
         Steps = steps.Where(step => Configure(step, options)).ToList();
     }
 
     /// <summary>Applies Pipeline:Cleaner:Filters:&lt;name&gt;:&lt;property&gt; settings; false when the filter is disabled.</summary>
     private static bool Configure(object step, CleanerOptions options)
     {
-        var name = step is ILineFilter line ? line.Name : ((IDocumentFilter)step).Name;
+        var name = NameOf(step);
         if (!options.Filters.TryGetValue(name, out var settings)) return true;
         foreach (var (key, value) in settings)
         {
             if (key.Equals("Enabled", StringComparison.OrdinalIgnoreCase))
             {
-                if (!bool.Parse(value)) return false;
+                if (!bool.TryParse(value, out var enabled))
+                    throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: '{value}' is not true or false");
+                if (!enabled) return false;
                 continue;
             }
             var property = step.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
@@ -52,6 +57,8 @@ public sealed class DocumentCleaner
         }
         return true;
     }
+
+    private static string NameOf(object step) => step is ILineFilter line ? line.Name : ((IDocumentFilter)step).Name;
 
     /// <summary>The filters in pipeline order; each is an <see cref="ILineFilter"/> or an <see cref="IDocumentFilter"/>.</summary>
     public IReadOnlyList<object> Steps { get; }

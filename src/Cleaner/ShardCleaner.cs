@@ -10,73 +10,86 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
 {
     public const string Stage = "clean";
 
-    private static readonly Lock IndexGate = new();
+    // One shard at a time decides against the exact-dedup index (first seen wins), across concurrent consumers.
+    private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
 
+    /// <summary>
+    /// Cleans the shard one row group at a time: memory is bounded by a row group of input (and one of output), not
+    /// by the shard, so shards of any size go through.
+    /// </summary>
     /// <param name="source">Where the input shard lives, when not in this stage's store (CLI runs over any folder).</param>
     public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct, ShardStore? source = null)
     {
-        var pages = await (source ?? store).ReadParquetAsync<RawPage>(input, ct);
-        var outcomes = new DocumentCleaner.Outcome[pages.Count];
-        Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
-        {
-            var page = pages[i];
-            // The id depends on what the page is (run, URL, source record), not on where it landed in a shard, so a
-            // re-crawl after a crash gives a page the same id and the same train/validation split.
-            outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html,
-                isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
-        });
-
-        var report = new CleanReport { Input = pages.Count };
-        var kept = new List<CleanDocument>();
+        var report = new CleanReport();
         var rejected = new List<RejectedDocument>();
         var hashes = new List<long>();
         var configHash = StableId.ConfigHash(options);
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        // Exact dedup is ordered (first seen wins), so it runs serially after the parallel part.
-        lock (IndexGate)
+        await IndexGate.WaitAsync(ct);
+        try
         {
             using var index = options.ExactDedup ? new ExactDedupIndex(store.Resolve("index/exact-dedup.db")) : null;
             var shardHashes = new HashSet<long>();
-            for (var i = 0; i < outcomes.Length; i++)
+            await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
+                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
+            await foreach (var pages in (source ?? store).ReadRowGroupsAsync<RawPage>(input, ct))
             {
-                var outcome = outcomes[i];
-                report.InputChars += outcome.InputChars;
-                if (outcome.Document is not { } document)
+                var outcomes = new DocumentCleaner.Outcome[pages.Count];
+                Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
                 {
-                    report.Remove(outcome.RemovedBy!, outcome.InputChars);
-                    Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
-                    continue;
-                }
-                if (index is not null)
+                    var page = pages[i];
+                    // The id depends on what the page is (run, URL, source record), not on where it landed in a shard, so a
+                    // re-crawl after a crash gives a page the same id and the same train/validation split.
+                    outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html,
+                        isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
+                });
+                report.Input += pages.Count;
+                var kept = new List<CleanDocument>();
+                // Exact dedup is ordered (first seen wins), so it runs serially after the parallel part.
+                for (var i = 0; i < outcomes.Length; i++)
                 {
-                    var hash = ExactDedupIndex.HashOf(document.Text);
-                    var earlier = index.SeenIn(hash);
-                    if ((earlier is not null && earlier != shardId) || !shardHashes.Add(hash))
+                    var outcome = outcomes[i];
+                    report.InputChars += outcome.InputChars;
+                    if (outcome.Document is not { } document)
                     {
-                        report.Remove("exact_dedup", document.Chars);
-                        Sample(rejected, "exact_dedup", earlier, pages[i]);
+                        report.Remove(outcome.RemovedBy!, outcome.InputChars);
+                        Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
                         continue;
                     }
-                    hashes.Add(hash);
+                    if (index is not null)
+                    {
+                        var hash = ExactDedupIndex.HashOf(document.Text);
+                        var earlier = index.SeenIn(hash);
+                        if ((earlier is not null && earlier != shardId) || !shardHashes.Add(hash))
+                        {
+                            report.Remove("exact_dedup", document.Chars);
+                            Sample(rejected, "exact_dedup", earlier, pages[i]);
+                            continue;
+                        }
+                        hashes.Add(hash);
+                    }
+                    document.SourceShard = input.ShardId;
+                    report.Kept++;
+                    report.KeptChars += document.Chars;
+                    report.PiiMasked += document.PiiMasked;
+                    report.Languages[document.Language] = report.Languages.GetValueOrDefault(document.Language) + 1;
+                    kept.Add(document);
                 }
-                document.SourceShard = input.ShardId;
-                report.Kept++;
-                report.KeptChars += document.Chars;
-                report.PiiMasked += document.PiiMasked;
-                report.Languages[document.Language] = report.Languages.GetValueOrDefault(document.Language) + 1;
-                kept.Add(document);
+                await writer.AppendAsync(kept, ct);
             }
-            var outputs = new List<ShardRef>();
-            var uri = $"shards/clean/{input.RunId}/clean-{shardId}.parquet";
-            outputs.Add(store.WriteParquetAsync(uri, kept, new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult());
+            var outputs = new List<ShardRef> { await writer.CompleteAsync(ct) };
             if (rejected.Count > 0)
             {
-                store.WriteParquetAsync($"shards/clean/{input.RunId}/rejected-{shardId}.parquet", rejected,
-                    new ShardDescriptor(shardId + "-rejected", "clean-rejected", configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+                await store.WriteParquetAsync($"shards/clean/{input.RunId}/rejected-{shardId}.parquet", rejected,
+                    new ShardDescriptor(shardId + "-rejected", "clean-rejected", configHash, [input.ShardId], input.RunId), ct);
             }
             index?.AddAll(hashes, shardId);
             return new StageResult(outputs, report);
+        }
+        finally
+        {
+            IndexGate.Release();
         }
     }
 

@@ -44,6 +44,7 @@ public static class EmbeddedRun
 {
     public static async Task<string> RunAsync(EmbeddedRunOptions options, CancellationToken ct)
     {
+        Validate(options);
         var outDir = Path.GetFullPath(options.OutDir);
         var seeds = options.Seeds;
         var settings = new Dictionary<string, string?>
@@ -57,7 +58,7 @@ public static class EmbeddedRun
         {
             site = await ServeSampleAsync(options, outDir);
             seeds = [site.Address.ToString()];
-            settings["Pipeline:Crawler:AllowPrivateAddresses"] = "true";
+            settings["Pipeline:Crawler:AllowedAddressRanges:0"] = "127.0.0.0/8";
             settings["Pipeline:Crawler:PerHostConcurrency"] = "4";
             settings["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
             settings["Pipeline:Crawler:PagesPerShard"] = "100";
@@ -70,7 +71,7 @@ public static class EmbeddedRun
         await using var _ = site;
         var modules = options.HostedServices is null ? Stages.All : options.HostedServices.SelectMany(Stages.ForService).Distinct().ToList();
         // On a terminal the live table shows progress, so the log keeps to warnings.
-        using var host = PipelineHost.Build(modules, settings, options.Quiet || Commands.StageProgress.Interactive);
+        using var host = PipelineHost.Build(modules, settings, options.Quiet || Commands.StageProgress.Interactive, coordinatesRuns: true);
         await host.StartAsync(ct);
         try
         {
@@ -78,7 +79,7 @@ public static class EmbeddedRun
             var store = host.Services.GetRequiredService<ShardStore>();
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
             var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
-            var coordinator = new RunCoordinator(host.Bus(), ledger, store, logger)
+            var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(), logger)
             {
                 OnPhase = phase =>
                 {
@@ -91,8 +92,22 @@ public static class EmbeddedRun
         }
         finally
         {
-            await host.StopAsync(CancellationToken.None);
+            // Also after a signal: the services stop their jobs (training saves its current step) within this bound.
+            using var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await host.StopAsync(shutdown.Token);
         }
+    }
+
+    /// <summary>Arguments are checked before anything starts: a run that cannot succeed fails at once, naming the flag.</summary>
+    private static void Validate(EmbeddedRunOptions options)
+    {
+        if (options.Steps < 1) throw new ArgumentException($"--steps {options.Steps}: the sample model needs at least 1 training step");
+        if (options.MaxPages < 1) throw new ArgumentException($"--max-pages {options.MaxPages}: the crawl needs at least 1 page");
+        if (options.VocabSize < Tokenizer.BpeTrainer.MinimumVocabSize)
+            throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Tokenizer.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
+        if (options.HostedServices is { Count: 0 }
+            && !(options.Settings.TryGetValue("Pipeline:Transport", out var transport) && string.Equals(transport, "RabbitMq", StringComparison.OrdinalIgnoreCase)))
+            throw new ArgumentException("--services none: this process would host no service on its own in-memory bus, so nothing would do the work; set Pipeline:Transport=RabbitMq (--set) to coordinate services started with `pipeline serve`");
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ namespace Pipeline.Cli;
 /// <summary>Builds a host for some stages: configuration from pipeline.json, PIPELINE__* variables and overrides.</summary>
 public static class PipelineHost
 {
-    public static IHost Build(IEnumerable<IStageModule> modules, IDictionary<string, string?> overrides, bool quiet)
+    /// <param name="coordinatesRuns">This process drives runs (`pipeline run`): it listens for the stages' faults.</param>
+    public static IHost Build(IEnumerable<IStageModule> modules, IDictionary<string, string?> overrides, bool quiet, bool coordinatesRuns = false)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Configuration.Sources.Clear();
@@ -18,12 +19,23 @@ public static class PipelineHost
             .AddJsonFile("pipeline.json", optional: true)
             .AddEnvironmentVariables()
             .AddInMemoryCollection(overrides);
+        // SIGINT/SIGTERM: services get this long to stop their jobs (within the CLI's 25 s termination bound).
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(quiet ? LogLevel.Warning : LogLevel.Information);
         builder.Logging.AddFilter("MassTransit", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.Services.AddPipeline(builder.Configuration, modules);
+        // A coordinator learns of stage faults on a temporary endpoint of its own (a unique instance name), so each
+        // coordinator hears every fault and none of them takes another's.
+        builder.Services.AddSingleton<RunFaults>();
+        builder.Services.AddPipeline(builder.Configuration, modules, coordinatesRuns
+            ? bus => bus.AddConsumer<RunFaultConsumer>().Endpoint(e =>
+            {
+                e.Temporary = true;
+                e.InstanceId = Guid.NewGuid().ToString("N")[..12];
+            })
+            : null);
         return builder.Build();
     }
 

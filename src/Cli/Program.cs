@@ -8,6 +8,13 @@ using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Spectre.Console;
 
+// Off a terminal (a log file, a pipe) or with NO_COLOR set: no colour codes in the output (no-color.org).
+if (Console.IsOutputRedirected || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")))
+{
+    AnsiConsole.Profile.Capabilities.Ansi = false;
+    AnsiConsole.Profile.Capabilities.ColorSystem = ColorSystem.NoColors;
+}
+
 var root = new RootCommand("Pipeline: crawl, clean, dedup, tokenize, train and evaluate a language model, stage by stage over a message bus.");
 
 var outOption = new Option<string>("--out") { Description = "Folder for everything the run writes (shards, ledger, checkpoints, reports)", DefaultValueFactory = _ => "runs/sample" };
@@ -28,7 +35,7 @@ run.SetAction(async (parse, ct) =>
 {
     var report = await EmbeddedRun.RunAsync(new EmbeddedRunOptions
     {
-        OutDir = parse.GetValue(outOption)!,
+        OutDir = CliInputs.OutDir(parse.GetValue(outOption)!),
         Seeds = parse.GetValue(seedOption) ?? [],
         MaxPages = parse.GetValue(maxPagesOption),
         VocabSize = parse.GetValue(vocabOption),
@@ -50,7 +57,7 @@ serve.SetAction(async (parse, ct) =>
     var modules = Stages.ForService(parse.GetValue(stageArgument)!);
     var overrides = new Dictionary<string, string?>(CliInputs.Settings(parse.GetValue(setOption)))
     {
-        ["Pipeline:DataRoot"] = Path.GetFullPath(parse.GetValue(outOption)!),
+        ["Pipeline:DataRoot"] = CliInputs.OutDir(parse.GetValue(outOption)!),
     };
     using var host = PipelineHost.Build(modules, overrides, quiet: false);
     await host.RunAsync(ct);
@@ -61,7 +68,7 @@ root.Subcommands.Add(serve);
 var status = new Command("status", "Print the run ledger: runs, shards per stage, rows and bytes") { outOption };
 status.SetAction(parse =>
 {
-    var ledger = new RunLedger(Path.Combine(Path.GetFullPath(parse.GetValue(outOption)!), "ledger.db"));
+    var ledger = new RunLedger(Path.Combine(CliInputs.ExistingRun(parse.GetValue(outOption)!), "ledger.db"));
     var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
     foreach (var r in ledger.Runs())
         foreach (var s in r.Stages)
@@ -91,11 +98,11 @@ inspect.SetAction(async (parse, ct) =>
     var path = parse.GetValue(shardArgument)!;
     if (!File.Exists(path))
     {
-        Console.Error.WriteLine($"inspect: '{path}' does not exist");
+        Console.Error.WriteLine($"error: inspect: '{path}' does not exist");
         return 2;
     }
     await using var stream = File.OpenRead(path);
-    var result = await ParquetSerializer.DeserializeUntypedAsync(stream, cancellationToken: ct);
+    var result = await NamingTheFileAsync(() => ParquetSerializer.DeserializeUntypedAsync(stream, cancellationToken: ct), path);
     Console.WriteLine($"{path}: {result.Data.Count} rows");
     Console.WriteLine($"schema: {string.Join(", ", result.Schema.DataFields.Select(f => $"{f.Name}:{f.ClrType.Name}"))}");
     foreach (var row in result.Data.Take(parse.GetValue(rowsOption)))
@@ -129,13 +136,38 @@ root.Subcommands.Add(AlignCommands.Lora(outOption));
 
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // SIGINT/SIGTERM cancel the command's token; the command then has this long to stop cleanly (a training run
+    // writes a checkpoint at its current step, a crawl commits its frontier) before the process is ended.
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration
+    {
+        EnableDefaultExceptionHandler = false,
+        ProcessTerminationTimeout = TimeSpan.FromSeconds(25),
+    });
 }
-catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException or ShardRejectedException)
+catch (OperationCanceledException e)
+{
+    // A job that stopped says where it stopped (its message); a plain cancellation says only that it was interrupted.
+    var detail = e.Message.StartsWith("The operation was canceled", StringComparison.Ordinal) ? "" : $" ({e.Message})";
+    Console.Error.WriteLine($"stopped: interrupted{detail}; run the same command again to continue");
+    return 130;
+}
+catch (Exception e) when (CliErrors.IsUserError(e))
 {
     // Bad input: one clear line naming the input and the problem, not a stack trace.
-    Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine($"error: {CliErrors.Describe(e)}");
     return 2;
+}
+
+static async Task<T> NamingTheFileAsync<T>(Func<Task<T>> read, string path)
+{
+    try
+    {
+        return await read();
+    }
+    catch (Exception e) when (e is not OperationCanceledException)
+    {
+        throw new InvalidDataException($"inspect: '{path}' is not a readable Parquet file ({e.Message})", e);
+    }
 }
 
 static string Shorten(object? value)

@@ -21,7 +21,7 @@ public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int M
 /// crashed process left unprocessed, starts tokenizer training when crawl, clean and dedup have drained, starts
 /// training when every dedup shard is tokenized, and waits for the evaluations (and the aligned model's). Running it again resumes.
 /// </summary>
-public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, ILogger logger)
+public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, RunFaults faults, ILogger logger)
 {
     public Action<string>? OnPhase { get; init; }
 
@@ -31,17 +31,17 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("crawl");
         await ReannounceAsync(request.RunId, ct);
         await bus.Publish(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages), ct);
-        await WaitAsync(() => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
+        await WaitAsync(request, () => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
 
         Phase("clean + dedup");
-        await WaitAsync(() => ledger.Pending(request.RunId, "crawl", ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
+        await WaitAsync(request, () => ledger.Pending(request.RunId, "crawl", ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
             && ledger.Pending(request.RunId, ShardCleaner.Stage, ShardDeduplicator.Stage).Count == FailedCount(request.RunId, ShardDeduplicator.Stage), ct);
 
         Phase("tokenizer");
         var dedupShards = ledger.Shards(request.RunId, ShardDeduplicator.Stage);
         if (dedupShards.Sum(s => s.Rows) == 0) throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
         await bus.Publish(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
-        await WaitAsync(() => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
+        await WaitAsync(request, () => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
 
         Phase("train");
@@ -50,7 +50,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
         var trainedBefore = TrainingJob(training.RunName)?.State == "completed";
         await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
-        await WaitAsync(() => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
+        await WaitAsync(request, () => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
         if (TrainingJob(training.RunName) is { State: "failed" } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 
         Phase("evaluate");
@@ -65,11 +65,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
                 await ReannounceFinalCheckpointAsync(request.RunId, alignedBefore, ct);
         }
         // Evaluated = validation and every configured task scored (or failed), not just the first score.
-        await WaitAsync(() => Evaluated(finalUri), ct, TimeSpan.FromMinutes(30));
+        await WaitAsync(request, () => Evaluated(finalUri), ct, TimeSpan.FromMinutes(30));
         if (request.AlignedRun is { } aligned)
         {
             Phase("align");
-            await WaitAsync(() => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
+            await WaitAsync(request, () => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
@@ -108,13 +108,31 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         OnPhase?.Invoke(name);
     }
 
-    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null)
+    /// <summary>
+    /// Waits for the next phase; a stage fault or a failed long job of this run ends the wait at once with that
+    /// stage's error, so a run never waits out a timeout for work that can no longer happen.
+    /// </summary>
+    private async Task WaitAsync(RunRequest request, Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromHours(24));
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the run did not reach its next phase in time");
+            if (faults.For(request.RunId) is { } fault) throw new InvalidOperationException($"run {request.RunId}: {fault}");
+            if (FailedJob(request) is { } failed) throw new InvalidOperationException($"run {request.RunId}: {failed}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {request.RunId}: the run did not reach its next phase in {timeout ?? TimeSpan.FromHours(24)}");
             await Task.Delay(200, ct);
         }
+    }
+
+    private string? FailedJob(RunRequest request)
+    {
+        if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", request.RunId)) is { } crawl
+            && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: "failed" } c)
+            return $"crawl failed: {c.Error}";
+        if (TrainingJob(request.Training.RunName) is { State: "failed" } t) return $"training failed: {t.Error}";
+        foreach (var key in ledger.KeysWithPrefix("alignment:"))
+            if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: "failed" } a && a.Request.RunId == request.RunId)
+                return $"alignment failed: {a.Error}";
+        return null;
     }
 }

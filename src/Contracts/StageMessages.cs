@@ -47,7 +47,10 @@ public sealed record CheckpointSaved(
     string? Method = null,
     string? DataHash = null);
 
-/// <summary>Evaluate a set of checkpoints on a set of tasks (empty lists mean all).</summary>
+/// <summary>
+/// Evaluate a set of checkpoints on a set of tasks (empty lists mean all). <see cref="Tasks"/> names task files the
+/// evaluator is configured with (by path or file name) or URIs relative to the storage root, never other host paths.
+/// </summary>
 public sealed record EvaluateRequested(
     IReadOnlyList<string> RunNames,
     IReadOnlyList<string> CheckpointUris,
@@ -68,5 +71,8 @@ public sealed record EvaluationCompleted(
 /// <summary>Fine-tune a base checkpoint (sft or dpo, optionally with LoRA).</summary>
 public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson, string? RunId = null);
 
-/// <summary>Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus).</summary>
+/// <summary>
+/// Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus). <see cref="WarcFiles"/> are
+/// URIs relative to the storage root, like shard URIs, never host paths.
+/// </summary>
 public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null);

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 namespace Pipeline.Crawler;
 
 /// <summary>The Crawler configuration section (Pipeline:Crawler). Defaults are polite.</summary>
@@ -6,22 +7,37 @@ public sealed class CrawlOptions
     public const string Section = "Pipeline:Crawler";
 
     public string UserAgent { get; set; } = "PipelineBot/0.1 (+https://example.invalid/pipeline-bot)";
+    [Range(1, int.MaxValue)]
     public int MaxPages { get; set; } = 10_000;
+    [Range(0, int.MaxValue)]
     public int MaxDepth { get; set; } = 8;
+    [Range(1, int.MaxValue)]
     public int GlobalConcurrency { get; set; } = 16;
+    [Range(1, int.MaxValue)]
     public int PerHostConcurrency { get; set; } = 1;
     /// <summary>Minimum delay between two requests to one host; robots.txt Crawl-delay raises it.</summary>
     public TimeSpan PerHostDelay { get; set; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(20);
+    [Range(0, int.MaxValue)]
     public int MaxRedirects { get; set; } = 5;
+    [Range(0, int.MaxValue)]
     public int MaxRetries { get; set; } = 3;
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(60);
+    [Range(1, int.MaxValue)]
     public int MaxBodyBytes { get; set; } = 2 * 1024 * 1024;
     /// <summary>Over the limit: keep the first MaxBodyBytes and flag the page as truncated (true) or skip it (false).</summary>
     public bool TruncateOversized { get; set; } = true;
+    [Range(1, int.MaxValue)]
     public int PagesPerShard { get; set; } = 1000;
     /// <summary>A shard is also closed when its pages' HTML reaches this many characters (whichever comes first).</summary>
+    [Range(1L, long.MaxValue)]
     public long CharsPerShard { get; set; } = 256L * 1024 * 1024;
+    /// <summary>
+    /// Row groups of a raw-page shard hold at most this many characters of HTML: the stages read a shard one row group
+    /// at a time, so this, not the shard size, bounds their memory.
+    /// </summary>
+    [Range(1L, long.MaxValue)]
+    public long CharsPerRowGroup { get; set; } = 32L * 1024 * 1024;
     /// <summary>Also archive every shard's responses as WARC (warc/&lt;run&gt;/crawl-NNNNN.warc.gz) for replay with --warc.</summary>
     public bool ArchiveWarc { get; set; }
     /// <summary>Hosts (or host suffixes with a leading dot) a crawl may leave its seeds for; empty = the seeds' hosts.</summary>
@@ -33,8 +49,16 @@ public sealed class CrawlOptions
     public List<string> SkippedExtensions { get; set; } =
         [".jpg", ".jpeg", ".png", ".gif", ".svg", ".webp", ".ico", ".pdf", ".zip", ".gz", ".tar", ".mp3", ".mp4", ".css", ".js", ".woff", ".woff2", ".exe", ".iso"];
     public List<string> AcceptedContentTypes { get; set; } = ["text/html", "application/xhtml+xml"];
-    /// <summary>Loopback, private and link-local addresses are refused unless this is set (tests, intranet crawls).</summary>
-    public bool AllowPrivateAddresses { get; set; }
+    /// <summary>
+    /// CIDR ranges a crawl may connect to besides public addresses, e.g. 127.0.0.0/8 for a loopback site or an
+    /// intranet range. Link-local (metadata) addresses need a range inside 169.254.0.0/16 or fe80::/10 itself.
+    /// </summary>
+    public List<string> AllowedAddressRanges { get; set; } = [];
+    /// <summary>
+    /// An HTTP proxy for every request (http://host:port); none by default, and the environment's HTTP(S)_PROXY is
+    /// ignored. Through a proxy, each target host is resolved and checked by the address guard before the request.
+    /// </summary>
+    public string? Proxy { get; set; }
     public bool RespectRobots { get; set; } = true;
     /// <summary>Query parameters removed during normalization.</summary>
     public List<string> StrippedParameters { get; set; } =

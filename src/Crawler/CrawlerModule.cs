@@ -16,7 +16,7 @@ public sealed class CrawlerModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(configuration.GetSection(CrawlOptions.Section).Get<CrawlOptions>() ?? new CrawlOptions());
+        services.AddSingleton(StrictConfig.Bind<CrawlOptions>(configuration, CrawlOptions.Section));
         services.AddLedgerJobWorker<CrawlRequested, CrawlWorker>();
     }
 
@@ -50,7 +50,10 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         var shards = 0;
         if (message.WarcFiles is { Count: > 0 } files)
         {
-            var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, files, OnShard, ct);
+            // A message names WARC files by URI under the data root, confined like shards (a message from the bus must
+            // not make a service read an arbitrary host file).
+            var paths = files.Select(store.Resolve).ToList();
+            var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, paths, OnShard, ct);
             Ledger.Set($"warc-summary:{message.RunId}", JsonSerializer.Serialize(warc));
             shards += warc.Shards;
         }

@@ -59,6 +59,23 @@ public sealed class Frontier : IDisposable
         }
     }
 
+    /// <summary>Records URLs that will never be fetched (a scheme other than http(s), a refused robots.txt), with the reason.</summary>
+    public void AddSkipped(IEnumerable<string> urls, string reason)
+    {
+        lock (_gate)
+        {
+            using var tx = _db.BeginTransaction();
+            foreach (var url in urls)
+            {
+                // A hostile page can offer arbitrarily long URLs; the record only needs to say what was skipped.
+                var key = url.Length > 2000 ? url[..2000] : url;
+                _seq++;
+                Exec("INSERT OR IGNORE INTO urls(url, depth, state, reason, seq) VALUES($u, 0, 'skipped', $r, $s)", ("$u", key), ("$r", reason), ("$s", _seq));
+            }
+            tx.Commit();
+        }
+    }
+
     public IReadOnlyList<(string Url, int Depth)> TakeQueued(int limit, IReadOnlySet<string> exclude)
     {
         lock (_gate)

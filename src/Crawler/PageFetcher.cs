@@ -24,15 +24,27 @@ public sealed class PageFetcher : IDisposable
 {
     private readonly HttpClient _client;
     private readonly CrawlOptions _options;
+    private readonly AddressGuard _guard;
+    private readonly Uri? _proxy;
 
     public PageFetcher(CrawlOptions options)
     {
         _options = options;
+        _guard = new AddressGuard(options.AllowedAddressRanges);
+        if (options.Proxy is { Length: > 0 } proxy)
+        {
+            if (!Uri.TryCreate(proxy, UriKind.Absolute, out _proxy) || _proxy.Scheme != Uri.UriSchemeHttp)
+                throw new ArgumentException($"Pipeline:Crawler:Proxy: '{proxy}' is not an http://host:port proxy address");
+        }
         var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
             AutomaticDecompression = DecompressionMethods.None,
-            ConnectCallback = AddressGuard.ConnectCallback(options.AllowPrivateAddresses),
+            // The environment's HTTP(S)_PROXY is never used implicitly: through a proxy the connect callback would
+            // only see the proxy's address, so a proxy must be configured, and then targets are checked before sending.
+            UseProxy = _proxy is not null,
+            Proxy = _proxy is null ? null : new WebProxy(_proxy),
+            ConnectCallback = _guard.ConnectCallback(_proxy),
             ConnectTimeout = options.RequestTimeout,
             MaxConnectionsPerServer = Math.Max(1, options.PerHostConcurrency),
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
@@ -46,18 +58,24 @@ public sealed class PageFetcher : IDisposable
     /// <param name="permit">Called for every redirect target; returns a skip reason or null to follow.</param>
     public async Task<FetchResult> FetchAsync(string url, Func<Uri, string?> permit, CancellationToken ct, bool anyContentType = false)
     {
-        var current = new Uri(url);
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var current) || !IsHttp(current))
+            return new FetchResult(url, url, 0, "", null, null, false, "scheme");
         for (var hop = 0; hop <= _options.MaxRedirects; hop++)
         {
             HttpResponseMessage response;
             try
             {
+                // Through a proxy the connect callback sees the proxy, so the target is checked here (a name that
+                // resolves differently for the proxy can still slip through; docs/crawler.md says so).
+                if (_proxy is not null) await _guard.ResolveAllowedAsync(current.IdnHost, ct);
                 response = await SendWithRetriesAsync(current, ct);
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException && !ct.IsCancellationRequested)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                var reason = e.InnerException is BlockedAddressException blocked ? $"blocked-address: {blocked.Message}"
-                    : e is HttpRequestException ? $"unreachable: {e.Message}" : "timeout";
+                var reason = (e as BlockedAddressException ?? e.InnerException as BlockedAddressException) is { } blocked ? $"blocked-address: {blocked.Message}"
+                    : e is HttpRequestException ? $"unreachable: {e.Message}"
+                    : e is OperationCanceledException ? "timeout"
+                    : $"fetch-error: {e.GetType().Name}: {e.Message}";
                 return new FetchResult(url, current.ToString(), 0, "", null, null, false, reason);
             }
             using (response)
@@ -66,7 +84,7 @@ public sealed class PageFetcher : IDisposable
                 if (status is >= 300 and < 400 && response.Headers.Location is { } location)
                 {
                     var next = location.IsAbsoluteUri ? location : new Uri(current, location);
-                    if (permit(next) is { } refusal)
+                    if ((IsHttp(next) ? permit(next) : "scheme") is { } refusal)
                         return new FetchResult(url, next.ToString(), status, "", null, null, false, $"redirect-refused: {refusal}");
                     current = next;
                     continue;
@@ -77,7 +95,18 @@ public sealed class PageFetcher : IDisposable
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, false, $"http-{status}");
                 if (!anyContentType && contentType.Length > 0 && !_options.AcceptedContentTypes.Contains(contentType, StringComparer.OrdinalIgnoreCase))
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, false, $"content-type: {contentType}");
-                var (body, truncated) = await ReadBodyAsync(response.Content, ct);
+                byte[] body;
+                bool truncated;
+                try
+                {
+                    (body, truncated) = await ReadBodyAsync(response.Content, ct);
+                }
+                catch (Exception e) when (!ct.IsCancellationRequested)
+                {
+                    // The connection broke or stalled mid-body: a failed fetch of this page, never a crashed crawl.
+                    var reason = e is OperationCanceledException ? "timeout" : $"unreachable: {e.Message}";
+                    return new FetchResult(url, current.ToString(), status, contentType, charset, null, false, reason);
+                }
                 if (truncated && !_options.TruncateOversized)
                     return new FetchResult(url, current.ToString(), status, contentType, charset, null, true, "too-large");
                 if (!anyContentType && LooksBinary(body))
@@ -142,6 +171,8 @@ public sealed class PageFetcher : IDisposable
             return (buffer.AsSpan(0, Math.Min(total, limit)).ToArray(), truncated);
         }
     }
+
+    private static bool IsHttp(Uri uri) => uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps;
 
     private static bool LooksBinary(byte[] body)
     {

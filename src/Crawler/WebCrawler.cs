@@ -15,7 +15,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     public const string Stage = "crawl";
 
     private readonly UrlNormalizer _normalizer = new(options.StrippedParameters);
-    private readonly ConcurrentDictionary<string, Task<RobotsTxt>> _robots = new();
+    private readonly ConcurrentDictionary<string, Task<HostRobots>> _robots = new();
     private readonly ConcurrentDictionary<string, HostGate> _hosts = new();
     private readonly List<Regex> _blockedPatterns = options.BlockedUrlPatterns.Select(p => new Regex(p, RegexOptions.IgnoreCase | RegexOptions.Compiled)).ToList();
     private HashSet<string> _seedHosts = [];
@@ -36,7 +36,10 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         long shardSeq = committed.Count == 0 ? 0 : committed[^1].Seq;
         Progress.Shards = committed.Count;
 
-        var seedUrls = seeds.Select(s => _normalizer.Normalize(s)).OfType<string>().ToList();
+        var seedList = seeds.ToList();
+        var seedUrls = seedList.Select(s => _normalizer.Normalize(s)).OfType<string>().ToList();
+        // A seed that is not an http(s) URL (file://, ftp://, a typo) is recorded as skipped, never silently dropped.
+        frontier.AddSkipped(seedList.Where(s => _normalizer.Normalize(s) is null), "scheme");
         _seedHosts = seedUrls.Select(u => new Uri(u).Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
         frontier.Add(seedUrls.Select(u => (u, 0)));
         foreach (var host in seedUrls.Select(u => new Uri(u)).DistinctBy(u => u.Authority))
@@ -53,13 +56,13 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         using var global = new SemaphoreSlim(options.GlobalConcurrency);
         var running = new List<Task>();
 
-        async Task FlushAsync(List<(string Url, RawPage Page)> pages)
+        async Task FlushAsync(List<(string Url, RawPage Page)> pages, CancellationToken ct)
         {
             var seq = Interlocked.Increment(ref shardSeq);
             var shardId = StableId.Of(runId, Stage, seq.ToString());
             var rows = pages.Select(p => p.Page).ToList();
-            var shard = await store.WriteParquetAsync($"shards/crawl/{runId}/raw-{seq:D5}.parquet", rows,
-                new ShardDescriptor(shardId, Stage, configHash, [], runId), ct);
+            var shard = await WriteShardAsync(store, $"shards/crawl/{runId}/raw-{seq:D5}.parquet", rows,
+                new ShardDescriptor(shardId, Stage, configHash, [], runId), options, ct);
             if (options.ArchiveWarc)
             {
                 // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
@@ -82,7 +85,19 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         {
             try
             {
-                var page = await FetchPageAsync(url, depth, frontier, fetcher, ct);
+                RawPage? page;
+                try
+                {
+                    page = await FetchPageAsync(url, depth, frontier, fetcher, ct);
+                }
+                catch (Exception e) when (!ct.IsCancellationRequested)
+                {
+                    // Whatever a hostile page does, it costs that page, never the crawl.
+                    logger.LogWarning("crawl: {Url} failed: {Error}", url, e.Message);
+                    Progress.AddFailed();
+                    frontier.MarkTerminal(url, "failed", $"error: {e.GetType().Name}");
+                    return;
+                }
                 if (page is null) return;
                 List<(string, RawPage)>? full = null;
                 lock (bufferGate)
@@ -96,7 +111,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                         bufferChars = 0;
                     }
                 }
-                if (full is not null) await FlushAsync(full);
+                if (full is not null) await FlushAsync(full, ct);
             }
             finally
             {
@@ -119,7 +134,14 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             foreach (var (url, depth) in batch)
             {
                 if (accepted >= options.MaxPages) break;
-                await global.WaitAsync(ct);
+                try
+                {
+                    await global.WaitAsync(ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // stopping: what was fetched is still committed below
+                }
                 inFlight[url] = 0;
                 taken.Add(url);
                 accepted++;
@@ -127,17 +149,35 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             }
             Progress.Queued = frontier.CountByState().GetValueOrDefault("queued");
         }
-        await Task.WhenAll(running);
+        try
+        {
+            await Task.WhenAll(running);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping: the fetches in flight were abandoned; what is buffered is still written below.
+        }
         List<(string, RawPage)> rest;
         lock (bufferGate)
         {
             rest = [.. buffer];
             buffer.Clear();
         }
-        if (rest.Count > 0) await FlushAsync(rest);
+        // On a stop too, the pages fetched so far become a committed shard (and done in the frontier), so a resume
+        // does not fetch them again. Written without the stop's token: it is short and must not be cut in half.
+        if (rest.Count > 0) await FlushAsync(rest, CancellationToken.None);
+        ct.ThrowIfCancellationRequested();
 
         var byState = frontier.CountByState();
         return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason());
+    }
+
+    /// <summary>Writes a raw-page shard in row groups of at most <see cref="CrawlOptions.CharsPerRowGroup"/> characters of HTML.</summary>
+    internal static async Task<ShardRef> WriteShardAsync(ShardStore store, string uri, IReadOnlyList<RawPage> pages, ShardDescriptor descriptor, CrawlOptions options, CancellationToken ct)
+    {
+        await using var writer = store.CreateParquetWriter<RawPage>(uri, descriptor);
+        await writer.AppendAsync(pages, p => p.Html.Length, options.CharsPerRowGroup, ct);
+        return await writer.CompleteAsync(ct);
     }
 
     private async Task<RawPage?> FetchPageAsync(string url, int depth, Frontier frontier, PageFetcher fetcher, CancellationToken ct)
@@ -148,14 +188,15 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             frontier.MarkTerminal(url, "skipped", refusal);
             return null;
         }
-        var robots = await RobotsForAsync(uri, fetcher, ct);
-        if (!robots.IsAllowed(uri.PathAndQuery))
+        var robots = await RobotsForAsync(uri, fetcher, frontier, ct);
+        if (!robots.Rules.IsAllowed(uri.PathAndQuery))
         {
-            frontier.MarkTerminal(url, "skipped", "robots");
+            // A host whose robots.txt could not even be dialled (the address guard refused it) is reported as such.
+            frontier.MarkTerminal(url, "skipped", robots.Failure?.StartsWith("blocked-address") == true ? "blocked-address" : "robots");
             return null;
         }
         var gate = _hosts.GetOrAdd(uri.Authority, _ => new HostGate(options.PerHostConcurrency));
-        var delay = robots.CrawlDelay is { } d && d > options.PerHostDelay ? d : options.PerHostDelay;
+        var delay = robots.Rules.CrawlDelay is { } d && d > options.PerHostDelay ? d : options.PerHostDelay;
         FetchResult result;
         await gate.EnterAsync(delay, ct);
         try
@@ -184,6 +225,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 .Distinct()
                 .Select(l => (l, depth + 1));
             frontier.Add(next);
+            frontier.AddSkipped(links.Links.Where(l => l.Scheme != Uri.UriSchemeHttp && l.Scheme != Uri.UriSchemeHttps).Select(l => l.OriginalString).Distinct(), "scheme");
         }
         return new RawPage
         {
@@ -205,39 +247,62 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     {
         var key = $"sitemaps:{site.Authority}";
         if (frontier.GetMeta(key) is not null) return;
-        var robots = await RobotsForAsync(site, fetcher, ct);
-        var pending = new Queue<Uri>(robots.Sitemaps.Select(s => new Uri(new Uri(site, "/"), s)));
+        var robots = await RobotsForAsync(site, fetcher, frontier, ct);
+        var pending = new Queue<Uri>(robots.Rules.Sitemaps.Select(s => Uri.TryCreate(new Uri(site, "/"), s, out var u) ? u : null).OfType<Uri>());
         if (pending.Count == 0) pending.Enqueue(new Uri(site, "/sitemap.xml"));
         var seen = new HashSet<Uri>();
         while (pending.Count > 0 && seen.Count < 1000)
         {
             var sitemapUri = pending.Dequeue();
-            if (!seen.Add(sitemapUri) || ScopeRefusal(sitemapUri, ignoreExtension: true) is not null) continue;
-            var result = await fetcher.FetchAsync(sitemapUri.ToString(), _ => null, ct, anyContentType: true);
-            if (result.Body is null) continue;
+            if (!seen.Add(sitemapUri)) continue;
+            if (ScopeRefusal(sitemapUri, ignoreExtension: true) is { } refused)
+            {
+                frontier.AddSkipped([sitemapUri.OriginalString], $"sitemap-{refused}");
+                continue;
+            }
+            // Redirects of a sitemap pass the same scope checks as pages (and every connection the address guard).
+            var result = await fetcher.FetchAsync(sitemapUri.ToString(), next => ScopeRefusal(next, ignoreExtension: true), ct, anyContentType: true);
+            if (result.Body is null)
+            {
+                if (result.SkipReason?.StartsWith("redirect-refused") == true || result.SkipReason == "scheme")
+                    frontier.AddSkipped([sitemapUri.OriginalString], $"sitemap-{result.SkipReason}");
+                continue;
+            }
             var sitemap = SitemapReader.Parse(System.Text.Encoding.UTF8.GetString(result.Body), sitemapUri);
             foreach (var child in sitemap.ChildSitemaps) pending.Enqueue(child);
             frontier.Add(sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Select(p => (p, 0)));
+            frontier.AddSkipped(sitemap.Pages.Where(p => p.Scheme != Uri.UriSchemeHttp && p.Scheme != Uri.UriSchemeHttps).Select(p => p.OriginalString), "scheme");
         }
         frontier.SetMeta(key, "done");
     }
 
-    private Task<RobotsTxt> RobotsForAsync(Uri uri, PageFetcher fetcher, CancellationToken ct)
+    /// <summary>A host's robots.txt rules, and why it could not be fetched when it could not.</summary>
+    private sealed record HostRobots(RobotsTxt Rules, string? Failure);
+
+    private Task<HostRobots> RobotsForAsync(Uri uri, PageFetcher fetcher, Frontier frontier, CancellationToken ct)
     {
-        if (!options.RespectRobots) return Task.FromResult(RobotsTxt.AllowAll);
+        if (!options.RespectRobots) return Task.FromResult(new HostRobots(RobotsTxt.AllowAll, null));
         return _robots.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), async origin =>
         {
-            var result = await fetcher.FetchAsync(origin + "/robots.txt", _ => null, ct, anyContentType: true);
-            if (result.Body is not null) return RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent);
-            // RFC 9309: 4xx means no restrictions; 5xx or unreachable means assume complete disallow.
-            if (result.Status is >= 400 and < 500) return RobotsTxt.AllowAll;
+            // Redirects of robots.txt pass the same scope checks as pages (and every connection the address guard).
+            var result = await fetcher.FetchAsync(origin + "/robots.txt", next => ScopeRefusal(next, ignoreExtension: true), ct, anyContentType: true);
+            if (result.Body is not null) return new HostRobots(RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent), null);
+            // RFC 9309 2.3.1: 4xx means no restrictions, and so does a redirect chain that cannot be followed
+            // (2.3.1.2: "MAY assume that the robots.txt file is unavailable"); 5xx or unreachable means complete disallow.
+            if (result.Status is >= 400 and < 500) return new HostRobots(RobotsTxt.AllowAll, null);
+            if (result.SkipReason is { } reason && (reason.StartsWith("redirect-") || reason == "scheme"))
+            {
+                frontier.AddSkipped([origin + "/robots.txt"], $"robots-{reason}");
+                logger.LogWarning("crawl: robots.txt of {Origin} not followed ({Reason}); treated as unavailable (no restrictions)", origin, reason);
+                return new HostRobots(RobotsTxt.AllowAll, reason);
+            }
             logger.LogWarning("crawl: robots.txt of {Origin} unavailable ({Reason}); host treated as disallowed", origin, result.SkipReason);
-            return RobotsTxt.DisallowAll;
+            return new HostRobots(RobotsTxt.DisallowAll, result.SkipReason);
         });
     }
 
     private bool IsRobotsAllowedCached(Uri uri) =>
-        !_robots.TryGetValue(uri.GetLeftPart(UriPartial.Authority), out var task) || !task.IsCompletedSuccessfully || task.Result.IsAllowed(uri.PathAndQuery);
+        !_robots.TryGetValue(uri.GetLeftPart(UriPartial.Authority), out var task) || !task.IsCompletedSuccessfully || task.Result.Rules.IsAllowed(uri.PathAndQuery);
 
     /// <summary>Why a URL is out of scope, or null when it may be crawled.</summary>
     internal string? ScopeRefusal(Uri uri, bool ignoreExtension = false)

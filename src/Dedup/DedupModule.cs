@@ -13,7 +13,7 @@ public sealed class DedupModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(configuration.GetSection(DedupOptions.Section).Get<DedupOptions>() ?? new DedupOptions());
+        services.AddSingleton(StrictConfig.Bind<DedupOptions>(configuration, DedupOptions.Section));
         services.AddSingleton<ShardDeduplicator>();
     }
 

@@ -15,53 +15,68 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store) : 
     private LshIndex? _index;
 
     public const string Stage = "dedup";
-    private static readonly Lock IndexGate = new();
+    // The index has one writer: shards are decided one at a time, in order, against everything kept before.
+    private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly MinHasher _hasher = new(options);
 
     public string IndexPath => store.Resolve("index/lsh.db");
 
+    /// <summary>
+    /// Deduplicates the shard one row group at a time: texts are held for one row group, signatures (a few hundred
+    /// bytes a document) for the shard, so memory does not grow with the shard's text.
+    /// </summary>
     /// <param name="source">Where the input shard lives, when not in this stage's store (CLI runs over any folder).</param>
     public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct, ShardStore? source = null)
     {
-        var documents = await (source ?? store).ReadParquetAsync<CleanDocument>(input, ct);
-        var signatures = new uint[documents.Count][];
-        Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
-            i => signatures[i] = _hasher.Fingerprint(documents[i].Text, documents[i].Language));
-
         var configHash = StableId.ConfigHash(options);
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        lock (IndexGate)
+        await IndexGate.WaitAsync(ct);
+        try
         {
             var index = _index ??= new LshIndex(IndexPath, options.Bands, options.Rows);
             index.RemoveShard(shardId);
-            var kept = new List<CleanDocument>();
             var added = new List<(string Id, uint[] Signature, long[] Keys)>();
             var pending = new Dictionary<long, List<int>>(); // band key -> indexes in `added` (this shard)
             var duplicates = new List<DuplicatePair>();
-            for (var i = 0; i < documents.Count; i++)
+            long seen = 0;
+            await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/dedup/{input.RunId}/dedup-{shardId}.parquet",
+                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
+            await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
             {
-                var keys = index.BandKeys(signatures[i]);
-                var match = FindMatch(index, keys, signatures[i], pending, added);
-                if (match is { } m)
+                var signatures = new uint[documents.Count][];
+                Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
+                    i => signatures[i] = _hasher.Fingerprint(documents[i].Text, documents[i].Language));
+                var kept = new List<CleanDocument>();
+                for (var i = 0; i < documents.Count; i++)
                 {
-                    duplicates.Add(new DuplicatePair { RemovedId = documents[i].Id, KeptId = m.Id, EstimatedJaccard = Math.Round(m.Jaccard, 4), RemovedUrl = documents[i].Url });
-                    continue;
+                    var keys = index.BandKeys(signatures[i]);
+                    var match = FindMatch(index, keys, signatures[i], pending, added);
+                    if (match is { } m)
+                    {
+                        duplicates.Add(new DuplicatePair { RemovedId = documents[i].Id, KeptId = m.Id, EstimatedJaccard = Math.Round(m.Jaccard, 4), RemovedUrl = documents[i].Url });
+                        continue;
+                    }
+                    foreach (var key in keys)
+                    {
+                        if (!pending.TryGetValue(key, out var list)) pending[key] = list = [];
+                        list.Add(added.Count);
+                    }
+                    added.Add((documents[i].Id, signatures[i], keys));
+                    kept.Add(documents[i]);
                 }
-                foreach (var key in keys)
-                {
-                    if (!pending.TryGetValue(key, out var list)) pending[key] = list = [];
-                    list.Add(added.Count);
-                }
-                added.Add((documents[i].Id, signatures[i], keys));
-                kept.Add(documents[i]);
+                seen += documents.Count;
+                await writer.AppendAsync(kept, ct);
             }
-            var output = store.WriteParquetAsync($"shards/dedup/{input.RunId}/dedup-{shardId}.parquet", kept,
-                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+            var output = await writer.CompleteAsync(ct);
             if (duplicates.Count > 0)
-                store.WriteParquetAsync($"shards/dedup/{input.RunId}/duplicates-{shardId}.parquet", duplicates,
-                    new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], input.RunId), ct).GetAwaiter().GetResult();
+                await store.WriteParquetAsync($"shards/dedup/{input.RunId}/duplicates-{shardId}.parquet", duplicates,
+                    new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], input.RunId), ct);
             index.AddAll(added, shardId);
-            return new StageResult([output], new DedupStats(documents.Count, kept.Count, duplicates.Count));
+            return new StageResult([output], new DedupStats((int)seen, added.Count, duplicates.Count));
+        }
+        finally
+        {
+            IndexGate.Release();
         }
     }
 

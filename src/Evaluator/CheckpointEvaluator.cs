@@ -23,7 +23,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
 
     /// <summary>Checkpoint folders of a run, oldest first.</summary>
     /// <summary>Ledger key set when a new checkpoint's evaluation (validation and every configured task) has finished, failures included.</summary>
-    public static string EvaluatedKey(string checkpointUri) => $"evaluated:{checkpointUri}";
+    public static string EvaluatedKey(string checkpointUri) => LedgerKeys.Evaluated(checkpointUri);
 
     public IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Select(store.RelativeUri).ToList();
 
@@ -111,4 +111,16 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TextTokenizer> _tokenizers = new();
 
     public IReadOnlyList<string> ConfiguredTasks => options.Tasks;
+
+    /// <summary>
+    /// A task named in a message: a task file from this service's configuration (its tasks or a schedule's, by path or
+    /// by file name), else a URI under the storage root, confined like a shard. Any other host path is refused.
+    /// </summary>
+    public string ResolveRequestedTask(string task)
+    {
+        var configured = options.Tasks.Concat(options.Schedules.SelectMany(s => s.Tasks)).Distinct().ToList();
+        if (configured.Contains(task)) return task;
+        if (configured.FirstOrDefault(t => Path.GetFileName(t) == task || Path.GetFileNameWithoutExtension(t) == task) is { } byName) return byName;
+        return store.Resolve(task);
+    }
 }

@@ -14,7 +14,7 @@ public sealed class EvaluatorModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection(EvaluatorOptions.Section).Get<EvaluatorOptions>() ?? new EvaluatorOptions();
+        var options = StrictConfig.Bind<EvaluatorOptions>(configuration, EvaluatorOptions.Section);
         services.AddSingleton(options);
         services.AddSingleton<CheckpointEvaluator>();
         if (options.Schedules.Count == 0) return;
@@ -67,7 +67,7 @@ public sealed class EvaluateRequestedConsumer(CheckpointEvaluator evaluator, ILo
     public async Task Consume(ConsumeContext<EvaluateRequested> context)
     {
         var request = context.Message;
-        var tasks = request.Tasks.Count > 0 ? request.Tasks : evaluator.ConfiguredTasks;
+        var tasks = request.Tasks.Count > 0 ? request.Tasks.Select(evaluator.ResolveRequestedTask).ToList() : evaluator.ConfiguredTasks;
         var checkpoints = request.CheckpointUris.ToList();
         if (checkpoints.Count == 0)
         {

@@ -14,7 +14,7 @@ public static class BusSetup
     public static IServiceCollection AddPipeline(this IServiceCollection services, IConfiguration configuration,
         IEnumerable<IStageModule> modules, Action<IBusRegistrationConfigurator>? extra = null)
     {
-        var options = configuration.GetSection(PipelineOptions.Section).Get<PipelineOptions>() ?? new PipelineOptions();
+        var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         services.AddSingleton(options);
         services.AddSingleton(_ => new ShardStore(options.DataRoot));
         services.AddSingleton(_ => new RunLedger(Path.Combine(options.DataRoot, "ledger.db")));
@@ -34,10 +34,13 @@ public static class BusSetup
         {
             o.WaitUntilStarted = true;
             o.StartTimeout = TimeSpan.FromMinutes(2);
-            o.StopTimeout = TimeSpan.FromSeconds(30);
+            o.StopTimeout = TimeSpan.FromSeconds(15);
         });
         services.AddMassTransit(bus =>
         {
+            // MassTransit 8 reports usage telemetry to a third-party host unless told not to. Nothing leaves the
+            // machine that the user did not configure (seeds, broker, storage, judge), so it is off for every bus.
+            bus.DisableUsageTelemetry();
             bus.SetKebabCaseEndpointNameFormatter();
             foreach (var module in moduleList)
                 module.AddConsumers(bus, options.LimitsFor(module.Name));

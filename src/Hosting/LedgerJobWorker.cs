@@ -84,6 +84,20 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Stopping the service stops its jobs and waits for them (within the host's shutdown timeout): a training run
+    /// writes a checkpoint at its current step, a crawl commits what it fetched. Without the wait the process could
+    /// exit under a job still computing.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        var jobs = _running.Values.Select(j => j.Task).ToArray();
+        if (jobs.Length == 0) return;
+        logger.LogInformation("{Kind}: stopping {Count} job(s)", Kind, jobs.Length);
+        await Task.WhenAny(Task.WhenAll(jobs), Task.Delay(Timeout.Infinite, cancellationToken));
+    }
+
     /// <summary>The ledger key of a job, for readers that do not host its worker.</summary>
     public static string JobKey(string kind, string name) => $"{kind}:{name}";
 

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 namespace Pipeline.Hosting;
 
 public enum TransportKind
@@ -10,6 +11,12 @@ public enum TransportKind
 public sealed class PipelineOptions
 {
     public const string Section = "Pipeline";
+
+    /// <summary>
+    /// The stage sections under Pipeline, each bound (strictly) by its own module; any other child of Pipeline
+    /// must be one of this class's properties, so a misspelled section is an error too.
+    /// </summary>
+    public static readonly IReadOnlyList<string> StageSections = ["Crawler", "Cleaner", "Dedup", "Tokenizer", "Evaluator", "Alignment"];
 
     /// <summary>InMemory (one process, the default) or RabbitMq (one process per service).</summary>
     public TransportKind Transport { get; set; } = TransportKind.InMemory;
@@ -48,12 +55,15 @@ public sealed class RabbitMqOptions
 
 public sealed class StageLimits
 {
+    [Range(1, int.MaxValue)]
     public int ConcurrentMessageLimit { get; set; } = 1;
+    [Range(1, int.MaxValue)]
     public int PrefetchCount { get; set; } = 4;
 }
 
 public sealed class RetryOptions
 {
+    [Range(0, int.MaxValue)]
     public int Limit { get; set; } = 3;
     public TimeSpan MinInterval { get; set; } = TimeSpan.FromMilliseconds(200);
     public TimeSpan MaxInterval { get; set; } = TimeSpan.FromSeconds(10);

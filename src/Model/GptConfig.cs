@@ -1,17 +1,25 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Pipeline.Model;
 
 /// <summary>Shape of a decoder-only GPT.</summary>
 public sealed record GptConfig
 {
+    [Range(2, int.MaxValue)]
     public int VocabSize { get; init; } = 4096;
+    [Range(1, int.MaxValue)]
     public int Layers { get; init; } = 4;
+    [Range(1, int.MaxValue)]
     public int Heads { get; init; } = 4;
+    [Range(1, int.MaxValue)]
     public int Width { get; init; } = 128;
+    [Range(2, int.MaxValue)]
     public int Context { get; init; } = 256;
     /// <summary>"rmsnorm" (default) or "layernorm".</summary>
     public string Norm { get; init; } = "rmsnorm";
     /// <summary>"swiglu" (default) or "gelu".</summary>
     public string Mlp { get; init; } = "swiglu";
+    [Range(double.Epsilon, double.MaxValue)]
     public double RopeTheta { get; init; } = 10_000;
 
     public int HeadDim => Width / Heads;
@@ -21,9 +29,10 @@ public sealed record GptConfig
 
     public void Validate()
     {
+        if (VocabSize < 2 || Layers < 1 || Heads < 1 || Width < 1 || Context < 2)
+            throw new ArgumentException($"model: vocab size ({VocabSize}), layers ({Layers}), heads ({Heads}), width ({Width}) and context ({Context}) must be positive (context at least 2)");
         if (Width % Heads != 0) throw new ArgumentException($"model width {Width} is not divisible by {Heads} heads");
         if (HeadDim % 2 != 0) throw new ArgumentException($"head dimension {HeadDim} must be even for rotary embeddings");
-        if (VocabSize < 2 || Layers < 1 || Context < 2) throw new ArgumentException("vocab size, layers and context must be positive");
         if (Norm is not ("rmsnorm" or "layernorm")) throw new ArgumentException($"model norm '{Norm}' is not rmsnorm or layernorm");
         if (Mlp is not ("swiglu" or "gelu")) throw new ArgumentException($"model MLP '{Mlp}' is not swiglu or gelu");
     }

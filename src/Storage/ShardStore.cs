@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Parquet;
 using Parquet.Serialization;
@@ -17,9 +18,7 @@ public sealed class ShardStore
     {
         Directory.CreateDirectory(root);
         // Resolve the root itself once, so a root reached through a symlink still confines correctly.
-        var full = Path.GetFullPath(root);
-        Root = new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
-        Root = Path.TrimEndingDirectorySeparator(Root);
+        Root = Path.TrimEndingDirectorySeparator(RealPath.OfExistingPrefix(Path.GetFullPath(root)));
     }
 
     public string Root { get; }
@@ -35,18 +34,20 @@ public sealed class ShardStore
         if (segments.Any(s => s is ".." or "." || s.Length == 0))
             throw new ShardRejectedException(uri, "path segments '..', '.' and empty ones are not allowed");
 
-        var current = Root;
-        foreach (var segment in segments)
+        var current = Path.Combine([Root, .. segments]);
+        // Containment is checked on the real path, resolved by the operating system (links within links, '..' in a
+        // link's target), not lexically: with a -> b/../c and b -> /elsewhere, only realpath(3) sees where a leads.
+        string real;
+        try
         {
-            current = Path.Combine(current, segment);
-            var info = new FileInfo(current);
-            if (info.LinkTarget is null) continue;
-            var target = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? current;
-            if (!IsUnderRoot(target))
-                throw new ShardRejectedException(uri, $"a symbolic link leads outside the storage root (to '{target}')");
+            real = RealPath.OfExistingPrefix(current);
         }
-        if (!IsUnderRoot(current))
-            throw new ShardRejectedException(uri, "the path leaves the storage root");
+        catch (IOException e)
+        {
+            throw new ShardRejectedException(uri, e.Message);
+        }
+        if (!IsUnderRoot(real))
+            throw new ShardRejectedException(uri, real == current ? "the path leaves the storage root" : $"a symbolic link leads outside the storage root (to '{real}')");
         return current;
     }
 
@@ -55,12 +56,15 @@ public sealed class ShardStore
 
     public bool Exists(string uri) => File.Exists(Resolve(uri));
 
+    /// <summary>A temporary name beside <paramref name="path"/>, unique to this process and call.</summary>
+    internal static string TempPathFor(string path) => $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}";
+
     /// <summary>Writes a file atomically: the content appears under <paramref name="uri"/> only when complete.</summary>
     public async Task<(string Sha256, long Bytes)> WriteAtomicAsync(string uri, Func<Stream, Task> write, CancellationToken ct = default)
     {
         var path = Resolve(uri);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}";
+        var temp = TempPathFor(path);
         try
         {
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
@@ -79,54 +83,107 @@ public sealed class ShardStore
         }
     }
 
-    /// <summary>Writes records as a Parquet shard and returns its claim check.</summary>
+    /// <summary>Parquet key-value metadata key naming a shard's row type (RawPage, CleanDocument, TokenRow, ...).</summary>
+    public const string KindKey = "pipeline.kind";
+
+    /// <summary>The kind of shard a row type makes: its type name, stored in the file and checked by every reader.</summary>
+    public static string KindOf<T>() => typeof(T).Name;
+
+    /// <summary>Writes records as a one-row-group Parquet shard (its kind in the metadata) and returns its claim check.</summary>
     public async Task<ShardRef> WriteParquetAsync<T>(string uri, IReadOnlyCollection<T> rows, ShardDescriptor descriptor, CancellationToken ct = default)
         where T : class, new()
     {
-        var (sha, bytes) = await WriteAtomicAsync(uri, s => ParquetSerializer.SerializeAsync(rows, s, cancellationToken: ct), ct);
-        return new ShardRef(descriptor.ShardId, uri, sha, rows.Count, bytes, descriptor.Stage, descriptor.ConfigHash,
-            descriptor.ParentShardIds, descriptor.RunId);
+        await using var writer = CreateParquetWriter<T>(uri, descriptor);
+        await writer.AppendAsync(rows, ct);
+        return await writer.CompleteAsync(ct);
     }
 
-    /// <summary>Reads a whole shard into memory after checking that it is the file its producer announced.</summary>
-    public async Task<byte[]> ReadVerifiedAsync(ShardRef shard, CancellationToken ct = default)
-    {
-        var path = Resolve(shard.Uri);
-        if (!File.Exists(path))
-            throw new ShardRejectedException(shard.Uri, "the file does not exist");
-        var data = await File.ReadAllBytesAsync(path, ct);
-        var sha = Convert.ToHexStringLower(SHA256.HashData(data));
-        if (!string.Equals(sha, shard.Sha256, StringComparison.OrdinalIgnoreCase))
-            throw new ShardRejectedException(shard.Uri, $"checksum mismatch: expected {shard.Sha256}, file has {sha}");
-        return data;
-    }
+    /// <summary>A writer that adds a shard one row group at a time (see <see cref="ParquetShardWriter{T}"/>).</summary>
+    public ParquetShardWriter<T> CreateParquetWriter<T>(string uri, ShardDescriptor descriptor) where T : class, new() =>
+        new(this, uri, descriptor);
 
-    /// <summary>Reads and deserializes a Parquet shard; a file that does not parse is rejected, naming the shard.</summary>
+    /// <summary>Reads and deserializes a whole Parquet shard; see <see cref="ReadRowGroupsAsync{T}"/>.</summary>
     public async Task<IList<T>> ReadParquetAsync<T>(ShardRef shard, CancellationToken ct = default) where T : class, new()
     {
-        var data = await ReadVerifiedAsync(shard, ct);
-        return await ReadParquetBytesAsync<T>(shard.Uri, data, ct);
+        var rows = new List<T>();
+        await foreach (var group in ReadRowGroupsAsync<T>(shard, ct)) rows.AddRange(group);
+        return rows;
     }
 
-    /// <summary>Reads a Parquet file without a claim check (CLI inspection, rebuilds).</summary>
+    /// <summary>
+    /// Reads a shard one row group at a time, so memory is bounded by the row group, not the file. The file is
+    /// first checked to be the one its producer announced (SHA-256, streamed through the same open handle), then
+    /// to be a shard of the expected kind; a file that fails either is rejected, naming the shard and the problem.
+    /// </summary>
+    public async IAsyncEnumerable<IList<T>> ReadRowGroupsAsync<T>(ShardRef shard, [EnumeratorCancellation] CancellationToken ct = default) where T : class, new()
+    {
+        var path = Resolve(shard.Uri);
+        if (!File.Exists(path)) throw new ShardRejectedException(shard.Uri, "the file does not exist");
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+        var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, ct));
+        if (!string.Equals(sha, shard.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new ShardRejectedException(shard.Uri, $"checksum mismatch: expected {shard.Sha256}, file has {sha}");
+        await foreach (var group in ReadGroupsAsync<T>(shard.Uri, stream, ct)) yield return group;
+    }
+
+    /// <summary>Reads a Parquet file without a claim check (CLI inspection, rebuilds); its kind is still checked.</summary>
     public async Task<IList<T>> ReadParquetUncheckedAsync<T>(string uri, CancellationToken ct = default) where T : class, new()
     {
         var path = Resolve(uri);
         if (!File.Exists(path)) throw new ShardRejectedException(uri, "the file does not exist");
-        return await ReadParquetBytesAsync<T>(uri, await File.ReadAllBytesAsync(path, ct), ct);
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+        var rows = new List<T>();
+        await foreach (var group in ReadGroupsAsync<T>(uri, stream, ct)) rows.AddRange(group);
+        return rows;
     }
 
-    private static async Task<IList<T>> ReadParquetBytesAsync<T>(string uri, byte[] data, CancellationToken ct) where T : class, new()
+    private static async IAsyncEnumerable<IList<T>> ReadGroupsAsync<T>(string uri, Stream stream, [EnumeratorCancellation] CancellationToken ct) where T : class, new()
     {
+        int groups;
         try
         {
-            using var ms = new MemoryStream(data, writable: false);
-            return (await ParquetSerializer.DeserializeAsync<T>(ms, cancellationToken: ct)).Data;
+            stream.Position = 0;
+            await using var reader = await ParquetReader.CreateAsync(stream, null, leaveStreamOpen: true, ct);
+            CheckKind<T>(uri, reader.CustomMetadata, reader.Schema.DataFields.Select(f => f.Name));
+            groups = reader.RowGroupCount;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not (OperationCanceledException or ShardRejectedException))
         {
-            throw new ShardRejectedException(uri, $"not a readable Parquet shard of the expected schema ({e.Message})", e);
+            throw new ShardRejectedException(uri, $"not a readable Parquet shard ({e.Message})", e);
         }
+        for (var i = 0; i < groups; i++)
+        {
+            IList<T> rows;
+            try
+            {
+                stream.Position = 0;
+                rows = (await ParquetSerializer.DeserializeAsync<T>(stream, null, i, ct)).Data;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new ShardRejectedException(uri, $"row group {i} is not readable as {KindOf<T>()} ({e.Message})", e);
+            }
+            yield return rows;
+        }
+    }
+
+    /// <summary>
+    /// A shard of another kind is refused (Parquet.Net would fill the missing columns with defaults and a stage would
+    /// silently process empty rows). Shards this project wrote name their kind; for files from elsewhere every column
+    /// the row type reads must be present.
+    /// </summary>
+    private static void CheckKind<T>(string uri, IReadOnlyDictionary<string, string> metadata, IEnumerable<string> columns)
+    {
+        var expected = KindOf<T>();
+        if (metadata.TryGetValue(KindKey, out var kind))
+        {
+            if (kind != expected) throw new ShardRejectedException(uri, $"expected a {expected} shard, but this is a {kind} shard");
+            return;
+        }
+        var present = columns.ToHashSet(StringComparer.Ordinal);
+        var missing = typeof(T).GetProperties().Where(p => p.CanWrite && !present.Contains(p.Name)).Select(p => p.Name).ToList();
+        if (missing.Count > 0)
+            throw new ShardRejectedException(uri, $"expected a {expected} shard, but the file lacks its columns {string.Join(", ", missing)} (it has {string.Join(", ", present)})");
     }
 
     public static async Task<(string Sha256, long Bytes)> HashFileAsync(string path, CancellationToken ct = default)

@@ -28,11 +28,16 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         // vocabulary) the same however the shards arrived.
         foreach (var shard in shards.OrderBy(s => s.ShardId, StringComparer.Ordinal))
         {
-            foreach (var doc in await (sourceOf?.Invoke(shard) ?? store).ReadParquetAsync<CleanDocument>(shard, ct))
+            if (chars >= options.MaxTrainingChars) break;
+            await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
             {
+                foreach (var doc in group)
+                {
+                    if (chars >= options.MaxTrainingChars) break;
+                    texts.Add(doc.Text);
+                    chars += doc.Text.Length;
+                }
                 if (chars >= options.MaxTrainingChars) break;
-                texts.Add(doc.Text);
-                chars += doc.Text.Length;
             }
         }
         var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
@@ -50,23 +55,29 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         return (parts[0], parts[1]);
     }
 
+    /// <summary>Tokenizes a shard one row group at a time (memory bounded by a row group, not the shard).</summary>
     public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct, ShardStore? source = null)
     {
-        var documents = await (source ?? store).ReadParquetAsync<CleanDocument>(input, ct);
-        var rows = new TokenRow[documents.Count];
         var wide = tokenizer.VocabSize >= 65_536;
-        Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>
-        {
-            var doc = documents[i];
-            var ids = tokenizer.Encode(doc.Text).Append(tokenizer.EndOfText).ToArray();
-            rows[i] = new TokenRow { DocId = doc.Id, Split = SplitOf(doc.Id), Count = ids.Length, Tokens = Pack(ids, wide) };
-        });
         var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        var shard = await store.WriteParquetAsync($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet", rows,
-            new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId), ct);
-        var train = rows.Where(r => r.Split == "train").Sum(r => (long)r.Count);
-        var validation = rows.Where(r => r.Split == "validation").Sum(r => (long)r.Count);
+        long train = 0, validation = 0;
+        await using var writer = store.CreateParquetWriter<TokenRow>($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet",
+            new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
+        await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
+        {
+            var rows = new TokenRow[documents.Count];
+            Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>
+            {
+                var doc = documents[i];
+                var ids = tokenizer.Encode(doc.Text).Append(tokenizer.EndOfText).ToArray();
+                rows[i] = new TokenRow { DocId = doc.Id, Split = SplitOf(doc.Id), Count = ids.Length, Tokens = Pack(ids, wide) };
+            });
+            train += rows.Where(r => r.Split == "train").Sum(r => (long)r.Count);
+            validation += rows.Where(r => r.Split == "validation").Sum(r => (long)r.Count);
+            await writer.AppendAsync(rows, ct);
+        }
+        var shard = await writer.CompleteAsync(ct);
         return new StageResult([shard], new TokenShardStats(train, validation, tokenizer.Hash));
     }
 

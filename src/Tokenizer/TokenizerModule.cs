@@ -14,7 +14,7 @@ public sealed class TokenizerModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(configuration.GetSection(TokenizerOptions.Section).Get<TokenizerOptions>() ?? new TokenizerOptions());
+        services.AddSingleton(StrictConfig.Bind<TokenizerOptions>(configuration, TokenizerOptions.Section));
         services.AddSingleton<CorpusTokenizer>();
     }
 

@@ -68,7 +68,14 @@ public static class Checkpoints
     {
         var path = Path.Combine(folder, "checkpoint.json");
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{folder}' has no checkpoint.json", path);
-        return JsonSerializer.Deserialize<CheckpointInfo>(File.ReadAllText(path)) ?? throw new InvalidDataException($"'{path}' is empty");
+        try
+        {
+            return JsonSerializer.Deserialize<CheckpointInfo>(File.ReadAllText(path)) ?? throw new InvalidDataException($"checkpoint '{folder}': checkpoint.json holds null");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"checkpoint '{folder}': checkpoint.json is not readable ({e.Message})", e);
+        }
     }
 
     /// <summary>Loads a checkpoint's model (and optimizer state when given); throws naming the folder if it is corrupt.</summary>

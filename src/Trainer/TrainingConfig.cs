@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Pipeline.Model;
 
 namespace Pipeline.Trainer;
@@ -7,26 +8,40 @@ public sealed record TrainingConfig
 {
     public string RunName { get; init; } = "run";
     public GptConfig Model { get; init; } = new();
+    [Range(1, int.MaxValue)]
     public int BatchSize { get; init; } = 12;
     /// <summary>Tokens per optimizer step; gradient accumulation makes up the difference to BatchSize x Context.</summary>
+    [Range(0, int.MaxValue)]
     public int TokensPerStep { get; init; } = 0;
+    [Range(1, int.MaxValue)]
     public int MaxSteps { get; init; } = 200;
+    [Range(double.Epsilon, double.MaxValue)]
     public double LearningRate { get; init; } = 1e-3;
+    [Range(0.0, double.MaxValue)]
     public double MinLearningRate { get; init; } = 1e-4;
+    [Range(0, int.MaxValue)]
     public int WarmupSteps { get; init; } = 20;
     public double WeightDecay { get; init; } = 0.1;
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.95;
+    [Range(0.0, double.MaxValue)]
     public double GradClip { get; init; } = 1.0;
+    [Range(1, int.MaxValue)]
     public int EvalEvery { get; init; } = 50;
     /// <summary>Validation batches (of 8 windows) per evaluation.</summary>
+    [Range(1, int.MaxValue)]
     public int EvalBatches { get; init; } = 4;
+    [Range(1, int.MaxValue)]
     public int CheckpointEvery { get; init; } = 100;
+    [Range(1, int.MaxValue)]
     public int KeepLast { get; init; } = 3;
+    [Range(0, int.MaxValue)]
     public int Threads { get; init; } = 0;
     public long Seed { get; init; } = 1337;
+    [Range(1, int.MaxValue)]
     public int LogEvery { get; init; } = 10;
     /// <summary>Peak FLOP/s of the device, for MFU (default: a rough 2-core AVX2 CPU figure).</summary>
+    [Range(double.Epsilon, double.MaxValue)]
     public double PeakFlops { get; init; } = 100e9;
     /// <summary>"cpu" or "cuda"; empty picks cuda when available.</summary>
     public string Device { get; init; } = "";
@@ -38,11 +53,13 @@ public sealed record TrainingConfig
     /// <summary>Recompute block activations in the backward pass (less memory, about one more forward pass of time).</summary>
     public bool ActivationCheckpointing { get; init; }
     /// <summary>Budget in tokens instead of steps (0 = use MaxSteps).</summary>
+    [Range(0L, long.MaxValue)]
     public long MaxTokens { get; init; }
     /// <summary>
     /// Budget in training FLOPs (0 = off): the trainer picks the Chinchilla-optimal model (about 20 tokens per
     /// parameter, C = 6ND) and token count, overriding Model's layers/heads/width and the step budget.
     /// </summary>
+    [Range(0.0, double.MaxValue)]
     public double ComputeBudgetFlops { get; init; }
     /// <summary>Also keep the checkpoint with the best validation loss, whatever KeepLast drops.</summary>
     public bool KeepBest { get; init; } = true;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Pipeline.Hosting;
 using Pipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,6 +24,8 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
     public async Task<long> RunAsync(CancellationToken ct)
     {
         config = config.Resolved();
+        StrictConfig.Validate(config, $"training config of {config.RunName}");
+        config.Model.Validate();
         if (config.Threads > 0) set_num_threads(config.Threads);
         var device = config.Device == "cuda" || (config.Device == "" && cuda.is_available()) ? CUDA : CPU;
         manual_seed(config.Seed);
@@ -37,10 +40,15 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
 
         long step = 0;
         double? lastVal = null;
-        foreach (var folder in Checkpoints.List(runFolder).Reverse())
+        var existing = Checkpoints.List(runFolder);
+        var problems = new List<string>();
+        foreach (var folder in existing.Reverse())
         {
             try
             {
+                // Refused before any weights are read: a checkpoint of another shape or tokenizer is never resumed
+                // into (and so never overwritten by a run of another architecture).
+                EnsureResumable(Checkpoints.ReadInfo(folder), folder);
                 var (_, info) = Checkpoints.Load(folder, device, optimizer, model);
                 step = info.Step;
                 lastVal = info.ValidationLoss;
@@ -49,9 +57,15 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             }
             catch (InvalidDataException e)
             {
+                problems.Add(e.Message);
                 logger.LogWarning("train: {Error}; trying the previous checkpoint", e.Message);
             }
         }
+        // Checkpoints exist but none loads: starting from step 0 would overwrite them, and a failed load may have left
+        // the model half-filled. Stop and say so.
+        if (existing.Count > 0 && step == 0)
+            throw new InvalidDataException($"training {config.RunName}: none of the {existing.Count} checkpoints in '{runFolder}' can be resumed " +
+                $"({string.Join("; ", problems)}); move them away to train from step 0");
 
         // The optimizer owns the fp32 master weights; with bf16, a bf16 copy computes (created after resuming).
         var bf16 = precision == "bf16" ? new Bf16Compute(model, device) : null;
@@ -63,6 +77,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         long tokensSinceLog = 0;
         var nanSkips = 0;
         var lrScale = 1.0; // halved at every skipped non-finite step
+        var savedStep = step;
         while (step < config.MaxSteps && !ct.IsCancellationRequested)
         {
             var lr = config.LearningRateAt(step) * lrScale;
@@ -138,13 +153,40 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 tokensSinceLog = 0;
             }
             if (step % config.CheckpointEvery == 0 || step == config.MaxSteps || ct.IsCancellationRequested)
-            {
-                var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
-                var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
-                if (OnCheckpoint is not null) await OnCheckpoint(folder, info);
-            }
+                await SaveAsync();
         }
+        // Stopped (a signal, a cancel message) just after the check above: the current step is still saved.
+        if (step > savedStep) await SaveAsync();
         return step;
+
+        async Task SaveAsync()
+        {
+            var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
+            var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
+            savedStep = step;
+            if (OnCheckpoint is not null) await OnCheckpoint(folder, info);
+        }
+    }
+
+    /// <summary>Throws, naming what differs, unless this run may continue from the checkpoint <paramref name="info"/>.</summary>
+    private void EnsureResumable(CheckpointInfo info, string folder)
+    {
+        if (info.TokenizerHash != data.TokenizerHash)
+            throw new InvalidOperationException($"training {config.RunName}: checkpoint '{folder}' was trained with tokenizer {info.TokenizerHash}, " +
+                $"but the corpus manifest uses tokenizer {data.TokenizerHash}; train under a new run name, or use the manifest of tokenizer {info.TokenizerHash}");
+        var differing = DifferingKeys(info.Config.Model, config.Model);
+        if (differing.Count > 0)
+            throw new InvalidOperationException($"training {config.RunName}: the model config differs from checkpoint '{folder}' in " +
+                $"{string.Join(", ", differing.Select(d => $"Model.{d.Key} ({d.Checkpoint} in the checkpoint, {d.Config} now)"))}; " +
+                "train under a new run name, or restore those values to resume");
+    }
+
+    private static List<(string Key, string Checkpoint, string Config)> DifferingKeys(GptConfig saved, GptConfig current)
+    {
+        var a = System.Text.Json.JsonSerializer.SerializeToElement(saved);
+        var b = System.Text.Json.JsonSerializer.SerializeToElement(current);
+        return a.EnumerateObject().Select(p => (p.Name, Saved: p.Value.GetRawText(), Now: b.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "none"))
+            .Where(x => x.Saved != x.Now).ToList();
     }
 
     public static double Evaluate(Gpt model, TokenData data, Device device, int batches = 4, int batchSize = 8)

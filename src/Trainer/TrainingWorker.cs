@@ -18,7 +18,7 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
 
     public static string JobKey(string runName) => JobKey(JobKind, runName);
 
-    public static string RunFolder(string runName) => $"checkpoints/{runName}";
+    public static string RunFolder(string runName) => $"checkpoints/{SafeName.Check(runName, "run name")}";
 
     protected override string Kind => JobKind;
 
@@ -26,10 +26,17 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
 
     protected override async Task<long> RunJobAsync(StartTraining request, CancellationToken ct)
     {
-        var config = JsonSerializer.Deserialize<TrainingConfig>(request.ConfigJson)!;
+        var config = StrictConfig.FromJson<TrainingConfig>(request.ConfigJson, $"StartTraining {request.RunName}: ConfigJson");
         var data = await TokenData.LoadAsync(store, request.ManifestUri, null, config.Model.Context, ct);
         config = config with { RunName = request.RunName };
-        var run = new TrainingRun(config, data, store.Resolve(RunFolder(request.RunName)), Logger)
+        var runFolder = store.Resolve(RunFolder(request.RunName));
+        // Resuming after a crash: checkpoints announced before it may never have been evaluated (the evaluator
+        // died too, or the announcement was lost). Announce every one without the evaluated mark again; the
+        // evaluator skips what it has already scored.
+        foreach (var folder in Checkpoints.List(runFolder))
+            if (Ledger.Get(LedgerKeys.Evaluated(store.RelativeUri(folder))) is null)
+                await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder, ct), ct);
+        var run = new TrainingRun(config, data, runFolder, Logger)
         {
             Reload = () => TokenData.LoadAsync(store, request.ManifestUri, data.TokenizerHash, config.Model.Context, ct),
             OnStep = async log =>

@@ -184,17 +184,53 @@ public sealed class AlignmentTests : IDisposable
         public string? messages { get; set; }
     }
 
-    [Fact]
-    public void A_base_checkpoint_of_another_tokenizer_is_refused()
+    /// <summary>A tiny tokenizer, a base checkpoint recorded with <paramref name="tokenizerHash"/> (null: the tokenizer's own) and one SFT example.</summary>
+    private (TextTokenizer Tokenizer, string Checkpoint, string Data) BaseCheckpoint(string? tokenizerHash)
     {
         var folder = Path.Combine(_root, "tok");
         new BpeTrainer(300).Train(["日本の首都は東京です。", "The capital of Japan is Tokyo."]).Save(folder);
         var tokenizer = TextTokenizer.Load(folder);
         var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 1, Heads = 2, Width = 16, Context = 24 });
-        var info = new Pipeline.Trainer.CheckpointInfo("base", 5, 0, "another-tokenizer", null, new Pipeline.Trainer.TrainingConfig { Model = model.Config });
+        var info = new Pipeline.Trainer.CheckpointInfo("base", 5, 0, tokenizerHash ?? tokenizer.Hash, null, new Pipeline.Trainer.TrainingConfig { Model = model.Config });
         var checkpoint = Pipeline.Trainer.Checkpoints.Save(Path.Combine(_root, "base"), model, null, info, keepLast: 1);
         var data = Path.Combine(_root, "sft.jsonl");
         File.WriteAllText(data, """{"instruction": "首都は?", "output": "東京です。"}""" + "\n");
+        return (tokenizer, checkpoint, data);
+    }
+
+    [Fact]
+    public void A_stopped_job_writes_a_checkpoint_of_the_step_it_reached()
+    {
+        // Regression: on SIGINT/SIGTERM an alignment job died without a checkpoint.
+        var (tokenizer, checkpoint, data) = BaseCheckpoint(tokenizerHash: null);
+        using var stop = new CancellationTokenSource();
+        var logger = new StopAfter(3, stop);
+        var error = Assert.Throws<OperationCanceledException>(() =>
+            new AlignmentJob(logger).Run(checkpoint, tokenizer, data, new AlignmentConfig { Steps = 1000, LogEvery = 1 }, Path.Combine(_root, "stopped"), "stopped", stop.Token));
+        Assert.Contains("stopped at step 3 of 1000", error.Message);
+        var saved = Assert.Single(Pipeline.Trainer.Checkpoints.List(Path.Combine(_root, "stopped")));
+        Assert.Equal(3, Pipeline.Trainer.Checkpoints.ReadInfo(saved).Step);
+    }
+
+    /// <summary>A logger that cancels once it has seen a given number of step lines (a signal arriving mid-job).</summary>
+    private sealed class StopAfter(int steps, CancellationTokenSource stop) : Microsoft.Extensions.Logging.ILogger
+    {
+        private int _seen;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (formatter(state, exception).StartsWith("align sft") && ++_seen == steps) stop.Cancel();
+        }
+    }
+
+    [Fact]
+    public void A_base_checkpoint_of_another_tokenizer_is_refused()
+    {
+        var (tokenizer, checkpoint, data) = BaseCheckpoint(tokenizerHash: "another-tokenizer");
         var error = Assert.Throws<InvalidDataException>(() =>
             new AlignmentJob(Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Run(checkpoint, tokenizer, data, new AlignmentConfig { Steps = 1 }, Path.Combine(_root, "out"), "aligned"));
         Assert.Contains("another-tokenizer", error.Message);

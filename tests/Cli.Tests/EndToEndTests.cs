@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Pipeline.Cli.Tests;
 
@@ -71,6 +72,31 @@ public sealed class EndToEndTests : IDisposable
         await restart;
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task A_faulted_stage_ends_the_run_at_once_with_its_error()
+    {
+        // Regression: with --vocab 10 the tokenizer consumer faulted and the run waited for up to 24 hours. The run
+        // command now refuses such a value up front, so the coordinator is driven directly to reach the fault.
+        await using var site = await Crawler.StaticSite.StartAsync(SampleSite.Folder());
+        var settings = new Dictionary<string, string?>
+        {
+            ["Pipeline:DataRoot"] = _out,
+            ["Pipeline:Crawler:AllowedAddressRanges:0"] = "127.0.0.0/8",
+            ["Pipeline:Crawler:PerHostDelay"] = "00:00:00",
+            ["Pipeline:Crawler:PerHostConcurrency"] = "4",
+        };
+        using var host = PipelineHost.Build(Stages.All, settings, quiet: true, coordinatesRuns: true);
+        await host.StartAsync();
+        var services = host.Services;
+        var coordinator = new RunCoordinator(host.Bus(), services.GetRequiredService<Hosting.RunLedger>(), services.GetRequiredService<Storage.ShardStore>(),
+            services.GetRequiredService<RunFaults>(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var request = new RunRequest("faulty", [site.Address.ToString()], 60, 10, EmbeddedRun.SampleTraining("faulty", 10));
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => coordinator.RunAsync(request, default));
+        Assert.Contains("tokenizer training failed", error.Message);
+        Assert.Contains("vocab size 10", error.Message);
+        await host.StopAsync();
     }
 
     public void Dispose() => Directory.Delete(_out, recursive: true);

@@ -19,7 +19,7 @@ public sealed class MultiProcessTests : IDisposable
 
     private static readonly string[] CrawlerSettings =
     [
-        "Pipeline:Crawler:AllowPrivateAddresses=true", "Pipeline:Crawler:PerHostConcurrency=4",
+        "Pipeline:Crawler:AllowedAddressRanges:0=127.0.0.0/8", "Pipeline:Crawler:PerHostConcurrency=4",
         "Pipeline:Crawler:PerHostDelay=00:00:00", "Pipeline:Crawler:PagesPerShard=100",
     ];
 

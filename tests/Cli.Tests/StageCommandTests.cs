@@ -10,15 +10,8 @@ public sealed class StageCommandTests : IDisposable
 
     private static async Task<(int Exit, string Output)> Pipeline(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipeline.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        start.Environment["COLUMNS"] = "200";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await stdout + await stderr);
+        var (exit, stdout, stderr) = await BadInputTests.RunAsync(args);
+        return (exit, stdout + stderr);
     }
 
     private static async Task<string> Ok(params string[] args)
@@ -47,9 +40,12 @@ public sealed class StageCommandTests : IDisposable
 
         var clean = await Ok("clean", Path.Combine(outDir, "shards", "crawl"), "--out", outDir);
         Assert.Contains("gopher_repetition", clean);
-        Assert.True(File.Exists(Path.Combine(outDir, "reports", "clean-report.json")));
+        var report = File.ReadAllText(Path.Combine(outDir, "reports", "clean-report.json"));
+        Assert.Contains("\"Kept\"", report);
         var again = await Ok("clean", Path.Combine(outDir, "shards", "crawl"), "--out", outDir);
         Assert.Contains("already done", again);
+        // Regression: a rerun with nothing left to do overwrote the report with zeros.
+        Assert.Equal(report, File.ReadAllText(Path.Combine(outDir, "reports", "clean-report.json")));
 
         var dedup = await Ok("dedup", Path.Combine(outDir, "shards", "clean"), "--out", outDir, "--stats");
         Assert.Contains("P(candidate) 14x8", dedup);

@@ -86,7 +86,7 @@ public sealed class CrawlerTests : IDisposable
                 await context.Response.Body.WriteAsync(ms.ToArray());
             });
         });
-        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, MaxBodyBytes = 1024 * 1024, TruncateOversized = false, AllowedDomains = ["127.0.0.1", "10.0.0.1"], ArchiveWarc = true };
+        var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, MaxBodyBytes = 1024 * 1024, TruncateOversized = false, AllowedDomains = ["127.0.0.1", "10.0.0.1"], ArchiveWarc = true };
         var store = new ShardStore(_root);
         var shards = new List<ShardRef>();
         var crawler = new WebCrawler(options, store, NullLogger.Instance);
@@ -136,7 +136,7 @@ public sealed class CrawlerTests : IDisposable
                 return Results.Content("<p>late</p>", "text/html");
             });
         });
-        var options = new CrawlOptions { AllowPrivateAddresses = true, PerHostDelay = TimeSpan.Zero, RequestTimeout = TimeSpan.FromSeconds(1), MaxRetries = 3 };
+        var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, RequestTimeout = TimeSpan.FromSeconds(1), MaxRetries = 3 };
         var shards = new List<ShardRef>();
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var summary = await new WebCrawler(options, new ShardStore(_root), NullLogger.Instance)

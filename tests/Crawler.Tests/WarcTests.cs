@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Contracts.V1;
 using Pipeline.Crawler.Warc;
@@ -141,6 +143,92 @@ public sealed class WarcTests : IDisposable
         foreach (var shard in first.Concat(second)) urls.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
         Assert.Equal(14, urls.Count);
         Assert.Equal(14, urls.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Files_with_the_same_name_in_different_folders_are_different_inputs()
+    {
+        // Regression: progress was keyed by the base name, so b/site.warc was skipped after a/site.warc.
+        Directory.CreateDirectory(Path.Combine(_root, "a"));
+        Directory.CreateDirectory(Path.Combine(_root, "b"));
+        var a = BuildWarc("a/site.warc", gzip: false);
+        var bPath = Path.Combine(_root, "b", "site.warc");
+        using (var writer = new WarcWriter(File.Create(bPath), gzip: false))
+        {
+            var date = new DateTime(2026, 11, 2, 0, 0, 0, DateTimeKind.Utc);
+            for (var i = 0; i < 40; i++) writer.WriteResponse($"http://other.test/p{i}.html", date, 200, "text/html", System.Text.Encoding.UTF8.GetBytes($"<p>page {i}</p>"));
+        }
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var shards = new List<ShardRef>();
+        var ingester = new WarcIngester(new CrawlOptions { PagesPerShard = 5 }, store, ledger, NullLogger.Instance);
+        await ingester.IngestAsync("r", [a], s => { shards.Add(s); return Task.CompletedTask; }, default);
+        var second = await ingester.IngestAsync("r", [bPath], s => { shards.Add(s); return Task.CompletedTask; }, default);
+        Assert.Equal(40, second.Pages);
+        var urls = new List<string>();
+        foreach (var shard in shards) urls.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
+        Assert.Equal(14 + 40, urls.Distinct().Count());
+        Assert.Equal(shards.Count, shards.Select(s => s.Uri).Distinct().Count());
+    }
+
+    [Fact]
+    public void An_absurd_content_length_loses_only_its_own_record()
+    {
+        // Regression: the reader skipped Content-Length bytes past the end of the file, dropping every later record.
+        var path = BuildWarc("e.warc", gzip: false);
+        var (clean, _) = ReadAll(path);
+        var text = System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(path));
+        var victim = (int)clean[2].Offset;
+        var at = text.IndexOf("Content-Length: ", victim, StringComparison.Ordinal);
+        var end = text.IndexOf("\r\n", at, StringComparison.Ordinal);
+        text = text[..at] + "Content-Length: 999999999999" + text[end..];
+        File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes(text));
+
+        var (records, errors) = ReadAll(path);
+        Assert.Contains(errors, e => e.Offset == victim && e.Reason.Contains("past the end of the file"));
+        Assert.Equal(clean.Count - 1, records.Count);
+        Assert.Equal(clean.Skip(3).Select(r => r.TargetUri), records.Skip(2).Select(r => r.TargetUri));
+    }
+
+    [Fact]
+    public void Parse_errors_do_not_carry_terminal_escapes()
+    {
+        var path = Path.Combine(_root, "escape.warc");
+        File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes("WARC/1.0\r\nBad\u001b[2J\u001b]0;owned\u0007 line\r\n\r\n"));
+        var (_, errors) = ReadAll(path);
+        var error = Assert.Single(errors).ToString();
+        Assert.DoesNotContain('\u001b', error);
+        Assert.DoesNotContain('\u0007', error);
+        Assert.Contains("\\u001B[2J", error);
+    }
+
+    [Fact]
+    public async Task A_crawl_request_names_warc_files_under_the_data_root_only()
+    {
+        // Regression: CrawlRequested.WarcFiles carried raw host paths, so a message could make the crawler read any file.
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pipeline:DataRoot"] = _root });
+        builder.Services.AddPipeline(builder.Configuration, [new CrawlerModule()]);
+        using var host = builder.Build();
+        await host.StartAsync();
+        var worker = host.Services.GetRequiredService<CrawlWorker>();
+        var ledger = host.Services.GetRequiredService<RunLedger>();
+        BuildWarc("inside.warc", gzip: false);
+        Assert.Null(worker.TryStart(new CrawlRequested("outside", [], 0, ["/etc/hostname"])));
+        Assert.Null(worker.TryStart(new CrawlRequested("inside", [], 0, ["inside.warc"])));
+        foreach (var (run, state) in new[] { ("outside", "failed"), ("inside", "completed") })
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            string? json;
+            while ((json = ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", run))) is null || !json.Contains($"\"State\":\"{state}\""))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"crawl {run}: {json}");
+                await Task.Delay(50);
+            }
+            if (state == "failed") Assert.Contains("absolute paths are not allowed", json);
+        }
+        Assert.Equal(14, ledger.Shards("inside", "crawl").Sum(s => s.Rows));
+        await host.StopAsync();
     }
 
     [Fact]

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Pipeline.Contracts.V1;
-using Pipeline.Hosting;
 using Pipeline.Storage;
 
 namespace Pipeline.Storage.Tests;
@@ -68,6 +67,80 @@ public sealed class ShardStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_link_whose_target_climbs_through_another_link_is_refused()
+    {
+        // Regression: the check was lexical. With a -> b/../c and b -> /elsewhere, the OS resolves a to /elsewhere/../c
+        // = a sibling of /elsewhere, outside the root, while a lexical reading of "b/../c" stays inside.
+        var outside = Directory.CreateTempSubdirectory("outside-").FullName;
+        var sibling = Path.Combine(Path.GetDirectoryName(outside)!, "c-" + Path.GetFileName(outside));
+        Directory.CreateDirectory(Path.Combine(outside, "inner"));
+        Directory.CreateDirectory(sibling);
+        File.WriteAllText(Path.Combine(sibling, "secret.parquet"), "outside the root");
+        try
+        {
+            Directory.CreateSymbolicLink(Path.Combine(_root, "b"), Path.Combine(outside, "inner"));
+            Directory.CreateSymbolicLink(Path.Combine(_root, "a"), $"b/../../{Path.GetFileName(sibling)}");
+            Assert.True(File.Exists(Path.Combine(_root, "a", "secret.parquet"))); // the OS does lead there
+            var store = new ShardStore(_root);
+            var e = Assert.Throws<ShardRejectedException>(() => store.Resolve("a/secret.parquet"));
+            Assert.Contains("symbolic link", e.Reason);
+            // A link that stays inside the root is fine.
+            Directory.CreateDirectory(Path.Combine(_root, "real"));
+            Directory.CreateSymbolicLink(Path.Combine(_root, "alias"), "real");
+            Assert.Equal(Path.Combine(store.Root, "alias", "x.parquet"), store.Resolve("alias/x.parquet"));
+        }
+        finally
+        {
+            Directory.Delete(outside, true);
+            Directory.Delete(sibling, true);
+        }
+    }
+
+    public sealed class OtherRow
+    {
+        public string Url { get; set; } = "";
+        public string Html { get; set; } = "";
+    }
+
+    [Fact]
+    public async Task A_shard_of_another_kind_is_refused_naming_both_kinds()
+    {
+        // Regression: a raw-page shard read as clean documents gave rows of empty strings, processed silently.
+        var store = new ShardStore(_root);
+        var shard = await store.WriteParquetAsync("k/other.parquet", new[] { new OtherRow { Url = "u", Html = "<p>x</p>" } }, new ShardDescriptor("s", "t", "c", [], "r"));
+        var e = await Assert.ThrowsAsync<ShardRejectedException>(() => store.ReadParquetAsync<Row>(shard));
+        Assert.Contains("expected a Row shard, but this is a OtherRow shard", e.Reason);
+
+        // A file written elsewhere (no kind in its metadata) must at least have the row type's columns.
+        var path = Path.Combine(_root, "k", "foreign.parquet");
+        await using (var file = File.Create(path))
+            await Parquet.Serialization.ParquetSerializer.SerializeAsync(new[] { new OtherRow { Url = "u" } }, file);
+        var (sha, bytes) = await ShardStore.HashFileAsync(path);
+        var foreign = new ShardRef("f", "k/foreign.parquet", sha, 1, bytes, "t", "c", [], "r");
+        e = await Assert.ThrowsAsync<ShardRejectedException>(() => store.ReadParquetAsync<Row>(foreign));
+        Assert.Contains("lacks its columns Text, N", e.Reason);
+        Assert.Single(await store.ReadParquetAsync<OtherRow>(foreign));
+    }
+
+    [Fact]
+    public async Task Shards_are_read_one_row_group_at_a_time()
+    {
+        var store = new ShardStore(_root);
+        var path = Path.Combine(_root, "groups.parquet");
+        await using (var file = File.Create(path))
+            for (var g = 0; g < 3; g++)
+            {
+                await Parquet.Serialization.ParquetSerializer.SerializeAsync(Enumerable.Range(g * 10, 10).Select(i => new Row { Text = $"t{i}", N = i }), file,
+                    new Parquet.ParquetOptions { Append = g > 0 });
+            }
+        var (sha, bytes) = await ShardStore.HashFileAsync(path);
+        var groups = new List<int>();
+        await foreach (var group in store.ReadRowGroupsAsync<Row>(new ShardRef("g", "groups.parquet", sha, 30, bytes, "t", "c", [], "r")))
+            groups.Add(group.Count);
+        Assert.Equal([10, 10, 10], groups);
+    }
+
+    [Fact]
     public void Contract_round_trips_through_json()
     {
         var shard = new ShardRef("id", "shards/x.parquet", "ab", 3, 100, "clean", "cfg", ["p1", "p2"], "run");
@@ -76,19 +149,6 @@ public sealed class ShardStoreTests : IDisposable
         Assert.Equal(shard.Uri, back.Shard.Uri);
         Assert.Equal(shard.ParentShardIds, back.Shard.ParentShardIds);
         Assert.Equal(1, back.Shard.SchemaVersion);
-    }
-
-    [Fact]
-    public void Ledger_records_completion_once_and_survives_reopen()
-    {
-        var path = Path.Combine(_root, "ledger.db");
-        var ledger = new RunLedger(path);
-        var output = new ShardRef("out", "o.parquet", "ab", 3, 10, "clean", "c", ["in"], "run");
-        Assert.False(ledger.IsProcessed("clean", "in"));
-        ledger.CompleteInput("clean", "in", "run", [output], new { Kept = 3 });
-        var reopened = new RunLedger(path);
-        Assert.True(reopened.IsProcessed("clean", "in"));
-        Assert.Single(reopened.Shards("run", "clean"));
     }
 
     public void Dispose() => Directory.Delete(_root, true);

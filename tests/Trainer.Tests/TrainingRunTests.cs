@@ -40,11 +40,11 @@ public sealed class TrainingRunTests : IDisposable
         Device = "cpu",
     };
 
-    private async Task<List<StepLog>> Train(TrainingConfig config, string folder, int? cancelAfter = null)
+    private async Task<List<StepLog>> Train(TrainingConfig config, string folder, int? cancelAfter = null, TokenData? data = null)
     {
         var logs = new List<StepLog>();
         using var cancel = new CancellationTokenSource();
-        var run = new TrainingRun(config, CountingData(), folder, NullLogger.Instance)
+        var run = new TrainingRun(config, data ?? CountingData(), folder, NullLogger.Instance)
         {
             OnStep = log =>
             {
@@ -96,6 +96,72 @@ public sealed class TrainingRunTests : IDisposable
         var resumed = await Train(Config(25), folder);
         Assert.Equal(11, resumed[0].Step);
         Assert.Equal(25, resumed[^1].Step);
+    }
+
+    private static Dictionary<string, string> Fingerprint(string folder) =>
+        Directory.GetFiles(folder, "*", SearchOption.AllDirectories).ToDictionary(f => Path.GetRelativePath(folder, f),
+            f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
+
+    [Fact]
+    public async Task Resuming_with_another_tokenizer_is_refused_naming_both_hashes()
+    {
+        // Regression: the new tokenizer's hash was written onto checkpoints holding the old tokenizer's weights.
+        var folder = Path.Combine(_root, "tokenizer");
+        await Train(Config(10), folder);
+        var before = Fingerprint(folder);
+        var all = CountingData();
+        var other = TokenData.FromTokens(all.Train, all.Validation, "other-tokenizer");
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => Train(Config(20), folder, data: other));
+        Assert.Contains("toy-tokenizer", e.Message);
+        Assert.Contains("other-tokenizer", e.Message);
+        Assert.Equal(before, Fingerprint(folder));
+    }
+
+    [Fact]
+    public async Task Resuming_with_another_model_shape_is_refused_and_overwrites_nothing()
+    {
+        // Regression: the old checkpoints were taken for corrupt, training restarted at step 0 and overwrote them.
+        var folder = Path.Combine(_root, "shape");
+        await Train(Config(10), folder);
+        var before = Fingerprint(folder);
+        var wider = Config(20) with { Model = Config(20).Model with { Width = 64, Heads = 4 } };
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => Train(wider, folder));
+        Assert.Contains("Model.Heads (2 in the checkpoint, 4 now)", e.Message);
+        Assert.Contains("Model.Width (32 in the checkpoint, 64 now)", e.Message);
+        Assert.Equal(before, Fingerprint(folder));
+    }
+
+    [Fact]
+    public async Task When_no_checkpoint_loads_training_stops_instead_of_starting_over()
+    {
+        var folder = Path.Combine(_root, "unreadable");
+        await Train(Config(20), folder);
+        foreach (var checkpoint in Checkpoints.List(folder)) File.WriteAllBytes(Path.Combine(checkpoint, "model.bin"), [1, 2, 3]);
+        var before = Fingerprint(folder);
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => Train(Config(30), folder));
+        Assert.Contains("none of the 2 checkpoints", e.Message);
+        Assert.Equal(before, Fingerprint(folder));
+    }
+
+    [Theory]
+    [InlineData("EvalEvery")]
+    [InlineData("CheckpointEvery")]
+    [InlineData("LogEvery")]
+    [InlineData("BatchSize")]
+    [InlineData("Heads")]
+    public async Task Nonsense_settings_are_errors_naming_the_key(string key)
+    {
+        var config = key switch
+        {
+            "EvalEvery" => Config(5) with { EvalEvery = 0 },
+            "CheckpointEvery" => Config(5) with { CheckpointEvery = 0 },
+            "LogEvery" => Config(5) with { LogEvery = 0 },
+            "BatchSize" => Config(5) with { BatchSize = -8 },
+            _ => Config(5) with { Model = Config(5).Model with { Heads = 0 } },
+        };
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(config, Path.Combine(_root, "bad-" + key)));
+        Assert.Contains(key, e.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "bad-" + key)));
     }
 
     [Fact]

@@ -30,12 +30,55 @@ public sealed class TrainingWorkerTests : IDisposable
         return "shards/tokens/t/manifest.json";
     }
 
-    private IHost Host()
+    private IHost Host(bool recordCheckpoints = false)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pipeline:DataRoot"] = _root });
-        builder.Services.AddPipeline(builder.Configuration, [new TrainerModule()]);
+        builder.Services.AddPipeline(builder.Configuration, [new TrainerModule()], recordCheckpoints ? bus => bus.AddConsumer<CheckpointRecorder>() : null);
         return builder.Build();
+    }
+
+    /// <summary>Records the checkpoints a host announces.</summary>
+    public sealed class CheckpointRecorder : MassTransit.IConsumer<CheckpointSaved>
+    {
+        public static readonly System.Collections.Concurrent.ConcurrentQueue<CheckpointSaved> Seen = new();
+
+        public Task Consume(MassTransit.ConsumeContext<CheckpointSaved> context)
+        {
+            Seen.Enqueue(context.Message);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task A_resumed_run_announces_again_every_checkpoint_not_yet_evaluated()
+    {
+        // Regression: after a kill -9 during training, checkpoints announced before it were never evaluated.
+        var manifest = await ManifestAsync();
+        using (var host = Host())
+        {
+            await host.StartAsync();
+            var ledger = host.Services.GetRequiredService<RunLedger>();
+            Assert.Null(host.Services.GetRequiredService<TrainingWorker>().TryStart(new StartTraining("t", "again", manifest, Config(10))));
+            await WaitForStateAsync(ledger, "again", "completed");
+            await host.StopAsync();
+        }
+        var ledgerAfter = new RunLedger(Path.Combine(_root, "ledger.db"));
+        // As a kill -9 would leave it: the job still "running", step 5 evaluated, step 10 announced but never scored.
+        var job = JsonSerializer.Deserialize<LedgerJob<StartTraining>>(ledgerAfter.Get(TrainingWorker.JobKey("again"))!)!;
+        ledgerAfter.Set(TrainingWorker.JobKey("again"), JsonSerializer.Serialize(job with { Request = job.Request with { ConfigJson = Config(15) }, State = "running" }));
+        ledgerAfter.Set(LedgerKeys.Evaluated("checkpoints/again/step-0000005"), "[]");
+
+        CheckpointRecorder.Seen.Clear();
+        using (var host = Host(recordCheckpoints: true))
+        {
+            await host.StartAsync();
+            await WaitForStateAsync(host.Services.GetRequiredService<RunLedger>(), "again", "completed");
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (!CheckpointRecorder.Seen.Any(c => c.Step == 15) && DateTime.UtcNow < deadline) await Task.Delay(50);
+            await host.StopAsync();
+        }
+        Assert.Equal([10, 15], CheckpointRecorder.Seen.Select(c => c.Step).Order());
     }
 
     private static string Config(int steps) => JsonSerializer.Serialize(new TrainingConfig

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Pipeline.Alignment;
+using Pipeline.Storage;
 using Pipeline.Trainer;
 using Spectre.Console;
 
@@ -24,24 +25,24 @@ public static class AlignCommands
             {
                 baseOption, data, config, name, lora, tokenizerOption, outOption,
             };
-            command.SetAction(parse =>
+            command.SetAction((parse, ct) =>
             {
-                var settings = parse.GetValue(config) is { } file ? AlignmentConfig.FromJson(File.ReadAllText(file)) : new AlignmentConfig();
+                var runName = SafeName.Check(parse.GetValue(name), "--name");
+                var settings = parse.GetValue(config) is { } file ? Hosting.StrictConfig.FromJsonFile<AlignmentConfig>(file, "--config") : new AlignmentConfig();
                 settings = settings with { Method = method };
                 if (parse.GetValue(lora) >= 0) settings = settings with { LoraRank = parse.GetValue(lora) };
                 var (_, _, tokenizer) = ModelCommands.Load(parse.GetValue(baseOption)!, parse.GetValue(tokenizerOption));
                 using var logging = CliConfig.Logging(quiet: false);
-                var runName = parse.GetValue(name)!;
-                var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+                var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
                 var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, parse.GetValue(data)!, settings,
-                    Path.Combine(outDir, TrainingWorker.RunFolder(runName)), runName);
+                    Path.Combine(outDir, TrainingWorker.RunFolder(runName)), runName, ct);
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
                 var last = result.Report.Steps[^1];
                 AnsiConsole.MarkupLine($"[green]align {method}[/]: loss {result.Report.Steps[0].Loss:F4} -> {last.Loss:F4}" +
                     (method == "dpo" ? $", reward margin {last.Margin:F4}, accuracy {last.Accuracy:P0}" : "") +
                     $"; {result.Report.Truncated} truncated, {result.Report.Dropped} dropped; checkpoint {Markup.Escape(result.Checkpoint)}" +
                     (result.Adapter is null ? "" : $", adapter {Markup.Escape(result.Adapter)}"));
-                return 0;
+                return Task.FromResult(0);
             });
             align.Subcommands.Add(command);
         }
@@ -55,7 +56,8 @@ public static class AlignCommands
         var merge = new Command("merge", "Fold a LoRA adapter into its base checkpoint and write a full checkpoint under --out/checkpoints/<name>") { adapter, name, outOption };
         merge.SetAction(parse =>
         {
-            var folder = AlignmentJob.Merge(parse.GetValue(adapter)!, Path.Combine(Path.GetFullPath(parse.GetValue(outOption)!), TrainingWorker.RunFolder(parse.GetValue(name)!)));
+            var runFolder = TrainingWorker.RunFolder(SafeName.Check(parse.GetValue(name), "--name"));
+            var folder = AlignmentJob.Merge(parse.GetValue(adapter)!, Path.Combine(CliInputs.OutDir(parse.GetValue(outOption)!), runFolder));
             AnsiConsole.MarkupLine($"[green]lora merge[/]: {Markup.Escape(folder)}");
             return 0;
         });

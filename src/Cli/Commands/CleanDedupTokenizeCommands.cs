@@ -40,14 +40,18 @@ public static class CleanDedupTokenizeCommands
         var command = new Command("clean", "Extract, filter, mask PII and exact-dedup raw-page shards into clean shards under --out") { inputs, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var cleaner = new ShardCleaner(config.Section<CleanerOptions>(CleanerOptions.Section), new ShardStore(outDir));
-            var total = new CleanReport();
-            var results = await RunStageAsync("clean", ShardCleaner.Stage, outDir, parse.GetValue(runOption)!, parse.GetValue(inputs)!,
+            var runId = parse.GetValue(runOption)!;
+            await RunStageAsync("clean", ShardCleaner.Stage, outDir, runId, parse.GetValue(inputs)!,
                 input => cleaner.ProcessAsync(input.Ref, ct, input.Store),
                 r => $"kept {((CleanReport)r.Stats!).Kept} of {((CleanReport)r.Stats!).Input}", ct);
-            foreach (var r in results) total.Add((CleanReport)r.Stats!);
+            // The report covers every shard the ledger has cleaned for this run, this time or before, so a rerun that
+            // had nothing left to do rewrites the same report rather than one of zeros.
+            var total = new CleanReport();
+            foreach (var stats in new RunLedger(Path.Combine(outDir, "ledger.db")).Stats(runId, ShardCleaner.Stage))
+                total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
             var reportPath = Path.Combine(outDir, "reports", "clean-report.json");
             Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
             File.WriteAllText(reportPath, JsonSerializer.Serialize(total, new JsonSerializerOptions { WriteIndented = true }));
@@ -68,7 +72,7 @@ public static class CleanDedupTokenizeCommands
         var command = new Command("dedup", "MinHash-LSH near-duplicate removal of clean shards against everything kept before, under --out") { inputs, stats, rebuild, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var options = config.Section<DedupOptions>(DedupOptions.Section);
             var store = new ShardStore(outDir);
@@ -100,7 +104,7 @@ public static class CleanDedupTokenizeCommands
         var command = new Command("train", "Learn a byte-level BPE vocabulary from document shards; writes tokenizer files under --out/tokenizers/<run>") { inputs, vocab, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
@@ -125,7 +129,7 @@ public static class CleanDedupTokenizeCommands
         var command = new Command("tokenize", "Encode document shards into token shards plus a manifest under --out") { inputs, tokenizerOption, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var store = new ShardStore(outDir);

@@ -6,15 +6,20 @@ namespace Pipeline.Cli.Commands;
 /// <summary>Configuration for commands that run a stage directly (no bus): pipeline.json, PIPELINE__* variables, --set.</summary>
 public static class CliConfig
 {
-    public static IConfiguration Load(IReadOnlyDictionary<string, string?> settings) =>
-        new ConfigurationBuilder()
+    public static IConfiguration Load(IReadOnlyDictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder()
             .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "pipeline.json"), optional: true)
             .AddEnvironmentVariables()
             .AddInMemoryCollection(settings)
             .Build();
+        // The stage commands bind only their own section; the root check catches misspelled sections and root keys.
+        Hosting.StrictConfig.BindRoot<Hosting.PipelineOptions>(configuration, Hosting.PipelineOptions.Section, Hosting.PipelineOptions.StageSections);
+        return configuration;
+    }
 
-    public static T Section<T>(this IConfiguration configuration, string section) where T : new() =>
-        configuration.GetSection(section).Get<T>() ?? new T();
+    public static T Section<T>(this IConfiguration configuration, string section) where T : class, new() =>
+        Hosting.StrictConfig.Bind<T>(configuration, section);
 
     public static ILoggerFactory Logging(bool quiet) => LoggerFactory.Create(b =>
     {

@@ -37,6 +37,37 @@ public static class CliInputs
         return result;
     }
 
+    /// <summary>
+    /// The --out folder, created if missing and checked for writing before any work starts, so a typo or a
+    /// read-only place is one error line, not a stack trace after minutes of work.
+    /// </summary>
+    public static string OutDir(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (File.Exists(full)) throw new ArgumentException($"--out '{path}' is a file, not a folder");
+        try
+        {
+            Directory.CreateDirectory(full);
+            var probe = Path.Combine(full, $".write-probe-{Environment.ProcessId}");
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--out '{path}' is not a writable folder ({e.Message})", e);
+        }
+        return full;
+    }
+
+    /// <summary>An existing run folder (status, reports): one with a ledger, never created by looking.</summary>
+    public static string ExistingRun(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(Path.Combine(full, "ledger.db")))
+            throw new ArgumentException($"--out '{path}' holds no run (no ledger.db there)");
+        return full;
+    }
+
     public static Dictionary<string, string?> Settings(string[]? pairs)
     {
         var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
@@ -44,7 +75,10 @@ public static class CliInputs
         {
             var at = pair.IndexOf('=');
             if (at <= 0) throw new ArgumentException($"--set '{pair}': expected KEY=VALUE, for example Pipeline:Crawler:PerHostConcurrency=1");
-            settings[pair[..at].Trim()] = pair[(at + 1)..];
+            var key = pair[..at].Trim();
+            if (!key.StartsWith("Pipeline:", StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"--set '{pair}': '{key}' is not a configuration key; every key starts with Pipeline: (README, Configuration)");
+            settings[key] = pair[(at + 1)..];
         }
         return settings;
     }

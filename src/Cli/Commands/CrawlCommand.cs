@@ -24,7 +24,7 @@ public static class CrawlCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var options = config.Section<CrawlOptions>(CrawlOptions.Section);
@@ -85,6 +85,9 @@ public static class CrawlCommand
                 Reasons("by state", summary.ByState);
                 Reasons("by reason", summary.ByReason);
             }
+            // A crawl that stored nothing (every seed refused, unreachable or disallowed) is a failure, not a success.
+            if (ledger.Shards(runId, WebCrawler.Stage).Sum(s => s.Rows) == 0)
+                throw new InvalidOperationException("crawl: no page was stored; see the reasons above");
             return 0;
         });
         return command;

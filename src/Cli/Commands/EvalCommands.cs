@@ -19,7 +19,7 @@ public static class EvalCommands
         var eval = new Command("eval", "Score checkpoints on tasks; results go to the ledger in --out (once per checkpoint, task and version)") { checkpoints, tasks, force, outOption };
         eval.SetAction(async (parse, ct) =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var store = new ShardStore(outDir);
             using var logging = CliConfig.Logging(quiet: true);
             var evaluator = new CheckpointEvaluator(store, new RunLedger(Path.Combine(outDir, "ledger.db")), new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
@@ -45,7 +45,7 @@ public static class EvalCommands
         var report = new Command("report", "Write reports/eval.md with tables and PNG plots of loss and task metrics against the step") { outOption };
         report.SetAction(parse =>
         {
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var path = EvalReport.Write(new RunLedger(Path.Combine(outDir, "ledger.db")), Path.Combine(outDir, "reports"));
             AnsiConsole.MarkupLine($"[green]eval report[/]: {Markup.Escape(path)}");
             return 0;

@@ -29,11 +29,9 @@ public static class ModelCommands
         var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, outOption, runOption };
         command.SetAction(async (parse, ct) =>
         {
-            var path = parse.GetValue(configOption)!;
-            if (!File.Exists(path)) throw new ArgumentException($"--config '{path}' does not exist");
-            var job = JsonSerializer.Deserialize<TrainJobFile>(File.ReadAllText(path), new JsonSerializerOptions { PropertyNameCaseInsensitive = true })
-                ?? throw new ArgumentException($"--config '{path}' is empty");
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var job = Hosting.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config");
+            SafeName.Check(job.Training.RunName, "--config Training.RunName");
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
             var manifestUri = job.Manifest ?? CorpusTokenizer.ManifestUri(parse.GetValue(runOption)!);
             var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
@@ -44,7 +42,8 @@ public static class ModelCommands
             var run = new TrainingRun(config, data, Path.Combine(outDir, TrainingWorker.RunFolder(config.RunName)), logging.CreateLogger("train"));
             var steps = await run.RunAsync(ct);
             AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(Path.Combine(outDir, TrainingWorker.RunFolder(config.RunName)))}");
-            return 0;
+            // Interrupted by a signal: the checkpoint of the current step is written; the exit code still says "interrupted".
+            return ct.IsCancellationRequested ? 130 : 0;
         });
         return command;
     }
@@ -87,7 +86,7 @@ public static class ModelCommands
         command.SetAction(parse =>
         {
             var (model, info, tokenizer) = Load(parse.GetValue(CheckpointOption)!, parse.GetValue(TokenizerOption));
-            var outDir = Path.GetFullPath(parse.GetValue(outOption)!);
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             Directory.CreateDirectory(outDir);
             Safetensors.Save(model, Path.Combine(outDir, "model.safetensors"), new Dictionary<string, string>
             {

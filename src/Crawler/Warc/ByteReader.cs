@@ -29,6 +29,9 @@ internal sealed class ByteReader(Stream stream, long baseOffset = 0, int bufferS
 
     public bool AtEnd => _start == _end && !Fill();
 
+    /// <summary>Bytes left to read (buffered plus the rest of the stream); null when the stream cannot tell.</summary>
+    public long? Remaining => stream.CanSeek ? stream.Length - stream.Position + (_end - _start) : null;
+
     /// <summary>A line without its CR LF, or null at the end of the stream; lines longer than the limit are an error.</summary>
     public string? ReadLine(int maxLength = 64 * 1024)
     {

@@ -30,7 +30,22 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
 {
     public const string Stage = "crawl";
 
-    public static string ProgressKey(string runId, string file) => $"warc:{runId}:{Path.GetFileName(file)}";
+    /// <summary>
+    /// Progress is keyed by the file's identity, not its name: a/site.warc and b/site.warc, or the crawl-00001.warc.gz
+    /// of two runs, are different inputs. Identity = full path, size and SHA-256 of the first 64 KiB (reading whole
+    /// multi-GB archives twice just to name them would cost more than the ingestion).
+    /// </summary>
+    public static string Identity(string file)
+    {
+        var full = Path.GetFullPath(file);
+        using var stream = File.OpenRead(full);
+        var head = new byte[(int)Math.Min(stream.Length, 64 * 1024)];
+        stream.ReadExactly(head);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(head));
+        return StableId.Of(full, stream.Length.ToString(), hash);
+    }
+
+    public static string ProgressKey(string runId, string identity) => $"warc:{runId}:{identity}";
 
     public async Task<WarcSummary> IngestAsync(string runId, IReadOnlyList<string> files, Func<ShardRef, Task> onShard, CancellationToken ct, IProgress<WarcSummary>? progress = null)
     {
@@ -41,7 +56,8 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
         foreach (var file in files)
         {
             var name = Path.GetFileName(file);
-            var state = ledger.Get(ProgressKey(runId, file)) is { } json ? JsonSerializer.Deserialize<FileProgress>(json)! : new FileProgress(-1, 0);
+            var identity = Identity(file);
+            var state = ledger.Get(ProgressKey(runId, identity)) is { } json ? JsonSerializer.Deserialize<FileProgress>(json)! : new FileProgress(-1, 0);
             var seq = state.Shards;
             var batch = new List<RawPage>();
             long batchChars = 0;
@@ -50,11 +66,11 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
             async Task FlushAsync()
             {
                 seq++;
-                var shardId = StableId.Of(runId, "warc", name, seq.ToString());
-                var shard = await store.WriteParquetAsync($"shards/crawl/{runId}/warc-{Path.GetFileNameWithoutExtension(name).Replace('.', '-')}-{seq:D5}.parquet",
-                    batch, new ShardDescriptor(shardId, Stage, configHash, [], runId), ct);
+                var shardId = StableId.Of(runId, "warc", identity, seq.ToString());
+                var shard = await WebCrawler.WriteShardAsync(store, $"shards/crawl/{runId}/warc-{SafeStem(name)}-{identity[..8]}-{seq:D5}.parquet",
+                    batch, new ShardDescriptor(shardId, Stage, configHash, [], runId), options, ct);
                 // Shard first, then the progress mark: a crash in between rewrites the same shard, never skips one.
-                ledger.Set(ProgressKey(runId, file), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
+                ledger.Set(ProgressKey(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
                 summary.Shards++;
                 logger.LogInformation("warc: shard {Shard} with {Pages} pages from {File}", shard.Uri, batch.Count, name);
                 batch.Clear();
@@ -83,7 +99,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
                 if (summary.Records % 1000 == 0) progress?.Report(summary);
             }
             if (batch.Count > 0) await FlushAsync();
-            else if (lastOffset > state.LastOffset) ledger.Set(ProgressKey(runId, file), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
+            else if (lastOffset > state.LastOffset) ledger.Set(ProgressKey(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
         }
         summary.Seconds = watch.Elapsed.TotalSeconds;
         progress?.Report(summary);
@@ -118,7 +134,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
         catch (InvalidDataException e)
         {
             summary.Skip("bad-http");
-            if (summary.Errors.Count < 100) summary.Errors.Add($"{fileName} @ {record.Offset}: {e.Message}");
+            if (summary.Errors.Count < 100) summary.Errors.Add(new WarcError(fileName, record.Offset, e.Message).ToString());
             return null;
         }
         if (payload.Status is < 200 or >= 300)
@@ -149,6 +165,13 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
             Source = source,
             Truncated = truncated,
         };
+    }
+
+    /// <summary>A file name as a shard-name part: letters, digits and '-' only, at most 40 characters.</summary>
+    private static string SafeStem(string name)
+    {
+        var stem = new string(Path.GetFileNameWithoutExtension(name).Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray());
+        return stem.Length > 40 ? stem[..40] : stem;
     }
 
     private sealed record FileProgress(long LastOffset, int Shards);

@@ -79,6 +79,10 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
         }
         if (!fields.TryGetValue("Content-Length", out var lengthText) || !long.TryParse(lengthText, out var length) || length < 0)
             throw new InvalidDataException("missing or invalid Content-Length");
+        // A Content-Length past the end of the file is a corrupt header, not a huge record: skipping it would drop
+        // every record after it. Nothing is skipped; the caller resynchronizes at the next version line.
+        if (reader.Remaining is { } remaining && length > remaining)
+            throw new InvalidDataException($"Content-Length {length} runs past the end of the file ({remaining} bytes left)");
         if (length > maxRecordBytes)
         {
             reader.Skip(length);
@@ -165,5 +169,6 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
         while (reader.ReadExactly(1)[0] != 0) { }
     }
 
-    private static string Shorten(string s) => s.Length > 60 ? s[..60] + "…" : s;
+    // Header text is the archive's, possibly hostile: printable only, so an error cannot carry terminal escapes.
+    private static string Shorten(string s) => Pipeline.Storage.Printable.Line(s, 60);
 }

@@ -14,5 +14,5 @@ public sealed record WarcRecord(long Offset, IReadOnlyDictionary<string, string>
 /// <summary>A record that could not be read; the reader goes on with the next one.</summary>
 public sealed record WarcError(string File, long Offset, string Reason)
 {
-    public override string ToString() => $"{File} @ {Offset}: {Reason}";
+    public override string ToString() => Pipeline.Storage.Printable.Line($"{File} @ {Offset}: {Reason}");
 }

@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Crawler;
+using Pipeline.Storage;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>
+/// Bad input, as a user types it: one `error:` line naming the input and the problem, exit code 2, no stack trace,
+/// and nothing written where it should not be.
+/// </summary>
+public sealed class BadInputTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("bad-").FullName;
+
+    internal static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipeline.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["COLUMNS"] = "200";
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task FailsWith(string expected, params string[] args)
+    {
+        var (exit, stdout, stderr) = await RunAsync(args);
+        var command = $"pipeline {string.Join(' ', args)}";
+        Assert.True(exit == 2, $"{command} exited with {exit}:\n{stdout}\n{stderr}");
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var error = Assert.Single(lines, l => l.StartsWith("error: "));
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("   at ", stderr + stdout); // no stack trace
+    }
+
+    /// <summary>A raw-page shard and a clean-document shard, written as the stages write them.</summary>
+    private async Task<(string Raw, string Clean)> ShardsAsync()
+    {
+        var store = new ShardStore(Path.Combine(_root, "in"));
+        var html = string.Join("", Enumerable.Range(0, 30).Select(i => $"<p>Debian is a free operating system, paragraph {i}, with packages and documentation.</p>"));
+        await store.WriteParquetAsync("raw/raw-1.parquet", Enumerable.Range(0, 5).Select(i => new RawPage { Url = $"http://a.test/{i}", FinalUrl = $"http://a.test/{i}", Status = 200, Html = $"<html lang=en><body>{html}{i}</body></html>" }).ToList(),
+            new ShardDescriptor("r1", "crawl", "", [], "t"));
+        await store.WriteParquetAsync("clean/clean-1.parquet", Enumerable.Range(0, 5).Select(i => new CleanDocument { Id = $"d{i}", Url = $"http://a.test/{i}", Text = $"Debian text number {i} " + html, Language = "en" }).ToList(),
+            new ShardDescriptor("c1", "clean", "", [], "t"));
+        return (Path.Combine(_root, "in", "raw"), Path.Combine(_root, "in", "clean"));
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Shards_of_the_wrong_kind_are_refused_naming_both_kinds()
+    {
+        // Regression: dedup of raw pages kept an empty document, tokenize of raw pages wrote end-of-text tokens, and
+        // clean of clean documents reported every one "empty".
+        var (raw, clean) = await ShardsAsync();
+        var outDir = Path.Combine(_root, "out");
+        await FailsWith("expected a CleanDocument shard, but this is a RawPage shard", "dedup", raw, "--out", outDir);
+        await FailsWith("expected a RawPage shard, but this is a CleanDocument shard", "clean", clean, "--out", outDir);
+        var (exit, _, stderr) = await RunAsync("tokenizer", "train", clean, "--vocab", "300", "--out", outDir);
+        Assert.True(exit == 0, stderr);
+        await FailsWith("expected a CleanDocument shard, but this is a RawPage shard", "tokenize", raw, "--tokenizer", Path.Combine(outDir, "tokenizers", "cli"), "--out", outDir);
+        Assert.False(Directory.Exists(Path.Combine(outDir, "shards", "dedup")) && Directory.GetFiles(Path.Combine(outDir, "shards", "dedup"), "*.parquet", SearchOption.AllDirectories).Length > 0);
+        Assert.False(Directory.Exists(Path.Combine(outDir, "shards", "tokens")) && Directory.GetFiles(Path.Combine(outDir, "shards", "tokens"), "*.parquet", SearchOption.AllDirectories).Length > 0);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Configuration_mistakes_are_one_error_line_naming_the_key()
+    {
+        var (raw, clean) = await ShardsAsync();
+        var outDir = Path.Combine(_root, "out");
+        await FailsWith("'PagesPerShardd'", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShardd=3");
+        await FailsWith("Pipeline:Crawler:PagesPerShard", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShard=0");
+        await FailsWith("'Crawlr'", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawlr:MaxPages=3");
+        await FailsWith("Pipeline:Dedup:Bands", "dedup", clean, "--out", outDir, "--set", "Pipeline:Dedup:Bands=0");
+        await FailsWith("Pipeline:Cleaner:Filters:c4:Enabled", "clean", raw, "--out", outDir, "--set", "Pipeline:Cleaner:Filters:c4:Enabled=maybe");
+        await FailsWith("Pipeline:Cleaner:NormalizeNfkc", "clean", raw, "--out", outDir, "--set", "Pipeline:Cleaner:NormalizeNfkc=maybe");
+        await FailsWith("there is no filter named 'c5'", "clean", raw, "--out", outDir, "--set", "Pipeline:Cleaner:Filters:c5:Enabled=false");
+        await FailsWith("not a configuration key", "clean", raw, "--out", outDir, "--set", "Cleaner:MaskPii=false");
+
+        // Train config files: empty, malformed, wrongly typed, misspelled, nonsense values, a name that leaves --out.
+        var cases = new Dictionary<string, string>
+        {
+            [""] = "is empty",
+            ["{ \"Training\": { "] = "--config",
+            ["{ \"Training\": { \"MaxSteps\": \"many\" } }"] = "MaxSteps",
+            ["{ \"Training\": { \"MaxStep\": 5 } }"] = "MaxStep",
+            ["{ \"Training\": { \"Modle\": { \"Layers\": 1 } } }"] = "Modle",
+            ["{ \"Training\": { \"EvalEvery\": 0 } }"] = "EvalEvery",
+            ["{ \"Training\": { \"CheckpointEvery\": 0 } }"] = "CheckpointEvery",
+            ["{ \"Training\": { \"LogEvery\": 0 } }"] = "LogEvery",
+            ["{ \"Training\": { \"BatchSize\": -4 } }"] = "BatchSize",
+            ["{ \"Training\": { \"Model\": { \"Heads\": 0 } } }"] = "Heads",
+            ["{ \"Training\": { \"RunName\": \"../../x\" } }"] = "'../../x' is not a valid name",
+        };
+        var index = 0;
+        foreach (var (json, expected) in cases)
+        {
+            var file = Path.Combine(_root, $"train-{index++}.json");
+            File.WriteAllText(file, json);
+            await FailsWith(expected, "train", "--config", file, "--out", outDir);
+        }
+        var align = Path.Combine(_root, "align.json");
+        File.WriteAllText(align, "{ \"Stepz\": 3 }");
+        await FailsWith("Stepz", "align", "sft", "--base", outDir, "--data", align, "--config", align, "--out", outDir);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Names_that_would_leave_the_output_folder_are_refused()
+    {
+        // Regression: align --name ../../x and lora merge --name ../../x wrote outside --out.
+        var outDir = Path.Combine(_root, "deep", "out");
+        foreach (var name in new[] { "../../x", "..", "/tmp/x", "a/b", ".hidden" })
+        {
+            await FailsWith("is not a valid name", "align", "sft", "--base", _root, "--data", _root, "--name", name, "--out", outDir);
+            await FailsWith("is not a valid name", "lora", "merge", "--adapter", _root, "--name", name, "--out", outDir);
+        }
+        Assert.False(Directory.Exists(Path.Combine(_root, "x")));
+        Assert.False(Directory.Exists(Path.Combine(_root, "deep", "x")));
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Bad_files_folders_and_arguments_are_one_error_line()
+    {
+        var garbage = Path.Combine(_root, "garbage.parquet");
+        File.WriteAllText(garbage, "this is not parquet");
+        await FailsWith("'" + garbage + "' is not a readable Parquet file", "inspect", garbage);
+        var (raw, _) = await ShardsAsync();
+        var shard = Directory.GetFiles(raw)[0];
+        var truncated = Path.Combine(_root, "truncated.parquet");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(shard)[..^100]);
+        await FailsWith("is not a readable Parquet file", "inspect", truncated);
+
+        // --out naming a file, or a place that cannot be written (a folder of /proc: read-only even for root).
+        await FailsWith("is a file, not a folder", "clean", raw, "--out", garbage);
+        await FailsWith("is not a writable folder", "clean", raw, "--out", "/proc/pipeline-test-out");
+        // status of a folder with no run creates nothing there.
+        var typo = Path.Combine(_root, "no-such-run");
+        await FailsWith("holds no run", "status", "--out", typo);
+        Assert.False(Directory.Exists(typo));
+
+        // A checkpoint whose checkpoint.json is empty.
+        var checkpoint = Path.Combine(_root, "checkpoints", "x", "step-0000001");
+        Directory.CreateDirectory(checkpoint);
+        File.WriteAllText(Path.Combine(checkpoint, "checkpoint.json"), "");
+        File.WriteAllBytes(Path.Combine(checkpoint, "model.bin"), [1, 2, 3]);
+        await FailsWith("checkpoint.json is not readable", "export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
+
+        // pipeline run: arguments checked before anything starts.
+        var run = Path.Combine(_root, "run");
+        await FailsWith("--steps -1", "run", "--steps", "-1", "--out", run);
+        await FailsWith("--vocab 10", "run", "--vocab", "10", "--out", run);
+        await FailsWith("--max-pages 0", "run", "--max-pages", "0", "--out", run);
+        await FailsWith("--services none", "run", "--services", "none", "--out", run);
+        Assert.False(Directory.Exists(Path.Combine(run, "shards")));
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_crawl_that_stores_nothing_fails()
+    {
+        // Regression: a crawl of only refused seeds (here a file:// seed) stored 0 pages and exited 0.
+        var outDir = Path.Combine(_root, "crawl");
+        await FailsWith("no page was stored", "crawl", "--seed", "file:///etc/passwd", "--out", outDir);
+    }
+
+    public void Dispose() => Directory.Delete(_root, true);
+}
