@@ -76,21 +76,31 @@ public sealed class AlignmentJob(ILogger logger)
     {
         Directory.CreateDirectory(folder);
         var tensors = model.state_dict().Where(kv => kv.Key.Contains("lora_"));
-        Safetensors.Save(tensors, Path.Combine(folder, "adapter.safetensors"), new Dictionary<string, string> { ["base"] = info.BaseCheckpoint!, ["method"] = info.Method! });
-        File.WriteAllText(Path.Combine(folder, "adapter.json"), JsonSerializer.Serialize(new AdapterInfo(info.BaseCheckpoint!, config, info, dataHash)));
+        // The base is named relative to the adapter folder, so the pair can be moved or copied to another host together.
+        var baseRelative = Path.GetRelativePath(Path.GetFullPath(folder), info.BaseCheckpoint!);
+        Safetensors.Save(tensors, Path.Combine(folder, "adapter.safetensors"), new Dictionary<string, string> { ["base"] = baseRelative, ["method"] = info.Method! });
+        File.WriteAllText(Path.Combine(folder, "adapter.json"), JsonSerializer.Serialize(new AdapterInfo(baseRelative, config, info with { BaseCheckpoint = baseRelative }, dataHash)));
         return folder;
     }
 
     /// <summary>Folds an adapter into its base checkpoint and writes the full checkpoint (`pipeline lora merge`).</summary>
     public static string Merge(string adapterFolder, string outputFolder)
     {
-        var adapter = JsonSerializer.Deserialize<AdapterInfo>(File.ReadAllText(Path.Combine(adapterFolder, "adapter.json")))
-            ?? throw new InvalidDataException($"adapter '{adapterFolder}' has no adapter.json");
-        var (model, _) = Checkpoints.Load(adapter.BaseCheckpoint, CPU);
+        var adapter = ReadAdapter(adapterFolder);
+        var baseCheckpoint = adapter.BaseFolder(adapterFolder);
+        var (model, _) = Checkpoints.Load(baseCheckpoint, CPU);
         model.AddLora(adapter.Config.LoraRank, adapter.Config.LoraAlpha, adapter.Config.LoraDropout, adapter.Config.LoraTargets);
         Safetensors.LoadInto(model, Path.Combine(adapterFolder, "adapter.safetensors"), strict: false);
-        return Checkpoints.Save(outputFolder, model.Merged(), null, adapter.Info, keepLast: 3);
+        return Checkpoints.Save(outputFolder, model.Merged(), null, adapter.Info with { BaseCheckpoint = baseCheckpoint }, keepLast: 3);
     }
 
-    public sealed record AdapterInfo(string BaseCheckpoint, AlignmentConfig Config, CheckpointInfo Info, string DataHash);
+    public static AdapterInfo ReadAdapter(string adapterFolder) =>
+        JsonSerializer.Deserialize<AdapterInfo>(File.ReadAllText(Path.Combine(adapterFolder, "adapter.json")))
+            ?? throw new InvalidDataException($"adapter '{adapterFolder}' has no adapter.json");
+
+    /// <param name="BaseCheckpoint">The base checkpoint folder, relative to the adapter folder (absolute in adapters written before).</param>
+    public sealed record AdapterInfo(string BaseCheckpoint, AlignmentConfig Config, CheckpointInfo Info, string DataHash)
+    {
+        public string BaseFolder(string adapterFolder) => Path.GetFullPath(Path.Combine(adapterFolder, BaseCheckpoint));
+    }
 }

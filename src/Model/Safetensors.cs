@@ -89,8 +89,8 @@ public static class Safetensors
         foreach (var entry in tensors.Values.OrderBy(e => e.Begin))
         {
             if (entry.Begin != expected) throw new InvalidDataException($"'{path}': tensor data is not contiguous at byte {entry.Begin}");
-            if (entry.Dtype != "F32") throw new InvalidDataException($"'{path}': dtype {entry.Dtype} is not supported (F32 only)");
-            if (entry.End - entry.Begin != entry.Shape.Aggregate(1L, (a, b) => a * b) * sizeof(float))
+            var width = ElementSize(entry.Dtype) ?? throw new InvalidDataException($"'{path}': dtype {entry.Dtype} is not supported (F32, F16 or BF16)");
+            if (entry.End - entry.Begin != entry.Shape.Aggregate(1L, (a, b) => a * b) * width)
                 throw new InvalidDataException($"'{path}': byte range of a tensor does not match its shape");
             expected = entry.End;
         }
@@ -104,18 +104,39 @@ public static class Safetensors
     /// </summary>
     public static void LoadInto(nn.Module module, string path, bool strict = true)
     {
-        var (tensors, _, start) = ReadHeader(path);
-        var bytes = File.ReadAllBytes(path);
+        var tensors = ReadAll(path);
         var state = module.state_dict();
         var missing = state.Keys.Except(tensors.Keys).ToList();
         if (strict && missing.Count > 0) throw new InvalidDataException($"'{path}' lacks {string.Join(", ", missing)}");
         using var _ = no_grad();
-        foreach (var (name, entry) in tensors)
+        foreach (var (name, source) in tensors)
         {
             if (!state.TryGetValue(name, out var target)) throw new InvalidDataException($"'{path}' has tensor '{name}' that the model does not");
-            var data = MemoryMarshal.Cast<byte, float>(bytes.AsSpan((int)(start + entry.Begin), (int)(entry.End - entry.Begin))).ToArray();
-            using var source = tensor(data, entry.Shape);
             target.copy_(source);
+            source.Dispose();
         }
     }
+
+    /// <summary>Every tensor of a file as fp32 (F16 and BF16, as Hugging Face checkpoints often are, are widened).</summary>
+    public static Dictionary<string, Tensor> ReadAll(string path)
+    {
+        var (entries, _, start) = ReadHeader(path);
+        var bytes = File.ReadAllBytes(path);
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (name, entry) in entries)
+        {
+            var raw = bytes.AsSpan((int)(start + entry.Begin), (int)(entry.End - entry.Begin));
+            var data = entry.Dtype switch
+            {
+                "F32" => MemoryMarshal.Cast<byte, float>(raw).ToArray(),
+                "F16" => MemoryMarshal.Cast<byte, Half>(raw).ToArray().Select(h => (float)h).ToArray(),
+                // bfloat16 is the top half of an IEEE float32.
+                _ => MemoryMarshal.Cast<byte, ushort>(raw).ToArray().Select(b => BitConverter.Int32BitsToSingle(b << 16)).ToArray(),
+            };
+            result[name] = tensor(data, entry.Shape);
+        }
+        return result;
+    }
+
+    private static int? ElementSize(string dtype) => dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => null };
 }

@@ -47,7 +47,7 @@ public sealed class BpeModel(IReadOnlyList<byte[]> tokens, IReadOnlyList<(int A,
             {
                 ["type"] = "Sequence",
                 ["pretokenizers"] = new JsonArray(
-                    new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = PreTokenizerPattern.Pattern }, ["behavior"] = "Isolated", ["invert"] = false },
+                    new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = PreTokenizerPattern.Portable }, ["behavior"] = "Isolated", ["invert"] = false },
                     new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false }),
             },
             ["post_processor"] = null,

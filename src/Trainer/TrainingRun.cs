@@ -42,6 +42,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         double? lastVal = null;
         var existing = Checkpoints.List(runFolder);
         var problems = new List<string>();
+        var resumed = false;
         foreach (var folder in existing.Reverse())
         {
             try
@@ -52,6 +53,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 var (_, info) = Checkpoints.Load(folder, device, optimizer, model);
                 step = info.Step;
                 lastVal = info.ValidationLoss;
+                resumed = true;
                 logger.LogInformation("train: resumed {Run} from {Checkpoint}", config.RunName, folder);
                 break;
             }
@@ -63,7 +65,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         }
         // Checkpoints exist but none loads: starting from step 0 would overwrite them, and a failed load may have left
         // the model half-filled. Stop and say so.
-        if (existing.Count > 0 && step == 0)
+        if (existing.Count > 0 && !resumed)
             throw new InvalidDataException($"training {config.RunName}: none of the {existing.Count} checkpoints in '{runFolder}' can be resumed " +
                 $"({string.Join("; ", problems)}); move them away to train from step 0");
 

@@ -54,8 +54,9 @@ public sealed class StageCommandTests : IDisposable
         await Ok("tokenizer", "train", Path.Combine(outDir, "shards", "dedup"), "--vocab", "600", "--out", outDir);
         var tokenizer = Path.Combine(outDir, "tokenizers", "cli");
         Assert.True(File.Exists(Path.Combine(tokenizer, "tokenizer.json")));
-        var tokenize = await Ok("tokenize", Path.Combine(outDir, "shards", "dedup"), "--tokenizer", tokenizer, "--out", outDir);
+        var tokenize = await Ok("tokenize", Path.Combine(outDir, "shards", "dedup"), "--tokenizer", tokenizer, "--out", outDir, "--also-bin");
         Assert.Contains("training", tokenize);
+        Assert.True(new FileInfo(Path.Combine(outDir, "shards", "tokens", "cli", "train.bin")).Length > 1024);
 
         var config = Path.Combine(_root, "train.json");
         File.WriteAllText(config, """{ "Training": { "RunName": "t", "Model": { "Layers": 2, "Heads": 2, "Width": 32, "Context": 32 }, "BatchSize": 4, "MaxSteps": 6, "EvalEvery": 3, "CheckpointEvery": 3, "LogEvery": 1 } }""");
@@ -66,6 +67,12 @@ public sealed class StageCommandTests : IDisposable
         Assert.StartsWith("Debian", sample);
         await Ok("export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
         Assert.True(new FileInfo(Path.Combine(_root, "export", "model.safetensors")).Length > 10_000);
+        Assert.Contains("LlamaForCausalLM", File.ReadAllText(Path.Combine(_root, "export", "config.json")));
+        // The exported folder imports back into a checkpoint the other commands take.
+        var imported = Path.Combine(_root, "imported");
+        await Ok("import", "--format", "hf", Path.Combine(_root, "export"), "--name", "back", "--out", imported);
+        var fromImport = await Ok("sample", "--checkpoint", Path.Combine(imported, "checkpoints", "back", "step-0000006"), "Debian", "--max-tokens", "5", "--temperature", "0");
+        Assert.Equal(sample.Split('\n')[0], fromImport.Split('\n')[0]);
 
         // Alignment on the small checkpoint: SFT with LoRA (adapter + merged checkpoint), a merge by hand, then DPO.
         var alignment = Path.Combine(SampleSite.Folder(), "..", "alignment");
@@ -74,6 +81,9 @@ public sealed class StageCommandTests : IDisposable
         var adapter = Path.Combine(outDir, "checkpoints", "sft", "adapter-step-0000100");
         Assert.True(new FileInfo(Path.Combine(adapter, "adapter.safetensors")).Length < new FileInfo(Path.Combine(checkpoint, "model.bin")).Length / 2);
         await Ok("lora", "merge", "--adapter", adapter, "--name", "merged", "--out", outDir);
+        await Ok("export", "--adapter", adapter, "--out", Path.Combine(_root, "peft"));
+        Assert.True(File.Exists(Path.Combine(_root, "peft", "adapter_model.safetensors")));
+        Assert.Contains("\"peft_type\": \"LORA\"", File.ReadAllText(Path.Combine(_root, "peft", "adapter_config.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "checkpoints", "merged", "step-0000100", "model.bin")));
         var dpo = await Ok("align", "dpo", "--base", Path.Combine(outDir, "checkpoints", "sft", "step-0000100"), "--data", Path.Combine(alignment, "dpo-ja.jsonl"), "--name", "dpo", "--out", outDir);
         Assert.Contains("reward margin", dpo);

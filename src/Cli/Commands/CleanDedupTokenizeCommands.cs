@@ -126,7 +126,8 @@ public static class CleanDedupTokenizeCommands
     {
         var inputs = Inputs("dedup");
         var tokenizerOption = new Option<string>("--tokenizer") { Description = "Folder of a trained tokenizer", Required = true };
-        var command = new Command("tokenize", "Encode document shards into token shards plus a manifest under --out") { inputs, tokenizerOption, outOption, runOption, setOption };
+        var alsoBin = new Option<bool>("--also-bin") { Description = "Also write llm.c's flat token files train.bin and val.bin beside the manifest" };
+        var command = new Command("tokenize", "Encode document shards into token shards plus a manifest under --out") { inputs, tokenizerOption, alsoBin, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
@@ -142,6 +143,12 @@ public static class CleanDedupTokenizeCommands
             corpus.WriteManifest(runId, tokenizer, Path.GetFullPath(tokenizer.Folder));
             var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
             AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(CorpusTokenizer.ManifestUri(runId)))}");
+            if (parse.GetValue(alsoBin))
+            {
+                var folder = Path.GetDirectoryName(store.Resolve(CorpusTokenizer.ManifestUri(runId)))!;
+                var (train, validation) = await Interop.LlmcTokenFiles.WriteAsync(store, CorpusTokenizer.ManifestUri(runId), folder, ct);
+                AnsiConsole.MarkupLine($"[green]tokenize[/]: llm.c files train.bin ({train:N0} tokens) and val.bin ({validation:N0}) in {Markup.Escape(folder)}");
+            }
             return 0;
         });
         return command;

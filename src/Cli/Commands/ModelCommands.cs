@@ -82,12 +82,32 @@ public static class ModelCommands
 
     public static Command Export(Option<string> outOption)
     {
-        var command = new Command("export", "Write a checkpoint's weights as safetensors with config.json (and the tokenizer files) to --out") { CheckpointOption, TokenizerOption, outOption };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint folder (…/checkpoints/<run>/step-NNNNNNN) to export" };
+        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (…/checkpoints/<run>/adapter-step-NNNNNNN) to export in PEFT's layout" };
+        var format = new Option<string>("--format") { Description = "hf (Hugging Face Llama folder, the default) or safetensors (this project's tensor names)", DefaultValueFactory = _ => "hf" };
+        format.AcceptOnlyFromAmong("hf", "safetensors");
+        var baseName = new Option<string?>("--base-name") { Description = "With --adapter: base_model_name_or_path, a hub id or a path relative to --out (default: ../base)" };
+        var command = new Command("export", "Write a checkpoint as a Hugging Face Llama model folder (or a LoRA adapter as a PEFT adapter) to --out")
+        {
+            checkpoint, adapter, format, baseName, TokenizerOption, outOption,
+        };
         command.SetAction(parse =>
         {
-            var (model, info, tokenizer) = Load(parse.GetValue(CheckpointOption)!, parse.GetValue(TokenizerOption));
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            Directory.CreateDirectory(outDir);
+            if (parse.GetValue(adapter) is { } adapterFolder)
+            {
+                Interop.PeftExport.Write(adapterFolder, outDir, parse.GetValue(baseName) ?? "../base");
+                AnsiConsole.MarkupLine($"[green]export[/]: PEFT adapter in {Markup.Escape(outDir)}");
+                return 0;
+            }
+            var folder = parse.GetValue(checkpoint) ?? throw new ArgumentException("give --checkpoint (a model) or --adapter (a LoRA adapter)");
+            var (model, info, tokenizer) = Load(folder, parse.GetValue(TokenizerOption));
+            if (parse.GetValue(format) == "hf")
+            {
+                Interop.HuggingFaceExport.Write(model, info, tokenizer, outDir);
+                AnsiConsole.MarkupLine($"[green]export[/]: Hugging Face Llama model in {Markup.Escape(outDir)}");
+                return 0;
+            }
             Safetensors.Save(model, Path.Combine(outDir, "model.safetensors"), new Dictionary<string, string>
             {
                 ["format"] = "pt", ["run"] = info.RunName, ["step"] = info.Step.ToString(), ["tokenizer_hash"] = info.TokenizerHash,
@@ -96,6 +116,24 @@ public static class ModelCommands
                 new JsonSerializerOptions { WriteIndented = true }));
             foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(outDir, Path.GetFileName(file)), overwrite: true);
             AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(Path.Combine(outDir, "model.safetensors"))}");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Import(Option<string> outOption)
+    {
+        var folder = new Argument<string>("folder") { Description = "A Hugging Face Llama model folder (config.json, model.safetensors, tokenizer files)" };
+        var format = new Option<string>("--format") { Description = "hf (the only format)", DefaultValueFactory = _ => "hf" };
+        format.AcceptOnlyFromAmong("hf");
+        var name = new Option<string>("--name") { Description = "Run name of the imported model (checkpoints/<name>, tokenizers/<name>)", Required = true };
+        var command = new Command("import", "Read a Llama-architecture Hugging Face model into a checkpoint that train, align and eval accept") { folder, format, name, outOption };
+        command.SetAction(parse =>
+        {
+            var runName = SafeName.Check(parse.GetValue(name), "--name");
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
+            var imported = Interop.HuggingFaceImport.Import(parse.GetValue(folder)!, outDir, runName);
+            AnsiConsole.MarkupLine($"[green]import[/]: checkpoint {Markup.Escape(imported.Checkpoint)}, tokenizer {imported.TokenizerHash} in {Markup.Escape(imported.TokenizerFolder)}");
             return 0;
         });
         return command;
