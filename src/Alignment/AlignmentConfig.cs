@@ -11,8 +11,15 @@ public sealed record AlignmentConfig
     public int Steps { get; init; } = 100;
     [Range(1, int.MaxValue)]
     public int BatchSize { get; init; } = 8;
+    /// <summary>Unset: 1e-6 for DPO (TRL's DPOConfig default) and 1e-4 for SFT (LoRA-sized; TRL's 2e-5 is for full fine-tuning of large models).</summary>
     [Range(double.Epsilon, double.MaxValue)]
-    public double LearningRate { get; init; } = 1e-4;
+    public double? LearningRate { get; init; }
+    /// <summary>Linear warm-up steps, then linear decay to 0 at <see cref="Steps"/> (TRL's default "linear" schedule).</summary>
+    [Range(0, int.MaxValue)]
+    public int WarmupSteps { get; init; }
+    /// <summary>Gradient clipping by global norm (TRL's max_grad_norm default, 1.0); 0 = off.</summary>
+    [Range(0.0, double.MaxValue)]
+    public double GradClip { get; init; } = 1.0;
     [Range(0.0, double.MaxValue)]
     public double WeightDecay { get; init; }
     public double Beta { get; init; } = 0.1;
@@ -35,6 +42,9 @@ public sealed record AlignmentConfig
     /// A config from JSON (a config file or a message), property names in any case; unset ones keep their defaults;
     /// unknown names and nonsense values are errors naming them.
     /// </summary>
+    /// <summary>The learning rate this job uses: the configured one, or the method's default.</summary>
+    public double EffectiveLearningRate => LearningRate ?? (Method == "dpo" ? 1e-6 : 1e-4);
+
     public static AlignmentConfig FromJson(string json, string source = "alignment config") =>
         string.IsNullOrWhiteSpace(json) ? new AlignmentConfig() : StrictConfig.FromJson<AlignmentConfig>(json, source);
 }
@@ -43,4 +53,10 @@ public sealed record AlignmentConfig
 /// What a job did: per-step loss (and for DPO reward margin and accuracy), examples truncated or dropped, and the
 /// examples used with the rows they were packed into (equal without packing).
 /// </summary>
-public sealed record AlignmentReport(List<(int Step, double Loss, double Margin, double Accuracy)> Steps, int Truncated, int Dropped, int Examples, int Rows);
+public sealed record AlignmentReport(List<(int Step, double Loss, double Margin, double Accuracy)> Steps, int Truncated, int Dropped, int Examples, int Rows)
+{
+    /// <summary>Examples dropped because truncation left them no trained token (they would give a 0/0 loss).</summary>
+    public int Untrainable { get; init; }
+    /// <summary>Steps whose loss or gradient was not finite: the update was skipped.</summary>
+    public int SkippedSteps { get; init; }
+}

@@ -14,9 +14,9 @@ public static class AlignmentTrainer
     public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
         Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
     {
-        var (kept, truncated, dropped) = Fit(examples, model.Config.Context + 1, config.TooLong);
-        if (kept.Count == 0) throw new InvalidDataException("no SFT example fits the model's context");
-        var optimizer = Prepare(model, config);
+        var (kept, truncated, dropped, untrainable) = Fit(examples, model.Config.Context + 1, config.TooLong);
+        if (kept.Count == 0) throw new InvalidDataException($"no SFT example with trained tokens fits the model's context ({truncated} truncated, {dropped} dropped, {untrainable} left without trained tokens)");
+        var guard = new UpdateGuard(model, Prepare(model, config));
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
         var device = model.parameters().First().device;
@@ -34,27 +34,44 @@ public static class AlignmentTrainer
             SequencePacking? packing = null;
             if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, context, padId, device);
             else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), context, padId, device);
-            optimizer.zero_grad();
             var loss = model.Loss(input, labels, SequenceScoring.Ignore, packing);
-            loss.backward();
-            optimizer.step();
-            steps.Add((step, loss.item<float>(), 0, 0));
+            if (guard.Step(step, loss, config)) steps.Add((step, loss.item<float>(), 0, 0));
+            else steps.Add((step, double.NaN, 0, 0));
             onStep?.Invoke(steps[^1]);
         }
-        return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count) { Untrainable = untrainable, SkippedSteps = guard.Skipped };
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
         Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
     {
         var limit = model.Config.Context + 1;
-        var sequences = pairs.Select(p => (Chosen: Join(p.Prompt, p.Chosen), Rejected: Join(p.Prompt, p.Rejected))).ToList();
-        var kept = sequences.Where(s => config.TooLong == "truncate" || (s.Chosen.Ids.Count <= limit && s.Rejected.Ids.Count <= limit)).ToList();
-        var dropped = sequences.Count - kept.Count;
-        var truncated = kept.Count(s => s.Chosen.Ids.Count > limit || s.Rejected.Ids.Count > limit);
+        var kept = new List<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)>();
+        int truncated = 0, dropped = 0;
+        foreach (var (prompt, chosen, rejected) in pairs)
+        {
+            var longest = Math.Max(chosen.Count, rejected.Count);
+            if (prompt.Count + longest <= limit)
+            {
+                kept.Add((Join(prompt, chosen), Join(prompt, rejected)));
+                continue;
+            }
+            if (config.TooLong == "drop")
+            {
+                dropped++;
+                continue;
+            }
+            // As TRL: the prompt loses its start (its end leads into the reply), then the replies their ends. The
+            // prompt keeps at least half the room, so a long reply cannot leave the model no context at all.
+            truncated++;
+            var promptKeep = Math.Min(prompt.Count, Math.Max(limit / 2, limit - longest));
+            var keptPrompt = prompt.Skip(prompt.Count - promptKeep).ToList();
+            var room = limit - promptKeep;
+            kept.Add((Join(keptPrompt, chosen.Take(room).ToList()), Join(keptPrompt, rejected.Take(room).ToList())));
+        }
         if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
         var device = model.parameters().First().device;
-        var optimizer = Prepare(model, config);
+        var guard = new UpdateGuard(model, Prepare(model, config));
 
         // Reference log-probabilities with the starting weights (the frozen reference model).
         var reference = new (double Chosen, double Rejected)[kept.Count];
@@ -80,15 +97,12 @@ public static class AlignmentTrainer
             var policyRejected = SequenceScoring.SequenceLogProbs(model, rIn, rLabels);
             var refChosen = tensor(indexes.Select(i => (float)reference[i].Chosen).ToArray()).to(device);
             var refRejected = tensor(indexes.Select(i => (float)reference[i].Rejected).ToArray()).to(device);
-            optimizer.zero_grad();
             var loss = Pipeline.Alignment.Dpo.Loss(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
-            loss.backward();
-            optimizer.step();
             var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
-            steps.Add((step, loss.item<float>(), margin, accuracy));
+            steps.Add(guard.Step(step, loss, config) ? (step, loss.item<float>(), margin, accuracy) : (step, double.NaN, margin, accuracy));
             onStep?.Invoke(steps[^1]);
         }
-        return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count) { SkippedSteps = guard.Skipped };
     }
 
     /// <summary>Sum of log-probabilities of a sequence's trained tokens under the model.</summary>
@@ -101,22 +115,64 @@ public static class AlignmentTrainer
     private static (List<int> Ids, List<bool> Trained) Join(List<int> prompt, List<int> reply) =>
         ([.. prompt, .. reply], [.. prompt.Select(_ => false), .. reply.Select(_ => true)]);
 
-    private static (List<(List<int> Ids, List<bool> Trained)> Kept, int Truncated, int Dropped) Fit(
+    private static (List<(List<int> Ids, List<bool> Trained)> Kept, int Truncated, int Dropped, int Untrainable) Fit(
         IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, int limit, string tooLong)
     {
         var kept = new List<(List<int>, List<bool>)>();
-        int truncated = 0, dropped = 0;
+        int truncated = 0, dropped = 0, untrainable = 0;
         foreach (var (ids, trained) in examples)
         {
             if (ids.Count <= limit) kept.Add((ids, trained));
             else if (tooLong == "drop") dropped++;
+            else if (!trained.Take(limit).Skip(1).Any(t => t))
+                untrainable++; // the cut removed every assistant token: a row with no labels would make the loss 0/0
             else
             {
                 truncated++;
                 kept.Add((ids.Take(limit).ToList(), trained.Take(limit).ToList()));
             }
         }
-        return (kept, truncated, dropped);
+        return (kept, truncated, dropped, untrainable);
+    }
+
+    /// <summary>
+    /// One optimizer update with the pretraining loop's safeguards: the learning rate of TRL's default schedule
+    /// (linear warm-up, then linear decay to 0), gradients clipped by global norm, and a step whose loss or gradient
+    /// norm is not finite skipped rather than written into the weights; five in a row stop the job.
+    /// </summary>
+    private sealed class UpdateGuard(Gpt model, TorchSharp.Modules.AdamW optimizer)
+    {
+        private readonly List<TorchSharp.Modules.Parameter> _trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        private int _inARow;
+
+        public int Skipped { get; private set; }
+
+        /// <summary>Backpropagates <paramref name="loss"/> and updates; false when the step was skipped.</summary>
+        public bool Step(int step, Tensor loss, AlignmentConfig config)
+        {
+            var lr = config.EffectiveLearningRate * (step <= config.WarmupSteps
+                ? (double)step / Math.Max(1, config.WarmupSteps)
+                : Math.Max(0.0, (double)(config.Steps - step + 1) / Math.Max(1, config.Steps - config.WarmupSteps)));
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            optimizer.zero_grad();
+            var finite = double.IsFinite(loss.item<float>());
+            if (finite)
+            {
+                loss.backward();
+                var norm = config.GradClip > 0 ? nn.utils.clip_grad_norm_(_trainable, config.GradClip) : 0;
+                finite = double.IsFinite(norm);
+            }
+            if (finite)
+            {
+                optimizer.step();
+                _inARow = 0;
+                return true;
+            }
+            optimizer.zero_grad();
+            Skipped++;
+            if (++_inARow >= 5) throw new InvalidOperationException($"alignment diverged: non-finite loss or gradient five steps in a row (at step {step})");
+            return false;
+        }
     }
 
     private static TorchSharp.Modules.AdamW Prepare(Gpt model, AlignmentConfig config)
@@ -124,6 +180,6 @@ public static class AlignmentTrainer
         manual_seed(config.Seed);
         if (config.LoraRank > 0) model.AddLora(config.LoraRank, config.LoraAlpha, config.LoraDropout, config.LoraTargets);
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
-        return optim.AdamW(trainable, lr: config.LearningRate, weight_decay: config.WeightDecay);
+        return optim.AdamW(trainable, lr: config.EffectiveLearningRate, weight_decay: config.WeightDecay);
     }
 }

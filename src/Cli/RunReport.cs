@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Pipeline.Cleaner;
 using Pipeline.Dedup;
+using Pipeline.Evaluator;
 using Pipeline.Hosting;
 using Pipeline.Tokenizer;
 
@@ -36,11 +37,11 @@ public static class RunReport
             md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second", "N0")} |\n");
         }
         md.Append("\n## Evaluation\n\n| step | task | metric | value |\n|---:|---|---|---:|\n");
-        foreach (var e in ledger.Evals(runName)) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {e.Value:F4} |\n");
+        foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(runName))) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {value} |\n");
         if (alignedRun is not null)
         {
             md.Append($"\n## Alignment ({alignedRun})\n\n| task | metric | value |\n|---|---|---:|\n");
-            foreach (var e in ledger.Evals(alignedRun)) md.Append($"| {e.Task} | {e.Metric} | {e.Value:F4} |\n");
+            foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(alignedRun))) md.Append($"| {e.Task} | {e.Metric} | {value} |\n");
         }
 
         Directory.CreateDirectory(folder);

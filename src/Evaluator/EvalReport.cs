@@ -9,6 +9,19 @@ namespace Pipeline.Evaluator;
 /// </summary>
 public static class EvalReport
 {
+    /// <summary>
+    /// The metrics of some evaluations as "value ± standard error" (the stderr rows folded into their metric), the
+    /// way lm-eval prints them; "examples" counts are kept as they are.
+    /// </summary>
+    public static IEnumerable<(EvalRow Row, string Value)> WithStderr(IEnumerable<EvalRow> evals, string format = "F4")
+    {
+        var rows = evals.ToList();
+        var stderr = rows.Where(e => e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal))
+            .ToDictionary(e => (e.Checkpoint, e.Task, e.Metric[..^Tasks.TaskRunner.StderrSuffix.Length]), e => e.Value);
+        foreach (var e in rows.Where(e => !e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal)))
+            yield return (e, stderr.TryGetValue((e.Checkpoint, e.Task, e.Metric), out var se) ? $"{e.Value.ToString(format)} ± {se.ToString(format)}" : e.Value.ToString(format));
+    }
+
     public static string Write(RunLedger ledger, string folder)
     {
         Directory.CreateDirectory(folder);
@@ -28,11 +41,11 @@ public static class EvalReport
                 md.Append($"![loss]({png})\n\n");
             }
             md.Append("| step | task | version | metric | value |\n|---:|---|---|---|---:|\n");
-            foreach (var e in evals.Where(e => e.RunName == run).OrderBy(e => e.Step).ThenBy(e => e.Task).ThenBy(e => e.Metric))
-                md.Append($"| {e.Step} | {e.Task} | {e.TaskVersion} | {e.Metric} | {e.Value:G5} |\n");
+            foreach (var (e, value) in WithStderr(evals.Where(e => e.RunName == run).OrderBy(e => e.Step).ThenBy(e => e.Task).ThenBy(e => e.Metric), "G5"))
+                md.Append($"| {e.Step} | {e.Task} | {e.TaskVersion} | {e.Metric} | {value} |\n");
             md.Append('\n');
         }
-        foreach (var group in evals.Where(e => e.Metric != "examples").GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
+        foreach (var group in evals.Where(e => e.Metric != "examples" && !e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal)).GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
         {
             var png = $"{Safe(group.Key.Task)}-{Safe(group.Key.Metric)}.png";
             Plot(Path.Combine(folder, png), $"{group.Key.Task}: {group.Key.Metric}",

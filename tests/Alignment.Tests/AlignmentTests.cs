@@ -120,6 +120,54 @@ public sealed class AlignmentTests : IDisposable
     }
 
     [Fact]
+    public void Examples_truncated_to_no_trained_token_are_dropped_and_counted_and_the_weights_stay_finite()
+    {
+        // Regression: in "truncate" mode an example whose reply was cut off entirely was kept; packed, it filled rows
+        // with no labels, and a batch of them gave a 0/0 = NaN loss that went into the weights.
+        var model = Model(4);
+        var longPrompt = (Ids: Enumerable.Range(0, 40).Select(i => i % 40).ToList(), Trained: Enumerable.Range(0, 40).Select(i => i >= 30).ToList());
+        var good = (Ids: new List<int> { 1, 2, 3, 20, 21 }, Trained: new List<bool> { false, false, false, true, true });
+        var examples = Enumerable.Repeat(longPrompt, 12).Append(good).ToList();
+        var report = AlignmentTrainer.Sft(model, examples, new AlignmentConfig { Steps = 10, BatchSize = 8, LearningRate = 1e-2 }, padId: 47);
+        Assert.Equal(12, report.Untrainable);
+        Assert.Equal(1, report.Examples);
+        Assert.All(report.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+        Assert.All(model.parameters(), p => Assert.True(p.isfinite().all().item<bool>()));
+        var none = Assert.Throws<InvalidDataException>(() => AlignmentTrainer.Sft(Model(4), Enumerable.Repeat(longPrompt, 4).ToList(), new AlignmentConfig { Steps = 1 }, padId: 47));
+        Assert.Contains("4 left without trained tokens", none.Message);
+    }
+
+    [Fact]
+    public void Non_finite_steps_are_skipped_not_written_into_the_weights()
+    {
+        // One poisoned weight makes every loss NaN. Without the guard, the NaN gradients would reach every trainable
+        // parameter through the optimizer; with it, the updates are skipped and the job stops after five.
+        var model = Model(6);
+        var poisoned = model.named_parameters().First(p => p.name.EndsWith("norm.weight")).parameter;
+        using (no_grad()) poisoned[0] = float.NaN;
+        var examples = Enumerable.Range(0, 8).Select(i => (Ids: new List<int> { 1, 2, 3 + i, 20, 21 }, Trained: new List<bool> { false, false, false, true, true })).ToList();
+        var e = Assert.Throws<InvalidOperationException>(() => AlignmentTrainer.Sft(model, examples, new AlignmentConfig { Steps = 30, BatchSize = 4, LearningRate = 1e-2 }, padId: 47));
+        Assert.Contains("five steps in a row", e.Message);
+        Assert.All(model.named_parameters().Where(p => !ReferenceEquals(p.parameter, poisoned)), p => Assert.True(p.parameter.isfinite().all().item<bool>(), p.name));
+    }
+
+    [Fact]
+    public void Dpo_follows_trl_defaults_and_truncates_the_prompt_from_the_left()
+    {
+        Assert.Equal(1e-6, new AlignmentConfig { Method = "dpo" }.EffectiveLearningRate);
+        Assert.Equal(0, new AlignmentConfig { Method = "dpo" }.LoraDropout);
+        Assert.Equal(1.0, new AlignmentConfig().GradClip);
+        // A prompt longer than the context keeps its end (what leads into the reply); the pair is kept and counted.
+        var model = Model(2);
+        var prompt = Enumerable.Range(0, 30).Select(i => i % 40).ToList();
+        var pairs = Enumerable.Range(0, 4).Select(i => (prompt, new List<int> { 41, 42 }, new List<int> { 43, 44 })).ToList();
+        var report = AlignmentTrainer.Dpo(model, pairs, new AlignmentConfig { Method = "dpo", Steps = 2, BatchSize = 2 }, padId: 47);
+        Assert.Equal(4, report.Truncated);
+        Assert.Equal(4, report.Examples);
+        Assert.All(report.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+    }
+
+    [Fact]
     public void Packed_examples_give_the_same_logits_and_loss_as_each_alone()
     {
         var model = Model(5);

@@ -80,15 +80,76 @@ public sealed class EvaluatorTests : IDisposable
         Assert.Contains("has 0 examples", error.Message);
     }
 
-    [Fact]
-    public void Scorers_for_japanese_text()
+    [Theory]
+    // llm-jp-eval exact_match after NFKC: full-width and half-width forms are equal; stripped.
+    [InlineData("exact_match", " 東京 ", "東京", 1.0)]
+    [InlineData("exact_match", "ＡＢＣ１２３", "ABC123", 1.0)]
+    [InlineData("exact_match", "ｶﾀｶﾅ", "カタカナ", 1.0)]
+    [InlineData("exact_match", "東京都", "東京", 0.0)]
+    // llm-jp-eval char_f1 = thefuzz token_sort_ratio / 100: 2·LCS/(|a|+|b|), rounded to a whole percent.
+    [InlineData("char_f1", "東京都", "東京", 0.8)]                 // LCS 2: 4/5
+    [InlineData("char_f1", "東京都", "都京東", 0.33)]              // order matters: LCS 1, 2/6 = 0.333
+    [InlineData("char_f1", "abcd", "abce", 0.75)]                // LCS 3: 6/8
+    [InlineData("char_f1", "the cat sat", "sat the cat", 1.0)]   // tokens are sorted first
+    [InlineData("char_f1", "東京です。", "東京です", 1.0)]          // punctuation is \W: a space, then stripped
+    [InlineData("char_f1", "Ｔｏｋｙｏ", "tokyo", 1.0)]             // NFKC, then lower-cased
+    [InlineData("char_f1", "あいうえお", "あいうx", 0.67)]          // LCS 3: 6/9 = 0.667
+    [InlineData("char_f1", "", "東京", 0.0)]
+    // llm-jp-eval set_f1: sets of lines; duplicates in the output count once.
+    [InlineData("set_f1", "a\nb\nb", "a\nc", 0.5)]
+    [InlineData("set_f1", "東京\n大阪", "大阪\n東京", 1.0)]
+    // JGLUE JSQuAD character F1: a bag of characters.
+    [InlineData("jsquad_char_f1", "東京都", "都京東", 1.0)]
+    [InlineData("jsquad_char_f1", "東京都", "東京", 0.8)]
+    // LCS F1 over characters.
+    [InlineData("char_lcs_f1", "パッケージ", "パッケージ", 1.0)]
+    [InlineData("char_lcs_f1", "あいうx", "あいzzう", 0.6666666666666666)]  // LCS あいう: p 3/4, r 3/5
+    public void Metrics_follow_their_reference_definitions(string metric, string output, string reference, double expected)
     {
-        Assert.Equal(1, Scorers.ExactMatch(" 東京 ", "東京"));
-        Assert.Equal(0, Scorers.ExactMatch("東京都", "東京"));
-        Assert.Equal(0.8, Scorers.CharF1("東京都", "東京"), 6);          // p = 2/3, r = 1
-        Assert.Equal(1.0, Scorers.RougeL("パッケージ", "パッケージ"), 6);
-        Assert.Equal(2.0 * (3.0 / 4) * (3.0 / 5) / (3.0 / 4 + 3.0 / 5), Scorers.RougeL("あいうx", "あいzzう"), 6); // LCS あいう
-        Assert.Equal(0, Scorers.CharF1("", "東京"));
+        var value = metric switch
+        {
+            "exact_match" => Scorers.ExactMatch(output, reference),
+            "char_f1" => Scorers.CharF1(output, reference),
+            "set_f1" => Scorers.SetF1(output, reference),
+            "jsquad_char_f1" => Scorers.JsquadCharF1(output, reference),
+            _ => Scorers.CharLcsF1(output, reference),
+        };
+        Assert.Equal(expected, value, 6);
+    }
+
+    [Fact]
+    public void Standard_errors_and_the_stop_string_follow_lm_eval()
+    {
+        // lm-eval mean_stderr: sample standard deviation over sqrt(n). [1,0,1,1]: mean 0.75, variance 0.25, 0.25.
+        Assert.Equal(0.25, Scorers.MeanStderr([1, 0, 1, 1])!.Value, 9);
+        Assert.Null(Scorers.MeanStderr([1]));
+        // Regression: tasks stopping at "。" cut it from the output but compared against a reference ending in "。",
+        // so exact_match was always 0. Both sides now lose the stop string.
+        var (output, reference) = TaskRunner.AtStop("東京です。次の文", "東京です。", ["。", "\n"]);
+        Assert.Equal(1, Scorers.ExactMatch(output, reference));
+        Assert.Equal(1, Scorers.CharF1(output, reference));
+    }
+
+    [Fact]
+    public void Context_and_continuation_are_tokenized_together_and_split_at_the_boundary()
+    {
+        var (_, model, tokenizer) = Checkpoint();
+        var runner = new TaskRunner(model, tokenizer);
+        // A Japanese example with an empty answer prefix: the tokens of the whole text, split after the context's.
+        var (context, continuation) = runner.EncodePair("日本の首都は", "東京です");
+        Assert.Equal(tokenizer.Encode("日本の首都は"), context);
+        Assert.Equal(tokenizer.Encode("日本の首都は東京です"), context.Concat(continuation));
+        // Trailing whitespace of the context moves to the continuation (lm-eval's _encode_pair).
+        var (spaced, rest) = runner.EncodePair("Debian is ", "free");
+        Assert.Equal(tokenizer.Encode("Debian is"), spaced);
+        Assert.Equal(tokenizer.Encode("Debian is free"), spaced.Concat(rest));
+        // And the log-likelihood is the model's log-probability of exactly those continuation tokens in the whole text.
+        var whole = tokenizer.Encode("日本の首都は東京です").ToArray();
+        model.eval();
+        using var _ = no_grad();
+        var logProbs = model.forward(tensor(whole[..^1].Select(i => (long)i).ToArray(), [1, whole.Length - 1]))[0].log_softmax(-1);
+        var expected = Enumerable.Range(context.Count, continuation.Count).Sum(i => (double)logProbs[i - 1, whole[i]].item<float>());
+        Assert.Equal(expected, runner.LogLikelihood(context, continuation), 4);
     }
 
     [Fact]
@@ -101,14 +162,27 @@ public sealed class EvaluatorTests : IDisposable
         var runner = new TaskRunner(model, tokenizer);
         var metrics = await runner.RunAsync(task);
         // Recompute by hand from the log-likelihood of every choice.
-        var correct = 0;
+        int correct = 0, correctNorm = 0;
+        var perExample = new List<double>();
         foreach (var example in TaskLoader.Examples(task).Take(10))
         {
-            var context = tokenizer.Encode(TaskLoader.Fill(task.Prompt, example));
-            var scores = example["choices"]!.AsArray().Select(c => runner.LogLikelihood(context, tokenizer.Encode(" " + c))).ToList();
-            if (scores.IndexOf(scores.Max()) == (int)example["label"]!) correct++;
+            // lm-eval: context and continuation tokenized together, split after the context's own tokens;
+            // acc_norm divides by the choice's length in characters.
+            var choices = example["choices"]!.AsArray().Select(c => c!.ToString()).ToList();
+            var scores = choices.Select(c =>
+            {
+                var (ctx, cont) = runner.EncodePair(TaskLoader.Fill(task.Prompt, example), " " + c);
+                return runner.LogLikelihood(ctx, cont);
+            }).ToList();
+            var norm = scores.Select((ll, i) => ll / choices[i].EnumerateRunes().Count()).ToList();
+            var right = scores.IndexOf(scores.Max()) == (int)example["label"]!;
+            if (right) correct++;
+            perExample.Add(right ? 1 : 0);
+            if (norm.IndexOf(norm.Max()) == (int)example["label"]!) correctNorm++;
         }
-        Assert.Equal(correct / 10.0, metrics["accuracy"], 6);
+        Assert.Equal(correct / 10.0, metrics["acc"], 6);
+        Assert.Equal(correctNorm / 10.0, metrics["acc_norm"], 6);
+        Assert.Equal(Scorers.MeanStderr(perExample)!.Value, metrics["acc_stderr"], 9);
         Assert.Equal(10, metrics["examples"]);
 
         // The log-likelihood is the sum of the model's log-probabilities of the continuation tokens.
@@ -152,7 +226,7 @@ public sealed class EvaluatorTests : IDisposable
             var scores = example["choices"]!.AsArray().Select(c => runner.LogLikelihood(context, template.Reply(c!.ToString()))).ToList();
             if (scores.IndexOf(scores.Max()) == (int)example["label"]!) correct++;
         }
-        Assert.Equal(correct / 10.0, metrics["accuracy"], 6);
+        Assert.Equal(correct / 10.0, metrics["acc"], 6);
 
         // Generation in chat form stops at the end of the assistant's turn and never shows it.
         var generation = TaskLoader.Load(Shipped("debian-continuation-ja.yaml"));
@@ -175,13 +249,16 @@ public sealed class EvaluatorTests : IDisposable
         // Batched decoding (one KV cache for several examples) scores exactly as one example at a time.
         var single = await new TaskRunner(model, tokenizer) { BatchSize = 1 }.RunAsync(generation);
         Assert.Equal(single["char_f1"], g["char_f1"], 9);
-        Assert.Equal(single["rouge_l"], g["rouge_l"], 9);
+        Assert.Equal(single["char_lcs_f1"], g["char_lcs_f1"], 9);
         Assert.InRange(g["char_f1"], 0, 1);
-        Assert.InRange(g["rouge_l"], 0, 1);
+        Assert.InRange(g["char_lcs_f1"], 0, 1);
         var p = await runner.RunAsync(TaskLoader.Load(Shipped("debian-reference-ja-ppl.yaml")));
         // A random model: close to log2(vocab) bits per token.
         Assert.InRange(p["bits_per_token"], Math.Log2(tokenizer.VocabSize) - 1.5, Math.Log2(tokenizer.VocabSize) + 1.5);
         Assert.True(p["bits_per_byte"] > 0 && p["bits_per_byte"] < p["bits_per_token"]);
+        Assert.Equal(Math.Pow(2, p["bits_per_byte"]), p["byte_perplexity"], 6);
+        Assert.True(p["bits_per_byte_stderr"] > 0 && p["bits_per_byte_stderr"] < p["bits_per_byte"] / 2);
+        Assert.True(p["word_perplexity"] > p["byte_perplexity"]);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ namespace Pipeline.Evaluator.Tasks;
 public static class TaskLoader
 {
     public static readonly string[] Types = ["perplexity", "multiple_choice", "generation"];
-    public static readonly string[] KnownScorers = ["exact_match", "char_f1", "rouge_l", "judge"];
+    public static IReadOnlyList<string> KnownScorers => Scorers.Generation;
 
     public static EvalTask Load(string path)
     {

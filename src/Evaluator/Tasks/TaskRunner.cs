@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Pipeline.Model;
 using Pipeline.Tokenizer;
 using static TorchSharp.torch;
@@ -23,33 +24,65 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         _ => throw new InvalidDataException($"task '{task.Name}': unknown type '{task.Type}'"),
     };
 
-    /// <summary>Bits per byte and per token of a text, in windows of the model's context.</summary>
+    /// <summary>
+    /// lm-eval's rolling log-likelihood metrics of a text, scored in windows of the model's context:
+    /// <c>word_perplexity</c> exp(NLL / words), <c>byte_perplexity</c> exp(NLL / UTF-8 bytes), <c>bits_per_byte</c>
+    /// NLL / bytes / ln 2; also <c>token_perplexity</c> and <c>bits_per_token</c> (tokenizer-dependent). Standard
+    /// errors by bootstrap over the windows (1,000 resamples, fixed seed), as lm-eval bootstraps corpus metrics.
+    /// </summary>
     public Dictionary<string, double> Perplexity(string text)
     {
         var ids = tokenizer.Encode(text).ToArray();
         if (ids.Length < 2) throw new InvalidDataException("the text is too short to score");
         model.eval();
         using var _ = no_grad();
+        var device = Device;
         var context = model.Config.Context;
-        double nll = 0;
-        long scored = 0;
+        var windows = new List<(double Nll, long Tokens, long Bytes, long Words)>();
         for (var start = 0; start < ids.Length - 1; start += context)
         {
             using var scope = NewDisposeScope();
             var length = Math.Min(context, ids.Length - 1 - start);
-            var x = tensor(ids.AsSpan(start, length).ToArray().Select(i => (long)i).ToArray(), [1, length]);
-            var y = tensor(ids.AsSpan(start + 1, length).ToArray().Select(i => (long)i).ToArray(), [1, length]);
-            nll += nn.functional.cross_entropy(model.forward(x).view(-1, model.Config.VocabSize), y.view(-1), reduction: nn.Reduction.Sum).item<float>();
-            scored += length;
+            var x = tensor(ids.AsSpan(start, length).ToArray().Select(i => (long)i).ToArray(), [1, length], device: device);
+            var y = tensor(ids.AsSpan(start + 1, length).ToArray().Select(i => (long)i).ToArray(), [1, length], device: device);
+            var nll = nn.functional.cross_entropy(model.forward(x).view(-1, model.Config.VocabSize), y.view(-1), reduction: nn.Reduction.Sum).item<float>();
+            var scoredText = tokenizer.Decode(ids.AsSpan(start + 1, length).ToArray());
+            windows.Add((nll, length, Encoding.UTF8.GetByteCount(scoredText), Words(scoredText)));
         }
-        var bytes = Encoding.UTF8.GetByteCount(text);
+        var metrics = RollingMetrics(windows);
+        var random = new Random(1234);
+        var samples = Enumerable.Range(0, 1000).Select(_ => RollingMetrics(windows.Select(__ => windows[random.Next(windows.Count)]).ToList())).ToList();
+        foreach (var name in metrics.Keys.ToList())
+        {
+            var values = samples.Select(m => m[name]).ToList();
+            var mean = values.Average();
+            metrics[name + StderrSuffix] = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
+        }
+        return metrics;
+    }
+
+    /// <summary>The suffix of a metric's standard error in the ledger and reports.</summary>
+    public const string StderrSuffix = "_stderr";
+
+    private static Dictionary<string, double> RollingMetrics(IReadOnlyList<(double Nll, long Tokens, long Bytes, long Words)> windows)
+    {
+        var nll = windows.Sum(w => w.Nll);
+        long tokens = windows.Sum(w => w.Tokens), bytes = Math.Max(1, windows.Sum(w => w.Bytes)), words = Math.Max(1, windows.Sum(w => w.Words));
         return new Dictionary<string, double>
         {
-            ["bits_per_byte"] = nll / Math.Log(2) / bytes,
-            ["bits_per_token"] = nll / Math.Log(2) / scored,
-            ["perplexity"] = Math.Exp(nll / scored),
+            ["word_perplexity"] = Math.Exp(nll / words),
+            ["byte_perplexity"] = Math.Exp(nll / bytes),
+            ["bits_per_byte"] = nll / bytes / Math.Log(2),
+            ["token_perplexity"] = Math.Exp(nll / tokens),
+            ["bits_per_token"] = nll / tokens / Math.Log(2),
         };
     }
+
+    // lm-eval counts words as re.split(r"\s+", text).
+    private static long Words(string text) => Regex.Split(text, @"\s+").Length;
+
+    /// <summary>The model's device: every input tensor is created there.</summary>
+    private Device Device => model.parameters().First().device;
 
     /// <summary>Sum of log-probabilities of <paramref name="continuation"/> after <paramref name="context"/> (left-truncated to fit).</summary>
     public double LogLikelihood(IReadOnlyList<int> context, IReadOnlyList<int> continuation)
@@ -61,11 +94,29 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         model.eval();
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var input = tensor(all.Take(all.Count - 1).Select(i => (long)i).ToArray(), [1, all.Count - 1]);
-        var logProbs = model.forward(input)[0].log_softmax(-1);
+        var input = tensor(all.Take(all.Count - 1).Select(i => (long)i).ToArray(), [1, all.Count - 1], device: Device);
+        var logProbs = model.forward(input)[0].log_softmax(-1).cpu();
         double total = 0;
         for (var i = Math.Max(first, 1); i < all.Count; i++) total += logProbs[i - 1, all[i]].item<float>();
         return total;
+    }
+
+    /// <summary>
+    /// lm-eval's <c>_encode_pair</c>: whitespace at the end of the context moves to the continuation, the two are
+    /// tokenized together, and the continuation is what follows the context's own tokens. Tokenizing them apart
+    /// would let a merge across the boundary (a space, a particle) disagree with how the text is really tokenized.
+    /// </summary>
+    public (List<int> Context, List<int> Continuation) EncodePair(string context, string continuation)
+    {
+        var spaces = context.Length - context.TrimEnd().Length;
+        if (spaces > 0)
+        {
+            continuation = context[^spaces..] + continuation;
+            context = context[..^spaces];
+        }
+        var whole = tokenizer.Encode(context + continuation).ToList();
+        var contextIds = tokenizer.Encode(context).ToList();
+        return (contextIds, whole.Skip(contextIds.Count).ToList());
     }
 
     /// <summary>
@@ -82,50 +133,77 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
                 .Append(new ChatMessage("user", TaskLoader.Fill(task.Prompt, example)));
             return _chat.Prompt(turns.ToList());
         }
-        var prefix = string.Concat(shots.Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
-        return tokenizer.Encode(prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "")).ToList();
+        return tokenizer.Encode(PromptText(task, examples, example, answer, withAnswerPrefix)).ToList();
     }
 
-    /// <summary>A choice's tokens after the prompt: the answer prefix and text, or for chat tasks the assistant's reply.</summary>
-    private IReadOnlyList<int> ChoiceIds(EvalTask task, string choice) =>
-        task.Chat ? _chat.Reply(choice) : tokenizer.Encode(task.AnswerPrefix + choice);
+    /// <summary>The prompt of a plain-text task: few-shot examples separated by a blank line, then the filled prompt.</summary>
+    internal static string PromptText(EvalTask task, List<JsonObject> examples, JsonObject example, Func<JsonObject, string> answer, bool withAnswerPrefix)
+    {
+        var prefix = string.Concat(examples.Take(task.FewShot).Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
+        return prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "");
+    }
 
+    /// <summary>
+    /// lm-eval's multiple choice: the log-likelihood of each choice after the prompt (context and continuation
+    /// tokenized together, <see cref="EncodePair"/>); <c>acc</c> picks the highest, <c>acc_norm</c> the highest per
+    /// character of the choice (lm-eval: <c>len(choice)</c>). Each with lm-eval's standard error of the mean. For chat
+    /// tasks the choice is the assistant's reply, inserted after the prompt's special tokens by id.
+    /// </summary>
     private Dictionary<string, double> MultipleChoice(EvalTask task)
     {
         var examples = TaskLoader.Examples(task);
         string ChoiceText(JsonObject e, int i) => e[task.Choices]!.AsArray()[i]!.ToString();
         string Right(JsonObject e) => ChoiceText(e, (int)e[task.Answer]!);
         var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
-        int correct = 0, correctNorm = 0;
+        var acc = new List<double>();
+        var accNorm = new List<double>();
         foreach (var example in scored)
         {
-            var context = PromptIds(task, examples, example, Right, withAnswerPrefix: false);
             var choices = example[task.Choices]!.AsArray();
             var scores = new List<(double Raw, double Norm)>();
             for (var i = 0; i < choices.Count; i++)
             {
                 var text = ChoiceText(example, i);
-                var ll = LogLikelihood(context, ChoiceIds(task, text));
-                scores.Add((ll, ll / Math.Max(1, Encoding.UTF8.GetByteCount(task.Chat ? text : task.AnswerPrefix + text))));
+                var (context, continuation) = task.Chat
+                    ? (PromptIds(task, examples, example, Right, withAnswerPrefix: false), _chat.Reply(text))
+                    : EncodePair(PromptText(task, examples, example, Right, withAnswerPrefix: false), task.AnswerPrefix + text);
+                var ll = LogLikelihood(context, continuation);
+                scores.Add((ll, ll / Math.Max(1, CodePoints(text))));
             }
             var answer = (int)example[task.Answer]!;
-            if (scores.IndexOf(scores.MaxBy(s => s.Raw)) == answer) correct++;
-            if (scores.IndexOf(scores.MaxBy(s => s.Norm)) == answer) correctNorm++;
+            acc.Add(scores.IndexOf(scores.MaxBy(s => s.Raw)) == answer ? 1 : 0);
+            accNorm.Add(scores.IndexOf(scores.MaxBy(s => s.Norm)) == answer ? 1 : 0);
         }
-        return new Dictionary<string, double>
-        {
-            ["accuracy"] = (double)correct / scored.Count,
-            ["accuracy_norm"] = (double)correctNorm / scored.Count,
-            ["examples"] = scored.Count,
-        };
+        var metrics = new Dictionary<string, double> { ["examples"] = scored.Count };
+        Add(metrics, "acc", acc);
+        Add(metrics, "acc_norm", accNorm);
+        return metrics;
     }
 
+    /// <summary>A metric's mean over examples and, from two examples on, its standard error.</summary>
+    private static void Add(Dictionary<string, double> metrics, string name, IReadOnlyList<double> perExample)
+    {
+        metrics[name] = perExample.Count == 0 ? double.NaN : perExample.Average();
+        if (Scorers.MeanStderr(perExample) is { } stderr) metrics[name + StderrSuffix] = stderr;
+    }
+
+    private static int CodePoints(string text) => text.EnumerateRunes().Count();
+
+    /// <summary>
+    /// Generation: greedy or sampled continuations until a stop string, scored against the reference. As in lm-eval
+    /// (<c>until</c>), the output is cut before the first stop string; a reference that ends with that stop string
+    /// loses it too, so a task that stops at "。" compares answers without their final "。" on both sides.
+    /// </summary>
     private async Task<Dictionary<string, double>> GenerationAsync(EvalTask task, CancellationToken ct)
     {
+        var unknown = task.Scorers.Where(s => !Scorers.Generation.Contains(s)).ToList();
+        if (unknown.Count > 0)
+            throw new InvalidDataException($"task '{task.Name}': unknown metric {string.Join(", ", unknown.Select(u => $"'{u}'"))} (known: {string.Join(", ", Scorers.Generation)}" +
+                (unknown.Contains("rouge_l") ? "; rouge_l was a character LCS F1 and is now char_lcs_f1" : "") + ")");
         var examples = TaskLoader.Examples(task);
         string Reference(JsonObject e) => e[task.Answer]!.ToString();
         var scored = examples.Skip(task.FewShot).Take(task.Limit > 0 ? task.Limit : int.MaxValue).ToList();
-        var totals = task.Scorers.ToDictionary(s => s, _ => 0.0);
+        var perExample = task.Scorers.ToDictionary(s => s, _ => new List<double>());
         var settings = task.Generation;
         var room = model.Config.Context - settings.MaxTokens;
         if (room < 1) throw new InvalidDataException($"task '{task.Name}': max_tokens {settings.MaxTokens} leaves no room for a prompt in context {model.Config.Context}");
@@ -145,29 +223,39 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
             for (var i = 0; i < chunk.Length; i++)
             {
                 var example = chunk[i];
-                var output = tokenizer.Decode(generated[i].Where(id => !ends.Contains(id)));
-                foreach (var stop in settings.Stop)
-                {
-                    var at = output.IndexOf(stop, StringComparison.Ordinal);
-                    if (at >= 0) output = output[..at];
-                }
-                var reference = example[task.Answer]!.ToString();
+                var (output, reference) = AtStop(tokenizer.Decode(generated[i].Where(id => !ends.Contains(id))), example[task.Answer]!.ToString(), settings.Stop);
                 foreach (var scorer in task.Scorers)
                 {
-                    totals[scorer] += scorer switch
+                    perExample[scorer].Add(scorer switch
                     {
                         "exact_match" => Scorers.ExactMatch(output, reference),
                         "char_f1" => Scorers.CharF1(output, reference),
-                        "rouge_l" => Scorers.RougeL(output, reference),
-                        "judge" => await JudgeAsync(task, TaskLoader.Fill(task.Prompt, example), output, reference, example[task.Aspect]?.ToString() ?? "", ct),
-                        _ => 0,
-                    };
+                        "set_f1" => Scorers.SetF1(output, reference),
+                        "jsquad_char_f1" => Scorers.JsquadCharF1(output, reference),
+                        "char_lcs_f1" => Scorers.CharLcsF1(output, reference),
+                        _ => await JudgeAsync(task, TaskLoader.Fill(task.Prompt, example), output, reference, example[task.Aspect]?.ToString() ?? "", ct),
+                    });
                 }
             }
         }
-        var metrics = totals.ToDictionary(kv => kv.Key, kv => kv.Value / scored.Count);
-        metrics["examples"] = scored.Count;
+        var metrics = new Dictionary<string, double> { ["examples"] = scored.Count };
+        foreach (var (name, values) in perExample) Add(metrics, name, values);
         return metrics;
+    }
+
+    /// <summary>
+    /// The output up to the first of the stop strings (lm-eval's <c>until</c>), and the reference without a stop
+    /// string it ends with: both sides compared without the stop.
+    /// </summary>
+    public static (string Output, string Reference) AtStop(string output, string reference, IReadOnlyList<string> stops)
+    {
+        foreach (var stop in stops.Where(s => s.Length > 0))
+        {
+            var at = output.IndexOf(stop, StringComparison.Ordinal);
+            if (at >= 0) output = output[..at];
+            if (reference.EndsWith(stop, StringComparison.Ordinal)) reference = reference[..^stop.Length];
+        }
+        return (output, reference);
     }
 
     private async Task<double> JudgeAsync(EvalTask task, string input, string output, string reference, string aspect, CancellationToken ct)
