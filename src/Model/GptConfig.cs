@@ -45,5 +45,9 @@ public sealed record GptConfig
     }
 
     /// <summary>Training FLOPs per token: 6N for the matmuls plus 6 x layers x context x width for attention (PaLM appendix B).</summary>
-    public double FlopsPerToken() => 6.0 * Parameters() + 6.0 * Layers * Context * Width;
+    /// <summary>
+    /// Training FLOPs per token, forward and backward: 6N for the weights plus 12·L·T·W for attention's score and
+    /// value products (PaLM, Chowdhery et al. 2022, appendix B; nanoGPT's estimate_mfu).
+    /// </summary>
+    public double FlopsPerToken() => 6.0 * Parameters() + 12.0 * Layers * Context * Width;
 }

@@ -38,8 +38,8 @@ public static class TextGenerator
             if (cache is not null)
             {
                 if (cache.Length + 1 > context) break; // the window is full; a cache cannot slide
-                var input = step == 0 ? tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Count]) : next!.view(1, 1);
-                logits = model.Forward(input.to(device), cache)[0, -1];
+                var input = step == 0 ? tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Count], device: device) : next!.view(1, 1);
+                logits = model.Forward(input, cache)[0, -1];
             }
             else
             {
@@ -120,7 +120,9 @@ public static class TextGenerator
     private static int Sample(Tensor logits, SamplingOptions options, TorchSharp.torch.Generator random)
     {
         if (options.Temperature <= 0) return (int)logits.argmax().item<long>();
-        logits = logits.to(float32) / options.Temperature;
+        // Sampling runs on the CPU on purpose: the seeded generator is a CPU generator, and multinomial with a CPU
+        // generator on a CUDA tensor raises. One vocabulary-sized vector per token is a small copy.
+        logits = logits.to(float32).cpu() / options.Temperature;
         if (options.TopK > 0 && options.TopK < logits.shape[0])
         {
             var kth = logits.topk(options.TopK).values[-1];

@@ -7,7 +7,13 @@ using TorchSharp.Modules;
 namespace Pipeline.Trainer;
 
 /// <summary>What a checkpoint folder's checkpoint.json holds besides the weights.</summary>
-public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, string TokenizerHash, double? ValidationLoss, TrainingConfig Config, string? BaseCheckpoint = null, string? Method = null);
+public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, string TokenizerHash, double? ValidationLoss, TrainingConfig Config, string? BaseCheckpoint = null, string? Method = null)
+{
+    /// <summary>The learning-rate factor after skipped non-finite steps (1 = none), restored on resume.</summary>
+    public double LearningRateScale { get; init; } = 1.0;
+    /// <summary>Whether the checkpoint was saved with its optimizer state (false for imported and aligned checkpoints).</summary>
+    public bool HasOptimizerState { get; init; } = true;
+}
 
 /// <summary>
 /// Checkpoints are folders (model.bin, optimizer.bin, checkpoint.json) written under a temporary name and renamed when
@@ -41,7 +47,7 @@ public static class Checkpoints
         Directory.CreateDirectory(temp);
         model.save(Path.Combine(temp, "model.bin"));
         optimizer?.save_state_dict(Path.Combine(temp, "optimizer.bin"));
-        File.WriteAllText(Path.Combine(temp, "checkpoint.json"), JsonSerializer.Serialize(info, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(temp, "checkpoint.json"), JsonSerializer.Serialize(info with { HasOptimizerState = optimizer is not null }, new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(temp, final);
         var best = keepBest ? Best(runFolder) : null;
@@ -79,15 +85,22 @@ public static class Checkpoints
     }
 
     /// <summary>Loads a checkpoint's model (and optimizer state when given); throws naming the folder if it is corrupt.</summary>
-    public static (Gpt Model, CheckpointInfo Info) Load(string folder, TorchSharp.torch.Device device, AdamW? optimizer = null, Gpt? into = null)
+    /// <param name="resetOptimizer">Start the optimizer fresh even when the checkpoint had a state that is now missing.</param>
+    public static (Gpt Model, CheckpointInfo Info) Load(string folder, TorchSharp.torch.Device device, AdamW? optimizer = null, Gpt? into = null, bool resetOptimizer = false)
     {
         var info = ReadInfo(folder);
+        var optimizerFile = Path.Combine(folder, "optimizer.bin");
+        // A missing optimizer state that the checkpoint was saved with is damage, not a choice: resuming without it
+        // silently restarts Adam's moments. Checkpoints that never had one (imported, aligned) start fresh.
+        if (optimizer is not null && !resetOptimizer && info.HasOptimizerState && !File.Exists(optimizerFile))
+            throw new InvalidDataException($"checkpoint '{folder}' was saved with an optimizer state, but optimizer.bin is missing; " +
+                "to continue from its weights with a fresh optimizer, pass --reset-optimizer (ResetOptimizer in the training config)");
         var model = into ?? new Gpt(info.Config.Model, device);
         try
         {
             model.load(Path.Combine(folder, "model.bin"));
-            if (optimizer is not null && File.Exists(Path.Combine(folder, "optimizer.bin")))
-                optimizer.load_state_dict(Path.Combine(folder, "optimizer.bin"));
+            if (optimizer is not null && !resetOptimizer && File.Exists(optimizerFile))
+                optimizer.load_state_dict(optimizerFile);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -40,9 +40,29 @@ public sealed record TrainingConfig
     public long Seed { get; init; } = 1337;
     [Range(1, int.MaxValue)]
     public int LogEvery { get; init; } = 10;
-    /// <summary>Peak FLOP/s of the device, for MFU (default: a rough 2-core AVX2 CPU figure).</summary>
-    [Range(double.Epsilon, double.MaxValue)]
-    public double PeakFlops { get; init; } = 100e9;
+    /// <summary>Peak FLOP/s of the device, for MFU; 0 = unknown (MFU is then not reported, unless <see cref="Gpu"/> names one).</summary>
+    [Range(0.0, double.MaxValue)]
+    public double PeakFlops { get; init; }
+    /// <summary>The GPU model, for its peak dense bf16 FLOP/s from <see cref="GpuPeaks"/> (a100, h100, l4, ...); empty = unknown.</summary>
+    public string Gpu { get; init; } = "";
+    /// <summary>Start from a checkpoint's weights with a fresh optimizer state when its optimizer.bin is missing.</summary>
+    public bool ResetOptimizer { get; init; }
+
+    /// <summary>
+    /// Peak dense bf16 tensor FLOP/s (no sparsity) from the vendors' data sheets, by GPU model: the denominator of MFU.
+    /// A CPU has no such figure here, so on a CPU the trainer reports tokens/s only.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, double> GpuPeaks = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["a100"] = 312e12, ["h100-sxm"] = 989e12, ["h100-pcie"] = 756e12, ["h100"] = 989e12, ["h200"] = 989e12,
+        ["l4"] = 121e12, ["l40s"] = 362e12, ["a10"] = 125e12, ["rtx-4090"] = 165e12, ["rtx-3090"] = 71e12, ["v100"] = 125e12,
+    };
+
+    /// <summary>The peak used for MFU, or 0 when unknown.</summary>
+    public double ResolvedPeakFlops => PeakFlops > 0 ? PeakFlops
+        : Gpu.Length == 0 ? 0
+        : GpuPeaks.TryGetValue(Gpu, out var peak) ? peak
+        : throw new ArgumentException($"training config: Gpu '{Gpu}' is not one of {string.Join(", ", GpuPeaks.Keys)}; set PeakFlops instead");
     /// <summary>"cpu" or "cuda"; empty picks cuda when available.</summary>
     public string Device { get; init; } = "";
     /// <summary>

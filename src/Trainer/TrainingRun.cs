@@ -40,6 +40,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
 
         long step = 0;
         double? lastVal = null;
+        var lrScale = 1.0; // halved at every skipped non-finite step; checkpointed, so a resume continues with it
         var existing = Checkpoints.List(runFolder);
         var problems = new List<string>();
         var resumed = false;
@@ -50,9 +51,10 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 // Refused before any weights are read: a checkpoint of another shape or tokenizer is never resumed
                 // into (and so never overwritten by a run of another architecture).
                 EnsureResumable(Checkpoints.ReadInfo(folder), folder);
-                var (_, info) = Checkpoints.Load(folder, device, optimizer, model);
+                var (_, info) = Checkpoints.Load(folder, device, optimizer, model, config.ResetOptimizer);
                 step = info.Step;
                 lastVal = info.ValidationLoss;
+                lrScale = info.LearningRateScale;
                 resumed = true;
                 logger.LogInformation("train: resumed {Run} from {Checkpoint}", config.RunName, folder);
                 break;
@@ -75,10 +77,10 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             config.ActivationCheckpointing ? " with activation checkpointing" : "");
         var tokensPerStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
         var flopsPerToken = config.Model.FlopsPerToken();
+        var peak = config.ResolvedPeakFlops; // 0 = unknown device peak: MFU is not reported
         var watch = Stopwatch.StartNew();
         long tokensSinceLog = 0;
         var nanSkips = 0;
-        var lrScale = 1.0; // halved at every skipped non-finite step
         var savedStep = step;
         while (step < config.MaxSteps && !ct.IsCancellationRequested)
         {
@@ -117,7 +119,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 }
                 else if (config.OnNonFinite == "stop")
                 {
-                    var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
+                    var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
                     var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
                     throw new InvalidOperationException($"training {config.RunName}: non-finite loss at step {step + 1}; stopped with checkpoint {folder} (OnNonFinite=stop)");
                 }
@@ -147,9 +149,9 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             {
                 var seconds = watch.Elapsed.TotalSeconds;
                 var tps = tokensSinceLog / Math.Max(seconds, 1e-9);
-                var log = new StepLog(step, lossValue, lr, gradNorm, tps, tps * flopsPerToken / config.PeakFlops, val);
-                logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s mfu {Mfu:P1}{Val}",
-                    config.RunName, step, config.MaxSteps, lossValue, lr, gradNorm, tps, log.Mfu, val is null ? "" : $" val {val:F4}");
+                var log = new StepLog(step, lossValue, lr, gradNorm, tps, peak > 0 ? tps * flopsPerToken / peak : double.NaN, val);
+                logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s{Mfu}{Val}",
+                    config.RunName, step, config.MaxSteps, lossValue, lr, gradNorm, tps, double.IsNaN(log.Mfu) ? "" : $" mfu {log.Mfu:P1}", val is null ? "" : $" val {val:F4}");
                 if (OnStep is not null) await OnStep(log);
                 watch.Restart();
                 tokensSinceLog = 0;
@@ -163,7 +165,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
 
         async Task SaveAsync()
         {
-            var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config);
+            var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
             var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
             savedStep = step;
             if (OnCheckpoint is not null) await OnCheckpoint(folder, info);

@@ -59,12 +59,23 @@ public sealed class StageCommandTests : IDisposable
         Assert.True(new FileInfo(Path.Combine(outDir, "shards", "tokens", "cli", "train.bin")).Length > 1024);
 
         var config = Path.Combine(_root, "train.json");
-        File.WriteAllText(config, """{ "Training": { "RunName": "t", "Model": { "Layers": 2, "Heads": 2, "Width": 32, "Context": 32 }, "BatchSize": 4, "MaxSteps": 6, "EvalEvery": 3, "CheckpointEvery": 3, "LogEvery": 1 } }""");
+        File.WriteAllText(config, """{ "Training": { "RunName": "t", "Model": { "Layers": 2, "Heads": 2, "Width": 32, "Context": 128 }, "BatchSize": 4, "MaxSteps": 6, "EvalEvery": 3, "CheckpointEvery": 3, "LogEvery": 1 } }""");
         await Ok("train", "--config", config, "--out", outDir);
         var checkpoint = Path.Combine(outDir, "checkpoints", "t", "step-0000006");
         Assert.True(Directory.Exists(checkpoint));
         var sample = await Ok("sample", "--checkpoint", checkpoint, "Debian", "--max-tokens", "5", "--temperature", "0");
         Assert.StartsWith("Debian", sample);
+        // A JGLUE task in lm-evaluation-harness's YAML format, with a fixture in JCommonsenseQA's schema.
+        var repository = Path.GetFullPath(Path.Combine(SampleSite.Folder(), "..", ".."));
+        var lmEval = Path.Combine(_root, "lm-eval");
+        Directory.CreateDirectory(Path.Combine(lmEval, "data", "jcommonsenseqa"));
+        File.Copy(Path.Combine(repository, "tasks", "lm-eval", "jcommonsenseqa.yaml"), Path.Combine(lmEval, "jcommonsenseqa.yaml"));
+        foreach (var file in Directory.GetFiles(Path.Combine(repository, "tests", "Evaluator.Tests", "fixtures", "lm-eval", "data", "jcommonsenseqa")))
+            File.Copy(file, Path.Combine(lmEval, "data", "jcommonsenseqa", Path.GetFileName(file)));
+        var scored = await Ok("eval", "--checkpoint", checkpoint, "--task", Path.Combine(lmEval, "jcommonsenseqa.yaml"), "--out", outDir);
+        Assert.Contains("jcommonsenseqa", scored);
+        Assert.Contains("acc_norm", scored);
+
         await Ok("export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
         Assert.True(new FileInfo(Path.Combine(_root, "export", "model.safetensors")).Length > 10_000);
         Assert.Contains("LlamaForCausalLM", File.ReadAllText(Path.Combine(_root, "export", "config.json")));

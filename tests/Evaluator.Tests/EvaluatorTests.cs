@@ -41,12 +41,127 @@ public sealed class EvaluatorTests : IDisposable
     [Fact]
     public void Shipped_task_files_load()
     {
-        foreach (var file in Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "tasks"), "*.yaml"))
+        var files = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "tasks"), "*.yaml");
+        Assert.True(files.Length >= 5, $"{files.Length} task files found"); // a glob that finds nothing must not pass
+        foreach (var file in files)
         {
             var task = TaskLoader.Load(file);
             Assert.Contains(task.Type, TaskLoader.Types);
             Assert.True(task.Type == "perplexity" || TaskLoader.Examples(task).Count >= 40, file);
         }
+    }
+
+    /// <summary>The shipped lm-eval task definitions with this project's JGLUE/ELYZA-schema fixtures in their data folders.</summary>
+    private string LmEvalTasks()
+    {
+        var folder = Path.Combine(_root, "lm-eval");
+        foreach (var file in Directory.GetFiles(Shipped("lm-eval"), "*.yaml"))
+        {
+            Directory.CreateDirectory(folder);
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+        }
+        var fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures", "lm-eval");
+        foreach (var file in Directory.GetFiles(fixtures, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(folder, Path.GetRelativePath(fixtures, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+        return folder;
+    }
+
+    [Fact]
+    public async Task Lm_eval_task_yaml_runs_JGLUE_tasks_as_lm_eval_defines_them()
+    {
+        var (_, model, tokenizer) = Checkpoint();
+        var folder = LmEvalTasks();
+        var runner = new TaskRunner(model, tokenizer);
+
+        // JCommonsenseQA: three shots from the train split, then each validation question; acc recomputed by hand
+        // from lm-eval's definition: shots "doc_to_text + target_delimiter + target", joined by fewshot_delimiter.
+        var jcqa = TaskLoader.Load(Path.Combine(folder, "jcommonsenseqa.yaml"));
+        Assert.Equal(("multiple_choice", 3, 8), (jcqa.Type, jcqa.FewShot, TaskLoader.Examples(jcqa).Count));
+        var train = File.ReadAllLines(Path.Combine(folder, "data", "jcommonsenseqa", "train-v1.1.json")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!.AsObject()).ToList();
+        var valid = File.ReadAllLines(Path.Combine(folder, "data", "jcommonsenseqa", "valid-v1.1.json")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!.AsObject()).ToList();
+        string Choice(System.Text.Json.Nodes.JsonObject d, int i) => d[$"choice{i}"]!.ToString();
+        var shots = string.Concat(train.Select(d => $"質問: {d["question"]}\n答え: {Choice(d, (int)d["label"]!)}\n\n"));
+        var correct = 0;
+        foreach (var doc in valid)
+        {
+            var scores = Enumerable.Range(0, 5).Select(i =>
+            {
+                var (ctx, cont) = runner.EncodePair($"{shots}質問: {doc["question"]}\n答え:", " " + Choice(doc, i));
+                return runner.LogLikelihood(ctx, cont);
+            }).ToList();
+            if (scores.IndexOf(scores.Max()) == (int)doc["label"]!) correct++;
+        }
+        var metrics = await runner.RunAsync(jcqa);
+        Assert.Equal((double)correct / valid.Count, metrics["acc"], 9);
+        Assert.True(metrics.ContainsKey("acc_norm_stderr"));
+
+        // JNLI and MARC-ja: label strings mapped to choices by a dict literal.
+        foreach (var (file, choices) in new[] { ("jnli.yaml", 3), ("marc-ja.yaml", 2) })
+        {
+            var task = TaskLoader.Load(Path.Combine(folder, file));
+            var rows = TaskLoader.Examples(task);
+            Assert.All(rows, r => Assert.Equal(choices, r["choices"]!.AsArray().Count));
+            Assert.InRange((await runner.RunAsync(task))["acc"], 0, 1);
+        }
+        var jnliRows = TaskLoader.Examples(TaskLoader.Load(Path.Combine(folder, "jnli.yaml")));
+        Assert.Equal([0, 1, 2, 0, 1, 2], jnliRows.Select(r => (int)r["target"]!));
+
+        // JSQuAD: generation until a newline, exact match and JSQuAD character F1 against answers.text[0].
+        var jsquad = TaskLoader.Load(Path.Combine(folder, "jsquad.yaml"));
+        Assert.Equal("東京", TaskLoader.Examples(jsquad)[2]["target"]!.ToString());
+        Assert.StartsWith("文章: Debian は自由な", TaskLoader.Examples(jsquad)[0]["text"]!.ToString());
+        var squad = await runner.RunAsync(jsquad);
+        Assert.InRange(squad["exact_match"], 0, 1);
+        Assert.InRange(squad["jsquad_char_f1"], 0, 1);
+    }
+
+    /// <summary>A judge endpoint in-process: records what it is sent and answers 4.</summary>
+    private sealed class RecordingJudge : HttpMessageHandler
+    {
+        public List<System.Text.Json.Nodes.JsonObject> Requests { get; } = [];
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            Requests.Add(System.Text.Json.Nodes.JsonNode.Parse(await request.Content!.ReadAsStringAsync(ct))!.AsObject());
+            return new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new StringContent("{\"score\": 4}") };
+        }
+    }
+
+    [Fact]
+    public async Task Elyza_tasks_100_is_judged_with_its_rubric_and_each_examples_aspect()
+    {
+        var (_, model, tokenizer) = Checkpoint();
+        var folder = LmEvalTasks();
+        var file = Path.Combine(folder, "elyza-tasks-100.yaml");
+        Assert.Contains("judge_url", Assert.Throws<InvalidDataException>(() => TaskLoader.Load(file)).Message); // no endpoint configured
+        File.WriteAllText(file, File.ReadAllText(file).Replace("judge_url: \"\"", "judge_url: http://judge.invalid/score"));
+        var task = TaskLoader.Load(file);
+        task.Generation.MaxTokens = 8;
+        var judge = new RecordingJudge();
+        var metrics = await new TaskRunner(model, tokenizer, new HttpClient(judge)).RunAsync(task);
+        Assert.Equal(4, metrics["judge"]);
+        Assert.Equal(3, judge.Requests.Count);
+        Assert.Equal("15 です。", judge.Requests[2]["reference"]!.ToString());
+        Assert.Contains("答えが 15 でなければ", judge.Requests[2]["aspect"]!.ToString());
+        Assert.Contains("5 = right and genuinely helpful", judge.Requests[0]["rubric"]!.ToString());
+    }
+
+    [Theory]
+    [InlineData("dataset_path: json", "dataset_path: shunk031/JGLUE", "no hub is reachable")]
+    [InlineData("doc_to_target: label", "doc_to_target: !function utils.target", "!function")]
+    [InlineData("output_type: multiple_choice", "output_type: loglikelihood", "'loglikelihood' is not supported")]
+    [InlineData("doc_to_target: label", "doc_to_target: \"{{ label | int }}\"", "filters")]
+    [InlineData("valid-v1.1.json", "missing.json", "does not exist")]
+    public void Lm_eval_task_files_outside_what_is_supported_are_refused_by_name(string from, string to, string expected)
+    {
+        var folder = LmEvalTasks();
+        var file = Path.Combine(folder, "jcommonsenseqa.yaml");
+        File.WriteAllText(file, File.ReadAllText(file).Replace(from, to));
+        Assert.Contains(expected, Assert.Throws<InvalidDataException>(() => TaskLoader.Load(file)).Message);
     }
 
     [Theory]

@@ -165,6 +165,49 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
+    public async Task A_resume_continues_with_the_checkpointed_learning_rate_scale()
+    {
+        // Regression: the factor a skipped non-finite step halves the learning rate by was lost on resume.
+        var folder = Path.Combine(_root, "scale");
+        await Train(Config(10), folder);
+        var last = Checkpoints.List(folder)[^1];
+        Assert.Equal(1.0, Checkpoints.ReadInfo(last).LearningRateScale);
+        var path = Path.Combine(last, "checkpoint.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        json["LearningRateScale"] = 0.25;
+        File.WriteAllText(path, json.ToJsonString());
+        var logs = await Train(Config(12), folder);
+        Assert.Equal(11, logs[0].Step);
+        Assert.Equal(Config(12).LearningRateAt(10) * 0.25, logs[0].LearningRate, 12);
+        Assert.Equal(0.25, Checkpoints.ReadInfo(Checkpoints.List(folder)[^1]).LearningRateScale);
+    }
+
+    [Fact]
+    public async Task A_missing_optimizer_state_is_an_error_unless_reset_is_asked_for()
+    {
+        // Regression: a missing optimizer.bin was skipped silently, restarting Adam's moments unannounced.
+        var folder = Path.Combine(_root, "optimizer");
+        await Train(Config(10), folder);
+        File.Delete(Path.Combine(Checkpoints.List(folder)[^1], "optimizer.bin"));
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => Train(Config(12), folder));
+        Assert.Contains("--reset-optimizer", e.Message);
+        var logs = await Train(Config(12) with { ResetOptimizer = true }, folder);
+        Assert.Equal(11, logs[0].Step);
+    }
+
+    [Fact]
+    public async Task Mfu_counts_attention_as_PaLM_does_and_is_reported_only_with_a_known_peak()
+    {
+        var model = Config(1).Model;
+        Assert.Equal(6.0 * model.Parameters() + 12.0 * model.Layers * model.Context * model.Width, model.FlopsPerToken());
+        var cpu = await Train(Config(2), Path.Combine(_root, "mfu-cpu"));
+        Assert.True(double.IsNaN(cpu[0].Mfu)); // no peak known for a CPU: tokens/s only
+        var known = await Train(Config(2) with { Gpu = "a100" }, Path.Combine(_root, "mfu-a100"));
+        Assert.Equal(known[0].TokensPerSecond * model.FlopsPerToken() / 312e12, known[0].Mfu, 12);
+        await Assert.ThrowsAsync<ArgumentException>(() => Train(Config(2) with { Gpu = "toaster" }, Path.Combine(_root, "mfu-bad")));
+    }
+
+    [Fact]
     public async Task Activation_checkpointing_gives_the_same_loss_curve()
     {
         var plain = await Train(Config(12), Path.Combine(_root, "plain"));

@@ -26,7 +26,8 @@ public static class ModelCommands
     public static Command Train(Option<string> outOption, Option<string> runOption)
     {
         var configOption = new Option<string>("--config") { Description = "JSON file: { \"DataRoot\", \"Manifest\", \"Training\": { model, schedule, budget } } (docs/trainer.md)", Required = true };
-        var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, outOption, runOption };
+        var resetOptimizer = new Option<bool>("--reset-optimizer") { Description = "Resume from a checkpoint whose optimizer.bin is missing, with a fresh optimizer state" };
+        var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, resetOptimizer, outOption, runOption };
         command.SetAction(async (parse, ct) =>
         {
             var job = Hosting.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config");
@@ -35,7 +36,7 @@ public static class ModelCommands
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
             var manifestUri = job.Manifest ?? CorpusTokenizer.ManifestUri(parse.GetValue(runOption)!);
             var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
-            var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize } }).Resolved();
+            var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || parse.GetValue(resetOptimizer) }).Resolved();
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
             using var logging = CliConfig.Logging(quiet: false);
             AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");

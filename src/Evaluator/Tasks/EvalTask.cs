@@ -39,6 +39,18 @@ public sealed class EvalTask
     /// <summary>Use at most this many examples (0 = all).</summary>
     public int Limit { get; set; }
 
+    /// <summary>Put between few-shot examples, and between the last one and the prompt (lm-eval's fewshot_delimiter).</summary>
+    public string FewShotDelimiter { get; set; } = "\n\n";
+    /// <summary>Text put before the few-shot examples (lm-eval's description).</summary>
+    public string Description { get; set; } = "";
+    /// <summary>generation with judge: the rubric sent to the judge with each output (ELYZA-tasks-100's 5-point scale).</summary>
+    public string Rubric { get; set; } = "";
+
+    /// <summary>Examples already read (an lm-eval task file's dataset, few-shot examples first); null = read <see cref="Data"/>.</summary>
+    [YamlDotNet.Serialization.YamlIgnore]
+    [System.Text.Json.Serialization.JsonIgnore]
+    public List<System.Text.Json.Nodes.JsonObject>? Rows { get; set; }
+
     /// <summary>Where the task file was read from (for resolving Data and for error messages).</summary>
     public string SourceFile { get; set; } = "";
 

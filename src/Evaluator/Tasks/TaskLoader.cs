@@ -14,6 +14,7 @@ public static class TaskLoader
     public static EvalTask Load(string path)
     {
         if (!File.Exists(path)) throw new InvalidDataException($"task file '{path}' does not exist");
+        if (LmEvalTaskFile.IsLmEval(path)) return LmEvalTaskFile.Load(path);
         EvalTask task;
         try
         {
@@ -55,6 +56,7 @@ public static class TaskLoader
     /// <summary>The examples of a JSONL data file; a malformed line is an error naming file and line.</summary>
     public static List<JsonObject> Examples(EvalTask task)
     {
+        if (task.Rows is { } rows) return rows;
         var path = DataPath(task);
         var examples = new List<JsonObject>();
         var number = 0;

@@ -139,8 +139,8 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     /// <summary>The prompt of a plain-text task: few-shot examples separated by a blank line, then the filled prompt.</summary>
     internal static string PromptText(EvalTask task, List<JsonObject> examples, JsonObject example, Func<JsonObject, string> answer, bool withAnswerPrefix)
     {
-        var prefix = string.Concat(examples.Take(task.FewShot).Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + "\n\n"));
-        return prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "");
+        var prefix = string.Concat(examples.Take(task.FewShot).Select(e => TaskLoader.Fill(task.Prompt, e) + task.AnswerPrefix + answer(e) + task.FewShotDelimiter));
+        return task.Description + prefix + TaskLoader.Fill(task.Prompt, example) + (withAnswerPrefix ? task.AnswerPrefix : "");
     }
 
     /// <summary>
@@ -261,7 +261,7 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     private async Task<double> JudgeAsync(EvalTask task, string input, string output, string reference, string aspect, CancellationToken ct)
     {
         var client = judge ?? new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        var response = await client.PostAsJsonAsync(task.JudgeUrl, new { input, output, reference, aspect }, ct);
+        var response = await client.PostAsJsonAsync(task.JudgeUrl, new { input, output, reference, aspect, rubric = task.Rubric }, ct);
         response.EnsureSuccessStatusCode();
         var body = await response.Content.ReadFromJsonAsync<JsonObject>(ct);
         var score = (double?)body?["score"] ?? throw new InvalidDataException($"judge '{task.JudgeUrl}' returned no score");
