@@ -191,6 +191,23 @@ public sealed class WarcTests : IDisposable
     }
 
     [Fact]
+    public void A_gzip_member_that_fails_mid_inflate_loses_only_its_own_record()
+    {
+        // Regression (seen as a flaky test): when inflating a damaged member threw before its end, the reader had
+        // already consumed the buffered bytes after it and resumed past them, losing the records that followed.
+        var path = BuildWarc("f.warc.gz", gzip: true);
+        var (clean, _) = ReadAll(path);
+        var bytes = File.ReadAllBytes(path);
+        var victim = (int)clean[2].Offset;
+        Assert.Equal(0, bytes[victim + 3]); // no optional gzip header fields: the deflate data starts at byte 10
+        bytes[victim + 10] = 0x07;          // BFINAL=1, BTYPE=11: a reserved block type, an error at once
+        File.WriteAllBytes(path, bytes);
+        var (records, errors) = ReadAll(path);
+        Assert.Equal(victim, Assert.Single(errors).Offset);
+        Assert.Equal(clean.Where(r => r.Offset != victim).Select(r => r.Offset), records.Select(r => r.Offset));
+    }
+
+    [Fact]
     public void Parse_errors_do_not_carry_terminal_escapes()
     {
         var path = Path.Combine(_root, "escape.warc");

@@ -123,6 +123,18 @@ internal sealed class ByteReader(Stream stream, long baseOffset = 0, int bufferS
         Position -= count;
     }
 
+    /// <summary>
+    /// Moves to an absolute position of a seekable stream, dropping the buffer. Resynchronizing after a corrupt gzip
+    /// member needs it: the inflater may have consumed input far past the point where the member went bad.
+    /// </summary>
+    public void Seek(long position)
+    {
+        if (!stream.CanSeek) throw new NotSupportedException("the stream cannot seek");
+        stream.Position = position - (Position - (stream.Position - (_end - _start)));
+        _start = _end = 0;
+        Position = position;
+    }
+
     /// <summary>Consumes CR and LF bytes (the blank lines that end a WARC record).</summary>
     public void SkipNewlines()
     {

@@ -113,7 +113,9 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
             if (error is not null)
             {
                 onError(new WarcError(path, offset, error));
-                if (reader.Position == offset) reader.Skip(1);
+                // Back to just past the bad member's start: inflating it may have consumed (and so skipped) the
+                // members after it. The next gzip header after that point starts the next record.
+                reader.Seek(offset + 1);
                 if (!reader.SeekTo(GzipMagic)) yield break;
                 continue;
             }
