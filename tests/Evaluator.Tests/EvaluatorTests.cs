@@ -246,6 +246,32 @@ public sealed class EvaluatorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_model_that_reproduces_the_answers_scores_exact_match_on_the_shipped_japanese_task()
+    {
+        // Regression: the task stops at "。", the output was cut before it, every reference ends in "。": exact_match
+        // was 0 even for a model that reproduces the answers. Here a small model memorizes three examples.
+        var (_, _, tokenizer) = Checkpoint();
+        var task = TaskLoader.Load(Shipped("debian-continuation-ja.yaml"));
+        task.Limit = 3;
+        var examples = TaskLoader.Examples(task).Take(3).ToList();
+        var stream = new List<int>();
+        for (var i = 0; i < 200; i++)
+            foreach (var e in examples) stream.AddRange(tokenizer.Encode(e["input"]!.ToString() + e["output"]) .Append(tokenizer.EndOfText));
+        var data = TokenData.FromTokens([.. stream], [.. stream.Take(2000)], tokenizer.Hash);
+        var config = new TrainingConfig
+        {
+            RunName = "memorize", Model = new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 2, Heads = 2, Width = 64, Context = 64 },
+            BatchSize = 8, MaxSteps = 200, WarmupSteps = 10, LearningRate = 3e-3, MinLearningRate = 1e-3, EvalEvery = 1000, CheckpointEvery = 1000,
+            LogEvery = 1000, Threads = 2, Device = "cpu", Seed = 7,
+        };
+        var folder = Path.Combine(_root, "checkpoints", "memorize");
+        await new TrainingRun(config, data, folder, NullLogger.Instance).RunAsync(default);
+        var (model, _) = Checkpoints.Load(Checkpoints.List(folder)[^1], CPU);
+        var metrics = await new TaskRunner(model, tokenizer).RunAsync(task);
+        Assert.True(metrics["exact_match"] > 0, $"exact_match {metrics["exact_match"]}, char_f1 {metrics["char_f1"]}");
+    }
+
+    [Fact]
     public void Context_and_continuation_are_tokenized_together_and_split_at_the_boundary()
     {
         var (_, model, tokenizer) = Checkpoint();
