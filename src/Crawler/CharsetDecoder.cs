@@ -4,33 +4,52 @@ using System.Text.RegularExpressions;
 namespace Pipeline.Crawler;
 
 /// <summary>
-/// Decodes a page body to text: BOM, then the HTTP charset, then a &lt;meta&gt; declaration, then detection among
-/// UTF-8, ISO-2022-JP, Shift_JIS and EUC-JP (the encodings Japanese pages use), falling back to windows-1252.
+/// Decodes a page body to text in the order the WHATWG Encoding and HTML standards give: a byte order mark, then the
+/// HTTP Content-Type charset, then a &lt;meta&gt; declaration in the first 1,024 bytes (the prescan), and only when none
+/// of them names an encoding, detection among UTF-8, ISO-2022-JP, Shift_JIS and EUC-JP (the encodings Japanese
+/// pages use), falling back to windows-1252. A declared encoding is final: bytes invalid in it become U+FFFD and
+/// never send the decoder back to guessing, which would turn a UTF-8 page with a few stray bytes into mojibake.
 /// </summary>
 public static partial class CharsetDecoder
 {
     static CharsetDecoder() => Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
 
-    public static (string Text, string Charset) Decode(ReadOnlySpan<byte> body, string? headerCharset)
+    /// <summary>Which step decided the encoding, as recorded in the raw-page row.</summary>
+    public static class Sources
     {
-        if (body.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) return (Encoding.UTF8.GetString(body[3..]), "utf-8");
-        if (body.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE])) return (Encoding.Unicode.GetString(body[2..]), "utf-16le");
-        if (body.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF])) return (Encoding.BigEndianUnicode.GetString(body[2..]), "utf-16be");
+        public const string Bom = "bom";
+        public const string Http = "http";
+        public const string Meta = "meta";
+        public const string Detected = "detected";
+    }
 
-        // A declared charset is trusted only if the bytes decode cleanly with it: wrong declarations are common.
-        foreach (var declared in new[] { headerCharset, MetaCharset(body) })
+    public static (string Text, string Charset, string Source) Decode(ReadOnlySpan<byte> body, string? headerCharset)
+    {
+        if (body.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) return (Encoding.UTF8.GetString(body[3..]), "utf-8", Sources.Bom);
+        if (body.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE])) return (Encoding.Unicode.GetString(body[2..]), "utf-16le", Sources.Bom);
+        if (body.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF])) return (Encoding.BigEndianUnicode.GetString(body[2..]), "utf-16be", Sources.Bom);
+        if (TryGetEncoding(headerCharset) is { } http) return (Lenient(http).GetString(body), http.WebName, Sources.Http);
+        if (TryGetEncoding(MetaCharset(body)) is { } meta)
         {
-            if (TryGetEncoding(declared) is { } encoding && DecodesCleanly(body, encoding))
-                return (encoding.GetString(body), encoding.WebName);
+            // WHATWG: a <meta> that names UTF-16 means UTF-8 (the bytes being ASCII-compatible is how it was read).
+            if (meta.WebName.StartsWith("utf-16", StringComparison.Ordinal)) meta = Encoding.UTF8;
+            return (Lenient(meta).GetString(body), meta.WebName, Sources.Meta);
         }
         var detected = Detect(body);
-        return (detected.GetString(body), detected.WebName);
+        return (detected.GetString(body), detected.WebName, Sources.Detected);
     }
+
+    /// <summary>The encoding with U+FFFD for invalid bytes (what the standard's decoders do).</summary>
+    private static Encoding Lenient(Encoding encoding) =>
+        Encoding.GetEncoding(encoding.CodePage, EncoderFallback.ReplacementFallback, new DecoderReplacementFallback("\uFFFD"));
 
     public static Encoding Detect(ReadOnlySpan<byte> body)
     {
+        // ISO-2022-JP is 7-bit, so it is valid UTF-8 too: its escape sequences (ESC $ B, ESC $ @) decide first.
+        if (body.IndexOfAnyInRange((byte)0x80, (byte)0xFF) < 0
+            && (body.IndexOf((ReadOnlySpan<byte>)[0x1B, (byte)'$', (byte)'B']) >= 0 || body.IndexOf((ReadOnlySpan<byte>)[0x1B, (byte)'$', (byte)'@']) >= 0))
+            return Encoding.GetEncoding("iso-2022-jp");
         if (DecodesCleanly(body, Encoding.UTF8)) return Encoding.UTF8;
-        if (body.IndexOf((ReadOnlySpan<byte>)[0x1B, (byte)'$', (byte)'B']) >= 0) return Encoding.GetEncoding("iso-2022-jp");
         var sjis = Encoding.GetEncoding("shift_jis");
         var euc = Encoding.GetEncoding("euc-jp");
         var sjisScore = JapaneseScore(body, sjis);
@@ -91,7 +110,8 @@ public static partial class CharsetDecoder
 
     private static string? MetaCharset(ReadOnlySpan<byte> body)
     {
-        var head = Encoding.ASCII.GetString(body[..Math.Min(body.Length, 4096)]);
+        // The prescan looks at the first 1,024 bytes only (HTML Standard, "prescan a byte stream").
+        var head = Encoding.ASCII.GetString(body[..Math.Min(body.Length, 1024)]);
         var match = MetaRegex().Match(head);
         return match.Success ? match.Groups[1].Value : null;
     }

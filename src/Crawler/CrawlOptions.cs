@@ -22,6 +22,12 @@ public sealed class CrawlOptions
     public int MaxRedirects { get; set; } = 5;
     [Range(0, int.MaxValue)]
     public int MaxRetries { get; set; } = 3;
+    /// <summary>
+    /// A URL whose fetch still failed after its retries is tried again by a later run or resume of the crawl, up to
+    /// this many attempts in all; then its failure is final.
+    /// </summary>
+    [Range(1, int.MaxValue)]
+    public int MaxAttempts { get; set; } = 3;
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(60);
     [Range(1, int.MaxValue)]
     public int MaxBodyBytes { get; set; } = 2 * 1024 * 1024;

@@ -22,4 +22,10 @@ public sealed class CrawlProgress
     internal void AddFailed() => Interlocked.Increment(ref _failed);
 }
 
-public sealed record CrawlSummary(int Pages, int Shards, IReadOnlyDictionary<string, int> ByState, IReadOnlyDictionary<string, int> ByReason);
+public sealed record CrawlSummary(int Pages, int Shards, IReadOnlyDictionary<string, int> ByState, IReadOnlyDictionary<string, int> ByReason)
+{
+    /// <summary>Requests retried after a transient failure in this run.</summary>
+    public long Retries { get; init; }
+    /// <summary>Failed URLs given another attempt at the start of this run (MaxAttempts not reached).</summary>
+    public int Requeued { get; init; }
+}

@@ -21,11 +21,17 @@ public sealed class Frontier : IDisposable
         _db.Open();
         Exec("""
             PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-            CREATE TABLE IF NOT EXISTS urls(url TEXT PRIMARY KEY, depth INTEGER, state TEXT, reason TEXT, shard TEXT, seq INTEGER);
+            CREATE TABLE IF NOT EXISTS urls(url TEXT PRIMARY KEY, depth INTEGER, state TEXT, reason TEXT, shard TEXT, seq INTEGER, attempts INTEGER NOT NULL DEFAULT 0);
             CREATE INDEX IF NOT EXISTS urls_queued ON urls(state, seq);
             CREATE TABLE IF NOT EXISTS shards(seq INTEGER PRIMARY KEY, shard_id TEXT, uri TEXT, sha256 TEXT, rows INTEGER, bytes INTEGER, config_hash TEXT, run_id TEXT);
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
             """);
+        // Frontiers written before attempts were counted get the column (0: every failure so far was a first).
+        using (var columns = _db.CreateCommand())
+        {
+            columns.CommandText = "SELECT COUNT(*) FROM pragma_table_info('urls') WHERE name='attempts'";
+            if ((long)columns.ExecuteScalar()! == 0) Exec("ALTER TABLE urls ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0");
+        }
         using var cmd = _db.CreateCommand();
         cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM urls";
         _seq = (long)cmd.ExecuteScalar()!;
@@ -94,12 +100,27 @@ public sealed class Frontier : IDisposable
         }
     }
 
-    /// <summary>Marks a URL as finished without a page (failed or skipped), with the reason.</summary>
+    /// <summary>Marks a URL as finished without a page (failed or skipped), with the reason; a failure counts an attempt.</summary>
     public void MarkTerminal(string url, string state, string reason)
     {
         lock (_gate)
         {
-            Exec("UPDATE urls SET state=$s, reason=$r WHERE url=$u", ("$s", state), ("$r", reason), ("$u", url));
+            Exec("UPDATE urls SET state=$s, reason=$r, attempts=attempts + (CASE WHEN $s='failed' THEN 1 ELSE 0 END) WHERE url=$u",
+                ("$s", state), ("$r", reason), ("$u", url));
+        }
+    }
+
+    /// <summary>Puts URLs that failed transiently, with fewer than <paramref name="maxAttempts"/> attempts, back in the queue; returns how many.</summary>
+    public int RequeueFailed(int maxAttempts)
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            // Only what may pass another time: timeouts, connection errors, 429 and 5xx; a 404 stays a 404.
+            cmd.CommandText = "UPDATE urls SET state='queued', reason=NULL WHERE state='failed' AND attempts < $max " +
+                "AND (reason = 'timeout' OR reason LIKE 'unreachable%' OR reason IN ('http-429', 'http-500', 'http-502', 'http-503', 'http-504'))";
+            cmd.Parameters.AddWithValue("$max", maxAttempts);
+            return cmd.ExecuteNonQuery();
         }
     }
 

@@ -17,7 +17,7 @@ public sealed record FetchResult(
 
 /// <summary>
 /// HTTP fetching with the limits a crawler needs: manual redirects (each hop re-checked by the caller's scope and by
-/// the address guard), retries with back-off on 429/503 honouring Retry-After, a request timeout, a body size limit
+/// the address guard), retries of transient failures with back-off and jitter honouring Retry-After, a request timeout, a body size limit
 /// and decompression done here, bounded, so a gzip bomb stops at the limit.
 /// </summary>
 public sealed class PageFetcher : IDisposable
@@ -117,27 +117,55 @@ public sealed class PageFetcher : IDisposable
         return new FetchResult(url, current.ToString(), 0, "", null, null, false, "redirect-limit");
     }
 
+    /// <summary>Requests retried after a transient failure, over the fetcher's life (the crawl summary reports it).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    private long _retries;
+
+    /// <summary>
+    /// Sends a GET, retrying what is usually transient: connection errors and resets, timeouts, and 429, 500, 502,
+    /// 503 and 504, up to MaxRetries times, with exponential back-off and jitter, or after Retry-After when the
+    /// server gives one (capped at MaxRetryAfter). A refusal by the address guard is final, never retried.
+    /// </summary>
     private async Task<HttpResponseMessage> SendWithRetriesAsync(Uri uri, CancellationToken ct)
     {
         for (var attempt = 0; ; attempt++)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(_options.RequestTimeout);
-            var response = await _client.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            HttpResponseMessage response;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                timeout.CancelAfter(_options.RequestTimeout);
+                try
+                {
+                    response = await _client.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                }
+                catch (Exception e) when (attempt < _options.MaxRetries && !ct.IsCancellationRequested && IsTransient(e))
+                {
+                    Interlocked.Increment(ref _retries);
+                    await Task.Delay(RetryDelay(null, attempt), ct);
+                    continue;
+                }
+            }
             var status = (int)response.StatusCode;
-            if (status is not (429 or 503) || attempt >= _options.MaxRetries) return response;
+            if (status is not (429 or 500 or 502 or 503 or 504) || attempt >= _options.MaxRetries) return response;
             var wait = RetryDelay(response.Headers.RetryAfter, attempt);
             response.Dispose();
-            if (wait > _options.MaxRetryAfter) wait = _options.MaxRetryAfter;
+            Interlocked.Increment(ref _retries);
             await Task.Delay(wait, ct);
         }
     }
 
-    private static TimeSpan RetryDelay(RetryConditionHeaderValue? retryAfter, int attempt)
+    private static bool IsTransient(Exception e) =>
+        e is OperationCanceledException || (e is HttpRequestException && e.InnerException is not BlockedAddressException);
+
+    private TimeSpan RetryDelay(RetryConditionHeaderValue? retryAfter, int attempt)
     {
-        if (retryAfter?.Delta is { } delta) return delta;
-        if (retryAfter?.Date is { } date) return date - DateTimeOffset.UtcNow is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero;
-        return TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt));
+        TimeSpan wait;
+        if (retryAfter?.Delta is { } delta) wait = delta;
+        else if (retryAfter?.Date is { } date) wait = date - DateTimeOffset.UtcNow is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero;
+        // Exponential back-off with full jitter on [0.5, 1.5) of the step, so that many fetchers do not retry in step.
+        else wait = TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt) * (0.5 + Random.Shared.NextDouble()));
+        return wait > _options.MaxRetryAfter ? _options.MaxRetryAfter : wait;
     }
 
     private async Task<(byte[] Body, bool Truncated)> ReadBodyAsync(HttpContent content, CancellationToken ct)

@@ -9,6 +9,8 @@ public sealed class RawPage
     public int Status { get; set; }
     public string ContentType { get; set; } = "";
     public string Charset { get; set; } = "";
+    /// <summary>What decided <see cref="Charset"/>: "bom", "http", "meta" or "detected" (<see cref="CharsetDecoder.Sources"/>).</summary>
+    public string CharsetSource { get; set; } = "";
     public string? LanguageHint { get; set; }
     public string Html { get; set; } = "";
     public int OutLinks { get; set; }

@@ -31,6 +31,9 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
 
         // Shards committed by an earlier, killed process may not have been announced: announce them again
         // (downstream consumers are idempotent).
+        // A resume gives URLs that failed before (connection errors, 5xx) another attempt, up to MaxAttempts in all.
+        var requeued = frontier.RequeueFailed(options.MaxAttempts);
+        if (requeued > 0) logger.LogInformation("crawl: {Count} failed URLs queued again", requeued);
         var committed = frontier.CommittedShards();
         foreach (var (_, shard) in committed) await onShard(shard);
         long shardSeq = committed.Count == 0 ? 0 : committed[^1].Seq;
@@ -169,7 +172,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         ct.ThrowIfCancellationRequested();
 
         var byState = frontier.CountByState();
-        return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason());
+        return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason()) { Retries = fetcher.Retries, Requeued = requeued };
     }
 
     /// <summary>Writes a raw-page shard in row groups of at most <see cref="CrawlOptions.CharsPerRowGroup"/> characters of HTML.</summary>
@@ -215,7 +218,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             return null;
         }
         Progress.AddFetched(result.Body.Length);
-        var (html, charset) = CharsetDecoder.Decode(result.Body, result.HeaderCharset);
+        var (html, charset, charsetSource) = CharsetDecoder.Decode(result.Body, result.HeaderCharset);
         var finalUri = new Uri(result.FinalUrl);
         var links = LinkExtractor.Extract(html, finalUri);
         if (depth < options.MaxDepth)
@@ -235,6 +238,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             Status = result.Status,
             ContentType = result.ContentType,
             Charset = charset,
+            CharsetSource = charsetSource,
             LanguageHint = links.Language,
             Html = html,
             OutLinks = links.Links.Count,

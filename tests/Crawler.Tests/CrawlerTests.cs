@@ -25,23 +25,56 @@ public sealed class CrawlerTests : IDisposable
         Assert.False(RobotsTxt.Parse("User-agent: pipelinebot\nDisallow: /\n", "PipelineBot/0.1").IsAllowed("/a"));
     }
 
-    [Theory]
-    [InlineData("shift_jis-pr01-02.html", "shift_jis")]
-    [InlineData("euc_jp-pr01-02.html", "euc-jp")]
-    public void Legacy_japanese_pages_decode(string file, string charset)
+    private static string Fixture(string file) => Path.Combine(AppContext.BaseDirectory, "fixtures", file);
+
+    private static string Title() =>
+        System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Fixture("utf8-pr01-02.html")), "<title>(.*?)</title>").Groups[1].Value;
+
+    /// <summary>A legacy page's bytes: the shipped Shift_JIS and EUC-JP pages, or the UTF-8 page encoded as ISO-2022-JP.</summary>
+    private static byte[] Page(string charset, bool declared)
     {
-        var bytes = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "fixtures", file));
-        var title = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "fixtures", "utf8-pr01-02.html")), "<title>(.*?)</title>").Groups[1].Value;
-        // With the declared charset and with no hint at all (detection).
-        var (declared, name) = CharsetDecoder.Decode(bytes, null);
+        var encoding = System.Text.Encoding.GetEncoding(charset);
+        var text = encoding.GetString(charset == "iso-2022-jp"
+            ? encoding.GetBytes(File.ReadAllText(Fixture("utf8-pr01-02.html")))
+            : File.ReadAllBytes(Fixture($"{charset.Replace('-', '_')}-pr01-02.html")));
+        text = System.Text.RegularExpressions.Regex.Replace(text, "<meta charset=\"[^\"]*\">", declared ? $"<meta charset=\"{charset}\">" : "");
+        return encoding.GetBytes(text);
+    }
+
+    [Theory]
+    [InlineData("shift_jis", true, "meta")]
+    [InlineData("shift_jis", false, "detected")]
+    [InlineData("euc-jp", true, "meta")]
+    [InlineData("euc-jp", false, "detected")]
+    [InlineData("iso-2022-jp", true, "meta")]
+    [InlineData("iso-2022-jp", false, "detected")]
+    public void Legacy_japanese_pages_decode_with_or_without_a_declaration(string charset, bool declared, string source)
+    {
+        System.Text.Encoding.RegisterProvider(System.Text.CodePagesEncodingProvider.Instance);
+        var (text, name, decidedBy) = CharsetDecoder.Decode(Page(charset, declared), null);
         Assert.Equal(charset, name);
-        Assert.Contains("Debian", declared);
-        Assert.Contains($"<title>{title}</title>", declared);
-        // A wrong header charset is not trusted when the bytes do not decode with it; without <meta>, detection decides.
-        var withoutMeta = System.Text.Encoding.ASCII.GetBytes("<html>").Concat(bytes.Skip(200)).ToArray();
-        var (detected, detectedName) = CharsetDecoder.Decode(withoutMeta, "utf-8");
-        Assert.Equal(charset, detectedName);
-        Assert.Contains("の", detected);
+        Assert.Equal(source, decidedBy);
+        Assert.Contains($"<title>{Title()}</title>", text);
+        Assert.DoesNotContain('\uFFFD', text);
+    }
+
+    [Fact]
+    public void A_declared_encoding_wins_over_a_guess()
+    {
+        // Regression: a page declared UTF-8 with a few invalid bytes was re-guessed as Shift_JIS, all of it mojibake.
+        var utf8 = File.ReadAllBytes(Fixture("utf8-pr01-02.html"));
+        var damaged = utf8.Take(2000).Concat(new byte[] { 0x82, 0xA0, 0xFF }).Concat(utf8.Skip(2000)).ToArray();
+        var (text, name, source) = CharsetDecoder.Decode(damaged, null);
+        Assert.Equal(("utf-8", "meta"), (name, source));
+        Assert.Contains($"<title>{Title()}</title>", text);
+        Assert.Contains('\uFFFD', text);
+        // The HTTP charset comes before <meta>: the Shift_JIS page served as UTF-8 is decoded as UTF-8.
+        var (asHttp, httpName, httpSource) = CharsetDecoder.Decode(File.ReadAllBytes(Fixture("shift_jis-pr01-02.html")), "utf-8");
+        Assert.Equal(("utf-8", "http"), (httpName, httpSource));
+        Assert.Contains('\uFFFD', asHttp);
+        // A byte order mark comes before both.
+        var (bom, bomName, bomSource) = CharsetDecoder.Decode([0xEF, 0xBB, 0xBF, .. System.Text.Encoding.UTF8.GetBytes("日本")], "shift_jis");
+        Assert.Equal(("日本", "utf-8", "bom"), (bom, bomName, bomSource));
     }
 
     [Fact]

@@ -209,5 +209,43 @@ public sealed class HostileSiteTests : IDisposable
         Assert.True(hits.Values.Count(c => c > 1) <= options.PerHostConcurrency, string.Join(",", hits.Where(h => h.Value > 1).Select(h => h.Key)));
     }
 
+    [Fact]
+    public async Task Connection_resets_and_server_errors_are_retried_and_failures_are_tried_again_on_resume()
+    {
+        // Regression: one connection error lost a page for good; only 429 and 503 were retried, never a failed URL.
+        var resets = 0;
+        var errors = 0;
+        await using var site = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<a href='/flaky'>f</a><a href='/down'>d</a><a href='/gone'>g</a>", "text/html"));
+            app.MapGet("/flaky", (HttpContext context) =>
+            {
+                if (Interlocked.Increment(ref resets) <= 2)
+                {
+                    context.Abort(); // the connection is reset
+                    return Results.Empty;
+                }
+                return Results.Content("<p>third time</p>", "text/html");
+            });
+            // 502 for the first five requests: more than one run's retries (1 + MaxRetries 2), fewer than two runs'.
+            app.MapGet("/down", () => Interlocked.Increment(ref errors) <= 5 ? Results.StatusCode(502) : Results.Content("<p>back</p>", "text/html"));
+            app.MapGet("/gone", () => Results.StatusCode(404));
+        });
+        var options = Loopback();
+        options.MaxRetries = 2;
+        options.MaxRetryAfter = TimeSpan.FromMilliseconds(200);
+        var (first, paths) = await CrawlAsync(options, site.Address.ToString());
+        Assert.Equal(["/", "/flaky"], paths);
+        Assert.Equal(3, resets);
+        Assert.Equal(1, first.ByReason["http-502"]);
+        Assert.True(first.Retries >= 4, $"{first.Retries} retries");
+
+        // The resume tries the 502 page again (not the 404), and stores it.
+        var (second, all) = await CrawlAsync(options, site.Address.ToString());
+        Assert.Equal(1, second.Requeued);
+        Assert.Equal(["/", "/down", "/flaky"], all);
+        Assert.Equal(1, second.ByReason["http-404"]);
+    }
+
     public void Dispose() => Directory.Delete(_root, true);
 }

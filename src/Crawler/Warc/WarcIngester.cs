@@ -149,7 +149,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
         }
         var truncated = payload.Body.Length > options.MaxBodyBytes;
         var body = truncated ? payload.Body.AsSpan(0, options.MaxBodyBytes) : payload.Body;
-        var (html, charset) = CharsetDecoder.Decode(body, payload.Charset);
+        var (html, charset, charsetSource) = CharsetDecoder.Decode(body, payload.Charset);
         var (language, links) = QuickHtmlSignals.Scan(html);
         return new RawPage
         {
@@ -159,6 +159,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
             Status = payload.Status,
             ContentType = payload.ContentType,
             Charset = charset,
+            CharsetSource = charsetSource,
             LanguageHint = language,
             Html = html,
             OutLinks = links,
