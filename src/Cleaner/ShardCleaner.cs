@@ -39,9 +39,7 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
                 Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
                 {
                     var page = pages[i];
-                    // The id depends on what the page is (run, URL, source record), not on where it landed in a shard, so a
-                    // re-crawl after a crash gives a page the same id and the same train/validation split.
-                    outcomes[i] = _cleaner.Clean(StableId.Of(input.RunId, page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url, page.Source), page.FinalUrl, page.Html,
+                    outcomes[i] = _cleaner.Clean(DocumentId(input.RunId, page), page.FinalUrl, page.Html,
                         isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
                 });
                 report.Input += pages.Count;
@@ -91,6 +89,20 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
         {
             IndexGate.Release();
         }
+    }
+
+    /// <summary>
+    /// A document's id depends on what the page is (run, URL without its port, source record), not on where it landed
+    /// in a shard, so a re-crawl after a crash gives a page the same id and the same train/validation split. The port
+    /// is left out so that the same site served on another port (the sample site takes a free one on each fresh run)
+    /// gives the same ids, and so the same split and the same tokenizer.
+    /// </summary>
+    public static string DocumentId(string runId, RawPage page)
+    {
+        var url = page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url;
+        if (Uri.TryCreate(url, UriKind.Absolute, out var uri) && !uri.IsDefaultPort)
+            url = new UriBuilder(uri) { Port = -1 }.Uri.ToString();
+        return StableId.Of(runId, url, page.Source);
     }
 
     private void Sample(List<RejectedDocument> rejected, string rule, string? detail, RawPage page)

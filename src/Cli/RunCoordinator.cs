@@ -45,6 +45,13 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
 
         Phase("train");
+        // Without validation documents the trainer would measure validation loss on training data: a run with more
+        // than a handful of documents and an empty validation split stops here instead, saying why.
+        var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(request.RunId)));
+        var documents = dedupShards.Sum(s => s.Rows);
+        if (manifest.ValidationTokens == 0 && documents > 20)
+            throw new InvalidOperationException($"run {request.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
+                "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
         var tokenizer = JsonSerializer.Deserialize<string[]>(ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId))!)!;
         var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
         var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };

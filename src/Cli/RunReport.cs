@@ -29,6 +29,8 @@ public static class RunReport
 
         var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
+        if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)
+            md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
 
         md.Append("## Training\n\n| step | loss | val loss | tokens/s |\n|---:|---:|---:|---:|\n");
         foreach (var step in ledger.Metrics(runName, "train").GroupBy(m => m.Step))

@@ -22,24 +22,26 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct,
         Func<ShardRef, ShardStore>? sourceOf = null, IProgress<(int Merges, int Target)>? progress = null)
     {
-        var texts = new List<string>();
+        // The training sample is the documents in id order, up to MaxTrainingChars: the same documents give the same
+        // vocabulary however the crawl spread them over shards (a concurrent crawl fills shards in a different order
+        // each time). Only ids and lengths are kept while reading; the texts are read again in that order.
+        var order = new List<(string Id, int Length, ShardRef Shard)>();
+        foreach (var shard in shards)
+            await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
+                order.AddRange(group.Select(d => (d.Id, d.Text.Length, shard)));
+        var chosen = new HashSet<string>();
         long chars = 0;
-        // Shard ids derive from the inputs' ids, not from timing: sorting by them makes the sample (and so the
-        // vocabulary) the same however the shards arrived.
-        foreach (var shard in shards.OrderBy(s => s.ShardId, StringComparer.Ordinal))
+        foreach (var (id, length, _) in order.OrderBy(d => d.Id, StringComparer.Ordinal))
         {
             if (chars >= options.MaxTrainingChars) break;
-            await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
-            {
-                foreach (var doc in group)
-                {
-                    if (chars >= options.MaxTrainingChars) break;
-                    texts.Add(doc.Text);
-                    chars += doc.Text.Length;
-                }
-                if (chars >= options.MaxTrainingChars) break;
-            }
+            chosen.Add(id);
+            chars += length;
         }
+        var byId = new Dictionary<string, string>();
+        foreach (var shard in order.Where(d => chosen.Contains(d.Id)).Select(d => d.Shard).Distinct())
+            await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
+                foreach (var doc in group.Where(d => chosen.Contains(d.Id))) byId[doc.Id] = doc.Text;
+        var texts = byId.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value).ToList();
         var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
         var uri = $"tokenizers/{runId}";
         var hash = model.Save(store.Resolve(uri));

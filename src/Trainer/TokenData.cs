@@ -22,6 +22,9 @@ public sealed class TokenData
     public int[] Validation { get; }
     public string TokenizerHash { get; }
 
+    /// <summary>True when the manifest had no validation documents and validation reads the tail of the training data.</summary>
+    public bool ValidatesOnTrainingData { get; init; }
+
     /// <summary>Token streams already in memory (benchmarks, tests, alignment data).</summary>
     public static TokenData FromTokens(int[] train, int[] validation, string tokenizerHash) => new(train, validation, tokenizerHash);
 
@@ -42,9 +45,11 @@ public sealed class TokenData
         }
         if (train.Count <= context + 1)
             throw new InvalidOperationException($"manifest '{manifestUri}' has {train.Count} training tokens; at least {context + 2} are needed for context {context}");
-        // A tiny corpus may have no validation documents: fall back to the tail of the training stream.
-        if (validation.Count <= context + 1) validation = train.Skip(Math.Max(0, train.Count - 4 * (context + 1))).ToList();
-        return new TokenData(train.ToArray(), validation.ToArray(), manifest.TokenizerHash);
+        // A tiny corpus may have no validation documents: fall back to the tail of the training stream, and say so
+        // (ValidatesOnTrainingData; the run's report prints a warning).
+        var onTraining = validation.Count <= context + 1;
+        if (onTraining) validation = train.Skip(Math.Max(0, train.Count - 4 * (context + 1))).ToList();
+        return new TokenData(train.ToArray(), validation.ToArray(), manifest.TokenizerHash) { ValidatesOnTrainingData = onTraining };
     }
 
     public (Tensor X, Tensor Y) Batch(int[] source, long seed, long step, int micro, int batch, int context, Device device)

@@ -75,6 +75,8 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var bf16 = precision == "bf16" ? new Bf16Compute(model, device) : null;
         logger.LogInformation("train: {Run} on {Device} in {Precision}{Checkpointing}", config.RunName, device.type, precision,
             config.ActivationCheckpointing ? " with activation checkpointing" : "");
+        if (data.ValidatesOnTrainingData)
+            logger.LogWarning("train: {Run}: the corpus has no validation documents; validation loss is measured on the tail of the training data", config.RunName);
         var tokensPerStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
         var flopsPerToken = config.Model.FlopsPerToken();
         var peak = config.ResolvedPeakFlops; // 0 = unknown device peak: MFU is not reported

@@ -146,5 +146,34 @@ public sealed class TokenizerTests : IDisposable
         Assert.Equal(ids[..3], CorpusTokenizer.Unpack(CorpusTokenizer.Pack(ids[..3], wide: false), wide: false));
     }
 
+    [Fact]
+    public async Task The_same_documents_give_the_same_vocabulary_however_they_were_sharded()
+    {
+        // Regression: the sample run's ids carried the site's random port and shards filled in crawl order, so two
+        // identical runs trained different tokenizers. Ids leave the port out, and training reads documents in id order.
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var documents = Corpus.Value.Select((text, i) => new CleanDocument { Id = $"doc-{i:D4}", Text = text, Language = "ja" }).ToList();
+        async Task<string> Train(string run, IEnumerable<IEnumerable<CleanDocument>> shards)
+        {
+            var refs = new List<ShardRef>();
+            var n = 0;
+            foreach (var shard in shards)
+                refs.Add(await store.WriteParquetAsync($"shards/dedup/{run}/d-{n++}.parquet", shard.ToList(), new ShardDescriptor($"{run}-{n}", "dedup", "", [], run)));
+            // A sample of half the corpus: which half must not depend on the sharding.
+            var options = new TokenizerOptions { MaxTrainingChars = documents.Sum(d => (long)d.Text.Length) / 2 };
+            return (await new CorpusTokenizer(options, store, ledger).TrainAsync(run, refs, 600, default)).Hash;
+        }
+        var inOrder = await Train("a", documents.Chunk(7));
+        var shuffled = await Train("b", documents.OrderBy(d => d.Text.Length % 5).ThenByDescending(d => d.Id).Chunk(3));
+        Assert.Equal(inOrder, shuffled);
+
+        var page = new Pipeline.Crawler.RawPage { Url = "http://127.0.0.1:40123/ja/index.html", FinalUrl = "http://127.0.0.1:40123/ja/index.html", Source = "crawl" };
+        Assert.Equal(ShardCleaner.DocumentId("sample", page),
+            ShardCleaner.DocumentId("sample", new Pipeline.Crawler.RawPage { Url = "http://127.0.0.1:35555/ja/index.html", FinalUrl = "http://127.0.0.1:35555/ja/index.html", Source = "crawl" }));
+        Assert.NotEqual(ShardCleaner.DocumentId("sample", page),
+            ShardCleaner.DocumentId("sample", new Pipeline.Crawler.RawPage { FinalUrl = "http://127.0.0.1:40123/ja/other.html", Source = "crawl" }));
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
