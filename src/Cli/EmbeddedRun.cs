@@ -87,7 +87,7 @@ public static class EmbeddedRun
                     options.OnPhase?.Invoke(phase);
                 },
             };
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned), ct));
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned, tasks), ct));
             return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), aligned);
         }
         finally

@@ -5,6 +5,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Dedup;
 using Pipeline.Evaluator;
+using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
@@ -14,7 +15,9 @@ namespace Pipeline.Cli;
 
 /// <summary>Options of one end-to-end run.</summary>
 /// <param name="AlignedRun">The run an alignment rule makes from the final checkpoint, whose evaluation the run waits for (null: none).</param>
-public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, string? AlignedRun = null);
+/// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
+public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, string? AlignedRun = null,
+    IReadOnlyList<string>? EvalTasks = null);
 
 /// <summary>
 /// Drives a whole run through the bus, using the ledger as its memory: it starts the crawl, re-announces shards a
@@ -40,6 +43,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("tokenizer");
         var dedupShards = ledger.Shards(request.RunId, ShardDeduplicator.Stage);
         if (dedupShards.Sum(s => s.Rows) == 0) throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
+        if (request.EvalTasks is { Count: > 0 } tasks && ledger.Get(ContaminationKey(request.RunId)) is null)
+            await MeasureContaminationAsync(request.RunId, tasks, dedupShards, ct);
         await bus.Publish(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
         await WaitAsync(request, () => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
@@ -80,6 +85,25 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
+    }
+
+    /// <summary>The ledger key of a run's contamination table (JSON list of <see cref="TaskContamination"/>).</summary>
+    public static string ContaminationKey(string runId) => $"contamination:{runId}";
+
+    /// <summary>
+    /// Before tokenization: how many examples of each evaluation task the training corpus (the dedup shards) already
+    /// contains, so the report can put it next to each score.
+    /// </summary>
+    private async Task MeasureContaminationAsync(string runId, IReadOnlyList<string> taskFiles, IReadOnlyList<ShardRef> shards, CancellationToken ct)
+    {
+        var texts = new List<string>();
+        foreach (var shard in shards)
+            await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(shard, ct))
+                texts.AddRange(group.Select(d => d.Text));
+        var result = Contamination.Measure(taskFiles.Select(TaskLoader.Load).ToList(), texts);
+        foreach (var task in result)
+            logger.LogInformation("run: {Task}: {Contaminated} of {Examples} examples overlap the training corpus", task.Task, task.Contaminated, task.Examples);
+        ledger.Set(ContaminationKey(runId), JsonSerializer.Serialize(result));
     }
 
     private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;

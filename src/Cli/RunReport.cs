@@ -38,12 +38,18 @@ public static class RunReport
             string Value(string name, string format = "F4") => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString(format) : "";
             md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second", "N0")} |\n");
         }
-        md.Append("\n## Evaluation\n\n| step | task | metric | value |\n|---:|---|---|---:|\n");
-        foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(runName))) md.Append($"| {e.Step} | {e.Task} | {e.Metric} | {value} |\n");
+        // Contamination next to each task's score: the share of its examples found in the training corpus.
+        var contamination = ledger.Get(RunCoordinator.ContaminationKey(runId)) is { } contaminationJson
+            ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")
+            : [];
+        string Contaminated(string task) => contamination.TryGetValue(task, out var c) ? c : "";
+        md.Append("\n## Evaluation\n\nThe contaminated column counts the task's examples whose 13-word or 50-character n-grams occur in the training corpus.\n\n");
+        md.Append("| step | task | contaminated | metric | value |\n|---:|---|---:|---|---:|\n");
+        foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(runName))) md.Append($"| {e.Step} | {e.Task} | {Contaminated(e.Task)} | {e.Metric} | {value} |\n");
         if (alignedRun is not null)
         {
-            md.Append($"\n## Alignment ({alignedRun})\n\n| task | metric | value |\n|---|---|---:|\n");
-            foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(alignedRun))) md.Append($"| {e.Task} | {e.Metric} | {value} |\n");
+            md.Append($"\n## Alignment ({alignedRun})\n\n| task | contaminated | metric | value |\n|---|---:|---|---:|\n");
+            foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(alignedRun))) md.Append($"| {e.Task} | {Contaminated(e.Task)} | {e.Metric} | {value} |\n");
         }
 
         Directory.CreateDirectory(folder);

@@ -272,6 +272,32 @@ public sealed class EvaluatorTests : IDisposable
     }
 
     [Fact]
+    public void Contamination_counts_examples_whose_n_grams_occur_in_the_corpus()
+    {
+        var cloze = TaskLoader.Load(Shipped("debian-cloze-en.yaml"));
+        var continuation = TaskLoader.Load(Shipped("debian-continuation-ja.yaml"));
+        string Text(EvalTask task, int i, string answer) => TaskLoader.Fill(task.Prompt, TaskLoader.Examples(task)[i]) + " " + answer;
+        var en = TaskLoader.Examples(cloze)[0];
+        var ja = TaskLoader.Examples(continuation)[1];
+        var corpus = new[]
+        {
+            // One English example, right choice filled in, inside a longer document (13-word windows match across it).
+            "Intro text. " + Text(cloze, 0, en["choices"]!.AsArray()[(int)en["label"]!]!.ToString()) + " More text after it.",
+            // One Japanese example: its prompt and answer, as a 50-character run.
+            "前置き。" + ja["input"] + ja["output"] + "後書き。",
+            "unrelated text that shares nothing with any task at all, not a single thirteen word run",
+        };
+        var result = Contamination.Measure([cloze, continuation], corpus);
+        Assert.Equal(("debian_cloze_en", 1), (result[0].Task, result[0].Contaminated));
+        Assert.Equal(TaskLoader.Examples(cloze).Count, result[0].Examples);
+        Assert.Equal(1, result[1].Contaminated);
+        Assert.Equal(0, Contamination.Measure([cloze, continuation], [corpus[2]]).Sum(r => r.Contaminated));
+        // Short shared phrases are not contamination: fewer than 13 words, fewer than 50 characters.
+        Assert.Empty(Contamination.Grams("Debian is a free operating system."));
+        Assert.Empty(Contamination.Grams("日本の首都は東京です。"));
+    }
+
+    [Fact]
     public void Context_and_continuation_are_tokenized_together_and_split_at_the_boundary()
     {
         var (_, model, tokenizer) = Checkpoint();
