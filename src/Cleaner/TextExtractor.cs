@@ -20,6 +20,9 @@ public static class TextExtractor
 
     public const double MaxLinkDensity = 0.5;
 
+    /// <summary>An element matched as boilerplate only by its class or id is removed when its text is shorter than this.</summary>
+    public const int MaxBoilerplateChars = 1000;
+
     public sealed record Extracted(string Title, string Text);
 
     public static Extracted Extract(string html)
@@ -28,9 +31,12 @@ public static class TextExtractor
         var title = Collapse(document.Title ?? "");
         foreach (var element in document.QuerySelectorAll(string.Join(',', Removed)).ToList())
             element.Remove();
-        // Boilerplate by class or role: cookie banners, share bars, breadcrumbs.
-        foreach (var element in document.QuerySelectorAll("[role=navigation],[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie]").ToList())
+        // Boilerplate by class or role: cookie banners, share bars, breadcrumbs. A class or id match is only a hint, so
+        // only short elements go: Python's docs for http.cookies keep their whole text in <section id="module-http.cookies">.
+        foreach (var element in document.QuerySelectorAll("[role=navigation]").ToList())
             element.Remove();
+        foreach (var element in document.QuerySelectorAll("[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie]").ToList())
+            if (element.TextContent.Length < MaxBoilerplateChars) element.Remove();
 
         var body = document.Body;
         if (body is null) return new Extracted(title, "");

@@ -33,7 +33,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
         Phase("crawl");
         await ReannounceAsync(request.RunId, ct);
-        await bus.Publish(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages), ct);
+        await PublishAsync(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages), ct);
         await WaitAsync(request, () => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
 
         Phase("clean + dedup");
@@ -45,7 +45,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         if (dedupShards.Sum(s => s.Rows) == 0) throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
         if (request.EvalTasks is { Count: > 0 } tasks && ledger.Get(ContaminationKey(request.RunId)) is null)
             await MeasureContaminationAsync(request.RunId, tasks, dedupShards, ct);
-        await bus.Publish(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
+        await PublishAsync(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
         await WaitAsync(request, () => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
 
@@ -61,7 +61,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
         var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
         var trainedBefore = TrainingJob(training.RunName)?.State == "completed";
-        await bus.Publish(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
+        await PublishAsync(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
         await WaitAsync(request, () => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
         if (TrainingJob(training.RunName) is { State: "failed" } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 
@@ -106,6 +106,27 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         ledger.Set(ContaminationKey(runId), JsonSerializer.Serialize(result));
     }
 
+    /// <summary>
+    /// Publishes, waiting out a broker that is away (restarting, a network blip) instead of failing the run: every
+    /// consumer is idempotent, so a message that did reach the broker before the error and is sent again does no harm.
+    /// </summary>
+    private async Task PublishAsync<T>(T message, CancellationToken ct) where T : class
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await bus.Publish(message, ct);
+                return;
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && attempt < 60)
+            {
+                logger.LogWarning("run: publishing {Message} failed ({Error}); trying again", typeof(T).Name, e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
+    }
+
     private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;
 
     private LedgerJob<StartTraining>? TrainingJob(string runName) =>
@@ -114,8 +135,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
     private async Task ReannounceAsync(string runId, CancellationToken ct)
     {
-        foreach (var shard in ledger.Pending(runId, "crawl", ShardCleaner.Stage)) await bus.Publish(new RawShardCreated(shard), ct);
-        foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await bus.Publish(new CleanShardCreated(shard), ct);
+        foreach (var shard in ledger.Pending(runId, "crawl", ShardCleaner.Stage)) await PublishAsync(new RawShardCreated(shard), ct);
+        foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await PublishAsync(new CleanShardCreated(shard), ct);
     }
 
     private async Task ReannounceFinalCheckpointAsync(string runId, string runName, CancellationToken ct)
@@ -123,7 +144,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var folder = Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).LastOrDefault();
         if (folder is null) return;
         logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", store.RelativeUri(folder));
-        await bus.Publish(await Checkpoints.SavedMessageAsync(store, runId, folder, ct), ct);
+        await PublishAsync(await Checkpoints.SavedMessageAsync(store, runId, folder, ct), ct);
     }
 
     private bool Evaluated(string checkpointUri) => ledger.Get(CheckpointEvaluator.EvaluatedKey(checkpointUri)) is not null;

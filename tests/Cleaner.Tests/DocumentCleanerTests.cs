@@ -7,6 +7,24 @@ public sealed class DocumentCleanerTests
     private static readonly DocumentCleaner Cleaner = new(new CleanerOptions(), ["殺す"]);
 
     [Fact]
+    public void A_page_whose_main_section_is_named_after_cookies_keeps_its_text()
+    {
+        // Regression: Python's library/http.cookiejar.html and http.cookies.html (Sphinx) came out empty: their main
+        // <section id="module-http.cookiejar"> matched the cookie-banner rule and was removed whole.
+        var paragraphs = string.Concat(Enumerable.Range(0, 40).Select(i => $"<p>The http.cookiejar module defines classes for automatic handling of HTTP cookies, paragraph {i}.</p>"));
+        var html = $"""
+            <html><body><div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+            <section id="module-http.cookiejar"><h1>http.cookiejar — Cookie handling for HTTP clients</h1>{paragraphs}</section>
+            </div></div></div></div>
+            <div class="cookie-banner">We use cookies. <a href="/ok">OK</a></div></body></html>
+            """;
+        var text = TextExtractor.Extract(html).Text;
+        Assert.Contains("Cookie handling for HTTP clients", text);
+        Assert.Contains("paragraph 39", text);
+        Assert.DoesNotContain("We use cookies", text); // a real banner still goes
+    }
+
+    [Fact]
     public void Extraction_drops_boilerplate_and_keeps_title_headings_and_code()
     {
         const string html = """
