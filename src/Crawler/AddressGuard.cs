@@ -29,9 +29,6 @@ public sealed class AddressGuard
         _allowed = list;
     }
 
-    /// <summary>Public addresses only (the default).</summary>
-    public static AddressGuard PublicOnly { get; } = new([]);
-
     public bool IsAllowed(IPAddress address)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();

@@ -29,20 +29,20 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         using var frontier = new Frontier(store.Resolve($"crawl/{runId}/frontier.db"));
         using var fetcher = new PageFetcher(options);
 
-        // Shards committed by an earlier, killed process may not have been announced: announce them again
-        // (downstream consumers are idempotent).
         // A resume gives URLs that failed before (connection errors, 5xx) another attempt, up to MaxAttempts in all.
         var requeued = frontier.RequeueFailed(options.MaxAttempts);
         if (requeued > 0) logger.LogInformation("crawl: {Count} failed URLs queued again", requeued);
+        // Shards committed by an earlier, killed process may not have been announced: announce them again
+        // (downstream consumers are idempotent).
         var committed = frontier.CommittedShards();
         foreach (var (_, shard) in committed) await onShard(shard);
         long shardSeq = committed.Count == 0 ? 0 : committed[^1].Seq;
         Progress.Shards = committed.Count;
 
-        var seedList = seeds.ToList();
-        var seedUrls = seedList.Select(s => _normalizer.Normalize(s)).OfType<string>().ToList();
+        var normalizedSeeds = seeds.Select(s => (Seed: s, Url: _normalizer.Normalize(s))).ToList();
+        var seedUrls = normalizedSeeds.Select(n => n.Url).OfType<string>().ToList();
         // A seed that is not an http(s) URL (file://, ftp://, a typo) is recorded as skipped, never silently dropped.
-        frontier.AddSkipped(seedList.Where(s => _normalizer.Normalize(s) is null), "scheme");
+        frontier.AddSkipped(normalizedSeeds.Where(n => n.Url is null).Select(n => n.Seed), "scheme");
         _seedHosts = seedUrls.Select(u => new Uri(u).Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
         frontier.Add(seedUrls.Select(u => (u, 0)));
         foreach (var host in seedUrls.Select(u => new Uri(u)).DistinctBy(u => u.Authority))

@@ -12,7 +12,6 @@ namespace Pipeline.Storage;
 /// </summary>
 public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, new()
 {
-    private readonly ShardStore _store;
     private readonly string _uri;
     private readonly string _path;
     private readonly string _temp;
@@ -23,7 +22,6 @@ public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, ne
 
     internal ParquetShardWriter(ShardStore store, string uri, ShardDescriptor descriptor)
     {
-        _store = store;
         _uri = uri;
         _descriptor = descriptor;
         _path = store.Resolve(uri);
