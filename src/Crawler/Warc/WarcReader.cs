@@ -151,7 +151,17 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
                 inflater.SetInput(input.Array!, input.Offset, input.Count);
                 reader.Skip(input.Count); // given back below when the member ends inside this input
             }
-            var n = inflater.Inflate(chunk);
+            int n;
+            try
+            {
+                n = inflater.Inflate(chunk);
+            }
+            catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or InvalidOperationException)
+            {
+                // SharpZipLib reports some malformed Huffman tables with these rather than its own exception
+                // (an IndexOutOfRangeException in BitReverse, seen in CI); to the reader they are corrupt data.
+                throw new InvalidDataException($"invalid deflate data ({e.GetType().Name})", e);
+            }
             if (n > 0)
             {
                 if (output.Length + n > maxRecordBytes) throw new InvalidDataException($"gzip member inflates to more than {maxRecordBytes} bytes");
