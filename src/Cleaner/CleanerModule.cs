@@ -13,7 +13,10 @@ public sealed class CleanerModule : IStageModule
 
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(StrictConfig.Bind<CleanerOptions>(configuration, CleanerOptions.Section));
+        var options = StrictConfig.Bind<CleanerOptions>(configuration, CleanerOptions.Section);
+        // Built now, so a bad recipe or filter setting stops the service at start, naming it, not at the first shard.
+        _ = new DocumentCleaner(options, ShardCleaner.LoadNgWords(options.NgWordsFile));
+        services.AddSingleton(options);
         services.AddSingleton<ShardCleaner>();
     }
 

@@ -17,8 +17,13 @@ public sealed class CleanerOptions
     public int RejectedSamplesPerRule { get; set; } = 5;
     public string NgWordsFile { get; set; } = "";
     /// <summary>
+    /// The cleaning recipe: a shipped recipe's name (default, fineweb, refinedweb, gopher, c4, swallow, llm-jp, strict)
+    /// or the path of a recipe .json file. "default" is fineweb for English and swallow for Japanese.
+    /// </summary>
+    public string Recipe { get; set; } = Cleaner.Recipe.Default;
+    /// <summary>
     /// Per-filter settings by filter name, e.g. Pipeline:Cleaner:Filters:gopher_quality:MinWords=30, or
-    /// Pipeline:Cleaner:Filters:c4:Enabled=false to drop a rule. Names and defaults: docs/cleaner.md.
+    /// Pipeline:Cleaner:Filters:c4:Enabled=false to drop a rule; they apply to that filter's steps in the recipe. Names and defaults: docs/cleaner.md.
     /// </summary>
     public Dictionary<string, Dictionary<string, string>> Filters { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

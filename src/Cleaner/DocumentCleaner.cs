@@ -3,8 +3,9 @@ using Pipeline.Cleaner.Filters;
 namespace Pipeline.Cleaner;
 
 /// <summary>
-/// The per-document pipeline: extraction, normalization, language identification, then line and document filters
-/// in order, then PII masking. Stateless, so documents of a shard are cleaned in parallel.
+/// The per-document pipeline: extraction, normalization, language identification, then the steps of the configured
+/// recipe for the document's language, in order, then PII masking. Stateless, so documents of a shard are cleaned in
+/// parallel.
 /// </summary>
 public sealed class DocumentCleaner
 {
@@ -13,62 +14,17 @@ public sealed class DocumentCleaner
     public DocumentCleaner(CleanerOptions options, IReadOnlyList<string> ngWords)
     {
         _options = options;
-        List<object> steps =
-        [
-            new RefinedWebLineFilter(),
-            new GopherRepetitionFilter(),
-            new GopherQualityFilter(),
-            new C4Filter(),
-            new FineWebFilter(),
-            new JapaneseQualityFilter(ngWords),
-            new CompressionRatioFilter(),
-        ];
-        var names = steps.Select(NameOf).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var unknown in options.Filters.Keys.Where(k => !names.Contains(k)))
-            throw new ArgumentException($"Pipeline:Cleaner:Filters:{unknown}: there is no filter named '{unknown}' (filters: {string.Join(", ", names)})");
-        Steps = steps.Where(step => Configure(step, options)).ToList();
+        Recipe = Recipe.Load(options.Recipe, options, ngWords);
     }
 
-    /// <summary>Applies Pipeline:Cleaner:Filters:&lt;name&gt;:&lt;property&gt; settings; false when the filter is disabled.</summary>
-    private static bool Configure(object step, CleanerOptions options)
-    {
-        var name = NameOf(step);
-        if (!options.Filters.TryGetValue(name, out var settings)) return true;
-        foreach (var (key, value) in settings)
-        {
-            if (key.Equals("Enabled", StringComparison.OrdinalIgnoreCase))
-            {
-                if (!bool.TryParse(value, out var enabled))
-                    throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: '{value}' is not true or false");
-                if (!enabled) return false;
-                continue;
-            }
-            var property = step.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
-            if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType == typeof(string)))
-                throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: the filter has no settable number or flag named '{key}'");
-            try
-            {
-                property.SetValue(step, Convert.ChangeType(value, property.PropertyType, System.Globalization.CultureInfo.InvariantCulture));
-            }
-            catch (FormatException)
-            {
-                throw new ArgumentException($"Pipeline:Cleaner:Filters:{name}:{key}: '{value}' is not a valid {property.PropertyType.Name}");
-            }
-        }
-        return true;
-    }
-
-    private static string NameOf(object step) => step is ILineFilter line ? line.Name : ((IDocumentFilter)step).Name;
-
-    /// <summary>The filters in pipeline order; each is an <see cref="ILineFilter"/> or an <see cref="IDocumentFilter"/>.</summary>
-    public IReadOnlyList<object> Steps { get; }
+    public Recipe Recipe { get; }
 
     public sealed record Outcome(CleanDocument? Document, string? RemovedBy, string? Detail, long InputChars);
 
     /// <summary>Cleans one page; <paramref name="isHtml"/> is false for plain text (WET conversion records).</summary>
     public Outcome Clean(string id, string url, string html, bool isHtml = true)
     {
-        var extracted = isHtml ? TextExtractor.Extract(html) : new TextExtractor.Extracted("", html);
+        var extracted = isHtml ? TextExtractor.Extract(html) : new TextExtractor.Extracted("", html, []);
         var text = TextNormalizer.Normalize(extracted.Text, _options.NormalizeNfkc);
         long chars = text.Length;
         if (text.Length == 0) return new Outcome(null, "empty", "no text after extraction", chars);
@@ -76,19 +32,14 @@ public sealed class DocumentCleaner
         if (!_options.Languages.Contains(language) || score < _options.MinLanguageScore)
             return new Outcome(null, "language", $"{language} ({score:F2})", chars);
 
-        var document = new Document(text, language);
-        foreach (var step in Steps)
+        var codeLines = extracted.CodeLines.Count == 0 ? null
+            : extracted.CodeLines.Select(l => TextNormalizer.Normalize(l, _options.NormalizeNfkc).Trim()).ToHashSet(StringComparer.Ordinal);
+        var document = new Document(text, language, codeLines);
+        foreach (var step in Recipe.StepsFor(language))
         {
-            switch (step)
-            {
-                case ILineFilter lineFilter:
-                    var kept = lineFilter.Apply(document);
-                    if (string.IsNullOrEmpty(kept)) return new Outcome(null, lineFilter.Name, "too little left", chars);
-                    if (kept != document.Text) document = new Document(kept, language);
-                    break;
-                case IDocumentFilter filter when filter.Reject(document) is { } reason:
-                    return new Outcome(null, filter.Name, reason, chars);
-            }
+            var result = step.ExemptCode ? ApplyToProse(step.Filter, document) : step.Filter.Apply(document);
+            if (result.Kept is null) return new Outcome(null, step.Filter.Name, result.Reason, chars);
+            document = result.Kept;
         }
 
         var final = document.Text;
@@ -109,5 +60,29 @@ public sealed class DocumentCleaner
             CompressionRatio = Math.Round(TextStats.CompressionRatio(final), 4),
             PiiMasked = masked,
         }, null, null, chars);
+    }
+
+    /// <summary>
+    /// Runs a step on the document's prose lines only (an ExemptCode step): code lines are neither judged nor removed.
+    /// Lines the step kept go back in their places between the code lines; a step that rewrites lines instead of
+    /// only removing them gets its output followed by the code lines.
+    /// </summary>
+    private static StepResult ApplyToProse(ICleanerStep step, Document document)
+    {
+        if (document.CodeLines.Count == 0) return step.Apply(document);
+        var prose = document.Lines.Where(l => !document.IsCode(l)).ToList();
+        if (prose.Count == 0) return StepResult.Keep(document);
+        var result = step.Apply(document.WithText(string.Join('\n', prose)));
+        if (result.Kept is not { } kept) return result;
+        var keptProse = kept.Lines;
+        var merged = new List<string>(document.Lines.Length);
+        var next = 0;
+        foreach (var line in document.Lines)
+        {
+            if (document.IsCode(line)) merged.Add(line);
+            else if (next < keptProse.Length && keptProse[next] == line) merged.Add(keptProse[next++]);
+        }
+        if (next < keptProse.Length) merged = [.. keptProse, .. document.Lines.Where(document.IsCode)];
+        return StepResult.Keep(document.WithText(string.Join('\n', merged)));
     }
 }

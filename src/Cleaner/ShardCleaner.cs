@@ -24,7 +24,7 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
         var report = new CleanReport();
         var rejected = new List<RejectedDocument>();
         var hashes = new List<long>();
-        var configHash = StableId.ConfigHash(options);
+        var configHash = StableId.ConfigHash(new { options, recipe = _cleaner.Recipe.Fingerprint });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         await IndexGate.WaitAsync(ct);
         try
@@ -112,14 +112,13 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
         rejected.Add(new RejectedDocument { Rule = rule, Detail = detail ?? "", Url = page.FinalUrl, Text = text.Length > 2000 ? text[..2000] : text });
     }
 
-    private static IReadOnlyList<string> LoadNgWords(string file)
+    /// <summary>The NG-word list: <paramref name="file"/>, or the shipped list when it is empty.</summary>
+    public static IReadOnlyList<string> LoadNgWords(string file)
     {
+        // The shipped list missing is a broken install, not "no NG words": it once went unloaded for a wrong folder name.
         var path = file.Length > 0 ? file : Path.Combine(AppContext.BaseDirectory, "cleaner-data", "ng-words-ja.txt");
         if (!File.Exists(path))
-        {
-            if (file.Length > 0) throw new FileNotFoundException($"NG-word list '{file}' (Pipeline:Cleaner:NgWordsFile) does not exist", file);
-            return [];
-        }
+            throw new FileNotFoundException($"NG-word list '{path}' (Pipeline:Cleaner:NgWordsFile) does not exist", path);
         return File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
     }
 }

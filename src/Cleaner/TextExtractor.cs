@@ -23,7 +23,8 @@ public static class TextExtractor
     /// <summary>An element matched as boilerplate only by its class or id is removed when its text is shorter than this.</summary>
     public const int MaxBoilerplateChars = 1000;
 
-    public sealed record Extracted(string Title, string Text);
+    /// <param name="CodeLines">The lines of the text that came from code: &lt;pre&gt; blocks, and blocks that are all &lt;code&gt;.</param>
+    public sealed record Extracted(string Title, string Text, IReadOnlyList<string> CodeLines);
 
     public static Extracted Extract(string html)
     {
@@ -39,31 +40,32 @@ public static class TextExtractor
             if (element.TextContent.Length < MaxBoilerplateChars) element.Remove();
 
         var body = document.Body;
-        if (body is null) return new Extracted(title, "");
+        if (body is null) return new Extracted(title, "", []);
         var builder = new StringBuilder();
-        Walk(body, builder);
-        return new Extracted(title, builder.ToString().Trim());
+        var code = new List<string>();
+        Walk(body, builder, code);
+        return new Extracted(title, builder.ToString().Trim(), code);
     }
 
-    private static void Walk(IElement element, StringBuilder output)
+    private static void Walk(IElement element, StringBuilder output, List<string> code)
     {
         foreach (var child in element.Children)
         {
             if (Blocks.Contains(child.TagName) && !child.Children.Any(c => Blocks.Contains(c.TagName) || c.TagName is "UL" or "OL" or "TABLE" or "DIV"))
             {
-                EmitBlock(child, output);
+                EmitBlock(child, output, code);
                 continue;
             }
             if (child.TagName == "DIV" && child.Children.Length == 0)
             {
-                EmitBlock(child, output);
+                EmitBlock(child, output, code);
                 continue;
             }
-            Walk(child, output);
+            Walk(child, output, code);
         }
     }
 
-    private static void EmitBlock(IElement block, StringBuilder output)
+    private static void EmitBlock(IElement block, StringBuilder output, List<string> code)
     {
         var text = block.TagName == "PRE" ? block.TextContent.Trim('\n') : Collapse(block.TextContent);
         if (text.Length == 0) return;
@@ -71,7 +73,12 @@ public static class TextExtractor
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
         if (block.TagName == "LI") output.Append("- ");
         output.Append(text).Append('\n');
+        if (block.TagName == "PRE" || IsAllCode(block, text))
+            code.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => block.TagName == "LI" ? "- " + l : l));
     }
+
+    private static bool IsAllCode(IElement block, string text) =>
+        block.QuerySelectorAll("code,kbd,samp,tt").Sum(c => Collapse(c.TextContent).Length) >= text.Length;
 
     private static string Collapse(string text)
     {

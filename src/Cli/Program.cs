@@ -25,11 +25,12 @@ var stepsOption = new Option<int>("--steps") { Description = "Training steps of 
 var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };
 var evalTasksOption = new Option<string[]>("--eval-tasks") { Description = "Task files scored on every checkpoint (default: the repository's tasks/*.yaml; 'none' for only the validation loss)", AllowMultipleArgumentsPerToken = true };
 var servicesOption = new Option<string[]>("--services") { Description = "Services this process hosts (default: all); 'none' to only coordinate services started with `pipeline serve` over RabbitMQ on the same --out", AllowMultipleArgumentsPerToken = true };
+var recipeOption = CliInputs.RecipeOption();
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, setOption,
+    outOption, seedOption, maxPagesOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, recipeOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -41,7 +42,7 @@ run.SetAction(async (parse, ct) =>
         VocabSize = parse.GetValue(vocabOption),
         Steps = parse.GetValue(stepsOption),
         Quiet = parse.GetValue(quietOption),
-        Settings = CliInputs.Settings(parse.GetValue(setOption)),
+        Settings = CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipeOption)),
         EvalTasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : null,
         HostedServices = parse.GetValue(servicesOption) is { Length: > 0 } services ? services.Where(s => s != "none").ToList() : null,
     }, ct);

@@ -13,7 +13,7 @@ public sealed class FilterConfigurationTests
         var strict = new DocumentCleaner(With("gopher_quality", "MinWords", "100000"), []).Clean("a", "u", html);
         Assert.Equal("gopher_quality", strict.RemovedBy);
         var without = new DocumentCleaner(With("gopher_quality", "Enabled", "false"), []);
-        Assert.DoesNotContain(without.Steps, s => s is Filters.GopherQualityFilter);
+        Assert.DoesNotContain(without.Recipe.AllSteps, s => s.Filter is Filters.GopherQualityFilter);
     }
 
     [Fact]

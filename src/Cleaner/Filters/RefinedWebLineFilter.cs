@@ -11,7 +11,7 @@ public sealed partial class RefinedWebLineFilter : ILineFilter
     public string Name => "line_corrections";
     public double MaxRemovedFraction { get; init; } = 0.05;
 
-    public string? Apply(Document d)
+    public string? KeepLines(Document d)
     {
         var kept = new List<string>();
         long removed = 0, total = 0;

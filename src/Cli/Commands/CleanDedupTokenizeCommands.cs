@@ -37,11 +37,12 @@ public static class CleanDedupTokenizeCommands
     public static Command Clean(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
     {
         var inputs = Inputs("raw-page");
-        var command = new Command("clean", "Extract, filter, mask PII and exact-dedup raw-page shards into clean shards under --out") { inputs, outOption, runOption, setOption };
+        var recipe = CliInputs.RecipeOption();
+        var command = new Command("clean", "Extract, filter, mask PII and exact-dedup raw-page shards into clean shards under --out") { inputs, recipe, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
+            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipe)));
             var cleaner = new ShardCleaner(config.Section<CleanerOptions>(CleanerOptions.Section), new ShardStore(outDir));
             var runId = parse.GetValue(runOption)!;
             await RunStageAsync("clean", ShardCleaner.Stage, outDir, runId, parse.GetValue(inputs)!,

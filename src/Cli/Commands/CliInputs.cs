@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 
@@ -66,6 +67,20 @@ public static class CliInputs
         if (!File.Exists(Path.Combine(full, "ledger.db")))
             throw new ArgumentException($"--out '{path}' holds no run (no ledger.db there)");
         return full;
+    }
+
+    public static Option<string?> RecipeOption() => new("--recipe")
+    {
+        Description = "Cleaning recipe: default (fineweb for English, swallow for Japanese), fineweb, refinedweb, gopher, c4, swallow, llm-jp, strict, or a recipe .json file (docs/cleaner.md)",
+    };
+
+    /// <summary>--set pairs, plus --recipe as Pipeline:Cleaner:Recipe (a recipe file's path made absolute).</summary>
+    public static Dictionary<string, string?> Settings(string[]? pairs, string? recipe)
+    {
+        var settings = Settings(pairs);
+        if (!string.IsNullOrEmpty(recipe))
+            settings["Pipeline:Cleaner:Recipe"] = recipe.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Path.GetFullPath(recipe) : recipe;
+        return settings;
     }
 
     public static Dictionary<string, string?> Settings(string[]? pairs)
