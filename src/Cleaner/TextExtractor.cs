@@ -23,7 +23,7 @@ public static class TextExtractor
     /// <summary>An element matched as boilerplate only by its class or id is removed when its text is shorter than this.</summary>
     public const int MaxBoilerplateChars = 1000;
 
-    /// <param name="CodeLines">The lines of the text that came from code: &lt;pre&gt; blocks, and blocks that are all &lt;code&gt;.</param>
+    /// <param name="CodeLines">The lines of the text that came from code: code &lt;pre&gt; blocks, and blocks that are all &lt;code&gt;.</param>
     public sealed record Extracted(string Title, string Text, IReadOnlyList<string> CodeLines);
 
     public static Extracted Extract(string html)
@@ -73,8 +73,25 @@ public static class TextExtractor
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
         if (block.TagName == "LI") output.Append("- ");
         output.Append(text).Append('\n');
-        if (block.TagName == "PRE" || IsAllCode(block, text))
+        if (IsCodeBlock(block) || IsAllCode(block, text))
             code.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => block.TagName == "LI" ? "- " + l : l));
+    }
+
+    // A <pre> is code when it says so: a class of the code renderers (Sphinx/Pygments "highlight", DocBook "screen" and
+    // "programlisting", Pandoc "sourceCode", ...) on it or its two nearest ancestors, or a <code> inside (Markdown).
+    // A bare <pre> is preformatted prose as far as anyone can tell, as man pages rendered to HTML are.
+    private static readonly string[] CodeClasses = ["highlight", "code", "programlisting", "screen", "literal", "console", "syntax", "example"];
+
+    private static bool IsCodeBlock(IElement block)
+    {
+        if (block.TagName != "PRE") return false;
+        if (block.QuerySelector("code") is not null) return true;
+        for (IElement? e = block; e is not null && e != block.ParentElement?.ParentElement?.ParentElement; e = e.ParentElement)
+        {
+            var classes = e.ClassName;
+            if (classes is not null && CodeClasses.Any(c => classes.Contains(c, StringComparison.OrdinalIgnoreCase))) return true;
+        }
+        return false;
     }
 
     private static bool IsAllCode(IElement block, string text) =>

@@ -50,12 +50,29 @@ public sealed class RecipeTests : IDisposable
     public void The_default_recipe_is_fineweb_for_english_and_swallow_for_japanese()
     {
         var recipe = With(Recipe.Default).Recipe;
+        Assert.Equal(0.05, recipe.StepsFor("en").Select(s => s.Filter).OfType<FineWebFilter>().Single().MaxDuplicateLineChars);
+        Assert.All(recipe.StepsFor("en").Skip(1), s => Assert.True(s.ExemptCode));
         Assert.Equal(["gopher_repetition", "gopher_quality", "c4", "fineweb"], recipe.StepsFor("en").Select(s => s.Filter.Name));
         Assert.Equal(["gopher_repetition", "japanese_quality"], recipe.StepsFor("ja").Select(s => s.Filter.Name));
         // On the real Japanese pages, no English rule ever removes a Japanese document.
         var cleaner = new DocumentCleaner(new CleanerOptions { Languages = ["ja"] }, []);
         var removedBy = Fixtures.Pages("ja").Select(p => cleaner.Clean("a", "u", File.ReadAllText(p)).RemovedBy).Where(r => r is not null).ToList();
         Assert.All(removedBy, r => Assert.Contains(r, new[] { "gopher_repetition", "japanese_quality", "language", "empty" }));
+    }
+
+    [Fact]
+    public void The_default_recipe_removes_the_junk_fixture()
+    {
+        // Junk/ (bench/build-junk-pages.py): keyword lists, boilerplate-only pages, lorem ipsum, repeated lines,
+        // navigation farms and machine-generated listings, five of each in English and in Japanese.
+        var cleaner = new DocumentCleaner(new CleanerOptions(), ShardCleaner.LoadNgWords(""));
+        var pages = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "Junk"), "*.html");
+        Assert.Equal(60, pages.Length);
+        var kept = pages.Where(p => cleaner.Clean("j", "u", File.ReadAllText(p)).Document is not null).Select(Path.GetFileName).ToList();
+        Assert.True(kept.Count <= 6, $"kept {kept.Count} of 60 junk pages: {string.Join(", ", kept)}");
+        // The C4 recipe alone lets through what its line rules cannot see: the fixture can tell recipes apart.
+        var c4 = With("c4");
+        Assert.True(pages.Count(p => c4.Clean("j", "u", File.ReadAllText(p)).Document is not null) > 6);
     }
 
     [Fact]
@@ -88,9 +105,12 @@ public sealed class RecipeTests : IDisposable
     public void Code_blocks_are_marked_at_extraction_and_an_exempt_step_keeps_them_in_place()
     {
         var prose = string.Concat(Enumerable.Range(0, 8).Select(i => $"<p>The configuration file is read once at start, and every change needs a restart of the service number {i}.</p>"));
-        var html = $"<html><body><h1>Setup</h1>{prose}<pre>server {{\n  listen 80\n}}</pre><p>Then <code>reload</code> the server and check the log for errors again.</p></body></html>";
+        var html = $"<html><body><h1>Setup</h1>{prose}<div class=\"highlight\"><pre>server {{\n  listen 80\n}}</pre></div><p>Then <code>reload</code> the server and check the log for errors again.</p></body></html>";
         var extracted = TextExtractor.Extract(html);
         Assert.Equal(["server {", "listen 80", "}"], extracted.CodeLines);
+        // A bare <pre> is preformatted text, as man pages served as HTML are; <pre><code> (Markdown) is code.
+        Assert.Empty(TextExtractor.Extract("<html><body><pre>NAME\n  ls - list directory contents</pre></body></html>").CodeLines);
+        Assert.Equal(["x = {}"], TextExtractor.Extract("<html><body><pre><code>x = {}</code></pre></body></html>").CodeLines);
 
         var path = Path.Combine(_root, "code.json");
         File.WriteAllText(path, """{ "steps": [ { "filter": "c4" } ] }""");
@@ -103,6 +123,23 @@ public sealed class RecipeTests : IDisposable
         Assert.DoesNotContain("Setup", lines); // prose rules still apply to prose: no terminal punctuation
         Assert.Equal(["server {", "listen 80", "}"], lines.Where(l => !l.StartsWith("The ")).Take(3));
         Assert.EndsWith("check the log for errors again.", lines[^1]);
+    }
+
+    [Fact]
+    public void Repetition_is_counted_as_datatrove_counts_it_and_strict_keeps_the_old_count()
+    {
+        var units = TextStats.Units.FromWords("a b c d e f g h i j a b c d e".Split(' '));
+        Assert.Equal(5, TextStats.RepeatedNGramChars(units, 5));          // the repeat only, not the first "a b c d e"
+        Assert.Equal(10.0 / 15, TextStats.DuplicatedNGramCharFraction(units, 5), 6); // both occurrences
+        Assert.Equal(6, TextStats.TopNGramChars(units, 2));               // "a b" (3 characters with its space) twice
+
+        // One sentence of 14 words said twice in a 128-word text: as datatrove counts, 6% of the text is in repeated
+        // 5-grams; counting both occurrences, 22% of the word characters. Gopher's limit for 5-grams is 0.15.
+        var filler = string.Join(' ', Enumerable.Range(0, 100).Select(i => $"w{i:D3}"));
+        var sentence = string.Join(' ', Enumerable.Range(0, 14).Select(i => $"s{i:D3}"));
+        var document = new Document($"{sentence} {filler} {sentence}", "en");
+        Assert.Null(new GopherRepetitionFilter().Reject(document));
+        Assert.Equal("duplicated 5-grams", new GopherRepetitionFilter { Counting = "all-occurrences" }.Reject(document));
     }
 
     [Fact]

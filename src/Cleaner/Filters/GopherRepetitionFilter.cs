@@ -19,6 +19,14 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
 
     public int JapaneseCharsPerWord { get; init; } = 3;
 
+    /// <summary>
+    /// How n-gram characters are counted. "datatrove" (the default; FineWeb's code): the top n-gram's characters times
+    /// its count, and the characters of repeats only (not of first occurrences), over the text's length.
+    /// "all-occurrences": every occurrence of a duplicated n-gram, over the characters of the units, as this project
+    /// counted before recipes existed (the strict recipe keeps it). The Gopher paper's wording fits either.
+    /// </summary>
+    public string Counting { get; init; } = "datatrove";
+
     public string? Reject(Document d)
     {
         var (lineFraction, lineChars) = TextStats.Duplicates(d.Lines);
@@ -30,10 +38,17 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
         // Characters for Japanese, words elsewhere; capped so gigantic documents stay linear-time.
         var units = d.IsJapanese ? TextStats.Units.FromChars(d.Text) : TextStats.Units.FromWords(d.Words);
         var scale = d.IsJapanese ? JapaneseCharsPerWord : 1;
+        var datatrove = Counting switch
+        {
+            "datatrove" => true,
+            "all-occurrences" => false,
+            _ => throw new ArgumentException($"gopher_repetition: Counting '{Counting}' is not datatrove or all-occurrences"),
+        };
+        double length = Math.Max(1, d.Text.Length);
         foreach (var (n, max) in TopNGrams)
-            if (TextStats.TopNGramCharFraction(units, n * scale) > max) return $"top {n}-gram";
+            if ((datatrove ? TextStats.TopNGramChars(units, n * scale) / length : TextStats.TopNGramCharFraction(units, n * scale)) > max) return $"top {n}-gram";
         foreach (var (n, max) in DuplicatedNGrams)
-            if (TextStats.DuplicatedNGramCharFraction(units, n * scale) > max) return $"duplicated {n}-grams";
+            if ((datatrove ? TextStats.RepeatedNGramChars(units, n * scale) / length : TextStats.DuplicatedNGramCharFraction(units, n * scale)) > max) return $"duplicated {n}-grams";
         return null;
     }
 }

@@ -127,7 +127,7 @@ public static class TextStats
         return total == 0 ? 0 : (double)bestLength * bestCount / total;
     }
 
-    /// <summary>Fraction of characters inside n-grams that occur more than once (overlaps counted once).</summary>
+    /// <summary>Fraction of characters inside n-grams that occur more than once (overlaps counted once), first occurrences included.</summary>
     public static double DuplicatedNGramCharFraction(Units units, int n)
     {
         if (units.Count < n) return 0;
@@ -157,6 +157,50 @@ public static class TextStats
             if (depth > 0) dup += units.Lengths[i];
         }
         return total == 0 ? 0 : (double)dup / total;
+    }
+
+    /// <summary>
+    /// Characters in repeats of n-grams, as datatrove's find_all_duplicate (FineWeb) counts them: left to right, an
+    /// n-gram seen before counts its characters and the scan jumps past it; first occurrences do not count.
+    /// </summary>
+    public static long RepeatedNGramChars(Units units, int n)
+    {
+        if (units.Count < n) return 0;
+        var keys = units.NGramKeys(n);
+        var seen = new HashSet<ulong>(keys.Length);
+        long repeated = 0;
+        for (var i = 0; i < keys.Length;)
+        {
+            if (seen.Add(keys[i]))
+            {
+                i++;
+                continue;
+            }
+            for (var k = 0; k < n; k++) repeated += units.Lengths[i + k];
+            i += n;
+        }
+        return repeated;
+    }
+
+    /// <summary>Characters of the most frequent n-gram times its count (datatrove's find_top_duplicate).</summary>
+    public static long TopNGramChars(Units units, int n)
+    {
+        if (units.Count < n) return 0;
+        var keys = units.NGramKeys(n);
+        var counts = new Dictionary<ulong, (int Count, int Start)>(keys.Length);
+        for (var i = 0; i < keys.Length; i++)
+        {
+            ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, keys[i], out var exists);
+            entry = exists ? (entry.Count + 1, entry.Start) : (1, i);
+        }
+        long best = 0;
+        foreach (var (count, start) in counts.Values)
+        {
+            long length = n - 1; // the spaces between the words, as datatrove joins them
+            for (var k = 0; k < n; k++) length += units.Lengths[start + k];
+            best = Math.Max(best, length * count);
+        }
+        return best;
     }
 
     /// <summary>zlib-compressed size over raw UTF-8 size: low for boilerplate and repetition, high for gibberish.</summary>

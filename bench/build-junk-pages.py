@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes the junk fixture (tests/Cleaner.Tests/Junk): pages no corpus should keep, in English and Japanese, five
+seeded variants of each kind: keyword lists, boilerplate-only pages, lorem ipsum, repeated lines, navigation farms
+and machine-generated listings. Usage: bench/build-junk-pages.py OUT"""
+import html, os, random, shutil, sys
+
+out = sys.argv[1]
+shutil.rmtree(out, ignore_errors=True)
+os.makedirs(out)
+rng = random.Random(20261201)
+
+EN_WORDS = "cheap flights hotels deals best price online buy discount free shipping sale coupon insurance loans credit casino bonus review top rated 2026 near me".split()
+JA_WORDS = "格安 航空券 ホテル 最安値 通販 送料無料 激安 セール クーポン 保険 ローン 比較 ランキング 口コミ 人気 おすすめ 即日 無料 キャンペーン 限定".split()
+LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. "
+         "Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. "
+         "Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. ")
+JA_DUMMY = "これはダミーテキストです。文字の大きさ、量、字間、行間等を確認するために入れています。この文章はダミーです。"
+
+def page(lang, title, body):
+    return (f"<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f"<body>{body}</body></html>")
+
+def para(text):
+    return f"<p>{html.escape(text)}</p>"
+
+def keyword_list(lang, i):
+    words = EN_WORDS if lang == "en" else JA_WORDS
+    sep = ", " if lang == "en" else "、"
+    lines = [sep.join(rng.sample(words, 12)) + ("." if lang == "en" else "。") for _ in range(30)]
+    return page(lang, sep.join(rng.sample(words, 4)), "".join(para(l) for l in lines))
+
+def boilerplate(lang, i):
+    if lang == "en":
+        lines = ["Home", "About us", "Contact", "Log in", "Sign up", "This website uses cookies to improve your experience.",
+                 "By continuing to browse you accept our privacy policy and terms of use.", "Copyright 2026 Example Corp. All rights reserved.",
+                 "Follow us on social media.", "Subscribe to our newsletter.", "Back to top"]
+    else:
+        lines = ["ホーム", "会社概要", "お問い合わせ", "ログイン", "新規登録", "当サイトではクッキーを使用しています。",
+                 "閲覧を続けることでプライバシーポリシーと利用規約に同意したものとみなします。", "Copyright 2026 Example株式会社 All rights reserved.",
+                 "SNSでフォローしてください。", "メールマガジンを購読する。", "ページトップへ"]
+    rng.shuffle(lines)
+    return page(lang, "Welcome" if lang == "en" else "ようこそ", "".join(para(l) for l in lines * 2))
+
+def lorem(lang, i):
+    text = LOREM if lang == "en" else JA_DUMMY
+    return page(lang, "Lorem ipsum" if lang == "en" else "ダミー", "".join(para(text * rng.randint(1, 3)) for _ in range(15)))
+
+def repeated(lang, i):
+    line = (f"Click here to get the best deal on {rng.choice(EN_WORDS)} today, limited offer for all customers." if lang == "en"
+            else f"今すぐクリックして{rng.choice(JA_WORDS)}のお得な情報をチェックしてください、期間限定のキャンペーン実施中です。")
+    return page(lang, "Offer", "".join(para(line) for _ in range(40)))
+
+def navigation_farm(lang, i):
+    words = EN_WORDS if lang == "en" else JA_WORDS
+    links = "".join(f"<li><a href=\"/p/{n}\">{html.escape(' '.join(rng.sample(words, 3)))}</a></li>" for n in range(120))
+    intro = "Browse all categories below." if lang == "en" else "以下のカテゴリーからお選びください。"
+    return page(lang, "Sitemap" if lang == "en" else "サイトマップ", para(intro) + f"<ul>{links}</ul>")
+
+def listing(lang, i):
+    rows = []
+    for n in range(60):
+        price = rng.randint(100, 99999)
+        if lang == "en":
+            rows.append(f"<tr><td>Item {rng.randint(10000, 99999)}</td><td>{rng.choice(EN_WORDS)} {rng.choice(EN_WORDS)}</td><td>${price / 100:.2f}</td><td>In stock.</td></tr>")
+        else:
+            rows.append(f"<tr><td>商品番号 {rng.randint(10000, 99999)}</td><td>{rng.choice(JA_WORDS)}{rng.choice(JA_WORDS)}</td><td>{price}円</td><td>在庫あり。</td></tr>")
+    return page(lang, "Products" if lang == "en" else "商品一覧", f"<table>{''.join(rows)}</table>")
+
+kinds = {"keywords": keyword_list, "boilerplate": boilerplate, "lorem": lorem, "repeated": repeated, "navigation": navigation_farm, "listing": listing}
+for kind, make in kinds.items():
+    for lang in ("en", "ja"):
+        for i in range(5):
+            with open(os.path.join(out, f"{kind}-{lang}-{i}.html"), "w", encoding="utf-8") as f:
+                f.write(make(lang, i))
+print(f"{out}: {len(os.listdir(out))} junk pages")
