@@ -69,11 +69,17 @@ public static class TextExtractor
     {
         var text = block.TagName == "PRE" ? block.TextContent.Trim('\n') : Collapse(block.TextContent);
         if (text.Length == 0) return;
-        var linkChars = block.QuerySelectorAll("a").Sum(a => Collapse(a.TextContent).Length);
+        // Links and inline code in one pass over the block (a query per kind was a tenth of the extraction time).
+        int linkChars = 0, codeChars = 0;
+        foreach (var inline in block.QuerySelectorAll("a,code,kbd,samp,tt"))
+        {
+            if (inline.TagName == "A") linkChars += CollapsedLength(inline.TextContent);
+            else if (inline.ParentElement?.Closest("code,kbd,samp,tt") is null) codeChars += CollapsedLength(inline.TextContent);
+        }
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
         if (block.TagName == "LI") output.Append("- ");
         output.Append(text).Append('\n');
-        if (IsCodeBlock(block) || IsAllCode(block, text))
+        if (IsCodeBlock(block) || codeChars >= text.Length)
             code.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => block.TagName == "LI" ? "- " + l : l));
     }
 
@@ -94,8 +100,23 @@ public static class TextExtractor
         return false;
     }
 
-    private static bool IsAllCode(IElement block, string text) =>
-        block.QuerySelectorAll("code,kbd,samp,tt").Sum(c => Collapse(c.TextContent).Length) >= text.Length;
+    /// <summary>The length <see cref="Collapse"/> would return, without building the string.</summary>
+    private static int CollapsedLength(string text)
+    {
+        int length = 0;
+        var space = false;
+        foreach (var c in text)
+        {
+            if (char.IsWhiteSpace(c))
+            {
+                space = length > 0;
+                continue;
+            }
+            length += space ? 2 : 1;
+            space = false;
+        }
+        return length;
+    }
 
     private static string Collapse(string text)
     {
