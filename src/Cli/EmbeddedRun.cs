@@ -87,7 +87,8 @@ public static class EmbeddedRun
                     options.OnPhase?.Invoke(phase);
                 },
             };
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned, tasks), ct));
+            var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned, tasks, removeContaminated), ct));
             return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), aligned);
         }
         finally

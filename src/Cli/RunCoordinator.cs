@@ -16,8 +16,9 @@ namespace Pipeline.Cli;
 /// <summary>Options of one end-to-end run.</summary>
 /// <param name="AlignedRun">The run an alignment rule makes from the final checkpoint, whose evaluation the run waits for (null: none).</param>
 /// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
+/// <param name="RemoveContaminated">Drop the training documents that contain evaluation examples (Pipeline:Decontaminate:Remove).</param>
 public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, string? AlignedRun = null,
-    IReadOnlyList<string>? EvalTasks = null);
+    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false);
 
 /// <summary>
 /// Drives a whole run through the bus, using the ledger as its memory: it starts the crawl, re-announces shards a
@@ -43,8 +44,9 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("tokenizer");
         var dedupShards = ledger.Shards(request.RunId, ShardDeduplicator.Stage);
         if (dedupShards.Sum(s => s.Rows) == 0) throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
-        if (request.EvalTasks is { Count: > 0 } tasks && ledger.Get(ContaminationKey(request.RunId)) is null)
-            await MeasureContaminationAsync(request.RunId, tasks, dedupShards, ct);
+        if (request.EvalTasks is { Count: > 0 } tasks && (ledger.Get(ContaminationKey(request.RunId)) is null
+            || (request.RemoveContaminated && ledger.Get(CorpusTokenizer.ExcludedKey(request.RunId)) is null)))
+            await MeasureContaminationAsync(request.RunId, tasks, dedupShards, request.RemoveContaminated, ct);
         await PublishAsync(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
         await WaitAsync(request, () => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
@@ -92,17 +94,27 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     /// <summary>
     /// Before tokenization: how many examples of each evaluation task the training corpus (the dedup shards) already
-    /// contains, so the report can put it next to each score.
+    /// contains, so the report can put it next to each score. Documents are checked one row group at a time. With
+    /// <paramref name="remove"/>, the ids of the documents that contain any example go to a file the tokenizer skips.
     /// </summary>
-    private async Task MeasureContaminationAsync(string runId, IReadOnlyList<string> taskFiles, IReadOnlyList<ShardRef> shards, CancellationToken ct)
+    private async Task MeasureContaminationAsync(string runId, IReadOnlyList<string> taskFiles, IReadOnlyList<ShardRef> shards, bool remove, CancellationToken ct)
     {
-        var texts = new List<string>();
+        var index = new Contamination.Index(taskFiles.Select(TaskLoader.Load).ToList());
+        var contaminated = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var shard in shards)
             await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(shard, ct))
-                texts.AddRange(group.Select(d => d.Text));
-        var result = Contamination.Measure(taskFiles.Select(TaskLoader.Load).ToList(), texts);
+                foreach (var document in group)
+                    if (index.Check(document.Text)) contaminated.Add(document.Id);
+        var result = index.Result();
         foreach (var task in result)
             logger.LogInformation("run: {Task}: {Contaminated} of {Examples} examples overlap the training corpus", task.Task, task.Contaminated, task.Examples);
+        if (remove)
+        {
+            var uri = $"decontamination/{runId}/excluded-documents.json";
+            var (sha256, _) = await store.WriteAtomicAsync(uri, s => JsonSerializer.SerializeAsync(s, contaminated, cancellationToken: ct), ct);
+            ledger.Set(CorpusTokenizer.ExcludedKey(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, contaminated.Count)));
+            logger.LogInformation("run: {Documents} training documents that contain evaluation examples are removed before tokenization ({Uri})", contaminated.Count, uri);
+        }
         ledger.Set(ContaminationKey(runId), JsonSerializer.Serialize(result));
     }
 

@@ -29,6 +29,8 @@ public static class RunReport
 
         var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
+        if (ledger.Get(CorpusTokenizer.ExcludedKey(runId)) is { } excludedJson)
+            md.Append($"Decontamination (Pipeline:Decontaminate:Remove): {JsonSerializer.Deserialize<ExcludedDocuments>(excludedJson)!.Documents:N0} documents that contain evaluation examples were removed before tokenization.\n\n");
         if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)
             md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
 
@@ -43,7 +45,7 @@ public static class RunReport
             ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")
             : [];
         string Contaminated(string task) => contamination.TryGetValue(task, out var c) ? c : "";
-        md.Append("\n## Evaluation\n\nThe contaminated column counts the task's examples whose 13-word or 50-character n-grams occur in the training corpus.\n\n");
+        md.Append("\n## Evaluation\n\nThe contaminated column counts the task's examples whose 13-word or 50-character n-grams occur in the training corpus (before any removal).\n\n");
         md.Append("| step | task | contaminated | metric | value |\n|---:|---|---:|---|---:|\n");
         foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(runName))) md.Append($"| {e.Step} | {e.Task} | {Contaminated(e.Task)} | {e.Metric} | {value} |\n");
         if (alignedRun is not null)

@@ -25,40 +25,71 @@ public static partial class Contamination
     public const int Words = 13;
     public const int Characters = 50;
 
+    /// <summary>Measures over a whole corpus at once (tests, small corpora); see <see cref="Index"/> for streaming.</summary>
     public static List<TaskContamination> Measure(IReadOnlyList<EvalTask> tasks, IEnumerable<string> corpus)
     {
+        var index = new Index(tasks);
+        foreach (var document in corpus) index.Check(document);
+        return index.Result();
+    }
+
+    /// <summary>
+    /// The tasks' n-grams, against which corpus documents are checked one at a time: memory is bounded by the tasks,
+    /// not the corpus. <see cref="Check"/> is not thread-safe.
+    /// </summary>
+    public sealed class Index
+    {
+        private readonly IReadOnlyList<EvalTask> _tasks;
         // n-gram hash -> the (task, example) pairs that contain it
-        var owners = new Dictionary<ulong, List<(int Task, int Example)>>();
+        private readonly Dictionary<ulong, List<(int Task, int Example)>> _owners = [];
         // Examples shorter than one n-gram (a short Japanese sentence) are looked for whole, as a substring.
-        var whole = new List<(string Text, int Task, int Example)>();
-        var examples = new List<int>();
-        for (var t = 0; t < tasks.Count; t++)
+        private readonly List<(string Text, int Task, int Example)> _whole = [];
+        private readonly List<int> _examples = [];
+        private readonly HashSet<(int, int)> _contaminated = [];
+
+        public Index(IReadOnlyList<EvalTask> tasks)
         {
-            var texts = Texts(tasks[t]);
-            examples.Add(texts.Count);
-            for (var e = 0; e < texts.Count; e++)
+            _tasks = tasks;
+            for (var t = 0; t < tasks.Count; t++)
             {
-                var grams = Grams(texts[e]).Distinct().ToList();
-                if (grams.Count == 0 && Compact(texts[e]) is { Length: >= MinimumWhole } compact) whole.Add((compact, t, e));
-                foreach (var gram in grams)
+                var texts = Texts(tasks[t]);
+                _examples.Add(texts.Count);
+                for (var e = 0; e < texts.Count; e++)
                 {
-                    if (!owners.TryGetValue(gram, out var list)) owners[gram] = list = [];
-                    list.Add((t, e));
+                    var grams = Grams(texts[e]).Distinct().ToList();
+                    if (grams.Count == 0 && Compact(texts[e]) is { Length: >= MinimumWhole } compact) _whole.Add((compact, t, e));
+                    foreach (var gram in grams)
+                    {
+                        if (!_owners.TryGetValue(gram, out var list)) _owners[gram] = list = [];
+                        list.Add((t, e));
+                    }
                 }
             }
         }
-        var contaminated = new HashSet<(int, int)>();
-        foreach (var document in corpus)
+
+        /// <summary>Records the examples this corpus document contains; true when it contains any.</summary>
+        public bool Check(string document)
         {
+            var found = false;
             foreach (var gram in Grams(document))
-                if (owners.TryGetValue(gram, out var list))
-                    contaminated.UnionWith(list);
-            if (whole.Count == 0) continue;
+            {
+                if (!_owners.TryGetValue(gram, out var list)) continue;
+                _contaminated.UnionWith(list);
+                found = true;
+            }
+            if (_whole.Count == 0) return found;
             var compact = Compact(document);
-            foreach (var (text, task, example) in whole)
-                if (compact.Contains(text, StringComparison.Ordinal)) contaminated.Add((task, example));
+            foreach (var (text, task, example) in _whole)
+            {
+                if (!compact.Contains(text, StringComparison.Ordinal)) continue;
+                _contaminated.Add((task, example));
+                found = true;
+            }
+            return found;
         }
-        return tasks.Select((task, t) => new TaskContamination(task.Name, examples[t], contaminated.Count(c => c.Item1 == t))).ToList();
+
+        public List<TaskContamination> Result() =>
+            _tasks.Select((task, t) => new TaskContamination(task.Name, _examples[t], _contaminated.Count(c => c.Item1 == t))).ToList();
     }
 
     /// <summary>The hashed n-grams of a text: 13-word grams and 50-character windows, whichever the text is long enough for.</summary>

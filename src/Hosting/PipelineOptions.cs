@@ -40,7 +40,19 @@ public sealed class PipelineOptions
 
     public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>What `pipeline run` does with training documents that contain evaluation examples.</summary>
+    public DecontaminateOptions Decontaminate { get; set; } = new();
+
     public StageLimits LimitsFor(string stage) => Stages.TryGetValue(stage, out var limits) ? limits : new StageLimits();
+}
+
+public sealed class DecontaminateOptions
+{
+    /// <summary>
+    /// Drop the training documents in which an evaluation task's examples were found (13-word or 50-character
+    /// n-grams, docs/evaluator.md) before tokenization; off by default, when the overlap is only measured and reported.
+    /// </summary>
+    public bool Remove { get; set; }
 }
 
 public sealed class RabbitMqOptions

@@ -18,6 +18,21 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
 
     public static string ManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
 
+    /// <summary>The ledger key of a run's excluded documents (<see cref="ExcludedDocuments"/>, JSON), when decontamination removes any.</summary>
+    public static string ExcludedKey(string runId) => $"excluded-documents:{runId}";
+
+    /// <summary>The ids of the run's documents that are not to be trained on (none unless decontamination removed some).</summary>
+    public IReadOnlySet<string> ExcludedIds(string runId)
+    {
+        if (ledger.Get(ExcludedKey(runId)) is not { } json) return new HashSet<string>();
+        var excluded = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
+        var path = store.Resolve(excluded.Uri);
+        var bytes = File.ReadAllBytes(path);
+        if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(excluded.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new InvalidDataException($"{excluded.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
+        return JsonSerializer.Deserialize<HashSet<string>>(bytes)!;
+    }
+
     /// <summary>Trains and saves the vocabulary; returns (folder URI, hash).</summary>
     public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct,
         Func<ShardRef, ShardStore>? sourceOf = null, IProgress<(int Merges, int Target)>? progress = null)
@@ -25,10 +40,11 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         // The training sample is the documents in id order, up to MaxTrainingChars: the same documents give the same
         // vocabulary however the crawl spread them over shards (a concurrent crawl fills shards in a different order
         // each time). Only ids and lengths are kept while reading; the texts are read again in that order.
+        var excluded = ExcludedIds(runId);
         var order = new List<(string Id, int Length, ShardRef Shard)>();
         foreach (var shard in shards)
             await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
-                order.AddRange(group.Select(d => (d.Id, d.Text.Length, shard)));
+                order.AddRange(group.Where(d => !excluded.Contains(d.Id)).Select(d => (d.Id, d.Text.Length, shard)));
         var chosen = new HashSet<string>();
         long chars = 0;
         foreach (var (id, length, _) in order.OrderBy(d => d.Id, StringComparer.Ordinal))
@@ -61,13 +77,15 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct, ShardStore? source = null)
     {
         var wide = tokenizer.VocabSize >= 65_536;
-        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash });
+        var excluded = ExcludedIds(input.RunId);
+        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Get(ExcludedKey(input.RunId)) });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         long train = 0, validation = 0;
         await using var writer = store.CreateParquetWriter<TokenRow>($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet",
             new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
-        await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
+        await foreach (var group in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
         {
+            var documents = excluded.Count == 0 ? group : group.Where(d => !excluded.Contains(d.Id)).ToList();
             var rows = new TokenRow[documents.Count];
             Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>
             {
@@ -139,3 +157,6 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
 }
 
 public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash);
+
+/// <summary>A run's documents that are not trained on: a JSON list of ids at <see cref="Uri"/> in the store, with its checksum.</summary>
+public sealed record ExcludedDocuments(string Uri, string Sha256, int Documents);

@@ -47,12 +47,24 @@ public sealed class EndToEndTests : IDisposable
     }
 
     [Fact(Timeout = 300_000)]
-    public async Task The_chain_runs_over_RabbitMQ()
+    public async Task The_chain_runs_over_RabbitMQ_and_removes_documents_that_contain_evaluation_text()
     {
         await RabbitMqBroker.RequireAsync();
-        await EmbeddedRun.RunAsync(SmallRun(_out) with { Settings = RabbitMqBroker.Settings }, default);
+        // A perplexity task made of two paragraphs of the sample site's first chapter: the documents that hold them are
+        // contaminated, and Pipeline:Decontaminate:Remove keeps them out of the tokenizer's input.
+        var site = SampleSite.Folder();
+        var paragraphs = Directory.GetFiles(Path.Combine(site, "en"), "ch01-0*.html").Order(StringComparer.Ordinal).Take(2)
+            .Select(p => Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text.Split('\n').MaxBy(l => l.Length)!).ToList();
+        File.WriteAllText(Path.Combine(_out, "overlap.txt"), string.Join("\n\n", paragraphs));
+        var task = Path.Combine(_out, "overlap.yaml");
+        File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
+        var settings = new Dictionary<string, string?>(RabbitMqBroker.Settings) { ["Pipeline:Decontaminate:Remove"] = "true" };
+        await EmbeddedRun.RunAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task] }, default);
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
+        Assert.True(outcome.Excluded > 0, "no document was removed");
+        Assert.Contains("documents that contain evaluation examples were removed before tokenization", File.ReadAllText(Path.Combine(_out, "reports", "report.md")));
+        Assert.Contains("| overlap_bpb | 2/2 |", File.ReadAllText(Path.Combine(_out, "reports", "report.md")));
     }
 
     [Fact(Timeout = 300_000)]

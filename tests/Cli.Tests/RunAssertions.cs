@@ -11,7 +11,7 @@ namespace Pipeline.Cli.Tests;
 /// <summary>The invariants of a finished run: every stage accounted for every row, nothing lost, nothing twice.</summary>
 internal static class RunAssertions
 {
-    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss);
+    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, int Excluded = 0);
 
     public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true)
     {
@@ -35,9 +35,16 @@ internal static class RunAssertions
         Assert.Equal(cleanKept, dedup.Sum(d => d.Input));
         Assert.Equal(dedup.Sum(d => d.Input), dedup.Sum(d => d.Kept + d.Removed));
 
+        // Documents that decontamination removed (Pipeline:Decontaminate:Remove) are the only ones not tokenized.
+        var excluded = new CorpusTokenizer(new TokenizerOptions(), store, ledger).ExcludedIds(runId);
         var tokenRows = 0;
-        foreach (var shard in ledger.Shards(runId, CorpusTokenizer.Stage)) tokenRows += (await store.ReadParquetAsync<TokenRow>(shard)).Count;
-        Assert.Equal(dedup.Sum(d => d.Kept), tokenRows);
+        foreach (var shard in ledger.Shards(runId, CorpusTokenizer.Stage))
+        {
+            var rows = await store.ReadParquetAsync<TokenRow>(shard);
+            Assert.DoesNotContain(rows, r => excluded.Contains(r.DocId));
+            tokenRows += rows.Count;
+        }
+        Assert.Equal(dedup.Sum(d => d.Kept) - excluded.Count, tokenRows);
         var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
         Assert.Equal(ledger.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
 
@@ -59,6 +66,6 @@ internal static class RunAssertions
         var report = File.ReadAllText(Path.Combine(outDir, "reports", "report.md"));
         Assert.Contains("## Training", report);
         var finalLoss = evals.Where(e => e.Metric == "loss").MaxBy(e => e.Step)!.Value;
-        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss);
+        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss, excluded.Count);
     }
 }

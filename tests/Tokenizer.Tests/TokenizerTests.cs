@@ -139,6 +139,28 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
+    public async Task Excluded_documents_are_not_tokenized_and_a_changed_list_is_refused()
+    {
+        var store = new ShardStore(_root);
+        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var corpus = new CorpusTokenizer(new TokenizerOptions(), store, ledger);
+        var docs = Corpus.Value.Take(10).Select((t, i) => new CleanDocument { Id = $"doc-{i}", Text = t, Language = "en" }).ToList();
+        var input = await store.WriteParquetAsync("shards/dedup/x/d.parquet", docs, new ShardDescriptor("dx", "dedup", "c", [], "x"));
+        var before = await store.ReadParquetAsync<TokenRow>((await corpus.ProcessAsync(input, Trained(), default)).Outputs[0]);
+
+        const string uri = "decontamination/x/excluded-documents.json";
+        var (sha, _) = await store.WriteAtomicAsync(uri, s => System.Text.Json.JsonSerializer.SerializeAsync(s, new[] { "doc-2", "doc-7" }));
+        ledger.Set(CorpusTokenizer.ExcludedKey("x"), System.Text.Json.JsonSerializer.Serialize(new ExcludedDocuments(uri, sha, 2)));
+        var result = await corpus.ProcessAsync(input, Trained(), default);
+        var after = await store.ReadParquetAsync<TokenRow>(result.Outputs[0]);
+        Assert.Equal(before.Select(r => r.DocId).Except(["doc-2", "doc-7"]), after.Select(r => r.DocId));
+        Assert.NotEqual(before.Count, after.Count);
+
+        File.WriteAllText(store.Resolve(uri), "[\"doc-2\"]");
+        Assert.Contains("checksum", Assert.Throws<InvalidDataException>(() => corpus.ExcludedIds("x")).Message);
+    }
+
+    [Fact]
     public void Wide_ids_pack_as_int32()
     {
         int[] ids = [0, 1, 65_535, 65_536, 200_000];
