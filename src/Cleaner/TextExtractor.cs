@@ -74,7 +74,7 @@ public static class TextExtractor
         foreach (var inline in block.QuerySelectorAll("a,code,kbd,samp,tt"))
         {
             if (inline.TagName == "A") linkChars += CollapsedLength(inline.TextContent);
-            else if (inline.ParentElement?.Closest("code,kbd,samp,tt") is null) codeChars += CollapsedLength(inline.TextContent);
+            else if (!InsideCode(inline, block)) codeChars += CollapsedLength(inline.TextContent);
         }
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
         if (block.TagName == "LI") output.Append("- ");
@@ -97,6 +97,14 @@ public static class TextExtractor
             var classes = e.ClassName;
             if (classes is not null && CodeClasses.Any(c => classes.Contains(c, StringComparison.OrdinalIgnoreCase))) return true;
         }
+        return false;
+    }
+
+    // Nested code elements (<code><kbd>...</kbd></code>) count once: only the outermost within the block.
+    private static bool InsideCode(IElement inline, IElement block)
+    {
+        for (var e = inline.ParentElement; e is not null && e != block; e = e.ParentElement)
+            if (e.TagName is "CODE" or "KBD" or "SAMP" or "TT") return true;
         return false;
     }
 

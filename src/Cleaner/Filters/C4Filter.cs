@@ -21,26 +21,54 @@ public sealed partial class C4Filter : ILineFilter
 
     public string? KeepLines(Document d)
     {
-        var lower = d.Text.ToLowerInvariant();
-        if (lower.Contains("lorem ipsum")) return null;
+        // Case-insensitive searches instead of lower-cased copies of the text and of every line: c4 was a tenth of
+        // the cleaner's time on documentation pages.
+        if (d.Text.Contains("lorem ipsum", StringComparison.OrdinalIgnoreCase)) return null;
         if (DropCurlyBrace && d.Text.Contains('{')) return null;
         var kept = new List<string>();
+        var sentences = 0;
         foreach (var line in d.Lines)
         {
             if (FilterNoTerminalPunctuation && !TextStats.EndsWithTerminal(line)) continue;
-            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (d.IsJapanese ? line.Length < MinJapaneseCharsPerLine : words.Length < MinWordsPerLine) continue;
-            if (words.Any(w => w.Length > MaxWordLength)) continue;
-            var l = line.ToLowerInvariant();
-            if (l.Contains("javascript")) continue;
-            if (PolicyRegex().IsMatch(l)) continue;
+            if (d.IsJapanese ? line.Length < MinJapaneseCharsPerLine : !HasWords(line, MinWordsPerLine)) continue;
+            if (HasLongWord(line)) continue;
+            if (line.Contains("javascript", StringComparison.OrdinalIgnoreCase)) continue;
+            if (PolicyRegex().IsMatch(line)) continue;
             kept.Add(line);
+            sentences += SentenceRegex().Count(line);
         }
-        var sentences = kept.Sum(l => SentenceRegex().Matches(l).Count);
         return sentences < MinSentences ? null : string.Join('\n', kept);
     }
 
-    [GeneratedRegex(@"terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies|クッキー|利用規約")]
+    private static bool HasWords(string line, int count)
+    {
+        var words = 0;
+        var inWord = false;
+        foreach (var c in line)
+        {
+            if (c == ' ') inWord = false;
+            else if (!inWord)
+            {
+                inWord = true;
+                if (++words >= count) return true;
+            }
+        }
+        return words >= count;
+    }
+
+    private bool HasLongWord(string line)
+    {
+        if (line.Length <= MaxWordLength) return false;
+        var run = 0;
+        foreach (var c in line)
+        {
+            run = c == ' ' ? 0 : run + 1;
+            if (run > MaxWordLength) return true;
+        }
+        return false;
+    }
+
+    [GeneratedRegex(@"terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies|クッキー|利用規約", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex PolicyRegex();
 
     [GeneratedRegex(@"[.!?。！？](\s|$)|[。！？]")]
