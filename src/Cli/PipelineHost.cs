@@ -39,5 +39,15 @@ public static class PipelineHost
         return builder.Build();
     }
 
+    /// <summary>
+    /// The ledger `run` and `serve` use for this data root: PostgreSQL when Pipeline:Ledger:ConnectionString is set
+    /// in pipeline.json or the environment, otherwise the SQLite file in the folder.
+    /// </summary>
+    public static RunLedger Ledger(string dataRoot)
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile("pipeline.json", optional: true).AddEnvironmentVariables().Build();
+        return RunLedger.Open(new PipelineOptions { DataRoot = dataRoot, Ledger = { ConnectionString = configuration["Pipeline:Ledger:ConnectionString"] } });
+    }
+
     public static IBus Bus(this IHost host) => host.Services.GetRequiredService<IBus>();
 }

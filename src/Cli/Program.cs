@@ -69,7 +69,7 @@ root.Subcommands.Add(serve);
 var status = new Command("status", "Print the run ledger: runs, shards per stage, rows and bytes") { outOption };
 status.SetAction(parse =>
 {
-    var ledger = new RunLedger(Path.Combine(CliInputs.ExistingRun(parse.GetValue(outOption)!), "ledger.db"));
+    var ledger = PipelineHost.Ledger(CliInputs.ExistingRun(parse.GetValue(outOption)!));
     var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
     foreach (var r in ledger.Runs())
         foreach (var s in r.Stages)

@@ -17,7 +17,7 @@ public static class BusSetup
         var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         services.AddSingleton(options);
         services.AddSingleton(_ => new ShardStore(options.DataRoot));
-        services.AddSingleton(_ => new RunLedger(Path.Combine(options.DataRoot, "ledger.db")));
+        services.AddSingleton(_ => RunLedger.Open(options));
 
         var moduleList = modules.ToList();
         foreach (var module in moduleList)

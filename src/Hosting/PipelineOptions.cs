@@ -26,6 +26,9 @@ public sealed class PipelineOptions
 
     public RabbitMqOptions RabbitMq { get; set; } = new();
 
+    /// <summary>Where the run ledger lives: SQLite in the data root unless a PostgreSQL connection string is set.</summary>
+    public LedgerOptions Ledger { get; set; } = new();
+
     /// <summary>Per-stage consumer limits, keyed by stage name (crawler, cleaner, dedup, tokenizer, trainer, evaluator).</summary>
     public Dictionary<string, StageLimits> Stages { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -53,6 +56,16 @@ public sealed class DecontaminateOptions
     /// n-grams, docs/evaluator.md) before tokenization; off by default, when the overlap is only measured and reported.
     /// </summary>
     public bool Remove { get; set; }
+}
+
+public sealed class LedgerOptions
+{
+    /// <summary>
+    /// A PostgreSQL connection string (Npgsql) for services on several hosts, e.g. from
+    /// PIPELINE__LEDGER__CONNECTIONSTRING; none by default, when the ledger is SQLite in the data root. Leave the
+    /// password to PGPASSWORD or ~/.pgpass rather than a config file.
+    /// </summary>
+    public string? ConnectionString { get; set; }
 }
 
 public sealed class RabbitMqOptions

@@ -1,16 +1,26 @@
 using System.Diagnostics;
+using Pipeline.Hosting;
+using Pipeline.Tests.Shared;
 
 namespace Pipeline.Cli.Tests;
 
 /// <summary>
-/// Every service as its own process (`pipeline serve`) over the real RabbitMQ, sharing only the data root, and a
-/// `pipeline run` that hosts none of them and only coordinates: the deployment compose.yaml describes, on one machine.
+/// Every service as its own process (`pipeline serve`) over the real RabbitMQ, with the run ledger in PostgreSQL and
+/// the shards in the data root, and a `pipeline run` that hosts none of them and only coordinates: the deployment
+/// compose.yaml describes, on one machine.
 /// </summary>
 [Collection("end-to-end")]
 public sealed class MultiProcessTests : IDisposable
 {
     private readonly string _out = Directory.CreateTempSubdirectory("multi-").FullName;
     private readonly List<Process> _services = [];
+    private readonly PostgresTestDatabase _ledgerDatabase = new();
+
+    // The broker and the ledger, as a deployment would configure them.
+    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings)
+    {
+        ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
+    };
 
     private static readonly string[] Services = ["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"];
 
@@ -25,8 +35,8 @@ public sealed class MultiProcessTests : IDisposable
 
     private void Serve(string service)
     {
-        // The broker settings as a deployment would pass them: PIPELINE__* environment variables.
-        var environment = RabbitMqBroker.Settings.ToDictionary(
+        // As a deployment would pass them: PIPELINE__* environment variables.
+        var environment = Settings.ToDictionary(
             kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
         _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], environment));
     }
@@ -51,13 +61,14 @@ public sealed class MultiProcessTests : IDisposable
         var phases = new List<string>();
         await EmbeddedRun.RunAsync(EndToEndTests.SmallRun(_out) with
         {
-            Settings = RabbitMqBroker.Settings,
+            Settings = Settings,
             HostedServices = [],
             SftData = "",
             OnPhase = phases.Add,
         }, default);
         Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "done"], phases);
-        var outcome = await RunAssertions.CheckAsync(_out, aligned: false);
+        var outcome = await RunAssertions.CheckAsync(_out, aligned: false, ledger: RunLedger.PostgreSql(_ledgerDatabase.ConnectionString));
+        Assert.False(File.Exists(Path.Combine(_out, "ledger.db")), "a process used a SQLite ledger");
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.TokenRows > 5);
         Assert.All(_services, p => Assert.False(p.HasExited));
@@ -72,5 +83,6 @@ public sealed class MultiProcessTests : IDisposable
             process.Dispose();
         }
         Directory.Delete(_out, recursive: true);
+        _ledgerDatabase.Dispose();
     }
 }

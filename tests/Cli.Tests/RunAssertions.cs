@@ -13,9 +13,9 @@ internal static class RunAssertions
 {
     public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, int Excluded = 0);
 
-    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true)
+    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true, RunLedger? ledger = null)
     {
-        var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+        ledger ??= new RunLedger(Path.Combine(outDir, "ledger.db"));
         var store = new ShardStore(outDir);
         Assert.Equal("completed", ledger.RunState(runId));
 

@@ -1,0 +1,178 @@
+using Pipeline.Contracts.V1;
+using Pipeline.Tests.Shared;
+
+namespace Pipeline.Hosting.Tests;
+
+/// <summary>
+/// What every ledger backend must do, run against both: SQLite (the embedded default) and PostgreSQL (several hosts).
+/// The PostgreSQL server is the one .ci/run starts (scripts/postgres-local.sh); PIPELINE_TEST_POSTGRES overrides it.
+/// </summary>
+public abstract class LedgerContractTests : IDisposable
+{
+    protected abstract RunLedger OpenLedger();
+
+    private static ShardRef Shard(string id, long rows = 3) => new(id, $"runs/r/clean/{id}.parquet", "ab12", rows, 10, "clean", "cfg", ["in"], "run");
+
+    [Fact]
+    public void A_completed_input_and_its_shards_are_there_for_the_next_process()
+    {
+        var ledger = OpenLedger();
+        Assert.False(ledger.IsProcessed("clean", "in"));
+        ledger.CompleteInput("clean", "in", "run", [Shard("out-1"), Shard("out-2", rows: 5_000_000_000)], new { Kept = 3 });
+
+        var reopened = OpenLedger();
+        Assert.True(reopened.IsProcessed("clean", "in"));
+        var shards = reopened.Shards("run", "clean");
+        Assert.Equal(["out-1", "out-2"], shards.Select(s => s.ShardId).Order());
+        var big = shards.Single(s => s.ShardId == "out-2");
+        Assert.Equal((5_000_000_000L, 10L, "ab12", "cfg", "runs/r/clean/out-2.parquet"), (big.Rows, big.Bytes, big.Sha256, big.ConfigHash, big.Uri));
+        Assert.Equal(["in"], big.ParentShardIds);
+        Assert.Equal("""{"Kept":3}""", Assert.Single(reopened.Stats("run", "clean")));
+        Assert.Equal("""{"Kept":3}""", reopened.ShardExtra("out-1"));
+        Assert.Equal(2, reopened.Pending("run", "clean", "dedup").Count);
+    }
+
+    [Fact]
+    public void A_failed_input_is_listed_until_it_is_done()
+    {
+        var ledger = OpenLedger();
+        ledger.FailInput("clean", "bad", "run", "checksum mismatch");
+        Assert.False(ledger.IsProcessed("clean", "bad"));
+        Assert.Equal(("bad", "checksum mismatch"), Assert.Single(ledger.Failures("run", "clean")));
+        ledger.CompleteInput("clean", "bad", "run", []);
+        Assert.True(ledger.IsProcessed("clean", "bad"));
+        Assert.Empty(ledger.Failures("run", "clean"));
+    }
+
+    [Fact]
+    public async Task Hosts_racing_on_one_input_record_it_once()
+    {
+        var ledgers = Enumerable.Range(0, 6).Select(_ => OpenLedger()).ToList();
+        await Task.WhenAll(ledgers.Select(l => Task.Run(() =>
+        {
+            for (var i = 0; i < 20; i++)
+                l.CompleteInput("clean", $"in-{i}", "run", [Shard($"out-{i}")], new { Kept = i });
+        })));
+        var ledger = OpenLedger();
+        Assert.Equal(20, ledger.Shards("run", "clean").Count);
+        Assert.Equal(20, ledger.Stats("run", "clean").Count);
+
+        var winners = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.SetIfAbsent("owner:x", $"host-{i}"))));
+        Assert.Equal(1, winners.Count(w => w));
+        Assert.Equal($"host-{Array.IndexOf(winners, true)}", ledger.Get("owner:x"));
+    }
+
+    [Fact]
+    public void A_lease_has_one_holder_until_it_is_released_or_expires()
+    {
+        var ledger = OpenLedger();
+        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-a", TimeSpan.FromMinutes(1)));
+        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-a", TimeSpan.FromMinutes(1))); // renewal
+        ledger.ReleaseLease("dedup-index:run", "host-b"); // not the holder: no effect
+        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+        ledger.ReleaseLease("dedup-index:run", "host-a");
+        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMilliseconds(-1))); // already expired
+        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-c", TimeSpan.FromMinutes(1))); // a dead holder's lease
+        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public void Keys_are_listed_by_prefix_in_code_point_order()
+    {
+        var ledger = OpenLedger();
+        foreach (var key in new[] { "evaluated:b", "evaluated:B", "evaluated:é", "evaluated:a", "evaluatedx", "alignment:1", "evaluated:" })
+            ledger.Set(key, "v-" + key);
+        ledger.Set("evaluated:a", "second");
+        Assert.Equal(["evaluated:", "evaluated:B", "evaluated:a", "evaluated:b", "evaluated:é"], ledger.KeysWithPrefix("evaluated:"));
+        Assert.Equal("second", ledger.Get("evaluated:a"));
+        Assert.Null(ledger.Get("missing"));
+    }
+
+    [Fact]
+    public void Runs_metrics_and_scores_round_trip()
+    {
+        var ledger = OpenLedger();
+        ledger.EnsureRun("run", "sample", "{}");
+        ledger.EnsureRun("run", "renamed", "{}"); // a second start keeps the first record
+        ledger.SetRunState("run", "completed");
+        ledger.CompleteInput("crawl", "seed", "run", [Shard("a", 3_000_000_000), Shard("b", 3_000_000_000)]);
+        var run = Assert.Single(ledger.Runs());
+        Assert.Equal(("sample", "completed"), (run.Name, run.State));
+        Assert.Equal(new StageSummary("clean", 2, 6_000_000_000, 20), Assert.Single(run.Stages));
+        Assert.Equal("completed", ledger.RunState("run"));
+
+        ledger.AddMetric("run", "train", 20, "loss", 3.5);
+        ledger.AddMetric("run", "train", 10, "loss", 4.25);
+        Assert.Equal([(10L, "loss", 4.25), (20L, "loss", 3.5)], ledger.Metrics("run", "train"));
+
+        ledger.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.25, ["acc_stderr"] = 0.01 });
+        ledger.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.5 });
+        ledger.AddEval("other", 5, "ckpt-5", "task", "1", new Dictionary<string, double> { ["acc"] = 0.125 });
+        Assert.True(ledger.HasEval("ckpt-10", "task", "1"));
+        Assert.False(ledger.HasEval("ckpt-10", "task", "2"));
+        Assert.Equal([0.5, 0.01], ledger.Evals("run").Select(e => e.Value));
+        Assert.Equal(3, ledger.Evals().Count);
+    }
+
+    [Fact]
+    public async Task Hosts_opening_a_new_ledger_at_once_migrate_it_once()
+    {
+        var ledgers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(OpenLedger)));
+        Assert.All(ledgers, l => Assert.Equal(RunLedger.LatestSchemaVersion, l.SchemaVersion()));
+    }
+
+    public abstract void Dispose();
+}
+
+public sealed class SqliteLedgerTests : LedgerContractTests
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("ledger-").FullName;
+
+    protected override RunLedger OpenLedger() => new(Path.Combine(_root, "ledger.db"));
+
+    [Fact]
+    public void A_ledger_written_before_the_schema_had_versions_migrates_in_place()
+    {
+        var path = Path.Combine(_root, "old.db");
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=false"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            // The tables as the first release created them (INTEGER/REAL columns, no schema_version).
+            cmd.CommandText = """
+                CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT);
+                CREATE TABLE processed(stage TEXT, input_id TEXT, run_id TEXT, state TEXT, outputs TEXT, stats TEXT, error TEXT,
+                    updated TEXT, PRIMARY KEY(stage, input_id));
+                INSERT INTO kv VALUES('crawl-summary:run', '{}');
+                INSERT INTO processed VALUES('clean', 'in', 'run', 'done', '[]', NULL, NULL, '2026-01-01');
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        var ledger = new RunLedger(path);
+        Assert.Equal(RunLedger.LatestSchemaVersion, ledger.SchemaVersion());
+        Assert.Equal("{}", ledger.Get("crawl-summary:run"));
+        Assert.True(ledger.IsProcessed("clean", "in"));
+        Assert.True(ledger.TryAcquireLease("x", "a", TimeSpan.FromMinutes(1)));
+    }
+
+    public override void Dispose() => Directory.Delete(_root, true);
+}
+
+public sealed class PostgresLedgerTests : LedgerContractTests
+{
+    private readonly PostgresTestDatabase _database = new();
+
+    protected override RunLedger OpenLedger() => RunLedger.PostgreSql(_database.ConnectionString);
+
+    [Fact]
+    public void Configuration_selects_postgresql_and_an_unreachable_server_is_an_error_naming_it()
+    {
+        var options = new PipelineOptions { DataRoot = "/nonexistent", Ledger = { ConnectionString = _database.ConnectionString } };
+        Assert.StartsWith("postgresql://127.0.0.1:", RunLedger.Open(options).Location);
+        var error = Assert.Throws<InvalidOperationException>(() => RunLedger.PostgreSql("Host=127.0.0.1;Port=1;Username=postgres;Database=nowhere;Timeout=2"));
+        Assert.StartsWith("ledger postgresql://127.0.0.1:1/nowhere:", error.Message);
+    }
+
+    public override void Dispose() => _database.Dispose();
+}
