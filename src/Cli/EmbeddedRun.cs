@@ -34,6 +34,8 @@ public sealed record EmbeddedRunOptions
     public IReadOnlyList<string>? HostedServices { get; init; }
     /// <summary>SFT data (JSONL or Parquet) for a LoRA fine-tune of the final checkpoint; null = the shipped samples/alignment/sft-ja.jsonl when found, "" = none.</summary>
     public string? SftData { get; init; }
+    /// <summary>The coordinator's re-check of the ledger when no event arrives (<see cref="RunCoordinator.Recheck"/>); null = its default.</summary>
+    public TimeSpan? Recheck { get; init; }
 }
 
 /// <summary>
@@ -79,8 +81,10 @@ public static class EmbeddedRun
             var store = host.Services.GetRequiredService<ShardStore>();
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
             var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
-            var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(), logger)
+            var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),
+                host.Services.GetRequiredService<RunSignals>(), logger)
             {
+                Recheck = options.Recheck ?? TimeSpan.FromSeconds(2),
                 OnPhase = phase =>
                 {
                     display.SetPhase(phase);

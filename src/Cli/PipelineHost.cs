@@ -28,13 +28,16 @@ public static class PipelineHost
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         // A coordinator learns of stage faults on a temporary endpoint of its own (a unique instance name), so each
         // coordinator hears every fault and none of them takes another's.
+        // It also hears the stages' progress events there, and advances the run on them (RunSignals).
+        builder.Services.AddSingleton<RunSignals>();
         builder.Services.AddSingleton<RunFaults>();
+        var instance = Guid.NewGuid().ToString("N")[..12];
         builder.Services.AddPipeline(builder.Configuration, modules, coordinatesRuns
-            ? bus => bus.AddConsumer<RunFaultConsumer>().Endpoint(e =>
+            ? bus =>
             {
-                e.Temporary = true;
-                e.InstanceId = Guid.NewGuid().ToString("N")[..12];
-            })
+                bus.AddConsumer<RunFaultConsumer>().Endpoint(e => (e.Temporary, e.InstanceId) = (true, instance));
+                bus.AddConsumer<RunEventConsumer>().Endpoint(e => (e.Temporary, e.InstanceId) = (true, instance));
+            }
             : null);
         return builder.Build();
     }

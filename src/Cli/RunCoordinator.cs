@@ -21,13 +21,20 @@ public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int M
     IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false);
 
 /// <summary>
-/// Drives a whole run through the bus, using the ledger as its memory: it starts the crawl, re-announces shards a
+/// Drives a whole run through the bus, using the ledger as its memory and the stages' events as its clock: it starts the crawl, re-announces shards a
 /// crashed process left unprocessed, starts tokenizer training when crawl, clean and dedup have drained, starts
 /// training when every dedup shard is tokenized, and waits for the evaluations (and the aligned model's). Running it again resumes.
 /// </summary>
-public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, RunFaults faults, ILogger logger)
+public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, RunFaults faults, RunSignals signals, ILogger logger)
 {
     public Action<string>? OnPhase { get; init; }
+
+    /// <summary>
+    /// How long the coordinator waits with no event before it reads the ledger anyway: the run advances on the stages'
+    /// events (<see cref="RunSignals"/>); this only covers an event lost on its way, or one that no stage sends (a
+    /// crawl job that failed).
+    /// </summary>
+    public TimeSpan Recheck { get; init; } = TimeSpan.FromSeconds(2);
 
     public async Task RunAsync(RunRequest request, CancellationToken ct)
     {
@@ -179,12 +186,15 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private async Task WaitAsync(RunRequest request, Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromHours(24));
-        while (!condition())
+        while (true)
         {
+            var next = signals.Next; // before the check: an event that lands during it still wakes the wait below
+            if (condition()) return;
             if (faults.For(request.RunId) is { } fault) throw new InvalidOperationException($"run {request.RunId}: {fault}");
             if (FailedJob(request) is { } failed) throw new InvalidOperationException($"run {request.RunId}: {failed}");
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {request.RunId}: the run did not reach its next phase in {timeout ?? TimeSpan.FromHours(24)}");
-            await Task.Delay(200, ct);
+            await Task.WhenAny(next, Task.Delay(Recheck, ct));
+            ct.ThrowIfCancellationRequested();
         }
     }
 

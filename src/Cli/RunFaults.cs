@@ -10,7 +10,7 @@ namespace Pipeline.Cli;
 /// (published when a consumer gives up on a message, on whatever host it runs). A rejected shard is not fatal: it is
 /// recorded as that shard's failure and the run goes on without it.
 /// </summary>
-public sealed class RunFaults
+public sealed class RunFaults(RunSignals signals)
 {
     private readonly ConcurrentDictionary<string, string> _byRun = new();
 
@@ -19,6 +19,7 @@ public sealed class RunFaults
         var first = exceptions.FirstOrDefault();
         if (first?.ExceptionType == typeof(ShardRejectedException).FullName) return;
         _byRun.TryAdd(runId, $"{stage} failed: {first?.Message ?? "unknown error"}");
+        signals.Notify();
     }
 
     public string? For(string runId) => _byRun.TryGetValue(runId, out var error) ? error : null;

@@ -12,6 +12,12 @@ public sealed record DedupShardCreated(ShardRef Shard);
 /// <summary>The tokenizer wrote a token shard with the given tokenizer.</summary>
 public sealed record TokenShardCreated(ShardRef Shard, string TokenizerHash, long TrainTokens, long ValidationTokens);
 
+/// <summary>
+/// A stage finished one input shard and recorded it in the ledger (<see cref="Outputs"/> shards written, possibly
+/// none). Published after the record, so a coordinator that re-reads the ledger on it sees the input done.
+/// </summary>
+public sealed record InputProcessed(string RunId, string Stage, string InputShardId, int Outputs);
+
 /// <summary>A stage has finished every input it was given for a run (used to trigger the next phase).</summary>
 public sealed record StageCompleted(string RunId, string Stage, int Shards);
 
@@ -67,6 +73,12 @@ public sealed record EvaluationCompleted(
     string TaskVersion,
     IReadOnlyDictionary<string, double> Metrics,
     string? Error);
+
+/// <summary>
+/// Every task of a checkpoint has been scored or has failed (<see cref="FailedTasks"/>), and the ledger says so:
+/// no more scores are coming for it from its announcement.
+/// </summary>
+public sealed record CheckpointEvaluated(string RunId, string RunName, string CheckpointUri, IReadOnlyList<string> FailedTasks);
 
 /// <summary>Fine-tune a base checkpoint (sft or dpo, optionally with LoRA).</summary>
 public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson, string? RunId = null);

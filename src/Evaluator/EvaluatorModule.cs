@@ -53,8 +53,9 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, RunLe
         var outcomes = await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
         foreach (var outcome in outcomes)
             await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
-        ledger.Set(CheckpointEvaluator.EvaluatedKey(message.Uri),
-            System.Text.Json.JsonSerializer.Serialize(outcomes.Where(o => o.Error is not null).Select(o => new { o.Task, o.Error })));
+        var failed = outcomes.Where(o => o.Error is not null).ToList();
+        ledger.Set(CheckpointEvaluator.EvaluatedKey(message.Uri), System.Text.Json.JsonSerializer.Serialize(failed.Select(o => new { o.Task, o.Error })));
+        await context.Publish(new CheckpointEvaluated(message.RunId, message.RunName, message.Uri, failed.Select(o => o.Task).ToList()));
     }
 }
 

@@ -50,5 +50,8 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
         foreach (var output in result.Outputs)
             await context.Publish(Announce(output), context.CancellationToken);
         ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        // After the record: a coordinator woken by this event finds the input done in the ledger. Losing it costs
+        // nothing but a later wake-up; the ledger, not the event, is the truth.
+        await context.Publish(new InputProcessed(input.RunId, Stage, input.ShardId, result.Outputs.Count), context.CancellationToken);
     }
 }

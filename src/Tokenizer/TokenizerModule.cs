@@ -66,6 +66,7 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
         var stats = (TokenShardStats)result.Stats!;
         foreach (var output in result.Outputs)
             await context.Publish(new TokenShardCreated(output, tokenizer.Hash, stats.TrainTokens, stats.ValidationTokens));
+        await context.Publish(new InputProcessed(shard.RunId, CorpusTokenizer.Stage, shard.ShardId, result.Outputs.Count));
     }
 }
 

@@ -23,7 +23,9 @@ public sealed class EndToEndTests : IDisposable
     public async Task The_chain_runs_in_memory()
     {
         var phases = new List<string>();
-        var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = phases.Add }, default);
+        // The run advances on the stages' events alone: with the ledger re-check an hour away, a phase that no event
+        // moved on would hold the run past the test's timeout.
+        var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = phases.Add, Recheck = TimeSpan.FromHours(1) }, default);
         Assert.True(File.Exists(report));
         Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "align", "done"], phases);
         var outcome = await RunAssertions.CheckAsync(_out);
@@ -103,7 +105,7 @@ public sealed class EndToEndTests : IDisposable
         await host.StartAsync();
         var services = host.Services;
         var coordinator = new RunCoordinator(host.Bus(), services.GetRequiredService<Hosting.RunLedger>(), services.GetRequiredService<Storage.ShardStore>(),
-            services.GetRequiredService<RunFaults>(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            services.GetRequiredService<RunFaults>(), services.GetRequiredService<RunSignals>(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         var request = new RunRequest("faulty", [site.Address.ToString()], 60, 10, EmbeddedRun.SampleTraining("faulty", 10));
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => coordinator.RunAsync(request, default));
         Assert.Contains("tokenizer training failed", error.Message);
