@@ -49,9 +49,10 @@ public static class EmbeddedRun
         Validate(options);
         var outDir = Path.GetFullPath(options.OutDir);
         var seeds = options.Seeds;
+        // No transport here: the in-memory bus is the default, and pipeline.json, PIPELINE__TRANSPORT or --set choose
+        // another (a coordinating run must reach the services' broker).
         var settings = new Dictionary<string, string?>
         {
-            ["Pipeline:Transport"] = "InMemory",
             ["Pipeline:DataRoot"] = outDir,
             ["Pipeline:Stages:cleaner:ConcurrentMessageLimit"] = "2",
         };
@@ -68,12 +69,15 @@ public static class EmbeddedRun
         var tasks = options.EvalTasks ?? SampleSite.ShippedTasks();
         for (var i = 0; i < tasks.Count; i++) settings[$"Pipeline:Evaluator:Tasks:{i}"] = tasks[i];
         var training = SampleTraining(options.RunId, options.Steps);
-        var aligned = AddAlignmentRule(options, training, outDir, settings);
+        var alignment = SampleAlignment(options, training, outDir);
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
         var modules = options.HostedServices is null ? Stages.All : options.HostedServices.SelectMany(Stages.ForService).Distinct().ToList();
         // On a terminal the live table shows progress, so the log keeps to warnings.
         using var host = PipelineHost.Build(modules, settings, options.Quiet || Commands.StageProgress.Interactive, coordinatesRuns: true);
+        if (modules.Count == 0 && host.Services.GetRequiredService<PipelineOptions>().Transport == TransportKind.InMemory)
+            throw new ArgumentException("--services none: this process would host no service on its own in-memory bus, so nothing would do the work; " +
+                "set Pipeline:Transport=RabbitMq (PIPELINE__TRANSPORT or --set) to coordinate services started with `pipeline serve`");
         await host.StartAsync(ct);
         try
         {
@@ -92,8 +96,8 @@ public static class EmbeddedRun
                 },
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, aligned, tasks, removeContaminated), ct));
-            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), aligned);
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated), ct));
+            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), alignment?.OutputRun(training.RunName, training.MaxSteps));
         }
         finally
         {
@@ -110,16 +114,13 @@ public static class EmbeddedRun
         if (options.MaxPages < 1) throw new ArgumentException($"--max-pages {options.MaxPages}: the crawl needs at least 1 page");
         if (options.VocabSize < Tokenizer.BpeTrainer.MinimumVocabSize)
             throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Tokenizer.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
-        if (options.HostedServices is { Count: 0 }
-            && !(options.Settings.TryGetValue("Pipeline:Transport", out var transport) && string.Equals(transport, "RabbitMq", StringComparison.OrdinalIgnoreCase)))
-            throw new ArgumentException("--services none: this process would host no service on its own in-memory bus, so nothing would do the work; set Pipeline:Transport=RabbitMq (--set) to coordinate services started with `pipeline serve`");
     }
 
     /// <summary>
-    /// The sample run's alignment: a rule that fine-tunes the final base checkpoint with LoRA SFT on the shipped chat
-    /// examples (copied under the data root, since messages carry URIs relative to it). Returns the aligned run's name.
+    /// The sample run's alignment: LoRA SFT of the final base checkpoint on the shipped chat examples (copied under the
+    /// data root, since messages carry URIs relative to it), asked of the alignment service by the run itself.
     /// </summary>
-    private static string? AddAlignmentRule(EmbeddedRunOptions options, TrainingConfig training, string outDir, Dictionary<string, string?> settings)
+    private static RunAlignment? SampleAlignment(EmbeddedRunOptions options, TrainingConfig training, string outDir)
     {
         var data = options.SftData ?? SampleSite.ShippedSftData();
         if (string.IsNullOrEmpty(data)) return null;
@@ -127,15 +128,8 @@ public static class EmbeddedRun
         var uri = "alignment/sft" + Path.GetExtension(data);
         Directory.CreateDirectory(Path.Combine(outDir, "alignment"));
         File.Copy(data, Path.Combine(outDir, uri), overwrite: true);
-        const string rule = "Pipeline:Alignment:Rules:0:";
-        settings[rule + "Run"] = training.RunName;
-        settings[rule + "Method"] = "sft";
-        settings[rule + "Data"] = uri;
-        settings[rule + "MinStep"] = training.MaxSteps.ToString();
-        settings[rule + "Config:Steps"] = Math.Max(10, training.MaxSteps / 5).ToString();
-        settings[rule + "Config:LoraRank"] = "8";
-        settings[rule + "Config:LearningRate"] = "0.001";
-        return new AlignmentRule { Run = training.RunName, Method = "sft" }.OutputRun(training.MaxSteps);
+        var config = new AlignmentConfig { Method = "sft", Steps = Math.Max(10, training.MaxSteps / 5), LoraRank = 8, LearningRate = 0.001 };
+        return new RunAlignment("sft", uri, System.Text.Json.JsonSerializer.Serialize(config));
     }
 
     /// <summary>

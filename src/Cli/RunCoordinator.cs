@@ -2,6 +2,7 @@ using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Pipeline.Cleaner;
+using Pipeline.Alignment;
 using Pipeline.Contracts.V1;
 using Pipeline.Dedup;
 using Pipeline.Evaluator;
@@ -14,11 +15,24 @@ using Pipeline.Trainer;
 namespace Pipeline.Cli;
 
 /// <summary>Options of one end-to-end run.</summary>
-/// <param name="AlignedRun">The run an alignment rule makes from the final checkpoint, whose evaluation the run waits for (null: none).</param>
+/// <param name="Alignment">The fine-tune of the final checkpoint that the run asks the alignment service for, and whose evaluation it waits for (null: none).</param>
 /// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
 /// <param name="RemoveContaminated">Drop the training documents that contain evaluation examples (Pipeline:Decontaminate:Remove).</param>
-public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, string? AlignedRun = null,
-    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false);
+public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, RunAlignment? Alignment = null,
+    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false)
+{
+    /// <summary>The run the alignment makes from the final checkpoint (null: none).</summary>
+    public string? AlignedRun => Alignment?.OutputRun(Training.RunName, Training.MaxSteps);
+}
+
+/// <summary>
+/// A fine-tune of a run's final checkpoint. The run's request carries it whole (data URI under the data root, method,
+/// config), so an alignment service on another host needs no rule of its own for it.
+/// </summary>
+public sealed record RunAlignment(string Method, string DataUri, string ConfigJson)
+{
+    public string OutputRun(string baseRun, long baseStep) => new AlignmentRule { Run = baseRun, Method = Method }.OutputRun(baseStep);
+}
 
 /// <summary>
 /// Drives a whole run through the bus, using the ledger as its memory and the stages' events as its clock: it starts the crawl, re-announces shards a
@@ -80,20 +94,78 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var finalUri = store.RelativeUri(Checkpoints.Folder(store.Resolve(TrainingWorker.RunFolder(training.RunName)), training.MaxSteps));
         if (trainedBefore)
         {
-            if (!Evaluated(finalUri) || (request.AlignedRun is { } aligning && !HasCheckpoint(aligning)))
+            if (!Evaluated(finalUri))
                 await ReannounceFinalCheckpointAsync(request.RunId, training.RunName, ct);
             if (request.AlignedRun is { } alignedBefore && HasCheckpoint(alignedBefore) && !AnyEvaluated(alignedBefore))
                 await ReannounceFinalCheckpointAsync(request.RunId, alignedBefore, ct);
         }
         // Evaluated = validation and every configured task scored (or failed), not just the first score.
         await WaitAsync(request, () => Evaluated(finalUri), ct, TimeSpan.FromMinutes(30));
-        if (request.AlignedRun is { } aligned)
+        var runTasks = await StageTasksAsync(request, ct);
+        await ScoreTasksAsync(request, finalUri, runTasks, ct);
+        if (request.Alignment is { } alignment)
         {
             Phase("align");
+            // Asked for again on a resumed run: the alignment service names the job by its inputs and does not rerun
+            // a completed one.
+            var aligned = request.AlignedRun!;
+            if (!HasCheckpoint(aligned))
+                await PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, request.RunId), ct);
             await WaitAsync(request, () => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
+            await ScoreTasksAsync(request, store.RelativeUri(Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(aligned))).Last()), runTasks, ct);
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
+    }
+
+    /// <summary>A task of the run as the evaluator is asked for it: its URI under the data root, name and version.</summary>
+    private sealed record StagedTask(string Uri, string File, string Name, string Version);
+
+    /// <summary>
+    /// The run's task files travel with the run, not with the evaluator's configuration: each is copied under
+    /// tasks/&lt;run&gt;/ in the data root with the data file it names, so an evaluator on another host can be asked
+    /// for it by URI (messages never carry host paths). lm-eval task files, which may name more files, and data
+    /// outside the task's folder are not copied; those tasks are scored only by an evaluator configured with them.
+    /// </summary>
+    private async Task<IReadOnlyList<StagedTask>> StageTasksAsync(RunRequest request, CancellationToken ct)
+    {
+        var staged = new List<StagedTask>();
+        foreach (var file in request.EvalTasks ?? [])
+        {
+            var task = TaskLoader.Load(file);
+            var data = Path.GetRelativePath(Path.GetDirectoryName(task.SourceFile)!, TaskLoader.DataPath(task));
+            if (LmEvalTaskFile.IsLmEval(file) || data.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(data))
+            {
+                logger.LogWarning("run: task file {File} stays on this host: only an evaluator configured with it scores it", file);
+                continue;
+            }
+            var folder = $"tasks/{request.RunId}";
+            var uri = $"{folder}/{Path.GetFileName(file)}";
+            await CopyAsync(file, uri, ct);
+            await CopyAsync(TaskLoader.DataPath(task), $"{folder}/{data.Replace('\\', '/')}", ct);
+            staged.Add(new StagedTask(uri, file, task.Name, task.Version.ToString()));
+        }
+        return staged;
+
+        Task CopyAsync(string path, string uri, CancellationToken token) => store.WriteAtomicAsync(uri, async s =>
+        {
+            await using var source = File.OpenRead(path);
+            await source.CopyToAsync(s, token);
+        }, token);
+    }
+
+    /// <summary>
+    /// Asks the evaluator for the run's tasks on a checkpoint and waits until each is scored or has failed. Tasks the
+    /// evaluator already scored (it is configured with them) are skipped on its side.
+    /// </summary>
+    private async Task ScoreTasksAsync(RunRequest request, string checkpointUri, IReadOnlyList<StagedTask> tasks, CancellationToken ct)
+    {
+        bool Done(StagedTask t) => ledger.HasEval(checkpointUri, t.Name, t.Version)
+            || signals.TaskError(checkpointUri, t.Name) is not null || signals.TaskError(checkpointUri, t.Uri) is not null;
+        var missing = tasks.Where(t => !Done(t)).ToList();
+        if (missing.Count == 0) return;
+        await PublishAsync(new EvaluateRequested([], [checkpointUri], missing.Select(t => t.Uri).ToList(), LatestOnly: false, Force: false), ct);
+        await WaitAsync(request, () => missing.All(Done), ct, TimeSpan.FromMinutes(30));
     }
 
     /// <summary>The ledger key of a run's contamination table (JSON list of <see cref="TaskContamination"/>).</summary>

@@ -25,7 +25,7 @@ public sealed class MultiProcessTests : IDisposable
     private static readonly string[] Services = ["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"];
 
     // The queues the services consume from; each has a consumer once its process is up.
-    private static readonly string[] Queues = ["crawl-requested", "raw-shard", "clean-shard", "dedup-shard", "train-tokenizer", "start-training", "checkpoint-saved"];
+    private static readonly string[] Queues = ["crawl-requested", "raw-shard", "clean-shard", "dedup-shard", "train-tokenizer", "start-training", "checkpoint-saved", "alignment-requested", "evaluate-requested"];
 
     private static readonly string[] CrawlerSettings =
     [
@@ -33,13 +33,12 @@ public sealed class MultiProcessTests : IDisposable
         "Pipeline:Crawler:PerHostDelay=00:00:00", "Pipeline:Crawler:PagesPerShard=100",
     ];
 
-    private void Serve(string service)
-    {
-        // As a deployment would pass them: PIPELINE__* environment variables.
-        var environment = Settings.ToDictionary(
-            kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
-        _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], environment));
-    }
+    // As a deployment would pass them: PIPELINE__* environment variables.
+    private Dictionary<string, string?> Environment() => Settings.ToDictionary(
+        kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+
+    private void Serve(string service) =>
+        _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], Environment()));
 
     [Fact(Timeout = 300_000)]
     public async Task Every_service_runs_in_its_own_process_over_RabbitMQ()
@@ -57,20 +56,38 @@ public sealed class MultiProcessTests : IDisposable
             }
         }
 
-        // This process hosts no service: everything below is done by the six others.
-        var phases = new List<string>();
-        await EmbeddedRun.RunAsync(EndToEndTests.SmallRun(_out) with
+        // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
+        // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
+        // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using (var run = PipelineProcess.Start(["run", "--out", _out, "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"], [],
+                   Environment(), log.Enqueue))
         {
-            Settings = Settings,
-            HostedServices = [],
-            SftData = "",
-            OnPhase = phases.Add,
-        }, default);
-        Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "done"], phases);
-        var outcome = await RunAssertions.CheckAsync(_out, aligned: false, ledger: RunLedger.PostgreSql(_ledgerDatabase.ConnectionString));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+            try
+            {
+                await run.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                run.Kill(entireProcessTree: true);
+            }
+            Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline run --services none: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
+        }
+        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
+        var outcome = await RunAssertions.CheckAsync(_out, aligned: true, ledger: ledger);
         Assert.False(File.Exists(Path.Combine(_out, "ledger.db")), "a process used a SQLite ledger");
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.TokenRows > 5);
+
+        // No service was configured with a task: the run asked for each on the final base and aligned checkpoints.
+        var shipped = SampleSite.ShippedTasks().Select(Evaluator.Tasks.TaskLoader.Load).Select(t => t.Name).ToList();
+        Assert.NotEmpty(shipped);
+        foreach (var runName in new[] { "sample-gpt", "sample-gpt-sft-from-10" })
+        {
+            var scored = ledger.Evals(runName).Where(e => e.Step == 10).Select(e => e.Task).ToHashSet();
+            Assert.All(shipped, task => Assert.Contains(task, scored));
+        }
         Assert.All(_services, p => Assert.False(p.HasExited));
     }
 

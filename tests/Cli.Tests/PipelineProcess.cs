@@ -5,7 +5,9 @@ namespace Pipeline.Cli.Tests;
 /// <summary>Starts the built `pipeline` CLI as a child process (output drained), as a user would run it.</summary>
 internal static class PipelineProcess
 {
-    public static Process Start(IEnumerable<string> arguments, IEnumerable<string> settings, IReadOnlyDictionary<string, string?>? environment = null)
+    /// <param name="output">Receives every line the process writes (stdout and stderr); drained and dropped when null.</param>
+    public static Process Start(IEnumerable<string> arguments, IEnumerable<string> settings, IReadOnlyDictionary<string, string?>? environment = null,
+        Action<string>? output = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -22,8 +24,8 @@ internal static class PipelineProcess
         }
         foreach (var (key, value) in environment ?? new Dictionary<string, string?>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output?.Invoke(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output?.Invoke(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
