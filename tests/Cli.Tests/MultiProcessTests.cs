@@ -41,7 +41,7 @@ public sealed class MultiProcessTests : IDisposable
         _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], Environment()));
 
     [Fact(Timeout = 300_000)]
-    public async Task Every_service_runs_in_its_own_process_over_RabbitMQ()
+    public async Task Every_service_runs_in_its_own_process_over_RabbitMQ_and_a_killed_coordinator_resumes()
     {
         await RabbitMqBroker.RequireAsync();
         foreach (var service in Services) Serve(service);
@@ -59,9 +59,22 @@ public sealed class MultiProcessTests : IDisposable
         // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
         // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
+        string[] runArguments = ["run", "--out", _out, "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"];
+        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using (var run = PipelineProcess.Start(["run", "--out", _out, "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"], [],
-                   Environment(), log.Enqueue))
+
+        // The coordinator is killed (-9) once the crawl is over, mid-way through the later phases, and started again:
+        // its state is the ledger and the services' work, so the second one finishes the run.
+        using (var first = PipelineProcess.Start(runArguments, [], Environment(), log.Enqueue))
+        {
+            var crawlDeadline = DateTime.UtcNow.AddMinutes(2);
+            while (ledger.Get("crawl-summary:sample") is null && !first.HasExited && DateTime.UtcNow < crawlDeadline) await Task.Delay(50);
+            Assert.False(first.HasExited, "the first coordinator ended before it could be killed:\n" + string.Join("\n", log.TakeLast(40)));
+            first.Kill(entireProcessTree: true);
+            await first.WaitForExitAsync();
+        }
+        Assert.NotEqual("completed", ledger.RunState("sample"));
+        using (var run = PipelineProcess.Start(runArguments, [], Environment(), log.Enqueue))
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
             try
@@ -74,7 +87,6 @@ public sealed class MultiProcessTests : IDisposable
             }
             Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline run --services none: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
         }
-        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
         var outcome = await RunAssertions.CheckAsync(_out, aligned: true, ledger: ledger);
         Assert.False(File.Exists(Path.Combine(_out, "ledger.db")), "a process used a SQLite ledger");
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
