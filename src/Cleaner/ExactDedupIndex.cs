@@ -5,9 +5,9 @@ using Microsoft.Data.Sqlite;
 namespace Pipeline.Cleaner;
 
 /// <summary>
-/// Persistent set of 64-bit hashes of normalized text, so a document already accepted in an earlier shard or run is
-/// dropped. Hashes of one shard are added in one transaction together with nothing else, after the shard is
-/// written; a crash before that simply reprocesses the shard against the same index.
+/// Persistent set of 64-bit hashes of normalized text, each held by the shard that claimed it first, so a document
+/// already accepted in another shard or run is dropped. A SQLite file in WAL mode: the cleaners of one host (or of a
+/// shared file system with working locks) share it.
 /// </summary>
 public sealed class ExactDedupIndex : IDisposable
 {
@@ -19,7 +19,7 @@ public sealed class ExactDedupIndex : IDisposable
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString());
         _db.Open();
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS seen(hash INTEGER PRIMARY KEY, shard TEXT) WITHOUT ROWID;";
+        cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE IF NOT EXISTS seen(hash INTEGER PRIMARY KEY, shard TEXT) WITHOUT ROWID;";
         cmd.ExecuteNonQuery();
     }
 
@@ -31,28 +31,32 @@ public sealed class ExactDedupIndex : IDisposable
         return (long)XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(builder.ToString()));
     }
 
-    /// <summary>The shard that first had this hash, or null.</summary>
-    public string? SeenIn(long hash)
+    /// <summary>
+    /// Claims each hash for <paramref name="shard"/> unless another shard holds it, and returns the holder of each
+    /// (this shard when the claim took). One write transaction: cleaners in several processes on this index decide
+    /// each hash once (first claim wins), and a shard done again after a crash finds its own claims and keeps its
+    /// documents.
+    /// </summary>
+    public string[] Claim(IReadOnlyList<long> hashes, string shard)
     {
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT shard FROM seen WHERE hash=$h";
-        cmd.Parameters.AddWithValue("$h", hash);
-        return cmd.ExecuteScalar() as string;
-    }
-
-    public void AddAll(IEnumerable<long> hashes, string shard)
-    {
-        using var tx = _db.BeginTransaction();
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "INSERT OR IGNORE INTO seen VALUES($h, $s)";
-        var h = cmd.Parameters.Add("$h", SqliteType.Integer);
-        cmd.Parameters.AddWithValue("$s", shard);
-        foreach (var hash in hashes)
+        var holders = new string[hashes.Count];
+        if (hashes.Count == 0) return holders;
+        using var tx = _db.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: the write lock before the first read
+        using var insert = _db.CreateCommand();
+        insert.CommandText = "INSERT OR IGNORE INTO seen VALUES($h, $s)";
+        var h = insert.Parameters.Add("$h", SqliteType.Integer);
+        insert.Parameters.AddWithValue("$s", shard);
+        using var select = _db.CreateCommand();
+        select.CommandText = "SELECT shard FROM seen WHERE hash=$h";
+        var q = select.Parameters.Add("$h", SqliteType.Integer);
+        for (var i = 0; i < hashes.Count; i++)
         {
-            h.Value = hash;
-            cmd.ExecuteNonQuery();
+            h.Value = q.Value = hashes[i];
+            insert.ExecuteNonQuery();
+            holders[i] = (string)select.ExecuteScalar()!;
         }
         tx.Commit();
+        return holders;
     }
 
     public void Dispose() => _db.Dispose();

@@ -10,8 +10,6 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
 {
     public const string Stage = "clean";
 
-    // One shard at a time decides against the exact-dedup index (first seen wins), across concurrent consumers.
-    private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
 
     /// <summary>
@@ -23,72 +21,70 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
     {
         var report = new CleanReport();
         var rejected = new List<RejectedDocument>();
-        var hashes = new List<long>();
         var configHash = StableId.ConfigHash(new { options, recipe = _cleaner.Recipe.Fingerprint });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        await IndexGate.WaitAsync(ct);
-        try
+        using var index = options.ExactDedup ? new ExactDedupIndex(store.Resolve("index/exact-dedup.db")) : null;
+        var shardHashes = new HashSet<long>();
+        await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
+            new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
+        await foreach (var pages in (source ?? store).ReadRowGroupsAsync<RawPage>(input, ct))
         {
-            using var index = options.ExactDedup ? new ExactDedupIndex(store.Resolve("index/exact-dedup.db")) : null;
-            var shardHashes = new HashSet<long>();
-            await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
-                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
-            await foreach (var pages in (source ?? store).ReadRowGroupsAsync<RawPage>(input, ct))
+            var outcomes = new DocumentCleaner.Outcome[pages.Count];
+            Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
             {
-                var outcomes = new DocumentCleaner.Outcome[pages.Count];
-                Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
+                var page = pages[i];
+                outcomes[i] = _cleaner.Clean(DocumentId(input.RunId, page), page.FinalUrl, page.Html,
+                    isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
+            });
+            report.Input += pages.Count;
+            var candidates = new List<(CleanDocument Document, RawPage Page, long Hash)>();
+            for (var i = 0; i < outcomes.Length; i++)
+            {
+                var outcome = outcomes[i];
+                report.InputChars += outcome.InputChars;
+                if (outcome.Document is not { } document)
                 {
-                    var page = pages[i];
-                    outcomes[i] = _cleaner.Clean(DocumentId(input.RunId, page), page.FinalUrl, page.Html,
-                        isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
-                });
-                report.Input += pages.Count;
-                var kept = new List<CleanDocument>();
-                // Exact dedup is ordered (first seen wins), so it runs serially after the parallel part.
-                for (var i = 0; i < outcomes.Length; i++)
-                {
-                    var outcome = outcomes[i];
-                    report.InputChars += outcome.InputChars;
-                    if (outcome.Document is not { } document)
-                    {
-                        report.Remove(outcome.RemovedBy!, outcome.InputChars);
-                        Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
-                        continue;
-                    }
-                    if (index is not null)
-                    {
-                        var hash = ExactDedupIndex.HashOf(document.Text);
-                        var earlier = index.SeenIn(hash);
-                        if ((earlier is not null && earlier != shardId) || !shardHashes.Add(hash))
-                        {
-                            report.Remove("exact_dedup", document.Chars);
-                            Sample(rejected, "exact_dedup", earlier, pages[i]);
-                            continue;
-                        }
-                        hashes.Add(hash);
-                    }
-                    document.SourceShard = input.ShardId;
-                    report.Kept++;
-                    report.KeptChars += document.Chars;
-                    report.PiiMasked += document.PiiMasked;
-                    report.Languages[document.Language] = report.Languages.GetValueOrDefault(document.Language) + 1;
-                    kept.Add(document);
+                    report.Remove(outcome.RemovedBy!, outcome.InputChars);
+                    Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
+                    continue;
                 }
-                await writer.AppendAsync(kept, ct);
+                var hash = index is null ? 0 : ExactDedupIndex.HashOf(document.Text);
+                if (index is not null && !shardHashes.Add(hash))
+                {
+                    report.Remove("exact_dedup", document.Chars);
+                    Sample(rejected, "exact_dedup", shardId, pages[i]);
+                    continue;
+                }
+                candidates.Add((document, pages[i], hash));
             }
-            var outputs = new List<ShardRef> { await writer.CompleteAsync(ct) };
-            if (rejected.Count > 0)
+            // Exact dedup is ordered (first claim wins), decided for a row group at once against the shared index.
+            var holders = index?.Claim(candidates.Select(c => c.Hash).ToList(), shardId);
+            var kept = new List<CleanDocument>();
+            for (var i = 0; i < candidates.Count; i++)
             {
-                await store.WriteParquetAsync($"shards/clean/{input.RunId}/rejected-{shardId}.parquet", rejected,
-                    new ShardDescriptor(shardId + "-rejected", "clean-rejected", configHash, [input.ShardId], input.RunId), ct);
+                var (document, page, _) = candidates[i];
+                if (holders is not null && holders[i] != shardId)
+                {
+                    report.Remove("exact_dedup", document.Chars);
+                    Sample(rejected, "exact_dedup", holders[i], page);
+                    continue;
+                }
+                document.SourceShard = input.ShardId;
+                report.Kept++;
+                report.KeptChars += document.Chars;
+                report.PiiMasked += document.PiiMasked;
+                report.Languages[document.Language] = report.Languages.GetValueOrDefault(document.Language) + 1;
+                kept.Add(document);
             }
-            index?.AddAll(hashes, shardId);
-            return new StageResult(outputs, report);
+            await writer.AppendAsync(kept, ct);
         }
-        finally
+        var outputs = new List<ShardRef> { await writer.CompleteAsync(ct) };
+        if (rejected.Count > 0)
         {
-            IndexGate.Release();
+            await store.WriteParquetAsync($"shards/clean/{input.RunId}/rejected-{shardId}.parquet", rejected,
+                new ShardDescriptor(shardId + "-rejected", "clean-rejected", configHash, [input.ShardId], input.RunId), ct);
         }
+        return new StageResult(outputs, report);
     }
 
     /// <summary>

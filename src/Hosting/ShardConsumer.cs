@@ -50,6 +50,7 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
         foreach (var output in result.Outputs)
             await context.Publish(Announce(output), context.CancellationToken);
         ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        logger.LogInformation("{Stage}: shard {Shard} done, {Outputs} shard(s) written", Stage, input.ShardId, result.Outputs.Count);
         // After the record: a coordinator woken by this event finds the input done in the ledger. Losing it costs
         // nothing but a later wake-up; the ledger, not the event, is the truth.
         await context.Publish(new InputProcessed(input.RunId, Stage, input.ShardId, result.Outputs.Count), context.CancellationToken);

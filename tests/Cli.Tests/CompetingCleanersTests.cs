@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
+using Pipeline.Crawler;
+using Pipeline.Hosting;
+using Pipeline.Storage;
+using Pipeline.Tests.Shared;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>
+/// Two `serve cleaner` processes on one queue (RabbitMQ competing consumers, ledger in PostgreSQL): they split the
+/// shards, and when one is killed (-9) mid-way the other finishes its shards, with nothing lost or cleaned twice.
+/// </summary>
+[Collection("end-to-end")]
+public sealed class CompetingCleanersTests : IDisposable
+{
+    private const string RunId = "competing";
+    private readonly string _out = Directory.CreateTempSubdirectory("competing-").FullName;
+    private readonly string _reference = Directory.CreateTempSubdirectory("competing-ref-").FullName;
+    private readonly PostgresTestDatabase _ledgerDatabase = new();
+    private readonly List<(Process Process, ConcurrentQueue<string> Log)> _cleaners = [];
+
+    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings)
+    {
+        ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
+        ["Pipeline:Stages:cleaner:PrefetchCount"] = "1",
+    };
+
+    [Fact(Timeout = 300_000)]
+    public async Task Two_cleaners_split_the_shards_and_one_killed_mid_way_loses_nothing()
+    {
+        await RabbitMqBroker.RequireAsync();
+        var store = new ShardStore(_out);
+        var raw = new List<ShardRef>();
+        await using (var site = await StaticSite.StartAsync(SampleSite.Folder()))
+        {
+            var crawl = new CrawlOptions { MaxPages = 120, PagesPerShard = 6, PerHostConcurrency = 4, PerHostDelay = TimeSpan.Zero, AllowedAddressRanges = ["127.0.0.0/8"] };
+            await new WebCrawler(crawl, store, NullLogger.Instance).RunAsync(RunId, [site.Address.ToString()], s => { raw.Add(s); return Task.CompletedTask; }, default);
+        }
+        Assert.True(raw.Count >= 12, $"{raw.Count} raw shards");
+
+        // The same shards cleaned one after another in one process: what the two cleaners must add up to.
+        var expected = new List<long>();
+        var single = new ShardCleaner(new CleanerOptions(), new ShardStore(_reference));
+        foreach (var shard in raw)
+        {
+            var result = await single.ProcessAsync(shard, default, source: store);
+            expected.AddRange((await new ShardStore(_reference).ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => ExactDedupIndex.HashOf(d.Text)));
+        }
+
+        var environment = Settings.ToDictionary(kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+        for (var i = 0; i < 2; i++)
+        {
+            var log = new ConcurrentQueue<string>();
+            _cleaners.Add((PipelineProcess.Start(["serve", "cleaner", "--out", _out], [], environment, log.Enqueue), log));
+        }
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (await RabbitMqBroker.ConsumerCountAsync("raw-shard") < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the two cleaners did not both consume from raw-shard within 2 minutes");
+            await Task.Delay(200);
+        }
+
+        using var publisher = PipelineHost.Build([], new Dictionary<string, string?>(Settings) { ["Pipeline:DataRoot"] = _out }, quiet: true);
+        await publisher.StartAsync();
+        foreach (var shard in raw) await publisher.Bus().Publish(new RawShardCreated(shard));
+
+        // Kill the first cleaner as soon as it has finished a shard: it is then on its next one.
+        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
+        var (victim, victimLog) = _cleaners[0];
+        while (!victimLog.Any(IsShardDone))
+        {
+            Assert.True(DateTime.UtcNow < deadline.AddMinutes(1), "the first cleaner finished no shard");
+            await Task.Delay(20);
+        }
+        victim.Kill(entireProcessTree: true);
+        await victim.WaitForExitAsync();
+        var doneWhenKilled = ledger.Stats(RunId, ShardCleaner.Stage).Count;
+        Assert.True(doneWhenKilled < raw.Count, "every shard was done before the kill");
+
+        while (ledger.Stats(RunId, ShardCleaner.Stage).Count < raw.Count)
+        {
+            Assert.True(DateTime.UtcNow < deadline.AddMinutes(2), $"{ledger.Stats(RunId, ShardCleaner.Stage).Count} of {raw.Count} shards cleaned after the kill");
+            Assert.False(_cleaners[1].Process.HasExited, "the surviving cleaner exited");
+            await Task.Delay(100);
+        }
+        await publisher.StopAsync();
+
+        // Both cleaners did some of the work; every raw shard was cleaned once, into one shard each.
+        Assert.Contains(_cleaners[1].Log, IsShardDone);
+        var outputs = ledger.Shards(RunId, ShardCleaner.Stage);
+        Assert.Equal(raw.Count, outputs.Count);
+        Assert.Equal(raw.Select(r => r.ShardId).Order(), outputs.Select(o => Assert.Single(o.ParentShardIds)).Order());
+        var documents = new List<CleanDocument>();
+        foreach (var output in outputs) documents.AddRange(await store.ReadParquetAsync<CleanDocument>(output));
+        Assert.Equal(documents.Count, documents.Select(d => d.Id).Distinct().Count());
+        // The same documents as one cleaner keeps (which copy of an exact duplicate is kept depends on the order).
+        Assert.Equal(expected.Order(), documents.Select(d => ExactDedupIndex.HashOf(d.Text)).Order());
+    }
+
+    private static bool IsShardDone(string line) => line.Contains("clean: shard ", StringComparison.Ordinal) && line.Contains(" done,", StringComparison.Ordinal);
+
+    public void Dispose()
+    {
+        foreach (var (process, _) in _cleaners)
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            process.Dispose();
+        }
+        Directory.Delete(_out, recursive: true);
+        Directory.Delete(_reference, recursive: true);
+        _ledgerDatabase.Dispose();
+    }
+}
