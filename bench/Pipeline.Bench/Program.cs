@@ -15,6 +15,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["generate"] = GenerateBench.RunAsync,
     ["align"] = AlignBench.RunAsync,
     ["shard-memory"] = ShardMemoryBench.RunAsync,
+    ["ledger"] = LedgerBench.RunAsync,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

@@ -74,12 +74,13 @@ public sealed class RunLedger
     private void Migrate()
     {
         using var c = _open();
-        Execute(c, "CREATE TABLE IF NOT EXISTS schema_version(version BIGINT PRIMARY KEY, applied TEXT)");
-        using var tx = c.BeginTransaction();
-        // Hosts that start together must not both run a step: PostgreSQL serializes them on a transaction lock;
-        // SQLite's write lock does the same once the first statement writes.
+        // Hosts that start together must not both run a step, nor both create the version table (PostgreSQL's
+        // CREATE TABLE IF NOT EXISTS is not safe against a concurrent one): PostgreSQL serializes them on a
+        // transaction-scoped advisory lock, SQLite on its write lock (BEGIN IMMEDIATE).
+        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
         if (_postgres)
             Execute(c, "SELECT pg_advisory_xact_lock(727001)");
+        Execute(c, "CREATE TABLE IF NOT EXISTS schema_version(version BIGINT PRIMARY KEY, applied TEXT)");
         var applied = Convert.ToInt64(Scalar(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version"));
         for (var version = applied + 1; version <= LedgerSchema.Steps.Count; version++)
         {
