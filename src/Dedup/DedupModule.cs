@@ -14,7 +14,10 @@ public sealed class DedupModule : IStageModule
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(StrictConfig.Bind<DedupOptions>(configuration, DedupOptions.Section));
-        services.AddSingleton<ShardDeduplicator>();
+        // The index has one writer at a time across every dedup service on this data root (a lease in the ledger);
+        // ten minutes outlasts any shard, and is how long a crashed holder keeps the others waiting.
+        services.AddSingleton(provider => new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(), provider.GetRequiredService<Storage.ShardStore>(),
+            new LedgerLease(provider.GetRequiredService<RunLedger>(), "dedup-index", TimeSpan.FromMinutes(10))));
     }
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.

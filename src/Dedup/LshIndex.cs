@@ -26,6 +26,7 @@ public sealed class LshIndex : IDisposable
     private BandTable? _table;
     private FileStream? _log;
     private ulong[] _live = new ulong[1024]; // one bit per document id still in the index (RemoveShard clears)
+    private long _generation; // the index's change count as this instance last read or wrote it
 
     public LshIndex(string path, int bands, int rows)
     {
@@ -57,6 +58,22 @@ public sealed class LshIndex : IDisposable
         _signature = _db.CreateCommand();
         _signature.CommandText = "SELECT id, signature FROM docs WHERE doc=$d";
         _signature.Parameters.Add("$d", SqliteType.Integer);
+        _generation = StoredGeneration;
+    }
+
+    /// <summary>
+    /// Another instance (another process) changed the index since this one opened or last wrote it: its in-memory
+    /// band table and log position are out of date, so it must be reopened before its next use.
+    /// </summary>
+    public bool ChangedElsewhere => StoredGeneration != _generation;
+
+    private long StoredGeneration => Scalar("SELECT value FROM meta WHERE key='generation'") is string text ? long.Parse(text) : 0;
+
+    // Inside the transaction of each change, so the count commits with it.
+    private void CountChange()
+    {
+        _generation = StoredGeneration + 1;
+        Exec($"INSERT OR REPLACE INTO meta VALUES('generation', '{_generation}')");
     }
 
     /// <summary>The files that make up the index at <paramref name="path"/> (for deleting it before a rebuild).</summary>
@@ -148,6 +165,7 @@ public sealed class LshIndex : IDisposable
             length.Parameters.AddWithValue("$n", _log.Length.ToString());
             length.ExecuteNonQuery();
         }
+        CountChange();
         tx.Commit();
         foreach (var (doc, keys) in added)
         {
@@ -174,6 +192,7 @@ public sealed class LshIndex : IDisposable
             delete.Parameters.AddWithValue("$last", last);
             delete.Parameters.AddWithValue("$s", shard);
             delete.ExecuteNonQuery();
+            CountChange();
             tx.Commit();
             // Their band records stay in the log and the table, dead: lookups skip documents that are not live.
             for (var doc = first; doc <= last; doc++) SetLive((uint)doc, false);

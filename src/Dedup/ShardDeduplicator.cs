@@ -9,7 +9,11 @@ namespace Pipeline.Dedup;
 /// Fuzzy dedup of one clean shard against everything kept before it (this run and earlier ones): signatures in
 /// parallel, then decisions in input order against the persisted LSH index, so the result is deterministic.
 /// </summary>
-public sealed class ShardDeduplicator(DedupOptions options, ShardStore store) : IDisposable
+/// <param name="writerLease">
+/// Held while a shard is decided, when several processes share the index (dedup services on one queue): each shard
+/// is then decided against everything the others kept, and an instance reopens the index when another wrote to it.
+/// </param>
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, LedgerLease? writerLease = null) : IDisposable
 {
     // Kept open across shards: opening loads the band-key bitmap, which is linear in the index size.
     private LshIndex? _index;
@@ -31,8 +35,14 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store) : 
         var configHash = StableId.ConfigHash(options);
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         await IndexGate.WaitAsync(ct);
+        await using var lease = writerLease is null ? null : await writerLease.AcquireAsync(ct);
         try
         {
+            if (_index is { ChangedElsewhere: true })
+            {
+                _index.Dispose();
+                _index = null;
+            }
             var index = _index ??= new LshIndex(IndexPath, options.Bands, options.Rows);
             index.RemoveShard(shardId);
             var added = new List<(string Id, uint[] Signature, long[] Keys)>();

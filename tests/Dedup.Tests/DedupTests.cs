@@ -177,5 +177,33 @@ public sealed class DedupTests : IDisposable
         Assert.Contains("rebuild", error.Message);
     }
 
+    [Fact]
+    public async Task Two_instances_sharing_the_index_take_turns_and_see_each_others_documents()
+    {
+        // Two dedup services on one data root (two processes: separate index objects), serialized by the ledger lease.
+        var store = new ShardStore(_root);
+        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
+        using var a = new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
+        using var b = new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
+        var english = RealDocuments("en");
+        CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
+
+        Assert.Equal(5, ((DedupStats)(await b.ProcessAsync(await Shard("clean-0", english.Take(5).ToList(), store), default)).Stats!).Kept);
+        Assert.Equal(5, ((DedupStats)(await a.ProcessAsync(await Shard("clean-1", english.Skip(5).Take(5).ToList(), store), default)).Stats!).Kept);
+        // b opened the index before a wrote shard 1: it must decide shard 2 against shard 1 too.
+        var second = (DedupStats)(await b.ProcessAsync(await Shard("clean-2", english.Skip(5).Take(5).Select((d, i) => Copy(d, $"b-{i}")).ToList(), store), default)).Stats!;
+        Assert.Equal(new DedupStats(5, 0, 5), second);
+        // And neither overwrote the other's band records: a fresh instance finds both shards' documents.
+        using var c = new ShardDeduplicator(_options, store);
+        var third = (DedupStats)(await c.ProcessAsync(await Shard("clean-3", english.Take(10).Select((d, i) => Copy(d, $"c-{i}")).ToList(), store), default)).Stats!;
+        Assert.Equal(new DedupStats(10, 0, 10), third);
+
+        // At the same time: of a shard and its copy, decided concurrently, exactly one is kept.
+        var x = Shard("clean-4", english.Skip(10).Take(6).ToList(), store);
+        var y = Shard("clean-5", english.Skip(10).Take(6).Select((d, i) => Copy(d, $"y-{i}")).ToList(), store);
+        var results = await Task.WhenAll(Task.Run(async () => await a.ProcessAsync(await x, default)), Task.Run(async () => await b.ProcessAsync(await y, default)));
+        Assert.Equal(6, results.Sum(r => ((DedupStats)r.Stats!).Kept));
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
