@@ -16,7 +16,7 @@ public static class BusSetup
     {
         var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         services.AddSingleton(options);
-        services.AddSingleton(_ => new ShardStore(options.DataRoot));
+        services.AddSingleton(_ => options.Storage.Open(options.DataRoot));
         services.AddSingleton(_ => RunLedger.Open(options));
 
         var moduleList = modules.ToList();
@@ -78,6 +78,13 @@ public static class BusSetup
 
     private static void ConfigureCommon(IBusFactoryConfigurator cfg, PipelineOptions options)
     {
+        // A score can be infinite (the perplexity of an untrained model) and a loss NaN: messages carry them as the
+        // literals "Infinity" and "NaN" rather than failing to serialize (which lost the checkpoint's evaluation).
+        cfg.ConfigureJsonSerializerOptions(json =>
+        {
+            json.NumberHandling |= System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            return json;
+        });
         cfg.UseMessageRetry(r =>
         {
             r.Exponential(options.Retry.Limit, options.Retry.MinInterval, options.Retry.MaxInterval, options.Retry.MinInterval);

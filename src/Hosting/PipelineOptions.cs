@@ -26,6 +26,9 @@ public sealed class PipelineOptions
 
     public RabbitMqOptions RabbitMq { get; set; } = new();
 
+    /// <summary>Where shards go: the data root only (the default), or S3 with the data root as a local cache.</summary>
+    public StorageOptions Storage { get; set; } = new();
+
     /// <summary>Where the run ledger lives: SQLite in the data root unless a PostgreSQL connection string is set.</summary>
     public LedgerOptions Ledger { get; set; } = new();
 
@@ -56,6 +59,29 @@ public sealed class DecontaminateOptions
     /// n-grams, docs/evaluator.md) before tokenization; off by default, when the overlap is only measured and reported.
     /// </summary>
     public bool Remove { get; set; }
+}
+
+public enum StorageKind
+{
+    File,
+    S3,
+}
+
+public sealed class StorageOptions
+{
+    /// <summary>File: shards live in the data root. S3: every file written is also put in the bucket, and shards are read from it.</summary>
+    public StorageKind Kind { get; set; } = StorageKind.File;
+
+    /// <summary>With S3: how many megabytes of shards the data root keeps as a cache (least recently used go first).</summary>
+    [Range(1, long.MaxValue)]
+    public long CacheLimitMegabytes { get; set; } = 10_240;
+
+    public Pipeline.Storage.S3StorageOptions S3 { get; set; } = new();
+
+    /// <summary>The shard store these options describe, over <paramref name="dataRoot"/>.</summary>
+    public Pipeline.Storage.ShardStore Open(string dataRoot) => Kind == StorageKind.S3
+        ? new Pipeline.Storage.ShardStore(dataRoot, new Pipeline.Storage.S3ObjectStore(S3), CacheLimitMegabytes << 20)
+        : new Pipeline.Storage.ShardStore(dataRoot);
 }
 
 public sealed class LedgerOptions

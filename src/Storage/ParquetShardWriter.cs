@@ -12,6 +12,7 @@ namespace Pipeline.Storage;
 /// </summary>
 public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, new()
 {
+    private readonly ShardStore _store;
     private readonly string _uri;
     private readonly string _path;
     private readonly string _temp;
@@ -22,6 +23,7 @@ public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, ne
 
     internal ParquetShardWriter(ShardStore store, string uri, ShardDescriptor descriptor)
     {
+        _store = store;
         _uri = uri;
         _descriptor = descriptor;
         _path = store.Resolve(uri);
@@ -79,6 +81,7 @@ public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, ne
         _file = null;
         var (sha, bytes) = await ShardStore.HashFileAsync(_temp, ct);
         File.Move(_temp, _path, overwrite: true);
+        await _store.PublishShardAsync(_uri, _path, ct);
         return new ShardRef(_descriptor.ShardId, _uri, sha, Rows, bytes, _descriptor.Stage, _descriptor.ConfigHash,
             _descriptor.ParentShardIds, _descriptor.RunId);
     }

@@ -8,18 +8,33 @@ namespace Pipeline.Storage;
 
 /// <summary>
 /// A folder of shards (local disk or a shared mount). Writes go to a temporary name and are renamed when complete;
-/// reads verify the SHA-256 that the producer recorded; no URI may leave the root.
+/// reads verify the SHA-256 that the producer recorded; no URI may leave the root. With an object store
+/// (<see cref="IObjectStore"/>, S3), every file written is also put there under its URI, and a shard that is not in
+/// the folder is downloaded into it before it is read: the folder is then this host's scratch space and a cache of
+/// shards, bounded by <see cref="CacheLimitBytes"/> (least recently used shards are deleted first).
 /// </summary>
 public sealed class ShardStore
 {
     private const string TempSuffix = ".tmp";
+    private readonly IObjectStore? _remote;
+    private readonly LinkedList<(string Path, long Bytes)> _cached = new(); // shards only, least recently used first
+    private readonly Lock _cacheGate = new();
+    private long _cachedBytes;
 
-    public ShardStore(string root)
+    public ShardStore(string root, IObjectStore? remote = null, long cacheLimitBytes = long.MaxValue)
     {
         Directory.CreateDirectory(root);
         // Resolve the root itself once, so a root reached through a symlink still confines correctly.
         Root = Path.TrimEndingDirectorySeparator(RealPath.OfExistingPrefix(Path.GetFullPath(root)));
+        _remote = remote;
+        CacheLimitBytes = cacheLimitBytes;
     }
+
+    /// <summary>How many bytes of shards the folder keeps when an object store holds them all.</summary>
+    public long CacheLimitBytes { get; }
+
+    /// <summary>How a URI is named to the user: the object's s3:// name with an object store, else the path.</summary>
+    public string Describe(string uri) => _remote?.Describe(uri) ?? Resolve(uri);
 
     public string Root { get; }
 
@@ -75,6 +90,7 @@ public sealed class ShardStore
             }
             var (sha, bytes) = await HashFileAsync(temp, ct);
             File.Move(temp, path, overwrite: true);
+            if (_remote is not null) await _remote.UploadAsync(uri, path, ct);
             return (sha, bytes);
         }
         finally
@@ -117,24 +133,97 @@ public sealed class ShardStore
     /// </summary>
     public async IAsyncEnumerable<IList<T>> ReadRowGroupsAsync<T>(ShardRef shard, [EnumeratorCancellation] CancellationToken ct = default) where T : class, new()
     {
-        var path = Resolve(shard.Uri);
-        if (!File.Exists(path)) throw new ShardRejectedException(shard.Uri, "the file does not exist");
+        var path = await LocalCopyAsync(shard.Uri, ct);
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
         var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, ct));
         if (!string.Equals(sha, shard.Sha256, StringComparison.OrdinalIgnoreCase))
-            throw new ShardRejectedException(shard.Uri, $"checksum mismatch: expected {shard.Sha256}, file has {sha}");
+        {
+            // A copy that does not match is dropped, so a later attempt fetches the object again.
+            if (_remote is not null) File.Delete(path);
+            throw new ShardRejectedException(shard.Uri, $"checksum mismatch: expected {shard.Sha256}, {(_remote is null ? "file" : _remote.Describe(shard.Uri))} has {sha}");
+        }
         await foreach (var group in ReadGroupsAsync<T>(shard.Uri, stream, ct)) yield return group;
     }
 
     /// <summary>Reads a Parquet file without a claim check (CLI inspection, rebuilds); its kind is still checked.</summary>
     public async Task<IList<T>> ReadParquetUncheckedAsync<T>(string uri, CancellationToken ct = default) where T : class, new()
     {
-        var path = Resolve(uri);
-        if (!File.Exists(path)) throw new ShardRejectedException(uri, "the file does not exist");
+        var path = await LocalCopyAsync(uri, ct);
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
         var rows = new List<T>();
         await foreach (var group in ReadGroupsAsync<T>(uri, stream, ct)) rows.AddRange(group);
         return rows;
+    }
+
+    /// <summary>
+    /// The local path of a shard, downloaded from the object store first when the folder does not have it (to a
+    /// temporary name, renamed when complete). The caller checks its SHA-256 before using it.
+    /// </summary>
+    private async Task<string> LocalCopyAsync(string uri, CancellationToken ct)
+    {
+        var path = Resolve(uri);
+        if (File.Exists(path))
+        {
+            Touch(path);
+            return path;
+        }
+        if (_remote is null) throw new ShardRejectedException(uri, "the file does not exist");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = TempPathFor(path);
+        try
+        {
+            if (!await _remote.TryDownloadAsync(uri, temp, ct))
+                throw new ShardRejectedException(uri, $"{_remote.Describe(uri)} does not exist");
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        Cached(path);
+        return path;
+    }
+
+    /// <summary>A shard now in the folder that the object store also holds: it may be evicted later.</summary>
+    internal async Task PublishShardAsync(string uri, string path, CancellationToken ct)
+    {
+        if (_remote is null) return;
+        await _remote.UploadAsync(uri, path, ct);
+        Cached(path);
+    }
+
+    private void Cached(string path)
+    {
+        var evict = new List<string>();
+        lock (_cacheGate)
+        {
+            var bytes = new FileInfo(path).Length;
+            _cached.AddLast((path, bytes));
+            _cachedBytes += bytes;
+            while (_cachedBytes > CacheLimitBytes && _cached.First is { } oldest && oldest.Value.Path != path)
+            {
+                _cached.RemoveFirst();
+                _cachedBytes -= oldest.Value.Bytes;
+                evict.Add(oldest.Value.Path);
+            }
+        }
+        // An evicted shard that a reader still has open stays readable through its handle (POSIX unlink).
+        foreach (var file in evict) File.Delete(file);
+    }
+
+    private void Touch(string path)
+    {
+        if (_remote is null) return;
+        lock (_cacheGate)
+        {
+            for (var node = _cached.First; node is not null; node = node.Next)
+            {
+                if (node.Value.Path != path) continue;
+                _cached.Remove(node);
+                _cached.AddLast(node);
+                return;
+            }
+        }
     }
 
     private static async IAsyncEnumerable<IList<T>> ReadGroupsAsync<T>(string uri, Stream stream, [EnumeratorCancellation] CancellationToken ct) where T : class, new()

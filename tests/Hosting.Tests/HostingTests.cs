@@ -96,5 +96,40 @@ public sealed class HostingTests : IDisposable
         Assert.Single(reopened.Shards("run", "clean"));
     }
 
+    public sealed class ScoreConsumer : IConsumer<EvaluationCompleted>
+    {
+        public static readonly TaskCompletionSource<EvaluationCompleted> Received = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Consume(ConsumeContext<EvaluationCompleted> context)
+        {
+            Received.TrySetResult(context.Message);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task Infinite_and_NaN_scores_travel_in_messages()
+    {
+        // Regression: the perplexity of a barely trained model overflowed to infinity, EvaluationCompleted failed to
+        // serialize, and the evaluator's consumer faulted, so the checkpoint was never marked evaluated.
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddPipeline(Config(), [], bus => bus.AddConsumer<ScoreConsumer>());
+        await using var provider = services.BuildServiceProvider();
+        var bus = provider.GetRequiredService<IBusControl>();
+        await bus.StartAsync();
+        try
+        {
+            await bus.Publish(new EvaluationCompleted("r", 1, "c", "t", "1", new Dictionary<string, double> { ["ppl"] = double.PositiveInfinity, ["x"] = double.NaN }, null));
+            var received = await ScoreConsumer.Received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(double.PositiveInfinity, received.Metrics["ppl"]);
+            Assert.True(double.IsNaN(received.Metrics["x"]));
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+    }
+
     public void Dispose() => Directory.Delete(_root, true);
 }
