@@ -112,14 +112,14 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             if (!HasCheckpoint(aligned))
                 await PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, request.RunId), ct);
             await WaitAsync(request, () => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
-            await ScoreTasksAsync(request, store.RelativeUri(Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(aligned))).Last()), runTasks, ct);
+            await ScoreTasksAsync(request, store.RelativeUri(CheckpointsOf(aligned)[^1]), runTasks, ct);
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
     }
 
     /// <summary>A task of the run as the evaluator is asked for it: its URI under the data root, name and version.</summary>
-    private sealed record StagedTask(string Uri, string File, string Name, string Version);
+    private sealed record StagedTask(string Uri, string Name, string Version);
 
     /// <summary>
     /// The run's task files travel with the run, not with the evaluator's configuration: each is copied under
@@ -133,7 +133,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         foreach (var file in request.EvalTasks ?? [])
         {
             var task = TaskLoader.Load(file);
-            var data = Path.GetRelativePath(Path.GetDirectoryName(task.SourceFile)!, TaskLoader.DataPath(task));
+            var dataPath = TaskLoader.DataPath(task);
+            var data = Path.GetRelativePath(Path.GetDirectoryName(task.SourceFile)!, dataPath);
             if (LmEvalTaskFile.IsLmEval(file) || data.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(data))
             {
                 logger.LogWarning("run: task file {File} stays on this host: only an evaluator configured with it scores it", file);
@@ -142,8 +143,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             var folder = $"tasks/{request.RunId}";
             var uri = $"{folder}/{Path.GetFileName(file)}";
             await CopyAsync(file, uri, ct);
-            await CopyAsync(TaskLoader.DataPath(task), $"{folder}/{data.Replace('\\', '/')}", ct);
-            staged.Add(new StagedTask(uri, file, task.Name, task.Version.ToString()));
+            await CopyAsync(dataPath, $"{folder}/{data.Replace('\\', '/')}", ct);
+            staged.Add(new StagedTask(uri, task.Name, task.Version.ToString()));
         }
         return staged;
 
@@ -232,7 +233,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private async Task ReannounceFinalCheckpointAsync(string runId, string runName, CancellationToken ct)
     {
-        var folder = Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).LastOrDefault();
+        var folder = CheckpointsOf(runName).LastOrDefault();
         if (folder is null) return;
         logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", store.RelativeUri(folder));
         await PublishAsync(await Checkpoints.SavedMessageAsync(store, runId, folder, ct), ct);
@@ -243,7 +244,9 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private bool AnyEvaluated(string runName) =>
         ledger.KeysWithPrefix(CheckpointEvaluator.EvaluatedKey(TrainingWorker.RunFolder(runName) + "/")).Count > 0;
 
-    private bool HasCheckpoint(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Count > 0;
+    private bool HasCheckpoint(string runName) => CheckpointsOf(runName).Count > 0;
+
+    private IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName)));
 
     private void Phase(string name)
     {

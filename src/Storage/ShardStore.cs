@@ -33,9 +33,6 @@ public sealed class ShardStore
     /// <summary>How many bytes of shards the folder keeps when an object store holds them all.</summary>
     public long CacheLimitBytes { get; }
 
-    /// <summary>How a URI is named to the user: the object's s3:// name with an object store, else the path.</summary>
-    public string Describe(string uri) => _remote?.Describe(uri) ?? Resolve(uri);
-
     public string Root { get; }
 
     /// <summary>Maps a root-relative URI to a full path, refusing anything that escapes the root.</summary>

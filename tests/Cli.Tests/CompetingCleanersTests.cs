@@ -52,7 +52,7 @@ public sealed class CompetingCleanersTests : IDisposable
             expected.AddRange((await new ShardStore(_reference).ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => ExactDedupIndex.HashOf(d.Text)));
         }
 
-        var environment = Settings.ToDictionary(kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+        var environment = RabbitMqBroker.AsEnvironment(Settings);
         for (var i = 0; i < 2; i++)
         {
             var log = new ConcurrentQueue<string>();

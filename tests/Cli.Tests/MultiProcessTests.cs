@@ -34,8 +34,7 @@ public sealed class MultiProcessTests : IDisposable
     ];
 
     // As a deployment would pass them: PIPELINE__* environment variables.
-    private Dictionary<string, string?> Environment() => Settings.ToDictionary(
-        kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+    private Dictionary<string, string?> Environment() => RabbitMqBroker.AsEnvironment(Settings);
 
     private void Serve(string service) =>
         _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], Environment()));

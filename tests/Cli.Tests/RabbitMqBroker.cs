@@ -10,6 +10,10 @@ internal static class RabbitMqBroker
 {
     private static string Env(string name, string fallback) => Environment.GetEnvironmentVariable($"PIPELINE__RABBITMQ__{name}") ?? fallback;
 
+    /// <summary>Settings as a deployment passes them to `pipeline serve` and `run`: PIPELINE__SECTION__KEY variables.</summary>
+    public static Dictionary<string, string?> AsEnvironment(IReadOnlyDictionary<string, string?> settings) => settings.ToDictionary(
+        kv => "PIPELINE__" + kv.Key["Pipeline:".Length..].Replace(":", "__").ToUpperInvariant(), kv => kv.Value);
+
     public static IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>
     {
         ["Pipeline:Transport"] = "RabbitMq",
