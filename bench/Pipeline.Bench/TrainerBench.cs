@@ -84,7 +84,7 @@ public static class TrainerBench
             var tokenizer = Tokenizer.TextTokenizer.Load(store.Resolve(uri));
             var result = await corpus.ProcessAsync(input, tokenizer, default);
             ledger.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
-            corpus.WriteManifest("bench", tokenizer, uri);
+            await corpus.WriteManifestAsync("bench", tokenizer, uri);
         }
         return await TokenData.LoadAsync(store, Tokenizer.CorpusTokenizer.ManifestUri("bench"), null, Shape.Context);
     }

@@ -84,12 +84,14 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
         try
         {
             var config = AlignmentConfig.FromJson(request.ConfigJson) with { Method = request.Method.Split('+')[0] };
-            var basePath = store.Resolve(request.BaseCheckpointUri);
+            var basePath = await store.FetchFolderAsync(request.BaseCheckpointUri, ct);
             var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
-            var tokenizerFolder = TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash)
+            var tokenizerFolder = await CorpusTokenizer.FindFolderAsync(store, Ledger, hash, ct)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
-            var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), store.Resolve(request.DataUri), config,
+            var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), await store.FetchFileAsync(request.DataUri, ct), config,
                 store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName, ct);
+            if (result.Adapter is { } adapter) await store.PublishFolderAsync(store.RelativeUri(adapter), ct);
+            await Checkpoints.PublishAsync(store, result.Checkpoint, ct);
             await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
             return result.Info.Step;
         }

@@ -1,15 +1,39 @@
 using System.IO.Hashing;
 using System.Text;
 using Microsoft.Data.Sqlite;
+using Pipeline.Hosting;
 
 namespace Pipeline.Cleaner;
 
 /// <summary>
-/// Persistent set of 64-bit hashes of normalized text, each held by the shard that claimed it first, so a document
-/// already accepted in another shard or run is dropped. A SQLite file in WAL mode: the cleaners of one host (or of a
-/// shared file system with working locks) share it.
+/// Where exact-dedup decisions are made: each 64-bit hash of normalized text is held by the shard that claimed it
+/// first, so a document already accepted in another shard or run is dropped.
 /// </summary>
-public sealed class ExactDedupIndex : IDisposable
+public interface IExactDedupClaims : IDisposable
+{
+    /// <summary>
+    /// Claims each hash for <paramref name="shard"/> unless another shard holds it, and returns the holder of each
+    /// (this shard when the claim took), in one transaction: cleaners in several processes decide each hash once
+    /// (first claim wins), and a shard done again after a crash finds its own claims and keeps its documents.
+    /// </summary>
+    string[] Claim(IReadOnlyList<long> hashes, string shard);
+}
+
+/// <summary>The claims of cleaners on several hosts: a table in the shared (PostgreSQL) ledger.</summary>
+public sealed class LedgerExactDedupClaims(RunLedger ledger) : IExactDedupClaims
+{
+    public string[] Claim(IReadOnlyList<long> hashes, string shard) => ledger.ClaimHashes(hashes, shard);
+
+    public void Dispose()
+    {
+    }
+}
+
+/// <summary>
+/// The claims in a SQLite file (WAL) in the data root: the cleaners of one host (or of a shared file system with
+/// working locks) share it.
+/// </summary>
+public sealed class ExactDedupIndex : IExactDedupClaims
 {
     private readonly SqliteConnection _db;
 
@@ -31,12 +55,6 @@ public sealed class ExactDedupIndex : IDisposable
         return (long)XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(builder.ToString()));
     }
 
-    /// <summary>
-    /// Claims each hash for <paramref name="shard"/> unless another shard holds it, and returns the holder of each
-    /// (this shard when the claim took). One write transaction: cleaners in several processes on this index decide
-    /// each hash once (first claim wins), and a shard done again after a crash finds its own claims and keeps its
-    /// documents.
-    /// </summary>
     public string[] Claim(IReadOnlyList<long> hashes, string shard)
     {
         var holders = new string[hashes.Count];

@@ -6,7 +6,7 @@ using Pipeline.Storage;
 namespace Pipeline.Cleaner;
 
 /// <summary>Cleans one raw-page shard into one clean-document shard (plus an optional sample of rejected documents).</summary>
-public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
+public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLedger? ledger = null)
 {
     public const string Stage = "clean";
 
@@ -23,7 +23,9 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store)
         var rejected = new List<RejectedDocument>();
         var configHash = StableId.ConfigHash(new { options, recipe = _cleaner.Recipe.Fingerprint });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        using var index = options.ExactDedup ? new ExactDedupIndex(store.Resolve("index/exact-dedup.db")) : null;
+        // With a shared ledger the claims are in it, so cleaners on several hosts decide every hash once.
+        using IExactDedupClaims? index = !options.ExactDedup ? null
+            : ledger is { IsShared: true } ? new LedgerExactDedupClaims(ledger) : new ExactDedupIndex(store.Resolve("index/exact-dedup.db"));
         var shardHashes = new HashSet<long>();
         await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
             new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));

@@ -83,6 +83,7 @@ public static class EmbeddedRun
         {
             var ledger = host.Services.GetRequiredService<RunLedger>();
             var store = host.Services.GetRequiredService<ShardStore>();
+            if (alignment is not null) await store.PublishFileAsync(alignment.DataUri, ct);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
             var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),

@@ -75,14 +75,12 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("train");
         // Without validation documents the trainer would measure validation loss on training data: a run with more
         // than a handful of documents and an empty validation split stops here instead, saying why.
-        var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(request.RunId)));
+        var manifest = await CorpusTokenizer.ReadManifestAsync(store, CorpusTokenizer.ManifestUri(request.RunId), ct);
         var documents = dedupShards.Sum(s => s.Rows);
         if (manifest.ValidationTokens == 0 && documents > 20)
             throw new InvalidOperationException($"run {request.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
                 "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
-        var tokenizer = JsonSerializer.Deserialize<string[]>(ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId))!)!;
-        var vocab = TextTokenizer.Load(store.Resolve(tokenizer[0])).VocabSize;
-        var training = request.Training with { Model = request.Training.Model with { VocabSize = vocab } };
+        var training = request.Training with { Model = request.Training.Model with { VocabSize = manifest.VocabSize } };
         var trainedBefore = TrainingJob(training.RunName)?.State == "completed";
         await PublishAsync(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
         await WaitAsync(request, () => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
@@ -96,7 +94,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         {
             if (!Evaluated(finalUri))
                 await ReannounceFinalCheckpointAsync(request.RunId, training.RunName, ct);
-            if (request.AlignedRun is { } alignedBefore && HasCheckpoint(alignedBefore) && !AnyEvaluated(alignedBefore))
+            if (request.AlignedRun is { } alignedBefore && (await CheckpointsOfAsync(alignedBefore, ct)).Count > 0 && !AnyEvaluated(alignedBefore))
                 await ReannounceFinalCheckpointAsync(request.RunId, alignedBefore, ct);
         }
         // Evaluated = validation and every configured task scored (or failed), not just the first score.
@@ -109,10 +107,10 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             // Asked for again on a resumed run: the alignment service names the job by its inputs and does not rerun
             // a completed one.
             var aligned = request.AlignedRun!;
-            if (!HasCheckpoint(aligned))
+            if ((await CheckpointsOfAsync(aligned, ct)).Count == 0)
                 await PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, request.RunId), ct);
             await WaitAsync(request, () => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
-            await ScoreTasksAsync(request, store.RelativeUri(CheckpointsOf(aligned)[^1]), runTasks, ct);
+            await ScoreTasksAsync(request, (await CheckpointsOfAsync(aligned, ct))[^1], runTasks, ct);
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
@@ -233,10 +231,10 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private async Task ReannounceFinalCheckpointAsync(string runId, string runName, CancellationToken ct)
     {
-        var folder = CheckpointsOf(runName).LastOrDefault();
-        if (folder is null) return;
-        logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", store.RelativeUri(folder));
-        await PublishAsync(await Checkpoints.SavedMessageAsync(store, runId, folder, ct), ct);
+        var uri = (await CheckpointsOfAsync(runName, ct)).LastOrDefault();
+        if (uri is null) return;
+        logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", uri);
+        await PublishAsync(await Checkpoints.SavedMessageAsync(store, runId, await store.FetchFolderAsync(uri, ct), ct), ct);
     }
 
     private bool Evaluated(string checkpointUri) => ledger.Get(CheckpointEvaluator.EvaluatedKey(checkpointUri)) is not null;
@@ -244,9 +242,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private bool AnyEvaluated(string runName) =>
         ledger.KeysWithPrefix(CheckpointEvaluator.EvaluatedKey(TrainingWorker.RunFolder(runName) + "/")).Count > 0;
 
-    private bool HasCheckpoint(string runName) => CheckpointsOf(runName).Count > 0;
-
-    private IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName)));
+    private Task<IReadOnlyList<string>> CheckpointsOfAsync(string runName, CancellationToken ct) =>
+        Checkpoints.ListAsync(store, TrainingWorker.RunFolder(runName), ct);
 
     private void Phase(string name)
     {

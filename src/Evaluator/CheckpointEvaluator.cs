@@ -21,14 +21,15 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
 {
     public const string ValidationTask = "validation_perplexity";
 
-    /// <summary>Checkpoint folders of a run, oldest first.</summary>
     /// <summary>Ledger key set when a new checkpoint's evaluation (validation and every configured task) has finished, failures included.</summary>
     public static string EvaluatedKey(string checkpointUri) => LedgerKeys.Evaluated(checkpointUri);
 
-    public IReadOnlyList<string> CheckpointsOf(string runName) => Checkpoints.List(store.Resolve(TrainingWorker.RunFolder(runName))).Select(store.RelativeUri).ToList();
+    /// <summary>The URIs of a run's checkpoints, oldest first.</summary>
+    public Task<IReadOnlyList<string>> CheckpointsOfAsync(string runName, CancellationToken ct = default) =>
+        Checkpoints.ListAsync(store, TrainingWorker.RunFolder(runName), ct);
 
-    public IReadOnlyList<string> RunsWithCheckpoints() =>
-        Directory.Exists(store.Resolve("checkpoints")) ? Directory.GetDirectories(store.Resolve("checkpoints")).Select(Path.GetFileName).OfType<string>().Order().ToList() : [];
+    public async Task<IReadOnlyList<string>> RunsWithCheckpointsAsync(CancellationToken ct = default) =>
+        (await store.ListFoldersAsync("checkpoints", ct)).Select(uri => uri["checkpoints/".Length..]).ToList();
 
     public async Task<IReadOnlyList<EvalOutcome>> EvaluateAsync(string checkpointUri, string? runId, IEnumerable<string> taskFiles, bool includeValidation, bool force, CancellationToken ct)
     {
@@ -36,12 +37,13 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         CheckpointInfo info;
         Gpt model;
         TextTokenizer? tokenizer = null;
+        string folder;
         try
         {
-            var folder = store.Resolve(checkpointUri);
+            folder = await store.FetchFolderAsync(checkpointUri, ct);
             if (!Directory.Exists(folder)) throw new InvalidDataException($"checkpoint '{checkpointUri}' does not exist");
             (model, info) = Checkpoints.Load(folder, CPU);
-            tokenizer = FindTokenizer(info.TokenizerHash);
+            tokenizer = await FindTokenizerAsync(info.TokenizerHash, ct);
         }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or System.Text.Json.JsonException or ShardRejectedException)
         {
@@ -52,7 +54,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         using (model)
         {
             if (includeValidation && !string.IsNullOrEmpty(runId) && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
-                outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, store.Resolve(checkpointUri), CorpusTokenizer.ManifestUri(runId), ct)));
+                outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, folder, CorpusTokenizer.ManifestUri(runId), ct)));
             foreach (var file in taskFiles)
             {
                 EvalTask task;
@@ -97,14 +99,14 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
     }
 
     /// <summary>
-    /// The run's tokenizer under &lt;root&gt;/tokenizers with the checkpoint's hash, or null. Loaded once per hash: a
+    /// The tokenizer with the checkpoint's hash (<see cref="CorpusTokenizer.FindFolderAsync"/>), or null. Loaded once per hash: a
     /// sweep over a run's checkpoints would otherwise load the same tokenizer for each. A miss is not remembered (the
     /// tokenizer may be written later).
     /// </summary>
-    public TextTokenizer? FindTokenizer(string hash)
+    public async Task<TextTokenizer?> FindTokenizerAsync(string hash, CancellationToken ct = default)
     {
         if (_tokenizers.TryGetValue(hash, out var cached)) return cached;
-        if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is not { } folder) return null;
+        if (await CorpusTokenizer.FindFolderAsync(store, ledger, hash, ct) is not { } folder) return null;
         return _tokenizers[hash] = TextTokenizer.Load(folder);
     }
 
@@ -114,13 +116,17 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
 
     /// <summary>
     /// A task named in a message: a task file from this service's configuration (its tasks or a schedule's, by path or
-    /// by file name), else a URI under the storage root, confined like a shard. Any other host path is refused.
+    /// by file name), else a URI under the storage root, confined like a shard, fetched with the files beside it
+    /// (its data) when another host staged it. Any other host path is refused.
     /// </summary>
-    public string ResolveRequestedTask(string task)
+    public async Task<string> ResolveRequestedTaskAsync(string task, CancellationToken ct = default)
     {
         var configured = options.Tasks.Concat(options.Schedules.SelectMany(s => s.Tasks)).Distinct().ToList();
         if (configured.Contains(task)) return task;
         if (configured.FirstOrDefault(t => Path.GetFileName(t) == task || Path.GetFileNameWithoutExtension(t) == task) is { } byName) return byName;
-        return store.Resolve(task);
+        var path = store.Resolve(task);
+        if (task.LastIndexOf('/') is > 0 and var slash) await store.FetchTreeAsync(task[..slash], ct);
+        else await store.FetchFileAsync(task, ct);
+        return path;
     }
 }

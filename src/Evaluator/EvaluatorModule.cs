@@ -68,13 +68,19 @@ public sealed class EvaluateRequestedConsumer(CheckpointEvaluator evaluator, ILo
     public async Task Consume(ConsumeContext<EvaluateRequested> context)
     {
         var request = context.Message;
-        var tasks = request.Tasks.Count > 0 ? request.Tasks.Select(evaluator.ResolveRequestedTask).ToList() : evaluator.ConfiguredTasks;
+        var tasks = evaluator.ConfiguredTasks;
+        if (request.Tasks.Count > 0)
+        {
+            var requested = new List<string>();
+            foreach (var task in request.Tasks) requested.Add(await evaluator.ResolveRequestedTaskAsync(task, context.CancellationToken));
+            tasks = requested;
+        }
         var checkpoints = request.CheckpointUris.ToList();
         if (checkpoints.Count == 0)
         {
-            foreach (var run in request.RunNames.Count > 0 ? request.RunNames : evaluator.RunsWithCheckpoints())
+            foreach (var run in request.RunNames.Count > 0 ? request.RunNames : await evaluator.RunsWithCheckpointsAsync(context.CancellationToken))
             {
-                var all = evaluator.CheckpointsOf(run);
+                var all = await evaluator.CheckpointsOfAsync(run, context.CancellationToken);
                 checkpoints.AddRange(request.LatestOnly ? all.TakeLast(1) : all);
             }
         }

@@ -26,5 +26,8 @@ internal static class LedgerSchema
         """
         CREATE TABLE IF NOT EXISTS leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
         """,
+        """
+        CREATE TABLE IF NOT EXISTS exact_claims(hash BIGINT PRIMARY KEY, holder TEXT NOT NULL);
+        """,
     ];
 }

@@ -13,7 +13,7 @@ namespace Pipeline.Hosting;
 /// processes of one host; PostgreSQL for services on several hosts. Every idempotency guard is one statement or
 /// one transaction (<c>INSERT ... ON CONFLICT</c>), so hosts racing on the same input record it once.
 /// </summary>
-public sealed class RunLedger
+public sealed partial class RunLedger
 {
     private readonly Func<DbConnection> _open;
     private readonly bool _postgres;

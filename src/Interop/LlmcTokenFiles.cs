@@ -17,7 +17,7 @@ public static class LlmcTokenFiles
 
     public static async Task<(long Train, long Validation)> WriteAsync(ShardStore store, string manifestUri, string outDir, CancellationToken ct = default)
     {
-        var manifest = TokenManifest.Load(store.Resolve(manifestUri));
+        var manifest = await CorpusTokenizer.ReadManifestAsync(store, manifestUri, ct);
         var wide = manifest.Dtype == "int32";
         Directory.CreateDirectory(outDir);
         await using var train = Open(Path.Combine(outDir, "train.bin"));

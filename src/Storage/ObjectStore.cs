@@ -16,6 +16,12 @@ public interface IObjectStore
 
     /// <summary>Copies the object to <paramref name="localPath"/>; false when there is no such object.</summary>
     Task<bool> TryDownloadAsync(string key, string localPath, CancellationToken ct);
+
+    /// <summary>The keys under <paramref name="prefix"/> (a folder URI ending in '/'), in no particular order.</summary>
+    IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken ct);
+
+    /// <summary>Removes an object; removing one that does not exist is not an error.</summary>
+    Task DeleteAsync(string key, CancellationToken ct);
 }
 
 /// <summary>The S3 settings under Pipeline:Storage:S3 (credentials come from the AWS environment or profile chain).</summary>
@@ -134,6 +140,22 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
             return false;
         }
     }
+
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix + prefix };
+        ListObjectsV2Response response;
+        do
+        {
+            response = await _client.ListObjectsV2Async(request, ct);
+            foreach (var item in response.S3Objects ?? []) yield return item.Key[_prefix.Length..];
+            request.ContinuationToken = response.NextContinuationToken;
+        }
+        while (response.IsTruncated == true);
+    }
+
+    public Task DeleteAsync(string key, CancellationToken ct) =>
+        _client.DeleteObjectAsync(_options.Bucket, _prefix + key, ct);
 
     /// <summary>Puts raw bytes under a key (tests: an object changed after it was announced).</summary>
     public Task PutBytesAsync(string key, byte[] bytes, CancellationToken ct) =>

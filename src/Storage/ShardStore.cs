@@ -13,7 +13,7 @@ namespace Pipeline.Storage;
 /// the folder is downloaded into it before it is read: the folder is then this host's scratch space and a cache of
 /// shards, bounded by <see cref="CacheLimitBytes"/> (least recently used shards are deleted first).
 /// </summary>
-public sealed class ShardStore
+public sealed partial class ShardStore
 {
     private const string TempSuffix = ".tmp";
     private readonly IObjectStore? _remote;

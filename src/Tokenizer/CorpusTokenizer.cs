@@ -12,7 +12,7 @@ namespace Pipeline.Tokenizer;
 public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, RunLedger ledger)
 {
     public const string Stage = "tokenize";
-    private static readonly Lock ManifestGate = new();
+    private static readonly SemaphoreSlim ManifestGate = new(1);
 
     public static string TokenizerKey(string runId) => $"tokenizer:{runId}";
 
@@ -22,12 +22,11 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     public static string ExcludedKey(string runId) => $"excluded-documents:{runId}";
 
     /// <summary>The ids of the run's documents that are not to be trained on (none unless decontamination removed some).</summary>
-    public IReadOnlySet<string> ExcludedIds(string runId)
+    public async Task<IReadOnlySet<string>> ExcludedIdsAsync(string runId, CancellationToken ct = default)
     {
         if (ledger.Get(ExcludedKey(runId)) is not { } json) return new HashSet<string>();
         var excluded = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
-        var path = store.Resolve(excluded.Uri);
-        var bytes = File.ReadAllBytes(path);
+        var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(excluded.Uri, ct), ct);
         if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(excluded.Sha256, StringComparison.OrdinalIgnoreCase))
             throw new InvalidDataException($"{excluded.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
         return JsonSerializer.Deserialize<HashSet<string>>(bytes)!;
@@ -40,7 +39,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         // The training sample is the documents in id order, up to MaxTrainingChars: the same documents give the same
         // vocabulary however the crawl spread them over shards (a concurrent crawl fills shards in a different order
         // each time). Only ids and lengths are kept while reading; the texts are read again in that order.
-        var excluded = ExcludedIds(runId);
+        var excluded = await ExcludedIdsAsync(runId, ct);
         var order = new List<(string Id, int Length, ShardRef Shard)>();
         foreach (var shard in shards)
             await foreach (var group in (sourceOf?.Invoke(shard) ?? store).ReadRowGroupsAsync<CleanDocument>(shard, ct))
@@ -61,8 +60,25 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
         var uri = $"tokenizers/{runId}";
         var hash = model.Save(store.Resolve(uri));
+        await store.PublishFolderAsync(uri, ct);
         ledger.Set(TokenizerKey(runId), JsonSerializer.Serialize(new[] { uri, hash }));
         return (uri, hash, model.VocabSize);
+    }
+
+    /// <summary>
+    /// The local folder of the tokenizer with this hash: one already under tokenizers/ on this host, else a run's
+    /// tokenizer with that hash (named in the ledger) fetched from the object store; null when there is none.
+    /// </summary>
+    public static async Task<string?> FindFolderAsync(ShardStore store, RunLedger ledger, string hash, CancellationToken ct = default)
+    {
+        if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } local) return local;
+        foreach (var key in ledger.KeysWithPrefix(TokenizerKey("")))
+        {
+            if (ledger.Get(key) is not { } value || JsonSerializer.Deserialize<string[]>(value) is not [var uri, var h] || h != hash) continue;
+            var folder = await store.FetchFolderAsync(uri, ct);
+            if (Directory.Exists(folder)) return folder;
+        }
+        return null;
     }
 
     public (string Uri, string Hash)? TokenizerOf(string runId)
@@ -77,7 +93,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct, ShardStore? source = null)
     {
         var wide = tokenizer.VocabSize >= 65_536;
-        var excluded = ExcludedIds(input.RunId);
+        var excluded = await ExcludedIdsAsync(input.RunId, ct);
         var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Get(ExcludedKey(input.RunId)) });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         long train = 0, validation = 0;
@@ -102,9 +118,10 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     }
 
     /// <summary>Rewrites the run's manifest from the ledger (after the ledger has recorded the new shard).</summary>
-    public void WriteManifest(string runId, TextTokenizer tokenizer, string tokenizerUri)
+    public async Task WriteManifestAsync(string runId, TextTokenizer tokenizer, string tokenizerUri, CancellationToken ct = default)
     {
-        lock (ManifestGate)
+        await ManifestGate.WaitAsync(ct);
+        try
         {
             var entries = new List<TokenShardEntry>();
             // Ordered by shard id, so the trainer's token stream does not depend on the order shards finished in.
@@ -119,8 +136,17 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
             var path = store.Resolve(ManifestUri(runId));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             manifest.Save(path);
+            await store.PublishFileAsync(ManifestUri(runId), ct);
+        }
+        finally
+        {
+            ManifestGate.Release();
         }
     }
+
+    /// <summary>A run's current token manifest, from wherever this host reads it (the object store, else the folder).</summary>
+    public static async Task<TokenManifest> ReadManifestAsync(ShardStore store, string manifestUri, CancellationToken ct = default) =>
+        TokenManifest.Parse(await store.ReadLatestTextAsync(manifestUri, ct), manifestUri);
 
     public string SplitOf(string docId) =>
         XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(docId)) % 1000 < (ulong)options.ValidationPerMille ? "validation" : "train";

@@ -11,8 +11,19 @@ public sealed record TokenManifest(string TokenizerHash, string TokenizerUri, in
     public static TokenManifest Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"token manifest '{path}' does not exist", path);
-        return JsonSerializer.Deserialize<TokenManifest>(File.ReadAllText(path))
-            ?? throw new InvalidDataException($"token manifest '{path}' is empty");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    public static TokenManifest Parse(string json, string name)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<TokenManifest>(json) ?? throw new InvalidDataException($"token manifest '{name}' is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"token manifest '{name}' is not readable ({e.Message})", e);
+        }
     }
 
     public void Save(string path)

@@ -51,18 +51,18 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
             (uri, hash) = (u, h);
             logger.LogInformation("tokenizer: trained {Vocab} tokens for run {Run} ({Hash})", vocab, message.RunId, hash);
         }
-        var tokenizer = TextTokenizer.Load(store.Resolve(uri));
+        var tokenizer = TextTokenizer.Load(await store.FetchFolderAsync(uri, context.CancellationToken));
         await context.Publish(new TokenizerTrained(message.RunId, uri, hash, tokenizer.VocabSize));
         foreach (var shard in ledger.Pending(message.RunId, "dedup", CorpusTokenizer.Stage))
             await TokenizeAsync(corpus, ledger, tokenizer, uri, shard, context);
-        corpus.WriteManifest(message.RunId, tokenizer, uri);
+        await corpus.WriteManifestAsync(message.RunId, tokenizer, uri, context.CancellationToken);
     }
 
     internal static async Task TokenizeAsync(CorpusTokenizer corpus, RunLedger ledger, TextTokenizer tokenizer, string uri, ShardRef shard, ConsumeContext context)
     {
         var result = await corpus.ProcessAsync(shard, tokenizer, context.CancellationToken);
         ledger.CompleteInput(CorpusTokenizer.Stage, shard.ShardId, shard.RunId, result.Outputs, result.Stats);
-        corpus.WriteManifest(shard.RunId, tokenizer, uri);
+        await corpus.WriteManifestAsync(shard.RunId, tokenizer, uri, context.CancellationToken);
         var stats = (TokenShardStats)result.Stats!;
         foreach (var output in result.Outputs)
             await context.Publish(new TokenShardCreated(output, tokenizer.Hash, stats.TrainTokens, stats.ValidationTokens));
@@ -83,7 +83,7 @@ public sealed class DedupShardConsumer(CorpusTokenizer corpus, ShardStore store,
             logger.LogDebug("tokenizer: no vocabulary for run {Run} yet; shard {Shard} waits", shard.RunId, shard.ShardId);
             return;
         }
-        var tokenizer = TextTokenizer.Load(store.Resolve(t.Uri));
+        var tokenizer = TextTokenizer.Load(await store.FetchFolderAsync(t.Uri, context.CancellationToken));
         await TrainTokenizerConsumer.TokenizeAsync(corpus, ledger, tokenizer, t.Uri, shard, context);
     }
 }

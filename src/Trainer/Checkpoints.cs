@@ -56,6 +56,29 @@ public static class Checkpoints
         return final;
     }
 
+    /// <summary>The URIs of a run folder's checkpoints, on this host or in the object store, oldest first.</summary>
+    public static async Task<IReadOnlyList<string>> ListAsync(ShardStore store, string runFolderUri, CancellationToken ct = default) =>
+        (await store.ListFoldersAsync(runFolderUri, ct)).Where(uri => uri[(uri.LastIndexOf('/') + 1)..].StartsWith("step-", StringComparison.Ordinal)).ToList();
+
+    /// <summary>
+    /// Puts a saved checkpoint in the object store (before it is announced) and removes from it the checkpoints this
+    /// host no longer keeps (see <see cref="Save"/>), so every host sees the same set.
+    /// </summary>
+    public static async Task PublishAsync(ShardStore store, string folder, CancellationToken ct = default)
+    {
+        await store.PublishFolderAsync(store.RelativeUri(folder), ct);
+        var runFolder = Path.GetDirectoryName(folder)!;
+        var kept = List(runFolder).Select(store.RelativeUri).ToHashSet();
+        foreach (var uri in await ListAsync(store, store.RelativeUri(runFolder), ct))
+            if (!kept.Contains(uri)) await store.UnpublishFolderAsync(uri, ct);
+    }
+
+    /// <summary>Brings every checkpoint of a run folder that another host saved onto this one (a resumed run continues from the last).</summary>
+    public static async Task FetchAllAsync(ShardStore store, string runFolderUri, CancellationToken ct = default)
+    {
+        foreach (var uri in await ListAsync(store, runFolderUri, ct)) await store.FetchFolderAsync(uri, ct);
+    }
+
     /// <summary>Where the checkpoint of <paramref name="step"/> goes in a run folder.</summary>
     public static string Folder(string runFolder, long step) => Path.Combine(runFolder, $"step-{step:D7}");
 

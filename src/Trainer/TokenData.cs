@@ -30,7 +30,7 @@ public sealed class TokenData
 
     public static async Task<TokenData> LoadAsync(ShardStore store, string manifestUri, string? expectedTokenizerHash, int context, CancellationToken ct = default)
     {
-        var manifest = TokenManifest.Load(store.Resolve(manifestUri));
+        var manifest = await CorpusTokenizer.ReadManifestAsync(store, manifestUri, ct);
         if (expectedTokenizerHash is not null && expectedTokenizerHash != manifest.TokenizerHash)
             throw new InvalidOperationException(
                 $"manifest '{manifestUri}' was written with tokenizer {manifest.TokenizerHash}, but this run uses {expectedTokenizerHash}; refusing to mix tokenizers");

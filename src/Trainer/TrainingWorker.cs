@@ -29,6 +29,7 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
         var config = StrictConfig.FromJson<TrainingConfig>(request.ConfigJson, $"StartTraining {request.RunName}: ConfigJson");
         var data = await TokenData.LoadAsync(store, request.ManifestUri, null, config.Model.Context, ct);
         config = config with { RunName = request.RunName };
+        await Checkpoints.FetchAllAsync(store, RunFolder(request.RunName), ct);
         var runFolder = store.Resolve(RunFolder(request.RunName));
         // Resuming after a crash: checkpoints announced before it may never have been evaluated (the evaluator
         // died too, or the announcement was lost). Announce every one without the evaluated mark again; the
@@ -47,7 +48,11 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
                 await bus.Publish(new TrainingProgress(request.RunName, log.Step, config.MaxSteps, log.Loss, log.TokensPerSecond));
             },
             // Not cancellable: a cancelled run saves a last checkpoint, and it must still be announced.
-            OnCheckpoint = async (folder, _) => await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder)),
+            OnCheckpoint = async (folder, _) =>
+            {
+                await Checkpoints.PublishAsync(store, folder);
+                await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder));
+            },
         };
         return await run.RunAsync(ct);
     }

@@ -12,19 +12,21 @@ using Pipeline.Tests.Shared;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>
-/// Two `serve cleaner` processes on one queue (RabbitMQ competing consumers, ledger in PostgreSQL): they split the
-/// shards, and when one is killed (-9) mid-way the other finishes its shards, with nothing lost or cleaned twice.
+/// Two `serve cleaner` processes on one queue (RabbitMQ competing consumers), each with a folder of its own, the shards
+/// in S3 and the ledger (with the exact-dedup claims) in PostgreSQL: they split the shards, and when one is killed (-9)
+/// mid-way the other finishes its shards, with nothing lost or cleaned twice.
 /// </summary>
 [Collection("end-to-end")]
 public sealed class CompetingCleanersTests : IDisposable
 {
     private const string RunId = "competing";
-    private readonly string _out = Directory.CreateTempSubdirectory("competing-").FullName;
+    private readonly string _root = Directory.CreateTempSubdirectory("competing-").FullName;
+    private readonly S3TestBucket _bucket = new();
     private readonly string _reference = Directory.CreateTempSubdirectory("competing-ref-").FullName;
     private readonly PostgresTestDatabase _ledgerDatabase = new();
     private readonly List<(Process Process, ConcurrentQueue<string> Log)> _cleaners = [];
 
-    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings)
+    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings.Concat(_bucket.Settings))
     {
         ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
         ["Pipeline:Stages:cleaner:PrefetchCount"] = "1",
@@ -34,29 +36,33 @@ public sealed class CompetingCleanersTests : IDisposable
     public async Task Two_cleaners_split_the_shards_and_one_killed_mid_way_loses_nothing()
     {
         await RabbitMqBroker.RequireAsync();
-        var store = new ShardStore(_out);
+        using var objects = new S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
+        var store = new ShardStore(Path.Combine(_root, "crawler"), objects);
         var raw = new List<ShardRef>();
         await using (var site = await StaticSite.StartAsync(SampleSite.Folder()))
         {
-            var crawl = new CrawlOptions { MaxPages = 120, PagesPerShard = 6, PerHostConcurrency = 4, PerHostDelay = TimeSpan.Zero, AllowedAddressRanges = ["127.0.0.0/8"] };
+            var crawl = new CrawlOptions { MaxPages = 400, PagesPerShard = 12, PerHostConcurrency = 4, PerHostDelay = TimeSpan.Zero, AllowedAddressRanges = ["127.0.0.0/8"] };
             await new WebCrawler(crawl, store, NullLogger.Instance).RunAsync(RunId, [site.Address.ToString()], s => { raw.Add(s); return Task.CompletedTask; }, default);
         }
         Assert.True(raw.Count >= 12, $"{raw.Count} raw shards");
 
         // The same shards cleaned one after another in one process: what the two cleaners must add up to.
         var expected = new List<long>();
+        var exactDuplicates = 0;
         var single = new ShardCleaner(new CleanerOptions(), new ShardStore(_reference));
         foreach (var shard in raw)
         {
             var result = await single.ProcessAsync(shard, default, source: store);
+            exactDuplicates += ((CleanReport)result.Stats!).Removed.GetValueOrDefault("exact_dedup")?.Documents ?? 0;
             expected.AddRange((await new ShardStore(_reference).ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => ExactDedupIndex.HashOf(d.Text)));
         }
 
-        var environment = RabbitMqBroker.AsEnvironment(Settings);
+        Assert.True(exactDuplicates > 0, "the crawl has no exact duplicates across shards, so it cannot show that cleaners on two hosts decide them once");
+        var environment = new Dictionary<string, string?>(RabbitMqBroker.AsEnvironment(Settings).Concat(S3TestBucket.CredentialEnvironment));
         for (var i = 0; i < 2; i++)
         {
             var log = new ConcurrentQueue<string>();
-            _cleaners.Add((PipelineProcess.Start(["serve", "cleaner", "--out", _out], [], environment, log.Enqueue), log));
+            _cleaners.Add((PipelineProcess.Start(["serve", "cleaner", "--out", Path.Combine(_root, $"cleaner-{i}")], [], environment, log.Enqueue), log));
         }
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (await RabbitMqBroker.ConsumerCountAsync("raw-shard") < 2)
@@ -65,7 +71,7 @@ public sealed class CompetingCleanersTests : IDisposable
             await Task.Delay(200);
         }
 
-        using var publisher = PipelineHost.Build([], new Dictionary<string, string?>(Settings) { ["Pipeline:DataRoot"] = _out }, quiet: true);
+        using var publisher = PipelineHost.Build([], new Dictionary<string, string?>(Settings) { ["Pipeline:DataRoot"] = Path.Combine(_root, "publisher") }, quiet: true);
         await publisher.StartAsync();
         foreach (var shard in raw) await publisher.Bus().Publish(new RawShardCreated(shard));
 
@@ -112,7 +118,7 @@ public sealed class CompetingCleanersTests : IDisposable
             process.WaitForExit();
             process.Dispose();
         }
-        Directory.Delete(_out, recursive: true);
+        Directory.Delete(_root, recursive: true);
         Directory.Delete(_reference, recursive: true);
         _ledgerDatabase.Dispose();
     }

@@ -19,6 +19,36 @@ public sealed class EndToEndTests : IDisposable
         Quiet = Environment.GetEnvironmentVariable("PIPELINE_TEST_VERBOSE") is null,
     };
 
+    private static readonly SemaphoreSlim SmallRunGate = new(1);
+    private static RunAssertions.Outcome? _smallRun;
+
+    /// <summary>
+    /// What the embedded run of <see cref="SmallRun"/> gives (one process, one folder, SQLite): the figures other
+    /// deployments of the same run must reach. Taken from the in-memory test when it ran first, else run here.
+    /// </summary>
+    internal static async Task<RunAssertions.Outcome> SmallRunOutcomeAsync()
+    {
+        await SmallRunGate.WaitAsync();
+        try
+        {
+            if (_smallRun is not null) return _smallRun;
+            var folder = Directory.CreateTempSubdirectory("e2e-reference-").FullName;
+            try
+            {
+                await EmbeddedRun.RunAsync(SmallRun(folder), default);
+                return _smallRun = await RunAssertions.CheckAsync(folder);
+            }
+            finally
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+        finally
+        {
+            SmallRunGate.Release();
+        }
+    }
+
     [Fact(Timeout = 300_000)]
     public async Task The_chain_runs_in_memory()
     {
@@ -31,6 +61,7 @@ public sealed class EndToEndTests : IDisposable
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.TokenRows > 5);
+        _smallRun ??= outcome;
 
         // A second run over the same folder has nothing left to do and changes nothing, except what a crash after
         // training lost: here the final checkpoint's and the aligned model's scores, which it produces again.

@@ -5,22 +5,26 @@ using Pipeline.Tests.Shared;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>
-/// Every service as its own process (`pipeline serve`) over the real RabbitMQ, with the run ledger in PostgreSQL and
-/// the shards in the data root, and a `pipeline run` that hosts none of them and only coordinates: the deployment
-/// compose.yaml describes, on one machine.
+/// Every service as its own process (`pipeline serve`) over the real RabbitMQ, each with a local folder of its own (no
+/// shared file system: shards, tokenizers, manifests, checkpoints and task files go through S3), the run ledger in
+/// PostgreSQL, and a `pipeline run` that hosts none of them and only coordinates: the deployment compose.yaml
+/// describes, on one machine.
 /// </summary>
 [Collection("end-to-end")]
 public sealed class MultiProcessTests : IDisposable
 {
-    private readonly string _out = Directory.CreateTempSubdirectory("multi-").FullName;
+    private readonly string _root = Directory.CreateTempSubdirectory("multi-").FullName;
+    private readonly S3TestBucket _bucket = new();
     private readonly List<Process> _services = [];
     private readonly PostgresTestDatabase _ledgerDatabase = new();
 
-    // The broker and the ledger, as a deployment would configure them.
-    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings)
+    // The broker, the ledger and the bucket, as a deployment would configure them.
+    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings.Concat(_bucket.Settings))
     {
         ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
     };
+
+    private string Folder(string host) => Path.Combine(_root, host);
 
     private static readonly string[] Services = ["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"];
 
@@ -33,14 +37,14 @@ public sealed class MultiProcessTests : IDisposable
         "Pipeline:Crawler:PerHostDelay=00:00:00", "Pipeline:Crawler:PagesPerShard=100",
     ];
 
-    // As a deployment would pass them: PIPELINE__* environment variables.
-    private Dictionary<string, string?> Environment() => RabbitMqBroker.AsEnvironment(Settings);
+    // As a deployment would pass them: PIPELINE__* and AWS_* environment variables.
+    private Dictionary<string, string?> Environment() => new(RabbitMqBroker.AsEnvironment(Settings).Concat(S3TestBucket.CredentialEnvironment));
 
     private void Serve(string service) =>
-        _services.Add(PipelineProcess.Start(["serve", service, "--out", _out], service == "crawler" ? CrawlerSettings : [], Environment()));
+        _services.Add(PipelineProcess.Start(["serve", service, "--out", Folder(service)], service == "crawler" ? CrawlerSettings : [], Environment()));
 
     [Fact(Timeout = 300_000)]
-    public async Task Every_service_runs_in_its_own_process_over_RabbitMQ_and_a_killed_coordinator_resumes()
+    public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
     {
         await RabbitMqBroker.RequireAsync();
         foreach (var service in Services) Serve(service);
@@ -58,7 +62,7 @@ public sealed class MultiProcessTests : IDisposable
         // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
         // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
-        string[] runArguments = ["run", "--out", _out, "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"];
+        string[] runArguments = ["run", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"];
         var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
 
@@ -86,10 +90,21 @@ public sealed class MultiProcessTests : IDisposable
             }
             Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline run --services none: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
         }
-        var outcome = await RunAssertions.CheckAsync(_out, aligned: true, ledger: ledger);
-        Assert.False(File.Exists(Path.Combine(_out, "ledger.db")), "a process used a SQLite ledger");
-        Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
-        Assert.True(outcome.TokenRows > 5);
+        // Checked from a host of its own that has only the bucket and the ledger.
+        using var objects = new Storage.S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
+        var outcome = await RunAssertions.CheckAsync(Folder("coordinator"), aligned: true, ledger: ledger, store: new Storage.ShardStore(Folder("checker"), objects));
+        foreach (var host in Services.Append("coordinator"))
+            Assert.False(File.Exists(Path.Combine(Folder(host), "ledger.db")), $"{host} used a SQLite ledger");
+        // Each host fetched what it needed and wrote its own: the trainer never held a crawl shard, the crawler no checkpoint.
+        Assert.False(Directory.Exists(Path.Combine(Folder("trainer"), "shards", "raw")));
+        Assert.False(Directory.Exists(Path.Combine(Folder("crawler"), "checkpoints")));
+        Assert.True(Directory.Exists(Path.Combine(Folder("evaluator"), "checkpoints")));
+
+        // The same counts at every stage as the embedded run of the same command (one process, one folder, SQLite).
+        var embedded = await EndToEndTests.SmallRunOutcomeAsync();
+        static IEnumerable<string> Paths(IEnumerable<string> urls) => urls.Select(u => new Uri(u).PathAndQuery).Order(StringComparer.Ordinal); // each run serves the site on a port of its own
+        Assert.Equal(Paths(embedded.CrawledUrls), Paths(outcome.CrawledUrls));
+        Assert.Equal((embedded.CleanKept, embedded.DedupKept, embedded.TokenRows), (outcome.CleanKept, outcome.DedupKept, outcome.TokenRows));
 
         // No service was configured with a task: the run asked for each on the final base and aligned checkpoints.
         var shipped = SampleSite.ShippedTasks().Select(Evaluator.Tasks.TaskLoader.Load).Select(t => t.Name).ToList();
@@ -110,7 +125,7 @@ public sealed class MultiProcessTests : IDisposable
             process.WaitForExit();
             process.Dispose();
         }
-        Directory.Delete(_out, recursive: true);
+        Directory.Delete(_root, recursive: true);
         _ledgerDatabase.Dispose();
     }
 }

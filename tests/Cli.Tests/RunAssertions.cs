@@ -13,10 +13,12 @@ internal static class RunAssertions
 {
     public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, int Excluded = 0);
 
-    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true, RunLedger? ledger = null)
+    /// <param name="outDir">The coordinator's folder (its report).</param>
+    /// <param name="store">Where the services' files are (by default the same folder).</param>
+    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true, RunLedger? ledger = null, ShardStore? store = null)
     {
         ledger ??= new RunLedger(Path.Combine(outDir, "ledger.db"));
-        var store = new ShardStore(outDir);
+        store ??= new ShardStore(outDir);
         Assert.Equal("completed", ledger.RunState(runId));
 
         var urls = new List<string>();
@@ -36,7 +38,7 @@ internal static class RunAssertions
         Assert.Equal(dedup.Sum(d => d.Input), dedup.Sum(d => d.Kept + d.Removed));
 
         // Documents that decontamination removed (Pipeline:Decontaminate:Remove) are the only ones not tokenized.
-        var excluded = new CorpusTokenizer(new TokenizerOptions(), store, ledger).ExcludedIds(runId);
+        var excluded = await new CorpusTokenizer(new TokenizerOptions(), store, ledger).ExcludedIdsAsync(runId);
         var tokenRows = 0;
         foreach (var shard in ledger.Shards(runId, CorpusTokenizer.Stage))
         {
@@ -45,7 +47,7 @@ internal static class RunAssertions
             tokenRows += rows.Count;
         }
         Assert.Equal(dedup.Sum(d => d.Kept) - excluded.Count, tokenRows);
-        var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
+        var manifest = await CorpusTokenizer.ReadManifestAsync(store, CorpusTokenizer.ManifestUri(runId));
         Assert.Equal(ledger.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
 
         var evals = ledger.Evals($"{runId}-gpt");
@@ -58,7 +60,7 @@ internal static class RunAssertions
             var finalStep = evals.Max(e => e.Step);
             var alignedEvals = ledger.Evals($"{runId}-gpt-sft-from-{finalStep}");
             Assert.Contains(alignedEvals, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
-            var lineage = JsonDocument.Parse(File.ReadAllText(Path.Combine(store.Resolve(alignedEvals[0].Checkpoint), "lineage.json"))).RootElement;
+            var lineage = JsonDocument.Parse(File.ReadAllText(Path.Combine(await store.FetchFolderAsync(alignedEvals[0].Checkpoint), "lineage.json"))).RootElement;
             Assert.Equal("sft+lora", lineage.GetProperty("method").GetString());
             Assert.EndsWith($"step-{finalStep:D7}", lineage.GetProperty("baseCheckpoint").GetString());
         }

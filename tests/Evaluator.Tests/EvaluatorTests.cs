@@ -491,18 +491,18 @@ public sealed class EvaluatorTests : IDisposable
     }
 
     [Fact]
-    public void Tasks_named_in_a_message_are_configured_ones_or_stay_under_the_data_root()
+    public async Task Tasks_named_in_a_message_are_configured_ones_or_stay_under_the_data_root()
     {
         // Regression: EvaluateRequested.Tasks carried raw host paths, so any message could make the evaluator read any file.
         var configured = Path.Combine(_root, "tasks", "cloze.yaml");
         var options = new EvaluatorOptions { Tasks = [configured], Schedules = [new EvaluationSchedule { Cron = "0 0 * * * ?", Tasks = ["/opt/tasks/nightly.yaml"] }] };
         var evaluator = new CheckpointEvaluator(new ShardStore(_root), new RunLedger(Path.Combine(_root, "ledger.db")), options, NullLogger<CheckpointEvaluator>.Instance);
-        Assert.Equal(configured, evaluator.ResolveRequestedTask(configured));
-        Assert.Equal(configured, evaluator.ResolveRequestedTask("cloze"));
-        Assert.Equal("/opt/tasks/nightly.yaml", evaluator.ResolveRequestedTask("nightly.yaml"));
-        Assert.Equal(Path.Combine(new ShardStore(_root).Root, "tasks", "mine.yaml"), evaluator.ResolveRequestedTask("tasks/mine.yaml"));
+        Assert.Equal(configured, await evaluator.ResolveRequestedTaskAsync(configured));
+        Assert.Equal(configured, await evaluator.ResolveRequestedTaskAsync("cloze"));
+        Assert.Equal("/opt/tasks/nightly.yaml", await evaluator.ResolveRequestedTaskAsync("nightly.yaml"));
+        Assert.Equal(Path.Combine(new ShardStore(_root).Root, "tasks", "mine.yaml"), await evaluator.ResolveRequestedTaskAsync("tasks/mine.yaml"));
         foreach (var hostile in new[] { "/etc/passwd", "../outside.yaml", "tasks/../../x.yaml" })
-            Assert.Throws<ShardRejectedException>(() => evaluator.ResolveRequestedTask(hostile));
+            await Assert.ThrowsAsync<ShardRejectedException>(() => evaluator.ResolveRequestedTaskAsync(hostile));
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

@@ -63,6 +63,31 @@ public abstract class LedgerContractTests : IDisposable
     }
 
     [Fact]
+    public async Task Hosts_claiming_overlapping_hashes_get_one_holder_each_and_a_redone_shard_keeps_its_own()
+    {
+        // Six hosts claim overlapping sets (in different orders, more than one batch each) at once: every hash ends
+        // with one holder, and each host sees that same holder.
+        var ledgers = Enumerable.Range(0, 6).Select(_ => OpenLedger()).ToList();
+        var sets = ledgers.Select((_, i) => Enumerable.Range(i * 300, 1_200).Select(n => (long)n * 7919 - 4_000_000_000L))
+            .Select((set, i) => (i % 2 == 0 ? set.Reverse() : set).ToList()).ToList();
+        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.ClaimHashes(sets[i], $"shard-{i}"))));
+        var holders = new Dictionary<long, string>();
+        for (var i = 0; i < sets.Count; i++)
+            for (var j = 0; j < sets[i].Count; j++)
+            {
+                if (holders.TryGetValue(sets[i][j], out var seen)) Assert.Equal(seen, answers[i][j]);
+                else holders[sets[i][j]] = answers[i][j];
+            }
+        Assert.Equal(Enumerable.Range(0, 6 * 300 + 900).Count(), holders.Count);
+        Assert.All(holders, kv => Assert.StartsWith("shard-", kv.Value));
+        // The first host owns at least the hashes nobody else asked for; a repeated claim (a shard redone after a
+        // crash) returns the same holders, and a duplicate inside one claim is answered for every occurrence.
+        Assert.All(sets[0].TakeLast(300), h => Assert.Equal("shard-0", holders[h])); // reversed: its lowest 300
+        var again = OpenLedger().ClaimHashes([.. sets[0], sets[0][0]], "shard-0");
+        Assert.Equal(sets[0].Select(h => holders[h]).Append(holders[sets[0][0]]), again);
+    }
+
+    [Fact]
     public void A_lease_has_one_holder_until_it_is_released_or_expires()
     {
         var ledger = OpenLedger();

@@ -1,6 +1,7 @@
 using Amazon.Runtime;
 using Amazon.S3;
 using Pipeline.Contracts.V1;
+using Pipeline.Tests.Shared;
 
 namespace Pipeline.Storage.Tests;
 
@@ -11,18 +12,18 @@ namespace Pipeline.Storage.Tests;
 /// </summary>
 public sealed class S3ShardStoreTests : IDisposable
 {
-    private static readonly string Endpoint = Environment.GetEnvironmentVariable("PIPELINE_TEST_S3") ?? "http://127.0.0.1:4569";
-    private static readonly AWSCredentials Credentials = new BasicAWSCredentials("S3RVER", "S3RVER");
+    private static readonly string Endpoint = S3TestBucket.Endpoint;
+    private static readonly AWSCredentials Credentials = S3TestBucket.Credentials;
     private readonly string _root = Directory.CreateTempSubdirectory("s3-store-").FullName;
-    private readonly S3StorageOptions _options = new() { Bucket = "pipeline-test", Prefix = "t-" + Guid.NewGuid().ToString("N")[..10], ServiceUrl = Endpoint };
+    private readonly S3TestBucket _bucket = new();
+    private readonly S3StorageOptions _options;
     private readonly List<S3ObjectStore> _clients = [];
+
+    public S3ShardStoreTests() => _options = _bucket.Options();
 
     private ShardStore Host(string name, long cacheLimit = long.MaxValue, long partSize = 16 << 20)
     {
-        var client = new S3ObjectStore(new S3StorageOptions
-        {
-            Bucket = _options.Bucket, Prefix = _options.Prefix, ServiceUrl = _options.ServiceUrl, PartSizeBytes = partSize,
-        }, Credentials);
+        var client = new S3ObjectStore(_bucket.Options(partSize), Credentials);
         _clients.Add(client);
         return new ShardStore(Path.Combine(_root, name), client, cacheLimit);
     }
@@ -109,6 +110,65 @@ public sealed class S3ShardStoreTests : IDisposable
         Assert.Equal(["s2.parquet"], cached);
         Assert.Equal(200, (await reader.ReadParquetAsync<Row>(shards[0])).Count); // evicted: fetched again
         Assert.Equal(["s0.parquet"], Directory.GetFiles(Path.Combine(_root, "b", "shards")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_folder_published_on_one_host_is_fetched_whole_on_another_and_listed_only_when_complete()
+    {
+        var writer = Host("a");
+        var folder = writer.Resolve("checkpoints/run/step-0000010");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "checkpoint.json"), "{\"step\": 10}");
+        await File.WriteAllBytesAsync(Path.Combine(folder, "sub", "model.bin"), Enumerable.Range(0, 70_000).Select(i => (byte)i).ToArray());
+        var reader = Host("b");
+        Assert.Empty(await reader.ListFoldersAsync("checkpoints/run"));
+
+        // The files alone are not a folder: it is listed and fetched only once its index is up.
+        await _clients[0].UploadAsync("checkpoints/run/step-0000020/checkpoint.json", Path.Combine(folder, "checkpoint.json"), default);
+        await writer.PublishFolderAsync("checkpoints/run/step-0000010");
+        Assert.Equal(["checkpoints/run/step-0000010"], await reader.ListFoldersAsync("checkpoints/run"));
+        Assert.False(Directory.Exists(await reader.FetchFolderAsync("checkpoints/run/step-0000020")));
+
+        var fetched = await reader.FetchFolderAsync("checkpoints/run/step-0000010");
+        Assert.Equal(Path.Combine(_root, "b", "checkpoints", "run", "step-0000010"), fetched);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(folder, "sub", "model.bin")), await File.ReadAllBytesAsync(Path.Combine(fetched, "sub", "model.bin")));
+        Assert.Equal(["checkpoint.json", "sub/model.bin"], Directory.GetFiles(fetched, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(fetched, f)).Order(StringComparer.Ordinal));
+
+        await writer.UnpublishFolderAsync("checkpoints/run/step-0000010");
+        Assert.Empty(await Host("c").ListFoldersAsync("checkpoints/run"));
+    }
+
+    [Fact]
+    public async Task A_folder_whose_file_changed_or_whose_index_leaves_the_prefix_is_refused_and_not_kept()
+    {
+        var writer = Host("a");
+        Directory.CreateDirectory(writer.Resolve("tokenizers/run"));
+        await File.WriteAllTextAsync(writer.Resolve("tokenizers/run/vocab.txt"), "a b c");
+        await writer.PublishFolderAsync("tokenizers/run");
+        await _clients[0].PutBytesAsync("tokenizers/run/vocab.txt", "a b d"u8.ToArray(), default);
+        var error = await Assert.ThrowsAsync<ShardRejectedException>(() => Host("b").FetchFolderAsync("tokenizers/run"));
+        Assert.Contains($"s3://pipeline-test/{_options.Prefix}/tokenizers/run/vocab.txt has", error.Reason);
+        Assert.False(Directory.Exists(Path.Combine(_root, "b", "tokenizers", "run")));
+
+        await _clients[0].PutBytesAsync($"tokenizers/evil/{ShardStore.FolderIndex}", """[{"Name":"../../etc/x","Sha256":"00","Bytes":1}]"""u8.ToArray(), default);
+        var escape = await Assert.ThrowsAsync<ShardRejectedException>(() => Host("c").FetchFolderAsync("tokenizers/evil"));
+        Assert.Contains("'..'", escape.Reason);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_root, "c", "tokenizers")));
+    }
+
+    [Fact]
+    public async Task A_replaced_file_is_read_as_its_latest_version_without_touching_the_local_copy()
+    {
+        var writer = Host("a");
+        await writer.WriteAtomicAsync("shards/tokens/run/manifest.json", s => s.WriteAsync("v1"u8.ToArray()).AsTask());
+        var reader = Host("b");
+        Assert.Equal("v1", await File.ReadAllTextAsync(await reader.FetchFileAsync("shards/tokens/run/manifest.json")));
+        await File.WriteAllTextAsync(writer.Resolve("shards/tokens/run/manifest.json"), "v2");
+        await writer.PublishFileAsync("shards/tokens/run/manifest.json");
+        Assert.Equal("v2", await reader.ReadLatestTextAsync("shards/tokens/run/manifest.json"));
+        Assert.Equal("v1", await File.ReadAllTextAsync(reader.Resolve("shards/tokens/run/manifest.json")));
+        await Assert.ThrowsAsync<FileNotFoundException>(() => reader.ReadLatestTextAsync("shards/tokens/other/manifest.json"));
     }
 
     public void Dispose()

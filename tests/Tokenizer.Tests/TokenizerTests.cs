@@ -157,7 +157,7 @@ public sealed class TokenizerTests : IDisposable
         Assert.NotEqual(before.Count, after.Count);
 
         File.WriteAllText(store.Resolve(uri), "[\"doc-2\"]");
-        Assert.Contains("checksum", Assert.Throws<InvalidDataException>(() => corpus.ExcludedIds("x")).Message);
+        Assert.Contains("checksum", (await Assert.ThrowsAsync<InvalidDataException>(() => corpus.ExcludedIdsAsync("x"))).Message);
     }
 
     [Fact]

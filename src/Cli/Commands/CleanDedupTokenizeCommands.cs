@@ -141,7 +141,7 @@ public static class CleanDedupTokenizeCommands
             await RunStageAsync("tokenize", CorpusTokenizer.Stage, outDir, runId, parse.GetValue(inputs)!,
                 input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
                 r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);
-            corpus.WriteManifest(runId, tokenizer, Path.GetFullPath(tokenizer.Folder));
+            await corpus.WriteManifestAsync(runId, tokenizer, Path.GetFullPath(tokenizer.Folder), ct);
             var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
             AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(CorpusTokenizer.ManifestUri(runId)))}");
             if (parse.GetValue(alsoBin))

@@ -1,0 +1,37 @@
+using Microsoft.Data.Sqlite;
+
+namespace Pipeline.Hosting;
+
+public sealed partial class RunLedger
+{
+    /// <summary>Whether the ledger is a PostgreSQL database (shared by hosts) rather than a SQLite file in one data root.</summary>
+    public bool IsShared => _postgres;
+
+    private const int ClaimBatch = 500;
+
+    /// <summary>
+    /// Claims each hash for <paramref name="holder"/> unless another holder has it, and returns the holder of each
+    /// (<paramref name="holder"/> where the claim took): first claim wins across every host on this ledger, and a
+    /// holder that claims again (a shard redone after a crash) finds its own claims. One transaction; the hashes are
+    /// inserted in ascending order, so two hosts claiming overlapping sets wait for each other instead of deadlocking.
+    /// </summary>
+    public string[] ClaimHashes(IReadOnlyList<long> hashes, string holder)
+    {
+        var holders = new Dictionary<long, string>(hashes.Count);
+        if (hashes.Count == 0) return [];
+        using var c = _open();
+        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+        foreach (var batch in hashes.Distinct().Order().Chunk(ClaimBatch))
+        {
+            var names = batch.Select((_, i) => $"@h{i}").ToList();
+            var parameters = batch.Select((hash, i) => (names[i], (object?)hash)).ToList();
+            Execute(c, $"INSERT INTO exact_claims(hash, holder) VALUES {string.Join(", ", names.Select(n => $"({n}, @holder)"))} ON CONFLICT(hash) DO NOTHING",
+                [.. parameters, ("@holder", holder)]);
+            using var select = Command(c, $"SELECT hash, holder FROM exact_claims WHERE hash IN ({string.Join(", ", names)})", [.. parameters]);
+            using var reader = select.ExecuteReader();
+            while (reader.Read()) holders[Convert.ToInt64(reader.GetValue(0))] = reader.GetString(1);
+        }
+        tx.Commit();
+        return hashes.Select(hash => holders[hash]).ToArray();
+    }
+}
