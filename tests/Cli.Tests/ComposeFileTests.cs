@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using YamlDotNet.RepresentationModel;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>compose.yaml describes separate hosts: nothing shared but MinIO, PostgreSQL and RabbitMQ.</summary>
+public sealed class ComposeFileTests
+{
+    private static string Repository()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "compose.yaml"))) return dir.FullName;
+        throw new FileNotFoundException("compose.yaml was not found above the test binaries");
+    }
+
+    /// <summary>A service's own setting, else the one it takes from the shared anchor ("&lt;&lt;: *service").</summary>
+    private static YamlNode? Setting(YamlMappingNode service, string key) =>
+        service.Children.TryGetValue(key, out var own) ? own
+        : service.Children.TryGetValue("<<", out var shared) && ((YamlMappingNode)shared).Children.TryGetValue(key, out var inherited) ? inherited : null;
+
+    [Fact]
+    public void Every_service_has_a_folder_of_its_own_and_exchanges_files_through_the_object_store()
+    {
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(File.ReadAllText(Path.Combine(Repository(), "compose.yaml"))));
+        var services = (YamlMappingNode)((YamlMappingNode)yaml.Documents[0].RootNode)["services"];
+        var mountedBy = new Dictionary<string, List<string>>();
+        var served = new List<string>();
+        foreach (var (key, value) in services.Children)
+        {
+            var name = ((YamlScalarNode)key).Value!;
+            var service = (YamlMappingNode)value;
+            if (service.Children.TryGetValue("command", out var command) && ((YamlSequenceNode)command).Children.FirstOrDefault()?.ToString() == "serve")
+            {
+                served.Add(name);
+                var environment = (YamlMappingNode)Setting(service, "environment")!;
+                Assert.Equal("S3", environment["PIPELINE__STORAGE__KIND"].ToString());
+                Assert.NotNull(environment["PIPELINE__LEDGER__CONNECTIONSTRING"]);
+            }
+            if (Setting(service, "volumes") is YamlSequenceNode volumes)
+                foreach (var volume in volumes.Children.Select(v => v.ToString().Split(':')[0]))
+                    (mountedBy.TryGetValue(volume, out var list) ? list : mountedBy[volume] = []).Add(name);
+            if (service.Children.TryGetValue("ports", out var ports))
+                Assert.All(((YamlSequenceNode)ports).Children, port => Assert.StartsWith("127.0.0.1:", port.ToString()));
+        }
+        Assert.Equal(["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"], served);
+        Assert.All(mountedBy, kv => Assert.True(kv.Value.Count == 1, $"volume {kv.Key} is shared by {string.Join(", ", kv.Value)}"));
+        Assert.All(served, service => Assert.Contains(mountedBy, kv => kv.Value.SequenceEqual([service])));
+    }
+
+    [Fact]
+    public void Compose_accepts_the_file_with_the_example_environment()
+    {
+        // docker-compose (the Debian package, installed by .ci/run) checks the file without a Docker engine.
+        var repository = Repository();
+        var folder = Directory.CreateTempSubdirectory("compose-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(repository, "compose.yaml"), Path.Combine(folder, "compose.yaml"));
+            File.Copy(Path.Combine(repository, ".env.example"), Path.Combine(folder, ".env"));
+            var start = new ProcessStartInfo("docker-compose", ["config", "--quiet"]) { WorkingDirectory = folder, RedirectStandardError = true, RedirectStandardOutput = true };
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, $"docker-compose config: {error}");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
