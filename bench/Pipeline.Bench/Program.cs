@@ -16,6 +16,8 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["align"] = AlignBench.RunAsync,
     ["shard-memory"] = ShardMemoryBench.RunAsync,
     ["ledger"] = LedgerBench.RunAsync,
+    ["storage"] = StorageBench.RunAsync,
+    ["cleaners"] = CompetingCleanersBench.RunAsync,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

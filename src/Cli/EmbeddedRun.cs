@@ -98,7 +98,9 @@ public static class EmbeddedRun
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
             await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated), ct));
-            return RunReport.Write(ledger, options.RunId, training.RunName, Path.Combine(outDir, "reports"), alignment?.OutputRun(training.RunName, training.MaxSteps));
+            var report = RunReport.Write(ledger, options.RunId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps));
+            await store.PublishFolderAsync("reports", ct);
+            return report;
         }
         finally
         {

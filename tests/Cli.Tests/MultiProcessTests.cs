@@ -92,13 +92,15 @@ public sealed class MultiProcessTests : IDisposable
         }
         // Checked from a host of its own that has only the bucket and the ledger.
         using var objects = new Storage.S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
-        var outcome = await RunAssertions.CheckAsync(Folder("coordinator"), aligned: true, ledger: ledger, store: new Storage.ShardStore(Folder("checker"), objects));
+        Storage.ShardStore Host(string name) => new(Folder(name), objects);
+        var outcome = await RunAssertions.CheckAsync(Folder("coordinator"), aligned: true, ledger: ledger, store: Host("checker"));
         foreach (var host in Services.Append("coordinator"))
             Assert.False(File.Exists(Path.Combine(Folder(host), "ledger.db")), $"{host} used a SQLite ledger");
         // Each host fetched what it needed and wrote its own: the trainer never held a crawl shard, the crawler no checkpoint.
         Assert.False(Directory.Exists(Path.Combine(Folder("trainer"), "shards", "raw")));
         Assert.False(Directory.Exists(Path.Combine(Folder("crawler"), "checkpoints")));
         Assert.True(Directory.Exists(Path.Combine(Folder("evaluator"), "checkpoints")));
+        Assert.Contains("## Training", File.ReadAllText(Path.Combine(await Host("checker-reports").FetchFolderAsync("reports"), "report.md")));
 
         // The same counts at every stage as the embedded run of the same command (one process, one folder, SQLite).
         var embedded = await EndToEndTests.SmallRunOutcomeAsync();
