@@ -192,6 +192,15 @@ public sealed class Frontier : IDisposable
         }
     }
 
+    /// <summary>Writes a consistent copy of the frontier to <paramref name="path"/> (a new file), for another host to resume from.</summary>
+    public void SnapshotTo(string path)
+    {
+        lock (_gate)
+        {
+            Exec("VACUUM INTO $p", ("$p", path));
+        }
+    }
+
     public string? GetMeta(string key)
     {
         lock (_gate)

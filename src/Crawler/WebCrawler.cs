@@ -22,11 +22,58 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
 
     public CrawlProgress Progress { get; } = new();
 
+    private readonly SemaphoreSlim _snapshotGate = new(1, 1);
+
+    // Frontier snapshots of a run, each a published folder named by its count of committed shards.
+    private static string SnapshotsUri(string runId) => $"crawl/{runId}/frontier-snapshots";
+
+    /// <summary>
+    /// With an object store a crawl may resume on another host, whose folder lacks the frontier or holds an older one
+    /// (the crawl ran there before): the latest snapshot in the store replaces it when it has more committed shards.
+    /// </summary>
+    private async Task RestoreFrontierAsync(string runId, string frontierPath, CancellationToken ct)
+    {
+        var latest = (await store.ListFoldersAsync(SnapshotsUri(runId), ct)).LastOrDefault();
+        if (latest is null) return;
+        var committed = long.Parse(latest[(latest.LastIndexOf('/') + 1)..]);
+        if (File.Exists(frontierPath))
+        {
+            using var local = new Frontier(frontierPath);
+            if (local.CommittedShards().Count >= committed) return;
+        }
+        var folder = await store.FetchFolderAsync(latest, ct);
+        foreach (var file in new[] { frontierPath, frontierPath + "-wal", frontierPath + "-shm" }) File.Delete(file);
+        File.Move(Path.Combine(folder, "frontier.db"), frontierPath);
+        Directory.Delete(folder, recursive: true);
+        logger.LogInformation("crawl: resuming from the frontier snapshot {Snapshot} ({Shards} shards committed)", latest, committed);
+    }
+
+    // Costs a copy of the frontier per shard (tens of bytes a URL); the previous snapshot is then removed.
+    private async Task PublishFrontierAsync(string runId, Frontier frontier, CancellationToken ct)
+    {
+        var committed = frontier.CommittedShards().Count;
+        var uri = $"{SnapshotsUri(runId)}/{committed:D6}";
+        var folder = store.Resolve(uri);
+        // Written under a temporary name first: a folder here counts as a snapshot, so it never holds half a file.
+        var temp = store.Resolve($"crawl/{runId}/frontier-snapshot.tmp");
+        File.Delete(temp);
+        frontier.SnapshotTo(temp);
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        Directory.CreateDirectory(folder);
+        File.Move(temp, Path.Combine(folder, "frontier.db"));
+        await store.PublishFolderAsync(uri, ct);
+        Directory.Delete(folder, recursive: true);
+        foreach (var older in await store.ListFoldersAsync(SnapshotsUri(runId), ct))
+            if (older != uri) await store.UnpublishFolderAsync(older, ct);
+    }
+
     /// <param name="onShard">Called after each shard is committed (record it in the ledger, announce it).</param>
     public async Task<CrawlSummary> RunAsync(string runId, IEnumerable<string> seeds, Func<ShardRef, Task> onShard, CancellationToken ct)
     {
         var configHash = StableId.ConfigHash(options);
-        using var frontier = new Frontier(store.Resolve($"crawl/{runId}/frontier.db"));
+        var frontierPath = store.Resolve($"crawl/{runId}/frontier.db");
+        if (store.HasObjectStore) await RestoreFrontierAsync(runId, frontierPath, ct);
+        using var frontier = new Frontier(frontierPath);
         using var fetcher = new PageFetcher(options);
 
         // A resume gives URLs that failed before (connection errors, 5xx) another attempt, up to MaxAttempts in all.
@@ -78,7 +125,23 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                     return Task.CompletedTask;
                 }, ct);
             }
-            frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
+            if (store.HasObjectStore)
+            {
+                // Committed and snapshotted one shard at a time, so each snapshot holds every commit before it; the
+                // shard is announced only once a snapshot holding it is up, so a crawl resumed on another host never
+                // writes a different shard under an announced shard's id.
+                await _snapshotGate.WaitAsync(ct);
+                try
+                {
+                    frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
+                    await PublishFrontierAsync(runId, frontier, ct);
+                }
+                finally
+                {
+                    _snapshotGate.Release();
+                }
+            }
+            else frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
             Progress.Shards++;
             logger.LogInformation("crawl: shard {Shard} with {Pages} pages", shard.Uri, rows.Count);
             await onShard(shard);

@@ -16,8 +16,15 @@ public sealed class DedupModule : IStageModule
         services.AddSingleton(StrictConfig.Bind<DedupOptions>(configuration, DedupOptions.Section));
         // The index has one writer at a time across every dedup service on this data root (a lease in the ledger);
         // ten minutes outlasts any shard, and is how long a crashed holder keeps the others waiting.
-        services.AddSingleton(provider => new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(), provider.GetRequiredService<Storage.ShardStore>(),
-            new LedgerLease(provider.GetRequiredService<RunLedger>(), "dedup-index", TimeSpan.FromMinutes(10))));
+        // With an object store each host has a folder of its own, so the index is shared through the store and the ledger.
+        services.AddSingleton(provider =>
+        {
+            var store = provider.GetRequiredService<Storage.ShardStore>();
+            var ledger = provider.GetRequiredService<RunLedger>();
+            return new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(), store,
+                new LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
+                store.HasObjectStore ? new SharedLshIndex(store, ledger) : null);
+        });
     }
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.

@@ -13,7 +13,11 @@ namespace Pipeline.Dedup;
 /// Held while a shard is decided, when several processes share the index (dedup services on one queue): each shard
 /// is then decided against everything the others kept, and an instance reopens the index when another wrote to it.
 /// </param>
-public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, LedgerLease? writerLease = null) : IDisposable
+/// <param name="shared">
+/// The index as shared through the object store, when the dedup services on the queue have folders of their own
+/// (separate hosts): the local copy catches up before each shard and publishes what the shard added after it.
+/// </param>
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, LedgerLease? writerLease = null, SharedLshIndex? shared = null) : IDisposable
 {
     // Kept open across shards: opening loads the band-key bitmap, which is linear in the index size.
     private LshIndex? _index;
@@ -38,7 +42,9 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
         await using var lease = writerLease is null ? null : await writerLease.AcquireAsync(ct);
         try
         {
-            if (_index is { ChangedElsewhere: true })
+            if (shared is not null)
+                _index = await shared.CatchUpAsync(_index, IndexPath, options, ct);
+            else if (_index is { ChangedElsewhere: true })
             {
                 _index.Dispose();
                 _index = null;
@@ -82,6 +88,13 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
                 await store.WriteParquetAsync($"shards/dedup/{input.RunId}/duplicates-{shardId}.parquet", duplicates,
                     new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], input.RunId), ct);
             index.AddAll(added, shardId);
+            if (shared is not null && await shared.PublishChangeAsync(shardId, added, input.RunId, ct))
+            {
+                // A snapshot copies the index's files, so it is closed first (which also folds its write-ahead log in).
+                index.Dispose();
+                _index = null;
+                await shared.PublishSnapshotAsync(IndexPath, ct);
+            }
             return new StageResult([output], new DedupStats((int)seen, added.Count, duplicates.Count));
         }
         finally

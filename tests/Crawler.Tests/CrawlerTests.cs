@@ -147,6 +147,44 @@ public sealed class CrawlerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_crawl_resumes_on_another_host_from_the_frontier_snapshot_in_the_object_store()
+    {
+        var site = Path.Combine(_root, "site");
+        Directory.CreateDirectory(site);
+        File.WriteAllText(Path.Combine(site, "index.html"), "<html><body>" + string.Concat(Enumerable.Range(1, 9).Select(i => $"<a href='/p{i}.html'>{i}</a>")) + "</body></html>");
+        for (var i = 1; i <= 9; i++) File.WriteAllText(Path.Combine(site, $"p{i}.html"), $"<html><body><p>page {i}</p></body></html>");
+        var fetches = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        await using var server = await StaticSite.StartAsync(site, app => app.Use(async (context, next) =>
+        {
+            fetches.AddOrUpdate(context.Request.Path, 1, (_, n) => n + 1);
+            await next();
+        }));
+        var bucket = new Pipeline.Tests.Shared.S3TestBucket();
+        using var client = new S3ObjectStore(bucket.Options(), Pipeline.Tests.Shared.S3TestBucket.Credentials);
+        async Task<List<ShardRef>> CrawlOn(string host, int maxPages)
+        {
+            var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, PagesPerShard = 1, GlobalConcurrency = 1, MaxPages = maxPages };
+            var shards = new List<ShardRef>();
+            await new WebCrawler(options, new ShardStore(Path.Combine(_root, host), client), NullLogger.Instance)
+                .RunAsync("t", [server.Address.ToString()], s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None);
+            return shards;
+        }
+
+        var first = await CrawlOn("a", 3);
+        Assert.Equal(3, first.Count);
+        // Host b has no frontier of its own: it re-announces a's shards as they were and crawls only new pages.
+        var second = await CrawlOn("b", 6);
+        Assert.Equal(first.Select(s => s.Sha256), second.Take(3).Select(s => s.Sha256));
+        Assert.Equal(6, second.Count);
+        // Back on a, whose folder holds the older frontier: the newer snapshot wins.
+        var third = await CrawlOn("a", 10);
+        Assert.Equal(second.Select(s => s.Sha256), third.Take(6).Select(s => s.Sha256));
+        Assert.Equal(10, third.Count);
+        Assert.All(Enumerable.Range(1, 9), i => Assert.Equal(1, fetches.GetValueOrDefault($"/p{i}.html")));
+        Assert.Equal(1, fetches.GetValueOrDefault("/"));
+    }
+
+    [Fact]
     public async Task Rate_limits_are_retried_and_timeouts_and_unreachable_hosts_are_counted()
     {
         var calls = 0;

@@ -205,5 +205,45 @@ public sealed class DedupTests : IDisposable
         Assert.Equal(6, results.Sum(r => ((DedupStats)r.Stats!).Kept));
     }
 
+    [Fact]
+    public async Task Dedup_hosts_with_folders_of_their_own_share_the_index_through_the_object_store()
+    {
+        // Three hosts: each its own folder, one bucket prefix (the test S3 server) and one ledger between them.
+        var bucket = new Pipeline.Tests.Shared.S3TestBucket();
+        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
+        var clients = new List<S3ObjectStore>();
+        ShardDeduplicator Host(string name)
+        {
+            var client = new S3ObjectStore(bucket.Options(), Pipeline.Tests.Shared.S3TestBucket.Credentials);
+            clients.Add(client);
+            var store = new ShardStore(Path.Combine(_root, name), client);
+            return new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
+                new SharedLshIndex(store, ledger, snapshotEvery: 3));
+        }
+        var english = RealDocuments("en");
+        CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
+        using var a = Host("a");
+        using var b = Host("b");
+        var producer = new ShardStore(Path.Combine(_root, "producer"), clients[0]);
+        async Task<DedupStats> Decide(ShardDeduplicator host, string id, IEnumerable<CleanDocument> docs) =>
+            (DedupStats)(await host.ProcessAsync(await Shard(id, docs.ToList(), producer), default)).Stats!;
+
+        Assert.Equal(5, (await Decide(a, "clean-0", english.Take(5))).Kept);
+        // b has never seen shard 0: it catches up from a's change before deciding.
+        Assert.Equal(new DedupStats(5, 3, 2), await Decide(b, "clean-1", english.Skip(3).Take(5).Select((d, i) => i < 2 ? Copy(d, $"b-{i}") : d)));
+        // A redelivered shard 1 on a (after a crash) decides the same and replaces, not adds; change 3 is a snapshot.
+        Assert.Equal(new DedupStats(5, 3, 2), await Decide(a, "clean-1", english.Skip(3).Take(5).Select((d, i) => i < 2 ? Copy(d, $"b-{i}") : d)));
+        Assert.Equal(5, (await Decide(b, "clean-2", english.Skip(8).Take(5))).Kept);
+
+        // A host that joins late starts from the snapshot of change 3 and replays change 4.
+        using var c = Host("c");
+        var late = await Decide(c, "clean-3", english.Take(13).Select((d, i) => Copy(d, $"c-{i}")));
+        Assert.Equal(new DedupStats(13, 0, 13), late);
+        using var index = new LshIndex(Path.Combine(_root, "c", "index", "lsh.db"), _options.Bands, _options.Rows);
+        Assert.Equal(13, index.Count);
+        Assert.True(File.Exists(Path.Combine(_root, "a", "index", "lsh.db")));
+        foreach (var client in clients) client.Dispose();
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
