@@ -18,6 +18,8 @@ public sealed record EmbeddedRunOptions
     /// <summary>Folder served on loopback and crawled when no seed is given (default: the shipped sample site).</summary>
     public string? SiteFolder { get; init; }
     public int MaxPages { get; init; } = 400;
+    /// <summary>Jobs the crawl is split into by host (<see cref="RunRequest.CrawlParts"/>).</summary>
+    public int CrawlParts { get; init; } = 1;
     public int VocabSize { get; init; } = 2048;
     public int Steps { get; init; } = 300;
     public string RunId { get; init; } = "sample";
@@ -97,7 +99,7 @@ public static class EmbeddedRun
                 },
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated), ct));
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts), ct));
             var report = RunReport.Write(ledger, options.RunId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps));
             await store.PublishFolderAsync("reports", ct);
             return report;
@@ -115,6 +117,8 @@ public static class EmbeddedRun
     {
         if (options.Steps < 1) throw new ArgumentException($"--steps {options.Steps}: the sample model needs at least 1 training step");
         if (options.MaxPages < 1) throw new ArgumentException($"--max-pages {options.MaxPages}: the crawl needs at least 1 page");
+        if (options.CrawlParts < 1 || options.CrawlParts > options.MaxPages)
+            throw new ArgumentException($"--crawl-parts {options.CrawlParts}: must be between 1 and --max-pages ({options.MaxPages})");
         if (options.VocabSize < Tokenizer.BpeTrainer.MinimumVocabSize)
             throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Tokenizer.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
     }

@@ -18,8 +18,9 @@ namespace Pipeline.Cli;
 /// <param name="Alignment">The fine-tune of the final checkpoint that the run asks the alignment service for, and whose evaluation it waits for (null: none).</param>
 /// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
 /// <param name="RemoveContaminated">Drop the training documents that contain evaluation examples (Pipeline:Decontaminate:Remove).</param>
+/// <param name="CrawlParts">Crawl jobs split by host, for as many crawler services (1: one job).</param>
 public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, RunAlignment? Alignment = null,
-    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false)
+    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1)
 {
     /// <summary>The run the alignment makes from the final checkpoint (null: none).</summary>
     public string? AlignedRun => Alignment?.OutputRun(Training.RunName, Training.MaxSteps);
@@ -55,7 +56,8 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
         Phase("crawl");
         await ReannounceAsync(request.RunId, ct);
-        await PublishAsync(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages), ct);
+        for (var part = 0; part < request.CrawlParts; part++)
+            await PublishAsync(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages, Partition: part, Partitions: request.CrawlParts), ct);
         await WaitAsync(request, () => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
 
         Phase("clean + dedup");
@@ -272,9 +274,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private string? FailedJob(RunRequest request)
     {
-        if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", request.RunId)) is { } crawl
-            && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: "failed" } c)
-            return $"crawl failed: {c.Error}";
+        var crawlJobs = request.CrawlParts > 1 ? Enumerable.Range(0, request.CrawlParts).Select(i => $"{request.RunId}/p{i}") : [request.RunId];
+        foreach (var name in crawlJobs)
+            if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", name)) is { } crawl
+                && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: "failed" } c)
+                return $"crawl failed: {c.Error}";
         if (TrainingJob(request.Training.RunName) is { State: "failed" } t) return $"training failed: {t.Error}";
         foreach (var key in ledger.KeysWithPrefix("alignment:"))
             if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: "failed" } a && a.Request.RunId == request.RunId)

@@ -85,6 +85,9 @@ public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri
 
 /// <summary>
 /// Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus). <see cref="WarcFiles"/> are
-/// URIs relative to the storage root, like shard URIs, never host paths.
+/// URIs relative to the storage root, like shard URIs, never host paths. A crawl split by host into
+/// <see cref="Partitions"/> parts is one message per part, each a job of its own that any crawler service may take;
+/// every part gets every seed (they define the crawl's scope) and crawls only its own hosts.
 /// </summary>
-public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null);
+public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null,
+    int Partition = 0, int Partitions = 1);

@@ -28,4 +28,16 @@ public sealed record CrawlSummary(int Pages, int Shards, IReadOnlyDictionary<str
     public long Retries { get; init; }
     /// <summary>Failed URLs given another attempt at the start of this run (MaxAttempts not reached).</summary>
     public int Requeued { get; init; }
+
+    /// <summary>The summary of a crawl split into parts: the parts' counts added up.</summary>
+    public static CrawlSummary Merge(IReadOnlyList<CrawlSummary> parts)
+    {
+        static Dictionary<string, int> Sum(IEnumerable<IReadOnlyDictionary<string, int>> maps) =>
+            maps.SelectMany(m => m).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Sum(kv => kv.Value));
+        return new CrawlSummary(parts.Sum(p => p.Pages), parts.Sum(p => p.Shards), Sum(parts.Select(p => p.ByState)), Sum(parts.Select(p => p.ByReason)))
+        {
+            Retries = parts.Sum(p => p.Retries),
+            Requeued = parts.Sum(p => p.Requeued),
+        };
+    }
 }

@@ -34,12 +34,17 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
 {
     protected override string Kind => "crawl";
 
-    protected override string NameOf(CrawlRequested request) => request.RunId;
+    protected override string NameOf(CrawlRequested request) =>
+        request.Partitions > 1 ? $"{request.RunId}/p{request.Partition}" : request.RunId;
 
     protected override async Task<long> RunJobAsync(CrawlRequested message, CancellationToken ct)
     {
+        if (message.Partitions < 1 || message.Partition < 0 || message.Partition >= message.Partitions)
+            throw new ArgumentException($"crawl request for run {message.RunId}: part {message.Partition} of {message.Partitions} does not exist");
+        var split = message.Partitions > 1;
         var crawlOptions = options;
         if (message.MaxPages > 0) crawlOptions = CloneWithMaxPages(options, message.MaxPages);
+        var partition = split ? new CrawlPartition(message.Partition, message.Partitions, new LedgerCrawlHandoff(Ledger, message.RunId, message.Partition, message.Partitions)) : null;
         async Task OnShard(ShardRef shard)
         {
             if (!Ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
@@ -48,22 +53,32 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         }
 
         var shards = 0;
-        if (message.WarcFiles is { Count: > 0 } files)
+        if (message.WarcFiles is { Count: > 0 } files && message.Partition == 0)
         {
             // A message names WARC files by URI under the data root, confined like shards (a message from the bus must
-            // not make a service read an arbitrary host file).
-            var paths = files.Select(store.Resolve).ToList();
+            // not make a service read an arbitrary host file); with an object store they are fetched from it.
+            var paths = new List<string>();
+            foreach (var file in files) paths.Add(await store.FetchFileAsync(file, ct));
             var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, paths, OnShard, ct);
             Ledger.Set($"warc-summary:{message.RunId}", JsonSerializer.Serialize(warc));
             shards += warc.Shards;
         }
         ct.ThrowIfCancellationRequested();
         var summary = message.Seeds.Count > 0
-            ? await new WebCrawler(crawlOptions, store, Logger).RunAsync(message.RunId, message.Seeds, OnShard, ct)
+            ? await new WebCrawler(crawlOptions, store, Logger).RunAsync(message.RunId, message.Seeds, OnShard, ct, partition)
             : new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>());
         // A crawl stopped by the service shutting down is not finished: no summary, so the run waits for the resumed crawl.
         ct.ThrowIfCancellationRequested();
-        Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(summary));
+        if (split)
+        {
+            // The crawl's summary is written by whichever part finds every part's summary there (each writes its own
+            // first, so the last to finish always does; two that finish together write the same).
+            Ledger.Set($"crawl-summary:{message.RunId}:{partition!.Tag}", JsonSerializer.Serialize(summary));
+            var parts = Enumerable.Range(0, message.Partitions).Select(i => Ledger.Get($"crawl-summary:{message.RunId}:p{i}")).ToList();
+            if (parts.All(p => p is not null))
+                Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(CrawlSummary.Merge(parts.Select(p => JsonSerializer.Deserialize<CrawlSummary>(p!)!).ToList())));
+        }
+        else Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(summary));
         shards += summary.Shards;
         await bus.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
         return summary.Pages;
@@ -75,4 +90,20 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         copy.MaxPages = maxPages;
         return copy;
     }
+}
+
+/// <summary>The parts of a split crawl hand each other URLs, and agree that the crawl is over, through the run ledger.</summary>
+public sealed class LedgerCrawlHandoff(RunLedger ledger, string runId, int part, int parts) : ICrawlHandoff
+{
+    public void Send(int target, IReadOnlyCollection<(string Url, int Depth)> urls) => ledger.HandOffUrls(runId, target, urls);
+
+    public IReadOnlyList<(string Url, int Depth)> Received() => ledger.HandedOffUrls(runId, part);
+
+    public void SetIdle(long? received) => ledger.SetCrawlPartitionIdle(runId, part, received);
+
+    public bool AllIdle() => ledger.CrawlPartitionsQuiescent(runId, parts);
+
+    public void SetPages(long pages) => ledger.SetCrawlPartitionPages(runId, part, pages);
+
+    public bool TakePage(int maxPages) => ledger.TakeCrawlPage(runId, part, maxPages);
 }

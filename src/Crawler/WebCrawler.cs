@@ -23,17 +23,63 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     public CrawlProgress Progress { get; } = new();
 
     private readonly SemaphoreSlim _snapshotGate = new(1, 1);
+    private CrawlPartition? _partition;
+    private int _received;
 
-    // Frontier snapshots of a run, each a published folder named by its count of committed shards.
-    private static string SnapshotsUri(string runId) => $"crawl/{runId}/frontier-snapshots";
+    /// <summary>
+    /// A part with nothing queued takes the URLs other parts handed it; with none new it says it is idle and waits
+    /// until every part is (the crawl is over) or new URLs arrive. True when the crawl is over (or stopping).
+    /// </summary>
+    private async Task<bool> OutOfWorkAsync(CrawlPartition partition, Frontier frontier, bool budgetLeft, CancellationToken ct)
+    {
+        while (true)
+        {
+            var received = partition.Handoff.Received();
+            var added = received.Count > _received ? frontier.Add(received) : 0;
+            _received = received.Count;
+            if (added > 0 && budgetLeft)
+            {
+                partition.Handoff.SetIdle(null);
+                return false;
+            }
+            partition.Handoff.SetIdle(_received);
+            if (partition.Handoff.AllIdle()) return true;
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(300), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Queues links in this crawl's frontier, or hands them to the part of the crawl that owns their host.</summary>
+    private void AddLinks(Frontier frontier, IEnumerable<(string Url, int Depth)> links)
+    {
+        if (_partition is not { } partition)
+        {
+            frontier.Add(links);
+            return;
+        }
+        foreach (var group in links.GroupBy(l => CrawlPartition.OwnerOf(new Uri(l.Url).Authority, partition.Count)))
+        {
+            if (group.Key == partition.Index) frontier.Add(group);
+            else partition.Handoff.Send(group.Key, group.ToList());
+        }
+    }
+
+    // Frontier snapshots of a crawl, each a published folder named by its count of committed shards.
+    private static string SnapshotsUri(string folder) => $"{folder}/frontier-snapshots";
 
     /// <summary>
     /// With an object store a crawl may resume on another host, whose folder lacks the frontier or holds an older one
     /// (the crawl ran there before): the latest snapshot in the store replaces it when it has more committed shards.
     /// </summary>
-    private async Task RestoreFrontierAsync(string runId, string frontierPath, CancellationToken ct)
+    private async Task RestoreFrontierAsync(string folder, string frontierPath, CancellationToken ct)
     {
-        var latest = (await store.ListFoldersAsync(SnapshotsUri(runId), ct)).LastOrDefault();
+        var latest = (await store.ListFoldersAsync(SnapshotsUri(folder), ct)).LastOrDefault();
         if (latest is null) return;
         var committed = long.Parse(latest[(latest.LastIndexOf('/') + 1)..]);
         if (File.Exists(frontierPath))
@@ -41,21 +87,22 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             using var local = new Frontier(frontierPath);
             if (local.CommittedShards().Count >= committed) return;
         }
-        var folder = await store.FetchFolderAsync(latest, ct);
+        var fetched = await store.FetchFolderAsync(latest, ct);
         foreach (var file in new[] { frontierPath, frontierPath + "-wal", frontierPath + "-shm" }) File.Delete(file);
-        File.Move(Path.Combine(folder, "frontier.db"), frontierPath);
-        Directory.Delete(folder, recursive: true);
+        Directory.CreateDirectory(Path.GetDirectoryName(frontierPath)!);
+        File.Move(Path.Combine(fetched, "frontier.db"), frontierPath);
+        Directory.Delete(fetched, recursive: true);
         logger.LogInformation("crawl: resuming from the frontier snapshot {Snapshot} ({Shards} shards committed)", latest, committed);
     }
 
     // Costs a copy of the frontier per shard (tens of bytes a URL); the previous snapshot is then removed.
-    private async Task PublishFrontierAsync(string runId, Frontier frontier, CancellationToken ct)
+    private async Task PublishFrontierAsync(string crawlFolder, Frontier frontier, CancellationToken ct)
     {
         var committed = frontier.CommittedShards().Count;
-        var uri = $"{SnapshotsUri(runId)}/{committed:D6}";
+        var uri = $"{SnapshotsUri(crawlFolder)}/{committed:D6}";
         var folder = store.Resolve(uri);
         // Written under a temporary name first: a folder here counts as a snapshot, so it never holds half a file.
-        var temp = store.Resolve($"crawl/{runId}/frontier-snapshot.tmp");
+        var temp = store.Resolve($"{crawlFolder}/frontier-snapshot.tmp");
         File.Delete(temp);
         frontier.SnapshotTo(temp);
         if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
@@ -63,16 +110,21 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         File.Move(temp, Path.Combine(folder, "frontier.db"));
         await store.PublishFolderAsync(uri, ct);
         Directory.Delete(folder, recursive: true);
-        foreach (var older in await store.ListFoldersAsync(SnapshotsUri(runId), ct))
+        foreach (var older in await store.ListFoldersAsync(SnapshotsUri(crawlFolder), ct))
             if (older != uri) await store.UnpublishFolderAsync(older, ct);
     }
 
     /// <param name="onShard">Called after each shard is committed (record it in the ledger, announce it).</param>
-    public async Task<CrawlSummary> RunAsync(string runId, IEnumerable<string> seeds, Func<ShardRef, Task> onShard, CancellationToken ct)
+    /// <param name="partition">This crawl's part, when the crawl is split by host (null: the whole crawl).</param>
+    public async Task<CrawlSummary> RunAsync(string runId, IEnumerable<string> seeds, Func<ShardRef, Task> onShard, CancellationToken ct,
+        CrawlPartition? partition = null)
     {
+        _partition = partition;
         var configHash = StableId.ConfigHash(options);
-        var frontierPath = store.Resolve($"crawl/{runId}/frontier.db");
-        if (store.HasObjectStore) await RestoreFrontierAsync(runId, frontierPath, ct);
+        var folder = partition is null ? $"crawl/{runId}" : $"crawl/{runId}/{partition.Tag}";
+        var tag = partition is null ? "" : partition.Tag + "-";
+        var frontierPath = store.Resolve($"{folder}/frontier.db");
+        if (store.HasObjectStore) await RestoreFrontierAsync(folder, frontierPath, ct);
         using var frontier = new Frontier(frontierPath);
         using var fetcher = new PageFetcher(options);
 
@@ -91,12 +143,18 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         // A seed that is not an http(s) URL (file://, ftp://, a typo) is recorded as skipped, never silently dropped.
         frontier.AddSkipped(normalizedSeeds.Where(n => n.Url is null).Select(n => n.Seed), "scheme");
         _seedHosts = seedUrls.Select(u => new Uri(u).Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        frontier.Add(seedUrls.Select(u => (u, 0)));
-        foreach (var host in seedUrls.Select(u => new Uri(u)).DistinctBy(u => u.Authority))
+        // Every seed host is in scope for every part; each part starts from its own hosts' seeds.
+        var ownSeeds = seedUrls.Where(u => partition?.Owns(u) ?? true).ToList();
+        frontier.Add(ownSeeds.Select(u => (u, 0)));
+        partition?.Handoff.SetIdle(null);
+        foreach (var host in ownSeeds.Select(u => new Uri(u)).DistinctBy(u => u.Authority))
             await AddSitemapsAsync(host, frontier, fetcher, ct);
 
         var counts = frontier.CountByState();
         var accepted = counts.GetValueOrDefault("done");
+        // A split crawl's parts share the page limit; each starts counting from the pages it committed.
+        partition?.Handoff.SetPages(accepted);
+        var limitReached = false;
         var buffer = new List<(string Url, RawPage Page)>();
         var bufferGate = new Lock();
         long bufferChars = 0;
@@ -109,14 +167,14 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         async Task FlushAsync(List<(string Url, RawPage Page)> pages, CancellationToken ct)
         {
             var seq = Interlocked.Increment(ref shardSeq);
-            var shardId = StableId.Of(runId, Stage, seq.ToString());
+            var shardId = StableId.Of(runId, Stage, tag + seq);
             var rows = pages.Select(p => p.Page).ToList();
-            var shard = await WriteShardAsync(store, $"shards/crawl/{runId}/raw-{seq:D5}.parquet", rows,
+            var shard = await WriteShardAsync(store, $"shards/crawl/{runId}/raw-{tag}{seq:D5}.parquet", rows,
                 new ShardDescriptor(shardId, Stage, configHash, [], runId), options, ct);
             if (options.ArchiveWarc)
             {
                 // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
-                await store.WriteAtomicAsync($"warc/{runId}/crawl-{seq:D5}.warc.gz", stream =>
+                await store.WriteAtomicAsync($"warc/{runId}/crawl-{tag}{seq:D5}.warc.gz", stream =>
                 {
                     var writer = new Warc.WarcWriter(stream);
                     writer.WriteWarcInfo("PipelineBot");
@@ -134,7 +192,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 try
                 {
                     frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
-                    await PublishFrontierAsync(runId, frontier, ct);
+                    await PublishFrontierAsync(folder, frontier, ct);
                 }
                 finally
                 {
@@ -190,16 +248,24 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         {
             running.RemoveAll(t => t.IsCompleted);
             var budget = options.MaxPages - accepted - inFlight.Count;
-            var batch = budget <= 0 ? [] : frontier.TakeQueued(Math.Min(budget, options.GlobalConcurrency * 4), taken);
+            var batch = budget <= 0 || limitReached ? [] : frontier.TakeQueued(Math.Min(budget, options.GlobalConcurrency * 4), taken);
             if (batch.Count == 0)
             {
-                if (running.Count == 0) break;
-                await Task.WhenAny(running);
+                if (running.Count > 0)
+                {
+                    await Task.WhenAny(running);
+                    continue;
+                }
+                if (partition is null || await OutOfWorkAsync(partition, frontier, budget > 0 && !limitReached, ct)) break;
                 continue;
             }
             foreach (var (url, depth) in batch)
             {
-                if (accepted >= options.MaxPages) break;
+                if (accepted >= options.MaxPages || (partition is not null && !partition.Handoff.TakePage(options.MaxPages)))
+                {
+                    limitReached = true;
+                    break;
+                }
                 try
                 {
                     await global.WaitAsync(ct);
@@ -290,7 +356,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 .Where(l => ScopeRefusal(new Uri(l)) is null)
                 .Distinct()
                 .Select(l => (l, depth + 1));
-            frontier.Add(next);
+            AddLinks(frontier, next);
             frontier.AddSkipped(links.Links.Where(l => l.Scheme != Uri.UriSchemeHttp && l.Scheme != Uri.UriSchemeHttps).Select(l => l.OriginalString).Distinct(), "scheme");
         }
         return new RawPage
@@ -337,7 +403,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             }
             var sitemap = SitemapReader.Parse(System.Text.Encoding.UTF8.GetString(result.Body), sitemapUri);
             foreach (var child in sitemap.ChildSitemaps) pending.Enqueue(child);
-            frontier.Add(sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Select(p => (p, 0)));
+            AddLinks(frontier, sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Select(p => (p, 0)));
             frontier.AddSkipped(sitemap.Pages.Where(p => p.Scheme != Uri.UriSchemeHttp && p.Scheme != Uri.UriSchemeHttps).Select(p => p.OriginalString), "scheme");
         }
         frontier.SetMeta(key, "done");

@@ -29,5 +29,9 @@ internal static class LedgerSchema
         """
         CREATE TABLE IF NOT EXISTS exact_claims(hash BIGINT PRIMARY KEY, holder TEXT NOT NULL);
         """,
+        """
+        CREATE TABLE IF NOT EXISTS crawl_handoffs(run_id TEXT, part BIGINT, url TEXT, depth BIGINT, PRIMARY KEY(run_id, part, url));
+        CREATE TABLE IF NOT EXISTS crawl_parts(run_id TEXT, part BIGINT, idle_after BIGINT, pages BIGINT, PRIMARY KEY(run_id, part));
+        """,
     ];
 }

@@ -40,14 +40,16 @@ public sealed class MultiProcessTests : IDisposable
     // As a deployment would pass them: PIPELINE__* and AWS_* environment variables.
     private Dictionary<string, string?> Environment() => new(RabbitMqBroker.AsEnvironment(Settings).Concat(S3TestBucket.CredentialEnvironment));
 
-    private void Serve(string service) =>
-        _services.Add(PipelineProcess.Start(["serve", service, "--out", Folder(service)], service == "crawler" ? CrawlerSettings : [], Environment()));
+    private void Serve(string service, string? host = null) =>
+        _services.Add(PipelineProcess.Start(["serve", service, "--out", Folder(host ?? service)], service == "crawler" ? CrawlerSettings : [], Environment()));
 
     [Fact(Timeout = 300_000)]
     public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
     {
         await RabbitMqBroker.RequireAsync();
         foreach (var service in Services) Serve(service);
+        // A second crawler host: the run splits its crawl in two parts by host, which any crawler service may take.
+        Serve("crawler", "crawler-2");
         var deadline = DateTime.UtcNow.AddMinutes(2);
         foreach (var queue in Queues)
         {
@@ -62,7 +64,7 @@ public sealed class MultiProcessTests : IDisposable
         // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
         // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
-        string[] runArguments = ["run", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--vocab", "400", "--steps", "10"];
+        string[] runArguments = ["run", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--crawl-parts", "2", "--vocab", "400", "--steps", "10"];
         var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
 
@@ -94,7 +96,7 @@ public sealed class MultiProcessTests : IDisposable
         using var objects = new Storage.S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
         Storage.ShardStore Host(string name) => new(Folder(name), objects);
         var outcome = await RunAssertions.CheckAsync(Folder("coordinator"), aligned: true, ledger: ledger, store: Host("checker"));
-        foreach (var host in Services.Append("coordinator"))
+        foreach (var host in Services.Append("crawler-2").Append("coordinator"))
             Assert.False(File.Exists(Path.Combine(Folder(host), "ledger.db")), $"{host} used a SQLite ledger");
         // Each host fetched what it needed and wrote its own: the trainer never held a crawl shard, the crawler no checkpoint.
         Assert.False(Directory.Exists(Path.Combine(Folder("trainer"), "shards", "raw")));
@@ -107,6 +109,9 @@ public sealed class MultiProcessTests : IDisposable
         static IEnumerable<string> Paths(IEnumerable<string> urls) => urls.Select(u => new Uri(u).PathAndQuery).Order(StringComparer.Ordinal); // each run serves the site on a port of its own
         Assert.Equal(Paths(embedded.CrawledUrls), Paths(outcome.CrawledUrls));
         Assert.Equal((embedded.CleanKept, embedded.DedupKept, embedded.TokenRows), (outcome.CleanKept, outcome.DedupKept, outcome.TokenRows));
+        // The crawl ran as two jobs (the sample site is one host, so one part crawled it and the other waited idle).
+        var parts = new[] { "p0", "p1" }.Select(p => System.Text.Json.JsonSerializer.Deserialize<Crawler.CrawlSummary>(ledger.Get($"crawl-summary:sample:{p}")!)!).ToList();
+        Assert.Equal([0, outcome.CrawledUrls.Count], parts.Select(p => p.Pages).Order());
 
         // No service was configured with a task: the run asked for each on the final base and aligned checkpoints.
         var shipped = SampleSite.ShippedTasks().Select(Evaluator.Tasks.TaskLoader.Load).Select(t => t.Name).ToList();

@@ -185,6 +185,64 @@ public sealed class CrawlerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_crawl_split_by_host_hands_links_across_parts_and_fetches_each_page_once()
+    {
+        // Two sites on loopback ports chosen so that each belongs to a different part; the seed is on site a only, so
+        // every page of site b is reached through a link that part a hands to part b.
+        var ports = new Dictionary<int, int>();
+        while (ports.Count < 2)
+        {
+            var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            probe.Start();
+            var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            ports.TryAdd(CrawlPartition.OwnerOf($"127.0.0.1:{port}", 2), port);
+        }
+        string Url(int part, string page) => $"http://127.0.0.1:{ports[part]}/{page}";
+        var fetches = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var sites = new List<StaticSite>();
+        for (var part = 0; part < 2; part++)
+        {
+            var site = Path.Combine(_root, $"site{part}");
+            Directory.CreateDirectory(site);
+            var other = 1 - part;
+            File.WriteAllText(Path.Combine(site, "index.html"), $"<html><body><a href='/a.html'>a</a><a href='{Url(other, "")}'>other</a></body></html>");
+            File.WriteAllText(Path.Combine(site, "a.html"), $"<html><body><a href='/b.html'>b</a><a href='{Url(other, "a.html")}'>other a</a></body></html>");
+            File.WriteAllText(Path.Combine(site, "b.html"), "<html><body><p>the end</p></body></html>");
+            var authority = $"127.0.0.1:{ports[part]}";
+            sites.Add(await StaticSite.StartAsync(site, app => app.Use(async (context, next) =>
+            {
+                fetches.AddOrUpdate(authority + context.Request.Path, 1, (_, n) => n + 1);
+                await next();
+            }), ports[part]));
+        }
+        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
+        async Task<List<string>> Part(int index, string runId, int maxPages)
+        {
+            var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, AllowedDomains = ["127.0.0.1"], MaxPages = maxPages };
+            var store = new ShardStore(Path.Combine(_root, $"host{index}"));
+            var shards = new List<ShardRef>();
+            var partition = new CrawlPartition(index, 2, new LedgerCrawlHandoff(ledger, runId, index, 2));
+            await new WebCrawler(options, store, NullLogger.Instance).RunAsync(runId, [Url(0, "")], s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None, partition);
+            var pages = new List<string>();
+            foreach (var shard in shards) pages.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
+            return pages;
+        }
+        var parts = await Task.WhenAll(Task.Run(() => Part(0, "t", 100)), Task.Run(() => Part(1, "t", 100)));
+        // The parts share the page limit.
+        var limited = await Task.WhenAll(Task.Run(() => Part(0, "u", 4)), Task.Run(() => Part(1, "u", 4)));
+        foreach (var site in sites) await site.DisposeAsync();
+        Assert.Equal(4, limited.Sum(p => p.Count));
+
+        // Each part fetched its own host's pages, all of them, and every page was fetched once by each crawl (t and u).
+        for (var part = 0; part < 2; part++)
+            Assert.Equal(new[] { "", "a.html", "b.html" }.Select(p => Url(part, p)).Order(), parts[part].Order());
+        Assert.Equal(6, fetches.Count(f => f.Key.EndsWith("/") || f.Key.EndsWith(".html")));
+        Assert.Equal(6 + 4, fetches.Where(f => f.Key.EndsWith("/") || f.Key.EndsWith(".html")).Sum(f => f.Value));
+        Assert.All(fetches, f => Assert.True(f.Value <= 2, string.Join(", ", fetches)));
+    }
+
+    [Fact]
     public async Task Rate_limits_are_retried_and_timeouts_and_unreachable_hosts_are_counted()
     {
         var calls = 0;

@@ -88,6 +88,30 @@ public abstract class LedgerContractTests : IDisposable
     }
 
     [Fact]
+    public async Task Crawl_parts_share_the_page_limit_and_end_only_when_all_are_idle_with_every_handoff_taken()
+    {
+        // Four parts (hosts) take pages at once: exactly the limit is granted in all.
+        var ledgers = Enumerable.Range(0, 4).Select(_ => OpenLedger()).ToList();
+        var granted = await Task.WhenAll(ledgers.Select((l, part) => Task.Run(() => Enumerable.Range(0, 40).Count(_ => l.TakeCrawlPage("r", part, 100)))));
+        Assert.Equal(100, granted.Sum());
+        // A restarted part counts only the pages it committed, which frees the rest.
+        ledgers[0].SetCrawlPartitionPages("r", 0, 0);
+        Assert.True(ledgers[1].TakeCrawlPage("r", 1, 100));
+
+        var ledger = ledgers[0];
+        ledger.SetCrawlPartitionIdle("r", 0, 0);
+        Assert.False(ledger.CrawlPartitionsQuiescent("r", 2)); // part 1 has not said anything yet
+        ledger.HandOffUrls("r", 1, [("http://b/1", 1), ("http://b/2", 2), ("http://b/1", 1)]);
+        ledger.SetCrawlPartitionIdle("r", 1, 0);
+        Assert.False(ledger.CrawlPartitionsQuiescent("r", 2)); // part 1 is idle but has not taken its two URLs
+        Assert.Equal([("http://b/1", 1), ("http://b/2", 2)], ledger.HandedOffUrls("r", 1).Order());
+        ledger.SetCrawlPartitionIdle("r", 1, null);
+        ledger.SetCrawlPartitionIdle("r", 1, 2);
+        Assert.True(ledger.CrawlPartitionsQuiescent("r", 2));
+        Assert.False(ledger.CrawlPartitionsQuiescent("other-run", 2));
+    }
+
+    [Fact]
     public void A_lease_has_one_holder_until_it_is_released_or_expires()
     {
         var ledger = OpenLedger();
