@@ -10,6 +10,13 @@ public sealed class CleanReport
     public int PiiMasked { get; set; }
     public Dictionary<string, RuleCount> Removed { get; set; } = [];
     public Dictionary<string, int> Languages { get; set; } = [];
+    /// <summary>The removal rules in the order the cleaner applies them (<see cref="Recipe.RemovalOrder"/>).</summary>
+    public List<string> RemovalOrder { get; set; } = [];
+
+    /// <summary>The removals in <see cref="RemovalOrder"/>, then any other rule by name: the same order in every run.</summary>
+    public IEnumerable<(string Rule, RuleCount Count)> RemovalsInOrder() =>
+        Removed.OrderBy(kv => RemovalOrder.IndexOf(kv.Key) is var i and >= 0 ? i : int.MaxValue).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => (kv.Key, kv.Value));
 
     public void Remove(string rule, long chars)
     {
@@ -25,6 +32,7 @@ public sealed class CleanReport
         Kept += other.Kept;
         KeptChars += other.KeptChars;
         PiiMasked += other.PiiMasked;
+        if (RemovalOrder.Count == 0) RemovalOrder = [.. other.RemovalOrder];
         foreach (var (rule, count) in other.Removed)
         {
             var mine = Removed.TryGetValue(rule, out var c) ? c : Removed[rule] = new RuleCount();

@@ -51,6 +51,15 @@ public sealed class Recipe
     /// <summary>Every configured step, of every language, in order.</summary>
     public IEnumerable<Step> AllSteps => _byLanguage.Values.SelectMany(s => s).Concat(_any ?? []);
 
+    /// <summary>
+    /// The names documents can be removed under, in the order the cleaner applies them: extraction ("empty") and
+    /// language identification first, then each step of the recipe (languages in <paramref name="languages"/>' order),
+    /// then exact dedup. The report lists its removals in this order.
+    /// </summary>
+    public IReadOnlyList<string> RemovalOrder(IEnumerable<string> languages) =>
+        ["empty", "language", .. languages.SelectMany(l => _byLanguage.TryGetValue(l, out var steps) ? steps : _any ?? []).Concat(_any ?? [])
+            .Select(s => s.Filter.Name).Distinct(), "exact_dedup"];
+
     /// <summary>The steps for a document in <paramref name="language"/>.</summary>
     public IReadOnlyList<Step> StepsFor(string language) =>
         _byLanguage.TryGetValue(language, out var steps) ? steps : _any ?? throw new InvalidOperationException($"recipe '{Name}' has no steps for language '{language}'");

@@ -19,7 +19,7 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLe
     /// <param name="source">Where the input shard lives, when not in this stage's store (CLI runs over any folder).</param>
     public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct, ShardStore? source = null)
     {
-        var report = new CleanReport();
+        var report = new CleanReport { RemovalOrder = [.. _cleaner.Recipe.RemovalOrder(options.Languages)] };
         var rejected = new List<RejectedDocument>();
         var configHash = StableId.ConfigHash(new { options, recipe = _cleaner.Recipe.Fingerprint });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);

@@ -87,7 +87,8 @@ public static class EmbeddedRun
             var store = host.Services.GetRequiredService<ShardStore>();
             if (alignment is not null) await store.PublishFileAsync(alignment.DataUri, ct);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-            var display = new RunProgressDisplay(ledger, options.RunId, training.RunName);
+            var display = new RunProgressDisplay(new RunProgress(ledger, options.RunId, training.RunName, options.MaxPages, training.MaxSteps,
+                alignment?.OutputRun(training.RunName, training.MaxSteps)), options.OutDir);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),
                 host.Services.GetRequiredService<RunSignals>(), logger)
             {
@@ -100,7 +101,7 @@ public static class EmbeddedRun
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
             await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts), ct));
-            var report = RunReport.Write(ledger, options.RunId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps));
+            var report = RunReport.Write(ledger, options.RunId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps), training.MaxSteps);
             await store.PublishFolderAsync("reports", ct);
             return report;
         }

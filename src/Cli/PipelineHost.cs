@@ -22,7 +22,17 @@ public static class PipelineHost
         // SIGINT/SIGTERM: services get this long to stop their jobs (within the CLI's 25 s termination bound).
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        // Colours only on a terminal (the default) and never with NO_COLOR (no-color.org).
+        // Inside a trace (a message being consumed) a line carries its trace and span ids, so a shard's lines can be
+        // found across services.
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.IncludeScopes = true;
+            o.TimestampFormat = "HH:mm:ss ";
+            if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))) o.ColorBehavior = Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Disabled;
+        });
         builder.Logging.SetMinimumLevel(quiet ? LogLevel.Warning : LogLevel.Information);
         builder.Logging.AddFilter("MassTransit", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);

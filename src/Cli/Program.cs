@@ -13,6 +13,8 @@ if (Console.IsOutputRedirected || !string.IsNullOrEmpty(Environment.GetEnvironme
 {
     AnsiConsole.Profile.Capabilities.Ansi = false;
     AnsiConsole.Profile.Capabilities.ColorSystem = ColorSystem.NoColors;
+    // A file has no width: tables are written whole instead of wrapped at 80 columns.
+    if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 1000;
 }
 
 var root = new RootCommand("Pipeline: crawl, clean, dedup, tokenize, train and evaluate a language model, stage by stage over a message bus.");

@@ -58,7 +58,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         await ReannounceAsync(request.RunId, ct);
         for (var part = 0; part < request.CrawlParts; part++)
             await PublishAsync(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages, Partition: part, Partitions: request.CrawlParts), ct);
-        await WaitAsync(request, () => ledger.Get($"crawl-summary:{request.RunId}") is not null, ct);
+        await WaitAsync(request, () => ledger.Get(LedgerKeys.CrawlSummary(request.RunId)) is not null, ct);
 
         Phase("clean + dedup");
         await WaitAsync(request, () => ledger.Pending(request.RunId, "crawl", ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)

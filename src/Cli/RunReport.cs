@@ -1,31 +1,33 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Markdig;
 using Pipeline.Cleaner;
+using Pipeline.Crawler;
 using Pipeline.Dedup;
 using Pipeline.Evaluator;
+using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Tokenizer;
 
 namespace Pipeline.Cli;
 
-/// <summary>The end-of-run report: what each stage did, the loss curve and the evaluation scores (Markdown).</summary>
+/// <summary>
+/// The end-of-run report: what each stage did, the loss curve and the evaluation scores, as Markdown (report.md, with
+/// PNG plots beside it) and the same as one HTML file (report.html, the plots inline).
+/// </summary>
 public static class RunReport
 {
-    public static string Write(RunLedger ledger, string runId, string runName, string folder, string? alignedRun = null)
+    /// <param name="alignedRun">The run the alignment made from the final checkpoint, at <paramref name="alignedBaseStep"/>.</param>
+    public static string Write(RunLedger ledger, string runId, string runName, string folder, string? alignedRun = null, long alignedBaseStep = 0)
     {
+        Directory.CreateDirectory(folder);
         var md = new StringBuilder($"# Run {runId}\n\n");
-        if (ledger.Get($"crawl-summary:{runId}") is { } crawl)
-            md.Append("## Crawl\n\n```json\n").Append(crawl).Append("\n```\n\n");
-
-        var clean = new CleanReport();
-        foreach (var json in ledger.Stats(runId, ShardCleaner.Stage)) clean.Add(JsonSerializer.Deserialize<CleanReport>(json)!);
-        md.Append($"## Clean\n\n{clean.Input} pages in ({clean.InputChars:N0} characters), {clean.Kept} documents kept ({clean.KeptChars:N0} characters), {clean.PiiMasked} PII spans masked.\n\n");
-        md.Append("| rule (in order) | documents removed | characters removed |\n|---|---:|---:|\n");
-        foreach (var (rule, count) in clean.Removed) md.Append($"| {rule} | {count.Documents} | {count.Chars:N0} |\n");
-        md.Append("\nKept by language: ").Append(string.Join(", ", clean.Languages.Select(kv => $"{kv.Key} {kv.Value}"))).Append("\n\n");
+        WriteCrawl(md, ledger, runId);
+        WriteClean(md, ledger, runId);
 
         var dedup = ledger.Stats(runId, ShardDeduplicator.Stage).Select(j => JsonSerializer.Deserialize<DedupStats>(j)!).ToList();
-        md.Append($"## Dedup\n\n{dedup.Sum(d => d.Input)} documents in, {dedup.Sum(d => d.Kept)} kept, {dedup.Sum(d => d.Removed)} near-duplicates removed.\n\n");
+        md.Append($"## Dedup\n\n{dedup.Sum(d => d.Input):N0} documents in, {dedup.Sum(d => d.Kept):N0} kept, {dedup.Sum(d => d.Removed):N0} near-duplicates removed.\n\n");
 
         var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
@@ -34,29 +36,147 @@ public static class RunReport
         if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)
             md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
 
-        md.Append("## Training\n\n| step | loss | val loss | tokens/s |\n|---:|---:|---:|---:|\n");
-        foreach (var step in ledger.Metrics(runName, "train").GroupBy(m => m.Step))
+        WriteTraining(md, ledger, runName, folder);
+        WriteEvaluation(md, ledger, runId, runName, folder, alignedRun, alignedBaseStep);
+
+        var path = Path.Combine(folder, "report.md");
+        File.WriteAllText(path, md.ToString());
+        File.WriteAllText(Path.Combine(folder, "report.html"), Html(md.ToString(), folder, runId));
+        return path;
+    }
+
+    private static void WriteCrawl(StringBuilder md, RunLedger ledger, string runId)
+    {
+        if (ledger.Get(LedgerKeys.CrawlSummary(runId)) is not { } json) return;
+        var crawl = JsonSerializer.Deserialize<CrawlSummary>(json)!;
+        md.Append("## Crawl\n\n| pages | shards | retries | failed URLs queued again |\n|---:|---:|---:|---:|\n")
+            .Append($"| {crawl.Pages:N0} | {crawl.Shards:N0} | {crawl.Retries:N0} | {crawl.Requeued:N0} |\n\n");
+        md.Append("| URL state | URLs |\n|---|---:|\n");
+        foreach (var (state, count) in crawl.ByState.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)) md.Append($"| {state} | {count:N0} |\n");
+        if (crawl.ByReason.Count > 0)
         {
-            string Value(string name, string format = "F4") => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString(format) : "";
+            md.Append("\n| not fetched or not kept, because | URLs |\n|---|---:|\n");
+            foreach (var (reason, count) in crawl.ByReason.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)) md.Append($"| {reason} | {count:N0} |\n");
+        }
+        md.Append('\n');
+    }
+
+    private static void WriteClean(StringBuilder md, RunLedger ledger, string runId)
+    {
+        var clean = new CleanReport();
+        foreach (var json in ledger.Stats(runId, ShardCleaner.Stage)) clean.Add(JsonSerializer.Deserialize<CleanReport>(json)!);
+        md.Append($"## Clean\n\n{clean.Input:N0} pages in ({clean.InputChars:N0} characters), {clean.Kept:N0} documents kept ({clean.KeptChars:N0} characters), {clean.PiiMasked:N0} PII spans masked.\n\n");
+        md.Append("| rule, in the order the cleaner applies them | documents removed | characters removed |\n|---|---:|---:|\n");
+        foreach (var (rule, count) in clean.RemovalsInOrder()) md.Append($"| {rule} | {count.Documents:N0} | {count.Chars:N0} |\n");
+        md.Append("\nKept by language: ").Append(string.Join(", ", clean.Languages.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))).Append("\n\n");
+    }
+
+    private static void WriteTraining(StringBuilder md, RunLedger ledger, string runName, string folder)
+    {
+        var metrics = ledger.Metrics(runName, "train");
+        md.Append("## Training\n\n");
+        if (metrics.Count == 0)
+        {
+            md.Append("No training steps recorded.\n\n");
+            return;
+        }
+        List<(double, double)> Series(string name) => metrics.Where(m => m.Name == name).Select(m => ((double)m.Step, m.Value)).ToList();
+        var png = $"{EvalReport.Safe(runName)}-loss.png";
+        EvalReport.Plot(Path.Combine(folder, png), $"{runName}: loss", [("train", Series("loss")), ("validation", Series("val_loss"))]);
+        md.Append($"![loss]({png})\n\n| step | loss | val loss | tokens/s |\n|---:|---:|---:|---:|\n");
+        foreach (var step in metrics.GroupBy(m => m.Step))
+        {
+            string Value(string name, string format = "F4") => step.FirstOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString(format, CultureInfo.InvariantCulture) : "";
             md.Append($"| {step.Key} | {Value("loss")} | {Value("val_loss")} | {Value("tokens_per_second", "N0")} |\n");
         }
-        // Contamination next to each task's score: the share of its examples found in the training corpus.
+        md.Append('\n');
+    }
+
+    /// <summary>
+    /// One wide table: a row per checkpoint (the aligned model's labelled by the base step it started from), a column
+    /// per task metric with its standard error; under the header, each task's number of examples, the chance score of
+    /// a multiple-choice task and how many of its examples were found in the training corpus.
+    /// </summary>
+    private static void WriteEvaluation(StringBuilder md, RunLedger ledger, string runId, string runName, string folder, string? alignedRun, long alignedBaseStep)
+    {
+        md.Append("## Evaluation\n\n");
+        var checkpoints = new List<(string Label, double X, IReadOnlyList<EvalRow> Rows)>();
+        foreach (var group in ledger.Evals(runName).GroupBy(e => e.Step).OrderBy(g => g.Key))
+            checkpoints.Add(($"{runName} step {group.Key}", group.Key, group.ToList()));
+        if (alignedRun is not null)
+            foreach (var group in ledger.Evals(alignedRun).GroupBy(e => e.Step).OrderBy(g => g.Key))
+                checkpoints.Add(($"{alignedRun} step {group.Key} (from base step {alignedBaseStep})", alignedBaseStep + group.Key, group.ToList()));
+        if (checkpoints.Count == 0)
+        {
+            md.Append("No evaluations recorded.\n\n");
+            return;
+        }
+        var all = checkpoints.SelectMany(c => c.Rows).ToList();
+        static bool IsScore(EvalRow e) => e.Metric is not ("examples" or TaskRunner.ChanceMetric) && !e.Metric.EndsWith(TaskRunner.StderrSuffix, StringComparison.Ordinal);
+        var columns = all.Where(IsScore).Select(e => (e.Task, e.Metric)).Distinct()
+            .OrderBy(c => c.Task == "validation" ? 0 : 1).ThenBy(c => c.Task, StringComparer.Ordinal).ThenBy(c => c.Metric, StringComparer.Ordinal).ToList();
+        string Of(string task, string metric) => all.LastOrDefault(e => e.Task == task && e.Metric == metric) is { } e ? Format(e.Value) : "";
         var contamination = ledger.Get(RunCoordinator.ContaminationKey(runId)) is { } contaminationJson
             ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")
             : [];
-        string Contaminated(string task) => contamination.TryGetValue(task, out var c) ? c : "";
-        md.Append("\n## Evaluation\n\nThe contaminated column counts the task's examples whose 13-word or 50-character n-grams occur in the training corpus (before any removal).\n\n");
-        md.Append("| step | task | contaminated | metric | value |\n|---:|---|---:|---|---:|\n");
-        foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(runName))) md.Append($"| {e.Step} | {e.Task} | {Contaminated(e.Task)} | {e.Metric} | {value} |\n");
-        if (alignedRun is not null)
-        {
-            md.Append($"\n## Alignment ({alignedRun})\n\n| task | contaminated | metric | value |\n|---|---:|---|---:|\n");
-            foreach (var (e, value) in EvalReport.WithStderr(ledger.Evals(alignedRun))) md.Append($"| {e.Task} | {Contaminated(e.Task)} | {e.Metric} | {value} |\n");
-        }
 
-        Directory.CreateDirectory(folder);
-        var path = Path.Combine(folder, "report.md");
-        File.WriteAllText(path, md.ToString());
-        return path;
+        md.Append("Each cell is the score ± its standard error (lm-eval's). Contaminated: the task's examples whose 13-word or 50-character n-grams occur in the training corpus, before any removal.\n\n");
+        md.Append("| checkpoint | ").Append(string.Join(" | ", columns.Select(c => $"{c.Task}<br>{c.Metric}"))).Append(" |\n");
+        md.Append("|---|").Append(string.Concat(columns.Select(_ => "---:|"))).Append('\n');
+        md.Append("| *examples (n)* | ").Append(string.Join(" | ", columns.Select(c => Of(c.Task, "examples")))).Append(" |\n");
+        md.Append("| *chance* | ").Append(string.Join(" | ", columns.Select(c => c.Metric.StartsWith("acc", StringComparison.Ordinal) ? Of(c.Task, TaskRunner.ChanceMetric) : ""))).Append(" |\n");
+        if (contamination.Count > 0)
+            md.Append("| *contaminated* | ").Append(string.Join(" | ", columns.Select(c => contamination.GetValueOrDefault(c.Task, "")))).Append(" |\n");
+        foreach (var (label, _, rows) in checkpoints)
+        {
+            string Cell((string Task, string Metric) c)
+            {
+                if (rows.FirstOrDefault(e => e.Task == c.Task && e.Metric == c.Metric) is not { } score) return "";
+                return rows.FirstOrDefault(e => e.Task == c.Task && e.Metric == c.Metric + TaskRunner.StderrSuffix) is { } se
+                    ? $"{Format(score.Value)} ± {Format(se.Value)}" : Format(score.Value);
+            }
+            md.Append($"| {label} | ").Append(string.Join(" | ", columns.Select(Cell))).Append(" |\n");
+        }
+        md.Append('\n');
+
+        // A plot per metric across checkpoints; the aligned model's points sit after its base step, not at its own steps.
+        foreach (var (task, metric) in columns)
+        {
+            var series = new List<(string, List<(double, double)>)>();
+            var runs = alignedRun is null ? [(runName, runName)] : new[] { (runName, runName), (alignedRun, $"{alignedRun} (from base step {alignedBaseStep})") };
+            foreach (var (run, legend) in runs)
+                series.Add((legend, checkpoints.Where(c => c.Rows.Count > 0 && c.Rows[0].RunName == run)
+                    .SelectMany(c => c.Rows.Where(e => e.Task == task && e.Metric == metric).Select(e => (c.X, e.Value))).ToList()));
+            if (series.Sum(s => s.Item2.Count) < 2) continue;
+            var png = $"{EvalReport.Safe(task)}-{EvalReport.Safe(metric)}.png";
+            EvalReport.Plot(Path.Combine(folder, png), $"{task}: {metric}", series);
+            md.Append($"![{task}: {metric}]({png})\n\n");
+        }
+    }
+
+    private static string Format(double value) =>
+        double.IsNaN(value) ? "n/a" : Math.Abs(value) >= 1000 || value == Math.Round(value) ? value.ToString("#,0.##", CultureInfo.InvariantCulture) : value.ToString("F4", CultureInfo.InvariantCulture);
+
+    /// <summary>The Markdown as one HTML page (Markdig, with pipe tables), its PNG plots embedded so the file stands alone.</summary>
+    private static string Html(string markdown, string folder, string runId)
+    {
+        var pipeline = new MarkdownPipelineBuilder().UsePipeTables().Build();
+        var body = Markdown.ToHtml(markdown, pipeline);
+        foreach (var png in Directory.GetFiles(folder, "*.png"))
+            body = body.Replace($"src=\"{Path.GetFileName(png)}\"", $"src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(png))}\"", StringComparison.Ordinal);
+        return $$"""
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><title>Run {{System.Net.WebUtility.HtmlEncode(runId)}}</title>
+            <style>
+            body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+            table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+            th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+            th { background: #f3f3f3; }
+            td { font-variant-numeric: tabular-nums; }
+            img { max-width: 100%; }
+            </style></head><body>
+            {{body}}
+            </body></html>
+            """;
     }
 }

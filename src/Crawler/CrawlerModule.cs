@@ -73,12 +73,12 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         {
             // The crawl's summary is written by whichever part finds every part's summary there (each writes its own
             // first, so the last to finish always does; two that finish together write the same).
-            Ledger.Set($"crawl-summary:{message.RunId}:{partition!.Tag}", JsonSerializer.Serialize(summary));
-            var parts = Enumerable.Range(0, message.Partitions).Select(i => Ledger.Get($"crawl-summary:{message.RunId}:p{i}")).ToList();
+            Ledger.Set(LedgerKeys.CrawlPartSummary(message.RunId, message.Partition), JsonSerializer.Serialize(summary));
+            var parts = Enumerable.Range(0, message.Partitions).Select(i => Ledger.Get(LedgerKeys.CrawlPartSummary(message.RunId, i))).ToList();
             if (parts.All(p => p is not null))
-                Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(CrawlSummary.Merge(parts.Select(p => JsonSerializer.Deserialize<CrawlSummary>(p!)!).ToList())));
+                Ledger.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(CrawlSummary.Merge(parts.Select(p => JsonSerializer.Deserialize<CrawlSummary>(p!)!).ToList())));
         }
-        else Ledger.Set($"crawl-summary:{message.RunId}", JsonSerializer.Serialize(summary));
+        else Ledger.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(summary));
         shards += summary.Shards;
         await bus.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
         return summary.Pages;

@@ -45,7 +45,7 @@ public static class EvalReport
                 md.Append($"| {e.Step} | {e.Task} | {e.TaskVersion} | {e.Metric} | {value} |\n");
             md.Append('\n');
         }
-        foreach (var group in evals.Where(e => e.Metric != "examples" && !e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal)).GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
+        foreach (var group in evals.Where(e => e.Metric is not ("examples" or Tasks.TaskRunner.ChanceMetric) && !e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal)).GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
         {
             var png = $"{Safe(group.Key.Task)}-{Safe(group.Key.Metric)}.png";
             Plot(Path.Combine(folder, png), $"{group.Key.Task}: {group.Key.Metric}",
@@ -58,7 +58,8 @@ public static class EvalReport
         return path;
     }
 
-    private static void Plot(string path, string title, IReadOnlyList<(string Label, List<(double X, double Y)> Points)> series)
+    /// <summary>A line plot of some series against the step, its legend to the right of the data so it covers no point.</summary>
+    public static void Plot(string path, string title, IReadOnlyList<(string Label, List<(double X, double Y)> Points)> series)
     {
         var plot = new ScottPlot.Plot();
         foreach (var (label, points) in series.Where(s => s.Points.Count > 0))
@@ -68,9 +69,9 @@ public static class EvalReport
         }
         plot.Title(title);
         plot.XLabel("step");
-        plot.ShowLegend();
-        plot.SavePng(path, 800, 450);
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        plot.SavePng(path, 900, 450);
     }
 
-    private static string Safe(string name) => string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
+    public static string Safe(string name) => string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
 }

@@ -22,6 +22,7 @@ public static class BusSetup
         var moduleList = modules.ToList();
         foreach (var module in moduleList)
             module.AddServices(services, configuration);
+        services.AddPipelineTelemetry(options.Telemetry, moduleList.Count == 0 ? "pipeline-coordinator" : "pipeline-" + string.Join('+', moduleList.Select(m => m.Name)));
         if (options.HealthFile is not null)
         {
             services.AddHealthChecks(); // MassTransit adds its bus and endpoint checks to these

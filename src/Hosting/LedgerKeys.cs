@@ -8,4 +8,10 @@ public static class LedgerKeys
 {
     /// <summary>Set by the evaluator once every task of a checkpoint is scored (or failed); value: the failures.</summary>
     public static string Evaluated(string checkpointUri) => $"evaluated:{checkpointUri}";
+
+    /// <summary>A run's crawl summary (pages, shards, skip reasons), written once the whole crawl is finished.</summary>
+    public static string CrawlSummary(string runId) => $"crawl-summary:{runId}";
+
+    /// <summary>The summary of part <paramref name="part"/> of a crawl split by host.</summary>
+    public static string CrawlPartSummary(string runId, int part) => $"crawl-summary:{runId}:p{part}";
 }

@@ -46,6 +46,9 @@ public sealed class PipelineOptions
 
     public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Metrics and traces: a Prometheus endpoint and OTLP export, each only when configured.</summary>
+    public TelemetryOptions Telemetry { get; set; } = new();
+
     /// <summary>What `pipeline run` does with training documents that contain evaluation examples.</summary>
     public DecontaminateOptions Decontaminate { get; set; } = new();
 

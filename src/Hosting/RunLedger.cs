@@ -137,6 +137,7 @@ public sealed partial class RunLedger
         SetProcessed(c, stage, inputId, runId, "done", JsonSerializer.Serialize(outputs.Select(o => o.ShardId)),
             stats is null ? null : JsonSerializer.Serialize(stats), null);
         tx.Commit();
+        PipelineTelemetry.InputCompleted(stage, outputs);
     }
 
     public void FailInput(string stage, string inputId, string runId, string error)
@@ -183,6 +184,13 @@ public sealed partial class RunLedger
         var list = new List<(string, string)>();
         while (reader.Read()) list.Add((reader.GetString(0), reader.IsDBNull(1) ? "" : reader.GetString(1)));
         return list;
+    }
+
+    /// <summary>How many inputs a stage has finished in a run.</summary>
+    public long ProcessedCount(string runId, string stage)
+    {
+        using var c = _open();
+        return Convert.ToInt64(Scalar(c, "SELECT COUNT(*) FROM processed WHERE run_id=@r AND stage=@s AND state='done'", ("@r", runId), ("@s", stage)));
     }
 
     /// <summary>Stats objects that a stage recorded for the inputs it finished in a run (JSON text).</summary>
@@ -279,6 +287,7 @@ public sealed partial class RunLedger
 
     public void AddMetric(string run, string kind, long step, string name, double value)
     {
+        PipelineTelemetry.TrainingMetric(run, step, name, value);
         using var c = _open();
         Execute(c, "INSERT INTO metrics VALUES(@r, @k, @s, @n, @v, @ts)", ("@r", run), ("@k", kind), ("@s", step), ("@n", name), ("@v", value), ("@ts", Now()));
     }
@@ -301,6 +310,7 @@ public sealed partial class RunLedger
 
     public void AddEval(string runName, long step, string checkpoint, string task, string version, IReadOnlyDictionary<string, double> metrics)
     {
+        foreach (var (metric, value) in metrics) PipelineTelemetry.Score(runName, task, metric, value);
         using var c = _open();
         using var tx = c.BeginTransaction();
         foreach (var (metric, value) in metrics)

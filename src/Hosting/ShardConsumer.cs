@@ -34,9 +34,11 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
             return;
         }
         StageResult result;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             result = await ProcessAsync(input, context.CancellationToken);
+            PipelineTelemetry.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (ShardRejectedException e)
         {

@@ -128,16 +128,26 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
 
     public async Task<bool> TryDownloadAsync(string key, string localPath, CancellationToken ct)
     {
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            using var response = await _client.GetObjectAsync(_options.Bucket, _prefix + key, ct);
-            await using var file = new FileStream(localPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
-            await response.ResponseStream.CopyToAsync(file, ct);
-            return true;
-        }
-        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
-        {
-            return false;
+            try
+            {
+                using var response = await _client.GetObjectAsync(_options.Bucket, _prefix + key, ct);
+                await using var file = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+                await response.ResponseStream.CopyToAsync(file, ct);
+                return true;
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return false;
+            }
+            catch (Exception e) when (attempt < 4 && !ct.IsCancellationRequested && e is AmazonClientException or IOException or HttpRequestException)
+            {
+                // A body cut short or not matching its MD5: a server that replaces objects in place (s3rver) was
+                // mid-overwrite of an object its writer replaces as it goes (a manifest), or the connection dropped.
+                // AWS and MinIO replace atomically; a second read gets the whole new version.
+                await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), ct);
+            }
         }
     }
 

@@ -13,6 +13,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
 {
     public const string Stage = "tokenize";
     private static readonly SemaphoreSlim ManifestGate = new(1);
+    private readonly HashSet<string> _publishedManifests = [];
 
     public static string TokenizerKey(string runId) => $"tokenizer:{runId}";
 
@@ -135,8 +136,10 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
             var manifest = new TokenManifest(tokenizer.Hash, tokenizerUri, tokenizer.VocabSize, tokenizer.VocabSize >= 65_536 ? "int32" : "uint16", entries);
             var path = store.Resolve(ManifestUri(runId));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            manifest.Save(path);
-            await store.PublishFileAsync(ManifestUri(runId), ct);
+            // An unchanged manifest is not uploaded again: readers on other hosts never see it replaced for nothing.
+            // (Once per process whatever: a crash may have left the local file written and the upload not done.)
+            if (manifest.Save(path) || !_publishedManifests.Contains(runId)) await store.PublishFileAsync(ManifestUri(runId), ct);
+            _publishedManifests.Add(runId);
         }
         finally
         {

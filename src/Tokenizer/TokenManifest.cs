@@ -26,11 +26,15 @@ public sealed record TokenManifest(string TokenizerHash, string TokenizerUri, in
         }
     }
 
-    public void Save(string path)
+    /// <summary>Writes the manifest (temp file, then rename); false when the file already held exactly this.</summary>
+    public bool Save(string path)
     {
+        var json = JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+        if (File.Exists(path) && File.ReadAllText(path) == json) return false;
         var temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(temp, json);
         File.Move(temp, path, overwrite: true);
+        return true;
     }
 }
 

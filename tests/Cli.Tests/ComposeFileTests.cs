@@ -69,4 +69,21 @@ public sealed class ComposeFileTests
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    [Fact]
+    public void The_image_runs_as_a_user_with_the_shipped_tasks_and_its_build_context_leaves_out_outputs_and_secrets()
+    {
+        // No Docker engine here: the Dockerfile's instructions and the ignore file are read as Docker reads them.
+        var repository = Repository();
+        var instructions = File.ReadAllLines(Path.Combine(repository, "Dockerfile")).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        var final = instructions.SkipWhile(l => !l.StartsWith("FROM ${RUNTIME_IMAGE}", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(final);
+        Assert.Contains("COPY tasks ./tasks", final);
+        var user = final.Last(l => l.StartsWith("USER ", StringComparison.Ordinal))["USER ".Length..].Trim();
+        Assert.NotEqual("root", user);
+        Assert.NotEqual("0", user);
+        Assert.Contains(instructions, l => l.Contains("-p:TorchBackend=$TORCH_BACKEND", StringComparison.Ordinal));
+        var ignored = File.ReadAllLines(Path.Combine(repository, ".dockerignore")).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
+        Assert.Superset(new HashSet<string> { "**/bin/", "**/obj/", "runs/", ".env", "TestResults/" }, ignored);
+    }
 }

@@ -40,8 +40,11 @@ public sealed class MultiProcessTests : IDisposable
     // As a deployment would pass them: PIPELINE__* and AWS_* environment variables.
     private Dictionary<string, string?> Environment() => new(RabbitMqBroker.AsEnvironment(Settings).Concat(S3TestBucket.CredentialEnvironment));
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _serviceLog = new();
+
     private void Serve(string service, string? host = null) =>
-        _services.Add(PipelineProcess.Start(["serve", service, "--out", Folder(host ?? service)], service == "crawler" ? CrawlerSettings : [], Environment()));
+        _services.Add(PipelineProcess.Start(["serve", service, "--out", Folder(host ?? service)], service == "crawler" ? CrawlerSettings : [], Environment(),
+            line => _serviceLog.Enqueue($"{service}: {line}")));
 
     [Fact(Timeout = 300_000)]
     public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
@@ -92,6 +95,12 @@ public sealed class MultiProcessTests : IDisposable
             }
             Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline run --services none: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
         }
+        // Its output went to a pipe: plain progress lines in pipeline order, no colour codes and no redraws.
+        Assert.Contains(log, l => l.StartsWith("progress crawl: ", StringComparison.Ordinal));
+        Assert.Contains(log, l => l.StartsWith("progress train: ", StringComparison.Ordinal));
+        Assert.DoesNotContain(log, l => l.Contains('\x1b') || l.Contains('\r'));
+        // The services log inside MassTransit's traces: a cleaner's line for a shard carries its trace id.
+        Assert.Contains(_serviceLog, l => l.StartsWith("cleaner: ", StringComparison.Ordinal) && l.Contains("clean: shard", StringComparison.Ordinal) && l.Contains("TraceId:", StringComparison.Ordinal));
         // Checked from a host of its own that has only the bucket and the ledger.
         using var objects = new Storage.S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
         Storage.ShardStore Host(string name) => new(Folder(name), objects);

@@ -80,7 +80,7 @@ public static class CrawlCommand
                 await stop.CancelAsync();
                 await display;
                 Console.Error.WriteLine();
-                ledger.Set($"crawl-summary:{runId}", System.Text.Json.JsonSerializer.Serialize(summary));
+                ledger.Set(LedgerKeys.CrawlSummary(runId), System.Text.Json.JsonSerializer.Serialize(summary));
                 AnsiConsole.MarkupLine($"[green]crawl[/]: {summary.Pages:N0} pages in {summary.Shards} shards, {watch.Elapsed.TotalSeconds:F1} s; " +
                     $"{summary.Retries:N0} requests retried, {summary.Requeued:N0} failed URLs tried again");
                 Reasons("by state", summary.ByState);

@@ -7,7 +7,8 @@ namespace Pipeline.Cli.Commands;
 /// </summary>
 public static class StageProgress
 {
-    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+    /// <summary>A terminal that takes redraws: not redirected, and not NO_COLOR (Program turns ANSI off for it).</summary>
+    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi;
 
     public static async Task ForEachAsync<T>(string title, IReadOnlyList<T> items, Func<T, Task<string>> work)
     {

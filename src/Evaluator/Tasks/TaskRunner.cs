@@ -64,6 +64,9 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     /// <summary>The suffix of a metric's standard error in the ledger and reports.</summary>
     public const string StderrSuffix = "_stderr";
 
+    /// <summary>A multiple-choice task's expected accuracy when choosing at random (the mean of 1 / choices).</summary>
+    public const string ChanceMetric = "chance";
+
     private static Dictionary<string, double> RollingMetrics(IReadOnlyList<(double Nll, long Tokens, long Bytes, long Words)> windows)
     {
         var nll = windows.Sum(w => w.Nll);
@@ -175,6 +178,8 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
             accNorm.Add(scores.IndexOf(scores.MaxBy(s => s.Norm)) == answer ? 1 : 0);
         }
         var metrics = new Dictionary<string, double> { ["examples"] = scored.Count };
+        // What picking a choice at random scores: the baseline a report compares acc with.
+        if (scored.Count > 0) metrics[ChanceMetric] = scored.Average(e => 1.0 / Math.Max(1, e[task.Choices]!.AsArray().Count));
         Add(metrics, "acc", acc);
         Add(metrics, "acc_norm", accNorm);
         return metrics;
