@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts or stops a throw-away RabbitMQ node on 127.0.0.1:5672 (user guest, loopback only) for tests and local runs.
+# Starts or stops a throw-away RabbitMQ node on 127.0.0.1:5672 (user guest, loopback only), with its management API on
+# 127.0.0.1:15672, for tests and local runs.
 #   scripts/rabbitmq-local.sh start   # prints the node's data folder
 #   scripts/rabbitmq-local.sh stop
 # The Debian package (apt-get install rabbitmq-server) does not start a node by itself in containers.
@@ -10,7 +11,11 @@ case "${1:-start}" in
     if rabbitmq-diagnostics -n "$node" -q ping >/dev/null 2>&1; then echo "RabbitMQ node $node already running"; exit 0; fi
     dir=$(mktemp -d /tmp/rabbit.XXXXXX)
     mkdir -p "$dir/mnesia" "$dir/log"
+    # The management API (queue depths for the dashboard) on loopback only.
+    printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "${RABBITMQ_MANAGEMENT_PORT:-15672}" >"$dir/rabbitmq.conf"
+    echo '[rabbitmq_management].' >"$dir/enabled_plugins"
     chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true # the server drops root privileges
+    export RABBITMQ_CONFIG_FILE="$dir/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
     export RABBITMQ_NODENAME=$node RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=${RABBITMQ_NODE_PORT:-5672}
     export RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-25672} RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
     rabbitmq-server -detached >/dev/null 2>&1 || true

@@ -55,15 +55,20 @@ run.SetAction(async (parse, ct) =>
 });
 root.Subcommands.Add(run);
 
-var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer (with alignment jobs) or evaluator" };
+var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer (with alignment jobs), evaluator, or dashboard (the web view of the runs in the ledger)" };
 var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption, setOption };
 serve.SetAction(async (parse, ct) =>
 {
-    var modules = Stages.ForService(parse.GetValue(stageArgument)!);
     var overrides = new Dictionary<string, string?>(CliInputs.Settings(parse.GetValue(setOption)))
     {
         ["Pipeline:DataRoot"] = CliInputs.OutDir(parse.GetValue(outOption)!),
     };
+    if (parse.GetValue(stageArgument) == "dashboard")
+    {
+        await DashboardCommand.RunAsync(overrides, ct);
+        return 0;
+    }
+    var modules = Stages.ForService(parse.GetValue(stageArgument)!);
     using var host = PipelineHost.Build(modules, overrides, quiet: false);
     await host.RunAsync(ct);
     return 0;

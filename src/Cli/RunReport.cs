@@ -112,9 +112,7 @@ public static class RunReport
             return;
         }
         var all = checkpoints.SelectMany(c => c.Rows).ToList();
-        static bool IsScore(EvalRow e) => e.Metric is not ("examples" or TaskRunner.ChanceMetric) && !e.Metric.EndsWith(TaskRunner.StderrSuffix, StringComparison.Ordinal);
-        var columns = all.Where(IsScore).Select(e => (e.Task, e.Metric)).Distinct()
-            .OrderBy(c => c.Task == "validation" ? 0 : 1).ThenBy(c => c.Task, StringComparer.Ordinal).ThenBy(c => c.Metric, StringComparer.Ordinal).ToList();
+        var columns = EvalMetrics.Columns(all);
         string Of(string task, string metric) => all.LastOrDefault(e => e.Task == task && e.Metric == metric) is { } e ? Format(e.Value) : "";
         var contamination = ledger.Get(RunCoordinator.ContaminationKey(runId)) is { } contaminationJson
             ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")

@@ -19,7 +19,7 @@ public sealed record EvalOutcome(string RunName, long Step, string CheckpointUri
 /// </summary>
 public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, EvaluatorOptions options, ILogger<CheckpointEvaluator> logger)
 {
-    public const string ValidationTask = "validation_perplexity";
+    public const string ValidationTask = EvalMetrics.ValidationTask;
 
     /// <summary>Ledger key set when a new checkpoint's evaluation (validation and every configured task) has finished, failures included.</summary>
     public static string EvaluatedKey(string checkpointUri) => LedgerKeys.Evaluated(checkpointUri);

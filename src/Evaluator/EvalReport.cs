@@ -45,7 +45,7 @@ public static class EvalReport
                 md.Append($"| {e.Step} | {e.Task} | {e.TaskVersion} | {e.Metric} | {value} |\n");
             md.Append('\n');
         }
-        foreach (var group in evals.Where(e => e.Metric is not ("examples" or Tasks.TaskRunner.ChanceMetric) && !e.Metric.EndsWith(Tasks.TaskRunner.StderrSuffix, StringComparison.Ordinal)).GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
+        foreach (var group in evals.Where(e => EvalMetrics.IsScore(e.Metric)).GroupBy(e => (e.Task, e.Metric)).OrderBy(g => g.Key.Task).ThenBy(g => g.Key.Metric))
         {
             var png = $"{Safe(group.Key.Task)}-{Safe(group.Key.Metric)}.png";
             Plot(Path.Combine(folder, png), $"{group.Key.Task}: {group.Key.Metric}",

@@ -46,6 +46,9 @@ public sealed class PipelineOptions
 
     public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>`pipeline serve dashboard`: where it listens and who may use it.</summary>
+    public DashboardOptions Dashboard { get; set; } = new();
+
     /// <summary>Metrics and traces: a Prometheus endpoint and OTLP export, each only when configured.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
 
@@ -122,3 +125,24 @@ public sealed class RetryOptions
     public TimeSpan MinInterval { get; set; } = TimeSpan.FromMilliseconds(200);
     public TimeSpan MaxInterval { get; set; } = TimeSpan.FromSeconds(10);
 }
+
+/// <summary>The web dashboard (Pipeline:Dashboard).</summary>
+public sealed class DashboardOptions
+{
+    /// <summary>The address it listens on: loopback by default. Any other needs <see cref="Token"/>.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    [System.ComponentModel.DataAnnotations.Range(0, 65535)]
+    public int Port { get; set; } = 8080;
+
+    /// <summary>
+    /// The secret a browser or client must present (Authorization: Bearer, or ?token= once, which sets a cookie): for
+    /// every page when the dashboard listens beyond loopback, and always to cancel training. From the environment
+    /// (PIPELINE__DASHBOARD__TOKEN), never a file in the repository.
+    /// </summary>
+    public string? Token { get; set; }
+
+    /// <summary>RabbitMQ's management API (http://127.0.0.1:15672) for queue depths and consumers; none by default.</summary>
+    public string? RabbitMqManagementUrl { get; set; }
+}
+

@@ -393,3 +393,26 @@ public sealed record StageSummary(string Stage, int Shards, long Rows, long Byte
 public sealed record RunSummary(string RunId, string Name, string Created, string State, IReadOnlyList<StageSummary> Stages);
 
 public sealed record EvalRow(string RunName, long Step, string Checkpoint, string Task, string TaskVersion, string Metric, double Value);
+
+/// <summary>The metrics of an evaluation that are not scores themselves, and the columns of a table of scores.</summary>
+public static class EvalMetrics
+{
+    /// <summary>The suffix of a metric's standard error.</summary>
+    public const string StderrSuffix = "_stderr";
+
+    /// <summary>How many examples a task scored.</summary>
+    public const string Examples = "examples";
+
+    /// <summary>A multiple-choice task's expected accuracy when choosing at random.</summary>
+    public const string Chance = "chance";
+
+    /// <summary>The task the evaluator scores every checkpoint on: perplexity on the run's validation split.</summary>
+    public const string ValidationTask = "validation_perplexity";
+
+    public static bool IsScore(string metric) => metric is not (Examples or Chance) && !metric.EndsWith(StderrSuffix, StringComparison.Ordinal);
+
+    /// <summary>The (task, metric) pairs scored in <paramref name="rows"/>: validation first, then by task and metric name.</summary>
+    public static IReadOnlyList<(string Task, string Metric)> Columns(IEnumerable<EvalRow> rows) =>
+        rows.Where(e => IsScore(e.Metric)).Select(e => (e.Task, e.Metric)).Distinct()
+            .OrderBy(c => c.Task == ValidationTask ? 0 : 1).ThenBy(c => c.Task, StringComparer.Ordinal).ThenBy(c => c.Metric, StringComparer.Ordinal).ToList();
+}

@@ -18,6 +18,14 @@ public sealed class ComposeFileTests
         service.Children.TryGetValue(key, out var own) ? own
         : service.Children.TryGetValue("<<", out var shared) && ((YamlMappingNode)shared).Children.TryGetValue(key, out var inherited) ? inherited : null;
 
+    /// <summary>A mapping's keys with those of its merge key ("&lt;&lt;: *anchor") under them, as compose reads it.</summary>
+    private static Dictionary<string, string> Merged(YamlMappingNode mapping)
+    {
+        var merged = mapping.Children.TryGetValue("<<", out var inherited) ? Merged((YamlMappingNode)inherited) : [];
+        foreach (var (key, value) in mapping.Children.Where(kv => kv.Key.ToString() != "<<")) merged[key.ToString()] = value.ToString();
+        return merged;
+    }
+
     [Fact]
     public void Every_service_has_a_folder_of_its_own_and_exchanges_files_through_the_object_store()
     {
@@ -33,8 +41,8 @@ public sealed class ComposeFileTests
             if (service.Children.TryGetValue("command", out var command) && ((YamlSequenceNode)command).Children.FirstOrDefault()?.ToString() == "serve")
             {
                 served.Add(name);
-                var environment = (YamlMappingNode)Setting(service, "environment")!;
-                Assert.Equal("S3", environment["PIPELINE__STORAGE__KIND"].ToString());
+                var environment = Merged((YamlMappingNode)Setting(service, "environment")!);
+                Assert.Equal("S3", environment["PIPELINE__STORAGE__KIND"]);
                 Assert.NotNull(environment["PIPELINE__LEDGER__CONNECTIONSTRING"]);
             }
             if (Setting(service, "volumes") is YamlSequenceNode volumes)
@@ -43,7 +51,7 @@ public sealed class ComposeFileTests
             if (service.Children.TryGetValue("ports", out var ports))
                 Assert.All(((YamlSequenceNode)ports).Children, port => Assert.StartsWith("127.0.0.1:", port.ToString()));
         }
-        Assert.Equal(["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"], served);
+        Assert.Equal(["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator", "dashboard"], served);
         Assert.All(mountedBy, kv => Assert.True(kv.Value.Count == 1, $"volume {kv.Key} is shared by {string.Join(", ", kv.Value)}"));
         Assert.All(served, service => Assert.Contains(mountedBy, kv => kv.Value.SequenceEqual([service])));
     }

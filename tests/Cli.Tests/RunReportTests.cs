@@ -32,7 +32,7 @@ public sealed class RunReportTests : IDisposable
         {
             ledger.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "jcommonsenseqa", "1",
                 new Dictionary<string, double> { ["acc"] = acc, ["acc_stderr"] = 0.05, ["examples"] = 100, ["chance"] = 0.2 });
-            ledger.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "validation", "1", new Dictionary<string, double> { ["loss"] = 5 - acc });
+            ledger.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5 - acc });
         }
 
         var folder = Path.Combine(_root, "reports");
@@ -44,7 +44,7 @@ public sealed class RunReportTests : IDisposable
             .Select(l => l.Split('|')[1].Trim()).ToList();
         Assert.Equal(["language", "gopher_repetition", "gopher_quality", "exact_dedup"], rules);
 
-        Assert.Contains("| checkpoint | validation<br>loss | jcommonsenseqa<br>acc |", report);
+        Assert.Contains("| checkpoint | validation_perplexity<br>loss | jcommonsenseqa<br>acc |", report);
         Assert.Contains("| *examples (n)* |  | 100 |", report);
         Assert.Contains("| *chance* |  | 0.2000 |", report);
         Assert.Contains("| r-gpt step 50 | 4.7000 | 0.3000 ± 0.0500 |", report);

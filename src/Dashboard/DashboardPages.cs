@@ -1,0 +1,225 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Pipeline.Hosting;
+
+namespace Pipeline.Dashboard;
+
+/// <summary>
+/// The dashboard's HTML, rendered on the server from the run ledger: the runs list, and a run's page whose main part
+/// (the fragment) the browser swaps in again on every live update. Everything from the ledger is HTML-encoded: URLs
+/// and errors there come from crawled pages and messages.
+/// </summary>
+public sealed class DashboardPages(RunLedger ledger, bool canCancel)
+{
+    private static readonly string[] StageOrder = ["crawl", "clean", "dedup", "tokenize"];
+
+    private static string E(string? text) => WebUtility.HtmlEncode(text ?? "");
+
+    private static string N(double value, string format = "N0") => value.ToString(format, CultureInfo.InvariantCulture);
+
+    public static string Layout(string title, string body, string? live = null) => $"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>{E(title)}</title>
+        <link rel="icon" href="data:,"><link rel="stylesheet" href="/dashboard.css"></head>
+        <body><header><a href="/">Pipeline</a><span>{E(title)}</span><span id="live">{E(live)}</span></header>
+        {body}
+        <script src="/dashboard.js"></script></body></html>
+        """;
+
+    public string Runs()
+    {
+        var html = new StringBuilder("<main><section><h2>Runs</h2><table><tr><th>run</th><th>name</th><th>created</th><th>state</th><th>stages</th></tr>");
+        foreach (var run in ledger.Runs().OrderByDescending(r => r.Created, StringComparer.Ordinal))
+        {
+            var stages = string.Join(", ", run.Stages.Select(s => $"{s.Stage} {N(s.Rows)}"));
+            html.Append($"<tr><td><a href=\"/runs/{Uri.EscapeDataString(run.RunId)}\">{E(run.RunId)}</a></td><td>{E(run.Name)}</td><td>{E(run.Created)}</td>")
+                .Append($"<td class=\"state-{E(run.State)}\">{E(run.State)}</td><td>{E(stages)}</td></tr>");
+        }
+        return Layout("runs", html.Append("</table></section></main>").ToString());
+    }
+
+    public string RunPage(string runId, string fragment)
+    {
+        var id = Uri.EscapeDataString(runId);
+        return Layout($"run {runId}", $"<main id=\"run\" data-events=\"/runs/{id}/events\" data-fragment=\"/runs/{id}/fragment\">{fragment}</main>", "connecting...");
+    }
+
+    /// <summary>The run's sections; null when the ledger has no such run.</summary>
+    public string? RunFragment(string runId, IReadOnlyList<QueueInfo>? queues)
+    {
+        var run = ledger.Runs().FirstOrDefault(r => r.RunId == runId);
+        if (run is null) return null;
+        var html = new StringBuilder();
+        html.Append($"<section><h2>Run {E(run.RunId)} <span class=\"state-{E(run.State)}\">{E(run.State)}</span></h2><p class=\"muted\">training run {E(run.Name)}, created {E(run.Created)}</p></section>");
+        Stages(html, run);
+        Crawl(html, runId);
+        Jobs(html, runId, run.Name);
+        Training(html, run.Name);
+        Evaluation(html, run.Name);
+        if (queues is not null) Queues(html, queues);
+        return html.ToString();
+    }
+
+    private void Stages(StringBuilder html, RunSummary run)
+    {
+        var stages = run.Stages.OrderBy(s => Array.IndexOf(StageOrder, s.Stage) is var i and >= 0 ? i : StageOrder.Length).ThenBy(s => s.Stage, StringComparer.Ordinal).ToList();
+        html.Append("<section id=\"stages\"><h2>Stages</h2><table><tr><th>stage</th><th>shards</th><th>rows</th><th>MB</th><th>inputs done</th><th>failed</th></tr>");
+        foreach (var stage in stages)
+        {
+            var failed = ledger.Failures(run.RunId, stage.Stage).Count;
+            html.Append($"<tr data-stage=\"{E(stage.Stage)}\"><td>{E(stage.Stage)}</td><td class=\"n\">{N(stage.Shards)}</td><td class=\"n\">{N(stage.Rows)}</td>")
+                .Append($"<td class=\"n\">{N(stage.Bytes / 1e6, "F1")}</td><td class=\"n\">{N(ledger.ProcessedCount(run.RunId, stage.Stage))}</td>")
+                .Append($"<td class=\"n{(failed > 0 ? " state-failed" : "")}\">{N(failed)}</td></tr>");
+        }
+        html.Append("</table>");
+        // Throughput: rows written over time, per stage, in minutes since the run's first shard.
+        var timeline = ledger.ShardTimeline(run.RunId);
+        if (timeline.Count > 0)
+        {
+            var start = timeline.Min(t => t.Created);
+            var series = timeline.GroupBy(t => t.Stage).Select(g =>
+            {
+                long total = 0;
+                return (g.Key, (IReadOnlyList<(double, double)>)g.Select(t => ((t.Created - start).TotalMinutes, (double)(total += t.Rows))).ToList());
+            }).ToList();
+            html.Append(SvgChart.Lines("rows written (cumulative)", series, "min"));
+        }
+        var failures = StageOrder.Concat(stages.Select(s => s.Stage)).Distinct().SelectMany(s => ledger.Failures(run.RunId, s).Select(f => (Stage: s, f.InputId, f.Error))).ToList();
+        if (failures.Count > 0)
+        {
+            html.Append("<h2>Failures</h2><table><tr><th>stage</th><th>input shard</th><th>error</th></tr>");
+            foreach (var (stage, input, error) in failures) html.Append($"<tr><td>{E(stage)}</td><td>{E(input)}</td><td class=\"error\">{E(error)}</td></tr>");
+            html.Append("</table>");
+        }
+        html.Append("</section>");
+    }
+
+    private void Crawl(StringBuilder html, string runId)
+    {
+        html.Append("<section id=\"crawl\"><h2>Crawl</h2>");
+        if (ledger.Get(LedgerKeys.CrawlSummary(runId)) is not { } json)
+        {
+            html.Append("<p class=\"muted\">crawling (the URL states are summarized when the crawl ends)</p></section>");
+            return;
+        }
+        using var summary = JsonDocument.Parse(json);
+        html.Append("<div class=\"grid\">");
+        foreach (var (name, title) in new[] { ("ByState", "URL state"), ("ByReason", "reason") })
+        {
+            if (!summary.RootElement.TryGetProperty(name, out var map) || map.ValueKind != JsonValueKind.Object || !map.EnumerateObject().Any()) continue;
+            html.Append($"<table><tr><th>{title}</th><th>URLs</th></tr>");
+            foreach (var item in map.EnumerateObject().OrderByDescending(p => p.Value.GetInt32()))
+                html.Append($"<tr><td>{E(item.Name)}</td><td class=\"n\">{N(item.Value.GetInt32())}</td></tr>");
+            html.Append("</table>");
+        }
+        html.Append("</div></section>");
+    }
+
+    private void Jobs(StringBuilder html, string runId, string runName)
+    {
+        var keys = ledger.KeysWithPrefix($"crawl:{runId}").Concat(ledger.KeysWithPrefix($"training:{runName}")).Concat(ledger.KeysWithPrefix($"alignment:{runName}")).ToList();
+        html.Append("<section id=\"jobs\"><h2>Long jobs</h2>");
+        if (keys.Count == 0)
+        {
+            html.Append("<p class=\"muted\">none yet</p></section>");
+            return;
+        }
+        html.Append("<table><tr><th>job</th><th>state</th><th>error</th><th></th></tr>");
+        foreach (var key in keys)
+        {
+            using var job = JsonDocument.Parse(ledger.Get(key)!);
+            var state = job.RootElement.TryGetProperty("State", out var s) ? s.GetString() : "";
+            var error = job.RootElement.TryGetProperty("Error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : "";
+            var cancel = "";
+            if (key.StartsWith("training:", StringComparison.Ordinal) && state == "running" && canCancel)
+                cancel = $"<form class=\"cancel\" method=\"post\" action=\"/runs/{Uri.EscapeDataString(runId)}/cancel-training\"><input type=\"hidden\" name=\"run\" value=\"{E(key["training:".Length..])}\"><button>cancel training</button></form>";
+            html.Append($"<tr><td>{E(key)}</td><td class=\"state-{E(state)}\">{E(state)}</td><td class=\"error\">{E(error)}</td><td>{cancel}</td></tr>");
+        }
+        html.Append("</table></section>");
+    }
+
+    private void Training(StringBuilder html, string runName)
+    {
+        var metrics = ledger.Metrics(runName, "train");
+        html.Append("<section id=\"training\"><h2>Training</h2>");
+        if (metrics.Count == 0)
+        {
+            html.Append("<p class=\"muted\">no steps yet</p></section>");
+            return;
+        }
+        IReadOnlyList<(double, double)> Series(string name) => metrics.Where(m => m.Name == name).Select(m => ((double)m.Step, m.Value)).ToList();
+        var last = metrics.Max(m => m.Step);
+        var tps = metrics.LastOrDefault(m => m.Name == "tokens_per_second");
+        html.Append($"<p>step {N(last)}{(tps.Name is null ? "" : $", {N(tps.Value)} tokens/s")}</p><div class=\"grid\">")
+            .Append(SvgChart.Lines("loss", [("train", Series("loss")), ("validation", Series("val_loss"))]))
+            .Append(SvgChart.Lines("tokens/s", [("tokens/s", Series("tokens_per_second"))]))
+            .Append("</div></section>");
+    }
+
+    private void Evaluation(StringBuilder html, string runName)
+    {
+        // The run's checkpoints and those of the models aligned from it (their run names extend the base's).
+        var evals = ledger.Evals().Where(e => e.RunName == runName || e.RunName.StartsWith(runName + "-", StringComparison.Ordinal)).ToList();
+        html.Append("<section id=\"evaluation\"><h2>Evaluation</h2>");
+        if (evals.Count == 0)
+        {
+            html.Append("<p class=\"muted\">no checkpoint scored yet</p></section>");
+            return;
+        }
+        var columns = EvalMetrics.Columns(evals);
+        html.Append("<div class=\"wide\"><table><tr><th>checkpoint</th>").Append(string.Concat(columns.Select(c => $"<th>{E(c.Task)}<br>{E(c.Metric)}</th>"))).Append("</tr>");
+        foreach (var checkpoint in evals.GroupBy(e => (e.RunName, e.Step, e.Checkpoint)).OrderBy(g => g.Key.RunName != runName).ThenBy(g => g.Key.Step))
+        {
+            html.Append($"<tr class=\"checkpoint\" data-checkpoint=\"{E(checkpoint.Key.Checkpoint)}\"><td>{E(checkpoint.Key.RunName)} step {N(checkpoint.Key.Step)}</td>");
+            foreach (var (task, metric) in columns)
+            {
+                var score = checkpoint.FirstOrDefault(e => e.Task == task && e.Metric == metric);
+                var se = checkpoint.FirstOrDefault(e => e.Task == task && e.Metric == metric + EvalMetrics.StderrSuffix);
+                html.Append($"<td class=\"n\">{(score is null ? "" : N(score.Value, "F4") + (se is null ? "" : " ± " + N(se.Value, "F4")))}</td>");
+            }
+            html.Append("</tr>");
+        }
+        html.Append("</table></div><div class=\"grid\">");
+        // An aligned model's checkpoints are drawn after the base step it started from, labelled with it.
+        foreach (var (task, metric) in columns.Take(6))
+        {
+            var series = evals.Where(e => e.Task == task && e.Metric == metric).GroupBy(e => e.RunName)
+                .Select(g => (Legend(g.Key, runName), (IReadOnlyList<(double, double)>)g.Select(e => (BaseStep(g.Key, runName) + e.Step, e.Value)).ToList())).ToList();
+            html.Append(SvgChart.Lines($"{task}: {metric}", series));
+        }
+        html.Append("</div>");
+        // Lineage: each aligned model, the base checkpoint it started from and how many of its tasks are scored.
+        var aligned = evals.Where(e => e.RunName != runName).GroupBy(e => e.RunName).ToList();
+        if (aligned.Count > 0)
+        {
+            html.Append("<h2>Alignment lineage</h2><ul>");
+            foreach (var model in aligned)
+            {
+                var from = model.Key[(runName.Length + 1)..];
+                html.Append($"<li>{E(runName)} → <b>{E(from)}</b> ({E(model.Key)}): {N(model.Select(e => e.Checkpoint).Distinct().Count())} checkpoint(s), {N(model.Select(e => e.Task).Distinct().Count())} tasks scored</li>");
+            }
+            html.Append("</ul>");
+        }
+        html.Append("</section>");
+    }
+
+    // Aligned runs are named "<base run>-<method>-from-<base step>" (AlignmentRule.OutputRun).
+    private static double BaseStep(string run, string baseRun) =>
+        run != baseRun && run.LastIndexOf("-from-", StringComparison.Ordinal) is var at and >= 0 && long.TryParse(run[(at + 6)..], out var step) ? step : 0;
+
+    // "sft-from-300": the method and the base step, short enough for the legend.
+    private static string Legend(string run, string baseRun) => run == baseRun ? run : run[(baseRun.Length + 1)..];
+
+    private static void Queues(StringBuilder html, IReadOnlyList<QueueInfo> queues)
+    {
+        html.Append("<section id=\"queues\"><h2>Queues</h2><table><tr><th>queue</th><th>messages</th><th>consumers</th></tr>");
+        foreach (var queue in queues.OrderBy(q => q.Name, StringComparer.Ordinal))
+            html.Append($"<tr><td>{E(queue.Name)}</td><td class=\"n\">{N(queue.Messages)}</td><td class=\"n\">{N(queue.Consumers)}</td></tr>");
+        html.Append("</table></section>");
+    }
+}
+
+/// <summary>A queue as RabbitMQ's management API reports it.</summary>
+public sealed record QueueInfo(string Name, long Messages, long Consumers);

@@ -1,0 +1,171 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Pipeline.Contracts.V1;
+using Pipeline.Hosting;
+
+namespace Pipeline.Dashboard.Tests;
+
+public sealed class DashboardTests : IAsyncLifetime
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("dashboard-").FullName;
+    private readonly List<string> _cancelled = [];
+    private RunLedger _ledger = null!;
+    private Microsoft.AspNetCore.Builder.WebApplication _app = null!;
+    private string _address = "";
+
+    private static ShardRef Shard(string stage, int n, long rows) =>
+        new($"{stage}-{n}", $"shards/{stage}/r/{n}.parquet", "sha", rows, rows * 1000, stage, "c", [], "r");
+
+    public async Task InitializeAsync()
+    {
+        // A run as the services leave it mid-way: crawl, clean and dedup shards, a failed input (whose error holds
+        // markup, as a hostile page's URL can), a running training job with its curve, one scored checkpoint.
+        _ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        _ledger.EnsureRun("r", "r-gpt", "{}");
+        _ledger.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
+        _ledger.CompleteInput("crawl", "crawl-2", "r", [Shard("crawl", 2, 60)]);
+        _ledger.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 70)]);
+        _ledger.CompleteInput("dedup", "clean-1", "r", [Shard("dedup", 1, 65)]);
+        _ledger.FailInput("clean", "crawl-2", "r", "shard 'http://x/<script>alert(1)</script>' failed its checksum");
+        _ledger.Set(LedgerKeys.CrawlSummary("r"), JsonSerializer.Serialize(new { Pages = 160, Shards = 2, ByState = new { done = 160, skipped = 4 }, ByReason = new { robots = 4 } }));
+        _ledger.Set("training:r-gpt", """{"Request":{},"State":"running","Error":null}""");
+        for (var step = 1; step <= 5; step++) _ledger.AddMetric("r-gpt", "train", step, "loss", 6 - step * 0.2);
+        _ledger.AddEval("r-gpt", 5, "checkpoints/r-gpt/step-0000005", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.5 });
+
+        var port = FreePort();
+        var options = new PipelineOptions { Dashboard = { Port = port, Token = "secret-token" } };
+        _app = DashboardServer.Build(options, _ledger, (run, _) =>
+        {
+            lock (_cancelled) _cancelled.Add(run);
+            return Task.CompletedTask;
+        }, TimeSpan.FromMilliseconds(200));
+        await _app.StartAsync();
+        _address = $"http://127.0.0.1:{port}";
+    }
+
+    [Fact]
+    public async Task The_run_page_shows_the_stages_and_a_new_checkpoint_appears_live_in_chromium()
+    {
+        using var playwright = await Playwright.CreateAsync();
+        // Debian's chromium, not a Playwright download (none is possible here).
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Environment.GetEnvironmentVariable("PIPELINE_TEST_CHROMIUM") ?? "/usr/bin/chromium",
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1300, Height = 1600 } });
+        var errors = new List<string>();
+        page.Console += (_, message) => { if (message.Type == "error") lock (errors) errors.Add(message.Text); };
+        page.PageError += (_, error) => { lock (errors) errors.Add(error); };
+
+        // ?token= once (it sets the cookie the cancel form needs).
+        await page.GotoAsync($"{_address}/runs/r?token=secret-token");
+        Assert.Equal(["crawl", "clean", "dedup"], await page.Locator("#stages tr[data-stage]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.stage)"));
+        Assert.Equal("160", await page.Locator("#stages tr[data-stage=crawl] td:nth-child(3)").InnerTextAsync());
+        Assert.Contains("<script>alert(1)</script>", await page.Locator("#stages .error").InnerTextAsync()); // shown as text, not run
+        Assert.Equal(1, await page.Locator("#evaluation tr.checkpoint").CountAsync());
+        await page.WaitForFunctionAsync("document.getElementById('live').textContent.startsWith('live')", null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+
+        // A new checkpoint is scored while the page is open: it appears without a reload (the marker survives).
+        await page.EvaluateAsync("window.marker = 42");
+        _ledger.AddEval("r-gpt", 10, "checkpoints/r-gpt/step-0000010", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.1 });
+        await page.Locator("tr.checkpoint[data-checkpoint='checkpoints/r-gpt/step-0000010']").WaitForAsync(new LocatorWaitForOptions { Timeout = 15_000 });
+        Assert.Equal(42, await page.EvaluateAsync<int>("window.marker"));
+        // The screenshot (a test artifact beside the binaries) through the DevTools protocol: Playwright's own waits on
+        // the page's fonts, which this chromium build never reports ready headless.
+        var cdp = await page.Context.NewCDPSessionAsync(page);
+        var shot = await cdp.SendAsync("Page.captureScreenshot", new Dictionary<string, object> { ["format"] = "png", ["captureBeyondViewport"] = true });
+        await File.WriteAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "dashboard-run-page.png"), Convert.FromBase64String(shot!.Value.GetProperty("data").GetString()!));
+
+        // The one write: cancelling the running training, with the token.
+        await page.Locator("#jobs button").ClickAsync();
+        await page.WaitForURLAsync($"{_address}/runs/r");
+        lock (_cancelled) Assert.Equal(["r-gpt"], _cancelled);
+        lock (errors) Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public async Task Cancelling_needs_the_token_and_a_dashboard_beyond_loopback_refuses_to_start_without_one()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(_address) };
+        var form = new FormUrlEncodedContent(new Dictionary<string, string> { ["run"] = "r-gpt" });
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.PostAsync("/runs/r/cancel-training", form)).StatusCode);
+        using var wrong = new HttpRequestMessage(HttpMethod.Post, "/runs/r/cancel-training") { Content = form };
+        wrong.Headers.Authorization = new("Bearer", "not-it");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(wrong)).StatusCode);
+        lock (_cancelled) Assert.Empty(_cancelled);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/runs/no-such-run")).StatusCode);
+        var headers = (await http.GetAsync("/")).Headers;
+        Assert.Contains("script-src 'self'", headers.GetValues("Content-Security-Policy").Single());
+
+        var exposed = new PipelineOptions { Dashboard = { Host = "0.0.0.0", Port = FreePort() } };
+        var error = Assert.Throws<ArgumentException>(() => DashboardServer.Build(exposed, _ledger, null));
+        Assert.Contains("Pipeline:Dashboard:Token", error.Message);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Queue_depths_and_consumers_come_from_the_RabbitMQ_management_API()
+    {
+        // The node .ci/run starts (scripts/rabbitmq-local.sh) serves its management API on loopback.
+        var management = Environment.GetEnvironmentVariable("PIPELINE_TEST_RABBITMQ_MANAGEMENT") ?? "http://127.0.0.1:15672";
+        using var api = new HttpClient { BaseAddress = new Uri(management) };
+        api.DefaultRequestHeaders.Authorization = new("Basic", Convert.ToBase64String("guest:guest"u8.ToArray()));
+        var queue = "dashboard-test-" + Guid.NewGuid().ToString("N")[..8];
+        static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                (await api.PutAsync($"api/queues/%2F/{queue}", Json("{\"durable\":false}"))).EnsureSuccessStatusCode();
+                break;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500); // the plugin starts a little after the node answers pings
+            }
+        }
+        try
+        {
+            for (var i = 0; i < 3; i++)
+                (await api.PostAsync("api/exchanges/%2F/amq.default/publish",
+                    Json($"{{\"properties\":{{}},\"routing_key\":\"{queue}\",\"payload\":\"x\",\"payload_encoding\":\"string\"}}"))).EnsureSuccessStatusCode();
+            var port = FreePort();
+            var options = new PipelineOptions { Dashboard = { Port = port, RabbitMqManagementUrl = management }, RabbitMq = { Username = "guest", Password = "guest" } };
+            await using var app = DashboardServer.Build(options, _ledger, null);
+            await app.StartAsync();
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var row = $"<td>{queue}</td><td class=\"n\">3</td><td class=\"n\">0</td>";
+            var page = "";
+            // The management API refreshes its message counts every few seconds.
+            for (var attempt = 0; attempt < 60 && !page.Contains(row, StringComparison.Ordinal); attempt++)
+            {
+                await Task.Delay(500);
+                page = await http.GetStringAsync("/runs/r/fragment");
+            }
+            Assert.Contains(row, page);
+            await app.StopAsync();
+        }
+        finally
+        {
+            await api.DeleteAsync($"api/queues/%2F/{queue}");
+        }
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(_root, recursive: true);
+    }
+}
