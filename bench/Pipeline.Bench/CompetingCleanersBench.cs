@@ -4,6 +4,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Crawler;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Bench;
 

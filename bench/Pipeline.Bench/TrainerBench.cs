@@ -4,6 +4,7 @@ using Pipeline.Model;
 using Pipeline.Trainer;
 using TorchSharp;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Bench;
 
@@ -78,7 +79,7 @@ public static class TrainerBench
         if (!File.Exists(store.Resolve(Tokenizer.CorpusTokenizer.ManifestUri("bench"))))
         {
             var lines = File.ReadAllLines(Path.Combine(folder, "corpus.txt"));
-            var docs = lines.Chunk(20).Select((c, i) => new Cleaner.CleanDocument { Id = $"d{i}", Text = string.Join('\n', c), Language = "" }).ToList();
+            var docs = lines.Chunk(20).Select((c, i) => new CleanDocument { Id = $"d{i}", Text = string.Join('\n', c), Language = "" }).ToList();
             var input = await store.WriteParquetAsync("dedup/bench.parquet", docs, new Storage.ShardDescriptor("bench-dedup", "dedup", "", [], "bench"));
             var (uri, _, _) = await corpus.TrainAsync("bench", [input], 4096, default);
             var tokenizer = Tokenizer.TextTokenizer.Load(store.Resolve(uri));

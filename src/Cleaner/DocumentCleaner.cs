@@ -1,4 +1,5 @@
 using Pipeline.Cleaner.Filters;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cleaner;
 

@@ -1,7 +1,7 @@
 using Pipeline.Contracts.V1;
-using Pipeline.Crawler;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cleaner;
 

@@ -11,6 +11,7 @@ using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Pipeline.Trainer;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cli;
 

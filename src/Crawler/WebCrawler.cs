@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Crawler;
 

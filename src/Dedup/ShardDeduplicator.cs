@@ -1,7 +1,7 @@
-using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Dedup;
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Parquet;
 using Parquet.Serialization;
 using Pipeline.Contracts.V1;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Storage;
 

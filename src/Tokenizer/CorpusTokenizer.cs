@@ -1,10 +1,10 @@
 using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
-using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Tokenizer;
 

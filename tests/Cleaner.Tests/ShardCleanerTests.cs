@@ -1,6 +1,6 @@
 using Pipeline.Contracts.V1;
-using Pipeline.Crawler;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cleaner.Tests;
 

@@ -8,6 +8,7 @@ using Pipeline.Crawler;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tests.Shared;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cli.Tests;
 

@@ -5,6 +5,7 @@ using Pipeline.Dedup;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cli.Tests;
 

@@ -5,6 +5,7 @@ using Pipeline.Contracts.V1;
 using Pipeline.Crawler.Warc;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Crawler.Tests;
 

@@ -1,6 +1,7 @@
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Dedup.Tests;
 

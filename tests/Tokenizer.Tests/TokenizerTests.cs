@@ -3,6 +3,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Tokenizer.Tests;
 
@@ -190,11 +191,11 @@ public sealed class TokenizerTests : IDisposable
         var shuffled = await Train("b", documents.OrderBy(d => d.Text.Length % 5).ThenByDescending(d => d.Id).Chunk(3));
         Assert.Equal(inOrder, shuffled);
 
-        var page = new Pipeline.Crawler.RawPage { Url = "http://127.0.0.1:40123/ja/index.html", FinalUrl = "http://127.0.0.1:40123/ja/index.html", Source = "crawl" };
+        var page = new Pipeline.Contracts.Rows.RawPage { Url = "http://127.0.0.1:40123/ja/index.html", FinalUrl = "http://127.0.0.1:40123/ja/index.html", Source = "crawl" };
         Assert.Equal(ShardCleaner.DocumentId("sample", page),
-            ShardCleaner.DocumentId("sample", new Pipeline.Crawler.RawPage { Url = "http://127.0.0.1:35555/ja/index.html", FinalUrl = "http://127.0.0.1:35555/ja/index.html", Source = "crawl" }));
+            ShardCleaner.DocumentId("sample", new Pipeline.Contracts.Rows.RawPage { Url = "http://127.0.0.1:35555/ja/index.html", FinalUrl = "http://127.0.0.1:35555/ja/index.html", Source = "crawl" }));
         Assert.NotEqual(ShardCleaner.DocumentId("sample", page),
-            ShardCleaner.DocumentId("sample", new Pipeline.Crawler.RawPage { FinalUrl = "http://127.0.0.1:40123/ja/other.html", Source = "crawl" }));
+            ShardCleaner.DocumentId("sample", new Pipeline.Contracts.Rows.RawPage { FinalUrl = "http://127.0.0.1:40123/ja/other.html", Source = "crawl" }));
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

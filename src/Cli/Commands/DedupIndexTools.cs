@@ -3,6 +3,7 @@ using Pipeline.Storage;
 using Spectre.Console;
 
 using Pipeline.Dedup;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cli.Commands;
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Crawler.Warc;
 

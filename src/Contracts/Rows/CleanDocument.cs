@@ -1,4 +1,4 @@
-namespace Pipeline.Cleaner;
+namespace Pipeline.Contracts.Rows;
 
 /// <summary>One row of a clean-document shard (schema: docs/schemas.md#clean-documents).</summary>
 public sealed class CleanDocument

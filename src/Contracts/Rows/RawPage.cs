@@ -1,4 +1,4 @@
-namespace Pipeline.Crawler;
+namespace Pipeline.Contracts.Rows;
 
 /// <summary>One row of a raw-page shard (schema: docs/schemas.md#raw-pages).</summary>
 public sealed class RawPage
@@ -9,7 +9,7 @@ public sealed class RawPage
     public int Status { get; set; }
     public string ContentType { get; set; } = "";
     public string Charset { get; set; } = "";
-    /// <summary>What decided <see cref="Charset"/>: "bom", "http", "meta" or "detected" (<see cref="CharsetDecoder.Sources"/>).</summary>
+    /// <summary>What decided <see cref="Charset"/>: "bom", "http", "meta" or "detected" (the crawler's CharsetDecoder.Sources).</summary>
     public string CharsetSource { get; set; } = "";
     public string? LanguageHint { get; set; }
     public string Html { get; set; } = "";

@@ -1,4 +1,4 @@
-namespace Pipeline.Dedup;
+namespace Pipeline.Contracts.Rows;
 
 /// <summary>A row of the duplicates table: which document was removed in favour of which.</summary>
 public sealed class DuplicatePair
