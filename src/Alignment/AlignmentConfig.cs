@@ -34,6 +34,9 @@ public sealed record AlignmentConfig
     /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
     public string TooLong { get; init; } = "truncate";
     public long Seed { get; init; } = 1;
+    /// <summary>Save the job's state (weights, optimizer, step) every this many steps, so a stopped job continues from there.</summary>
+    [Range(1, int.MaxValue)]
+    public int SaveEvery { get; init; } = 50;
     /// <summary>Log loss (and for DPO reward margin and accuracy) every this many steps.</summary>
     [Range(1, int.MaxValue)]
     public int LogEvery { get; init; } = 10;

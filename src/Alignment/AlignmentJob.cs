@@ -19,8 +19,9 @@ public sealed record AlignmentResult(string Checkpoint, string? Adapter, Checkpo
 public sealed class AlignmentJob(ILogger logger)
 {
     /// <remarks>
-    /// Stopped by <paramref name="ct"/> (a signal, the service stopping), the job writes a checkpoint of the step it
-    /// reached and then throws <see cref="OperationCanceledException"/>; a new job starts from the base again.
+    /// Stopped by <paramref name="ct"/> (a signal, the service stopping), the job saves its state (resume/ in the output
+    /// folder), writes a checkpoint of the step it reached and throws <see cref="OperationCanceledException"/>; the
+    /// same job started again continues from the saved step (<see cref="AlignmentResume"/>).
     /// </remarks>
     public AlignmentResult Run(string baseCheckpoint, TextTokenizer tokenizer, string dataPath, AlignmentConfig config, string outputFolder, string runName,
         CancellationToken ct = default)
@@ -31,6 +32,8 @@ public sealed class AlignmentJob(ILogger logger)
         var template = new ChatTemplate(tokenizer);
         var errors = new List<string>();
         var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
+        var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
+        var resume = new AlignmentResume(outputFolder, $"{Path.GetFullPath(baseCheckpoint)}|{dataHash}|{JsonSerializer.Serialize(config)}", config.SaveEvery);
         AlignmentReport report;
         void Progress((int Step, double Loss, double Margin, double Accuracy) s)
         {
@@ -43,19 +46,19 @@ public sealed class AlignmentJob(ILogger logger)
         if (config.Method == "sft")
         {
             var examples = AlignmentData.ReadSft(dataPath, errors).Select(e => template.Encode(e.Messages)).ToList();
-            report = AlignmentTrainer.Sft(model, examples, config, pad, Progress, ct);
+            report = AlignmentTrainer.Sft(model, examples, config, pad, Progress, ct, resume);
         }
         else if (config.Method == "dpo")
         {
             var pairs = AlignmentData.ReadPreferences(dataPath, errors).Select(p => (template.Prompt(p.Prompt), template.Reply(p.Chosen), template.Reply(p.Rejected))).ToList();
-            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress, ct);
+            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress, ct, resume);
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
-        logger.LogInformation("align: {Method} {Run}: loss {First:F4} -> {Last:F4}, {Examples} examples in {Rows} rows, {Truncated} truncated, {Dropped} dropped",
-            config.Method, runName, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
+        if (report.Steps.Count > 0)
+            logger.LogInformation("align: {Method} {Run}: steps {From}-{To}, loss {First:F4} -> {Last:F4}, {Examples} examples in {Rows} rows, {Truncated} truncated, {Dropped} dropped",
+                config.Method, runName, report.Steps[0].Step, report.Steps[^1].Step, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
 
-        var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
         var reached = report.Steps.Count == 0 ? 0 : report.Steps[^1].Step;
         var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },
             BaseCheckpoint: Path.GetFullPath(baseCheckpoint), Method: config.LoraRank > 0 ? $"{config.Method}+lora" : config.Method);
@@ -68,7 +71,8 @@ public sealed class AlignmentJob(ILogger logger)
         var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3);
         File.WriteAllText(Path.Combine(checkpoint, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
         if (ct.IsCancellationRequested)
-            throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}", ct);
+            throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}; run it again to continue", ct);
+        resume.Clear();
         return new AlignmentResult(checkpoint, adapter, info, report, errors);
     }
 

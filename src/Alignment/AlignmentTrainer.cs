@@ -11,8 +11,9 @@ namespace Pipeline.Alignment;
 /// </summary>
 public static class AlignmentTrainer
 {
+    /// <param name="resume">Where the job's state is saved as it goes and restored from at the start (null: neither).</param>
     public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var (kept, truncated, dropped, untrainable) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException($"no SFT example with trained tokens fits the model's context ({truncated} truncated, {dropped} dropped, {untrainable} left without trained tokens)");
@@ -25,7 +26,8 @@ public static class AlignmentTrainer
         var rows = config.Packing
             ? SequenceScoring.PackRows(kept, context).Select(r => (IReadOnlyList<(List<int>, List<bool>)>)r.Select(i => kept[i]).ToList()).ToList()
             : kept.Select(e => (IReadOnlyList<(List<int>, List<bool>)>)[e]).ToList();
-        for (var step = 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
+        var start = Resume(resume, model, guard, random, config.BatchSize, rows.Count);
+        for (var step = start + 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
         {
             using var scope = NewDisposeScope();
             model.train();
@@ -38,12 +40,14 @@ public static class AlignmentTrainer
             if (guard.Step(step, loss, config)) steps.Add((step, loss.item<float>(), 0, 0));
             else steps.Add((step, double.NaN, 0, 0));
             onStep?.Invoke(steps[^1]);
+            SaveIfDue(resume, step, config.Steps, model, guard);
         }
+        SaveIfStopped(resume, steps, config.Steps, model, guard, ct);
         return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count) { Untrainable = untrainable, SkippedSteps = guard.Skipped };
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default)
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var limit = model.Config.Context + 1;
         var kept = new List<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)>();
@@ -86,7 +90,9 @@ public static class AlignmentTrainer
         }
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
-        for (var step = 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
+        // Restored after the reference pass: the reference is the base model, not the state reached.
+        var start = Resume(resume, model, guard, random, Math.Min(config.BatchSize, kept.Count), kept.Count);
+        for (var step = start + 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
         {
             using var scope = NewDisposeScope();
             model.train();
@@ -101,8 +107,34 @@ public static class AlignmentTrainer
             var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
             steps.Add(guard.Step(step, loss, config) ? (step, loss.item<float>(), margin, accuracy) : (step, double.NaN, margin, accuracy));
             onStep?.Invoke(steps[^1]);
+            SaveIfDue(resume, step, config.Steps, model, guard);
         }
+        SaveIfStopped(resume, steps, config.Steps, model, guard, ct);
         return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count) { SkippedSteps = guard.Skipped };
+    }
+
+    /// <summary>
+    /// Restores a saved state, and draws the batches of the steps it covers from <paramref name="random"/> so that the
+    /// next batch is the one an uninterrupted job would draw. Returns the step to continue after.
+    /// </summary>
+    private static int Resume(AlignmentResume? resume, Gpt model, UpdateGuard guard, Random random, int drawsPerStep, int population)
+    {
+        var start = resume?.Restore(model, guard.Optimizer) ?? 0;
+        for (var draw = 0L; draw < (long)start * drawsPerStep; draw++) random.Next(population);
+        return start;
+    }
+
+    /// <summary>Saves every <see cref="AlignmentResume.Every"/> steps (not after the last: the job then writes its result).</summary>
+    private static void SaveIfDue(AlignmentResume? resume, int step, int steps, Gpt model, UpdateGuard guard)
+    {
+        if (resume is not null && step < steps && step % resume.Every == 0) resume.Save(step, model, guard.Optimizer);
+    }
+
+    /// <summary>A job stopped before its last step saves the step it reached.</summary>
+    private static void SaveIfStopped(AlignmentResume? resume, List<(int Step, double, double, double)> steps, int total, Gpt model, UpdateGuard guard, CancellationToken ct)
+    {
+        if (resume is not null && ct.IsCancellationRequested && steps.Count > 0 && steps[^1].Step < total && steps[^1].Step % resume.Every != 0)
+            resume.Save(steps[^1].Step, model, guard.Optimizer);
     }
 
     /// <summary>Sum of log-probabilities of a sequence's trained tokens under the model.</summary>
@@ -142,6 +174,8 @@ public static class AlignmentTrainer
     /// </summary>
     private sealed class UpdateGuard(Gpt model, TorchSharp.Modules.AdamW optimizer)
     {
+        public TorchSharp.Modules.AdamW Optimizer => optimizer;
+
         private readonly List<TorchSharp.Modules.Parameter> _trainable = model.parameters().Where(p => p.requires_grad).ToList();
         private int _inARow;
 

@@ -106,6 +106,38 @@ public sealed class AlignmentTests : IDisposable
         Assert.True(last.Average(s => s.Margin) > 0);
     }
 
+    [Theory]
+    [InlineData("sft")]
+    [InlineData("dpo")]
+    public void A_job_stopped_mid_way_resumes_and_ends_with_the_losses_and_weights_of_one_never_stopped(string method)
+    {
+        var examples = Enumerable.Range(0, 16).Select(i => (Ids: new List<int> { 1, 2, 3 + i % 4, 20, 21, 22 + i % 3 }, Trained: new List<bool> { false, false, false, true, true, true })).ToList();
+        var pairs = Enumerable.Range(0, 12).Select(i => (Prompt: new List<int> { 1, 2, 3 + i % 4 }, Chosen: new List<int> { 20, 21 }, Rejected: new List<int> { 30 + i % 5, 31 })).ToList();
+        var config = new AlignmentConfig { Method = method, Steps = 20, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 3, LoraRank = 4, SaveEvery = 5, Beta = 0.5 };
+        AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null) =>
+            method == "sft" ? AlignmentTrainer.Sft(model, examples, config, 47, onStep, ct, resume) : AlignmentTrainer.Dpo(model, pairs, config, 47, onStep, ct, resume);
+
+        var whole = Model(5);
+        var uninterrupted = Train(whole, null, default);
+
+        // Stopped after step 8 (a signal): the state of step 8 is saved; a new job on a fresh copy of the base goes on.
+        var folder = Path.Combine(_root, method);
+        using var stop = new CancellationTokenSource();
+        var first = Train(Model(5), new AlignmentResume(folder, "same job", config.SaveEvery), stop.Token, s => { if (s.Step == 8) stop.Cancel(); });
+        Assert.Equal(8, first.Steps[^1].Step);
+        var resumedModel = Model(5);
+        var resumed = Train(resumedModel, new AlignmentResume(folder, "same job", config.SaveEvery), default);
+        Assert.Equal(Enumerable.Range(9, 12), resumed.Steps.Select(s => s.Step));
+        Assert.Equal(uninterrupted.Steps.Skip(8).Select(s => Math.Round(s.Loss, 5)), resumed.Steps.Select(s => Math.Round(s.Loss, 5)));
+        var expected = whole.state_dict();
+        foreach (var (name, value) in resumedModel.state_dict())
+            Assert.True(value.allclose(expected[name], rtol: 1e-5, atol: 1e-6), name);
+
+        // A state saved by another job (other data, base or config) is not used.
+        var other = Train(Model(5), new AlignmentResume(folder, "another job", config.SaveEvery), default);
+        Assert.Equal(1, other.Steps[0].Step);
+    }
+
     [Fact]
     public void Sft_learns_replies_and_counts_what_did_not_fit()
     {
