@@ -28,17 +28,18 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
     public async Task Consume(ConsumeContext<TIn> context)
     {
         var input = InputOf(context.Message);
-        if (ledger.IsProcessed(Stage, input.ShardId))
-        {
-            logger.LogInformation("{Stage}: shard {Shard} already processed; redelivery ignored", Stage, input.ShardId);
-            return;
-        }
-        StageResult result;
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        StageResult? result;
         try
         {
-            result = await ProcessAsync(input, context.CancellationToken);
-            PipelineTelemetry.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            // Announce first, record completion last (ShardStep): if the broker is away and a publish fails, the retry
+            // or redelivery finds the input unfinished and does it again, so no announcement is ever lost.
+            result = await new ShardStep(ledger, Stage).RunAsync(input, async ct =>
+            {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var processed = await ProcessAsync(input, ct);
+                PipelineTelemetry.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                return processed;
+            }, (output, _) => context.Publish(Announce(output), context.CancellationToken), context.CancellationToken);
         }
         catch (ShardRejectedException e)
         {
@@ -46,12 +47,11 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
             ledger.FailInput(Stage, input.ShardId, input.RunId, e.Message);
             throw;
         }
-        // Announce first, record completion last: if the broker is away and a publish fails, the retry or redelivery
-        // finds the input unfinished and does it again (same shard ids, same files), so no announcement is ever lost;
-        // downstream consumers skip what they have already done.
-        foreach (var output in result.Outputs)
-            await context.Publish(Announce(output), context.CancellationToken);
-        ledger.CompleteInput(Stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        if (result is null)
+        {
+            logger.LogInformation("{Stage}: shard {Shard} already processed; redelivery ignored", Stage, input.ShardId);
+            return;
+        }
         logger.LogInformation("{Stage}: shard {Shard} done, {Outputs} shard(s) written", Stage, input.ShardId, result.Outputs.Count);
         // After the record: a coordinator woken by this event finds the input done in the ledger. Losing it costs
         // nothing but a later wake-up; the ledger, not the event, is the truth.

@@ -60,15 +60,12 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
 
     internal static async Task TokenizeAsync(CorpusTokenizer corpus, RunLedger ledger, TextTokenizer tokenizer, string uri, ShardRef shard, ConsumeContext context)
     {
-        var result = await corpus.ProcessAsync(shard, tokenizer, context.CancellationToken);
         // The shard goes into the manifest (and the manifest into the store) before the input counts as done: a
         // coordinator on another host that sees every input done then reads a manifest that lists them all.
-        foreach (var output in result.Outputs) ledger.RecordShard(output, System.Text.Json.JsonSerializer.Serialize(result.Stats));
-        await corpus.WriteManifestAsync(shard.RunId, tokenizer, uri, context.CancellationToken);
-        ledger.CompleteInput(CorpusTokenizer.Stage, shard.ShardId, shard.RunId, result.Outputs, result.Stats);
-        var stats = (TokenShardStats)result.Stats!;
-        foreach (var output in result.Outputs)
-            await context.Publish(new TokenShardCreated(output, tokenizer.Hash, stats.TrainTokens, stats.ValidationTokens));
+        var result = await new ShardStep(ledger, CorpusTokenizer.Stage).RunAsync(shard, ct => corpus.ProcessAsync(shard, tokenizer, ct),
+            (output, stats) => context.Publish(new TokenShardCreated(output, tokenizer.Hash, ((TokenShardStats)stats!).TrainTokens, ((TokenShardStats)stats!).ValidationTokens)),
+            context.CancellationToken, _ => corpus.WriteManifestAsync(shard.RunId, tokenizer, uri, context.CancellationToken));
+        if (result is null) return;
         await context.Publish(new InputProcessed(shard.RunId, CorpusTokenizer.Stage, shard.ShardId, result.Outputs.Count));
     }
 }

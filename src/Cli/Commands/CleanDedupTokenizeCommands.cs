@@ -23,11 +23,11 @@ public static class CleanDedupTokenizeCommands
         ledger.EnsureRun(runId, runId, "{}");
         var shards = await CliInputs.ResolveAsync(inputs, runId, stage, ct);
         var results = new List<StageResult>();
+        var step = new ShardStep(ledger, stage);
         await StageProgress.ForEachAsync(title, shards, async input =>
         {
-            if (ledger.IsProcessed(stage, input.Ref.ShardId)) return $"{input.Ref.Uri} already done";
-            var result = await process(input);
-            ledger.CompleteInput(stage, input.Ref.ShardId, runId, result.Outputs, result.Stats);
+            // Recorded under this command's run id, whatever the shard's own says.
+            if (await step.RunAsync(input.Ref with { RunId = runId }, _ => process(input), null, ct) is not { } result) return $"{input.Ref.Uri} already done";
             results.Add(result);
             return $"{input.Ref.Uri}: {describe(result)}";
         });
@@ -57,7 +57,7 @@ public static class CleanDedupTokenizeCommands
             Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
             File.WriteAllText(reportPath, JsonSerializer.Serialize(total, new JsonSerializerOptions { WriteIndented = true }));
             var table = new Table().AddColumns("rule (in order)", "documents removed", "characters removed");
-            foreach (var (rule, count) in total.Removed) table.AddRow(rule, count.Documents.ToString("N0"), count.Chars.ToString("N0"));
+            foreach (var (rule, count) in total.RemovalsInOrder()) table.AddRow(rule, count.Documents.ToString("N0"), count.Chars.ToString("N0"));
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"[green]clean[/]: {total.Kept:N0} of {total.Input:N0} documents kept; report {Markup.Escape(reportPath)}");
             return 0;
