@@ -84,10 +84,10 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             throw new InvalidOperationException($"run {request.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
                 "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
         var training = request.Training with { Model = request.Training.Model with { VocabSize = manifest.VocabSize } };
-        var trainedBefore = TrainingJob(training.RunName)?.State == "completed";
+        var trainedBefore = TrainingJob(training.RunName)?.State == JobState.Completed;
         await PublishAsync(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
-        await WaitAsync(request, () => TrainingJob(training.RunName)?.State is "completed" or "failed" or "cancelled", ct);
-        if (TrainingJob(training.RunName) is { State: "failed" } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
+        await WaitAsync(request, () => TrainingJob(training.RunName)?.State is JobState.Completed or JobState.Failed or JobState.Cancelled, ct);
+        if (TrainingJob(training.RunName) is { State: JobState.Failed } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 
         Phase("evaluate");
         // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before
@@ -278,11 +278,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var crawlJobs = request.CrawlParts > 1 ? Enumerable.Range(0, request.CrawlParts).Select(i => $"{request.RunId}/p{i}") : [request.RunId];
         foreach (var name in crawlJobs)
             if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", name)) is { } crawl
-                && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: "failed" } c)
+                && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: JobState.Failed } c)
                 return $"crawl failed: {c.Error}";
-        if (TrainingJob(request.Training.RunName) is { State: "failed" } t) return $"training failed: {t.Error}";
+        if (TrainingJob(request.Training.RunName) is { State: JobState.Failed } t) return $"training failed: {t.Error}";
         foreach (var key in ledger.KeysWithPrefix("alignment:"))
-            if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: "failed" } a && a.Request.RunId == request.RunId)
+            if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: JobState.Failed } a && a.Request.RunId == request.RunId)
                 return $"alignment failed: {a.Error}";
         return null;
     }

@@ -71,7 +71,7 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
     {
         foreach (var key in ledger.KeysWithPrefix($"alignment:{alignedRun}:"))
             if (ledger.Get(key) is { } json && JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(json) is { } job)
-                return job.State;
+                return job.State.Name();
         return null;
     }
 

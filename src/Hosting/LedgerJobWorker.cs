@@ -5,8 +5,24 @@ using Microsoft.Extensions.Logging;
 
 namespace Pipeline.Hosting;
 
-/// <summary>A long job as the ledger keeps it: its request, its state (running, completed, failed, cancelled) and the error.</summary>
-public sealed record LedgerJob<TRequest>(TRequest Request, string State, string? Error);
+/// <summary>A long job as the ledger keeps it: its request, its state and the error.</summary>
+public sealed record LedgerJob<TRequest>(TRequest Request, JobState State, string? Error);
+
+/// <summary>The state of a long job; the ledger stores its lower-case name, as the dashboard and `pipeline status` read it.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<JobState>))]
+public enum JobState
+{
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("running")] Running,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("completed")] Completed,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("failed")] Failed,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("cancelled")] Cancelled,
+}
+
+public static class JobStates
+{
+    /// <summary>The name the ledger and messages use for a state ("completed").</summary>
+    public static string Name(this JobState state) => state.ToString().ToLowerInvariant();
+}
 
 /// <summary>
 /// Runs long jobs (a training run, a crawl, an alignment) outside the message handler, which acknowledges at once: a
@@ -37,7 +53,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
     protected abstract Task<long> RunJobAsync(TRequest request, CancellationToken ct);
 
     /// <summary>Called when a job ends, however it ended, except when the service stops under it.</summary>
-    protected virtual Task OnFinishedAsync(TRequest request, string state, long progress, string? error) => Task.CompletedTask;
+    protected virtual Task OnFinishedAsync(TRequest request, JobState state, long progress, string? error) => Task.CompletedTask;
 
     public IReadOnlyCollection<string> Running => _running.Keys.ToList();
 
@@ -48,8 +64,8 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         lock (_gate)
         {
             if (_running.ContainsKey(name)) return $"{Kind} '{name}' is already running; the repeated request is refused";
-            if (State(name)?.State == "completed") return $"{Kind} '{name}' has already completed";
-            var job = new LedgerJob<TRequest>(request, "running", null);
+            if (State(name)?.State == JobState.Completed) return $"{Kind} '{name}' has already completed";
+            var job = new LedgerJob<TRequest>(request, JobState.Running, null);
             ledger.Set(Key(name), JsonSerializer.Serialize(job));
             Launch(name, job);
             return null;
@@ -70,7 +86,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
     {
         lock (_gate)
         {
-            if (_running.ContainsKey(name) || State(name) is not { State: "running" } job) return;
+            if (_running.ContainsKey(name) || State(name) is not { State: JobState.Running } job) return;
             logger.LogInformation("{Kind}: resuming {Name}", Kind, name);
             Launch(name, job);
         }
@@ -114,17 +130,17 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         var task = Task.Run(async () =>
         {
             await registered.Task;
-            var state = "completed";
+            var state = JobState.Completed;
             string? error = null;
             long progress = 0;
             try
             {
                 progress = await RunJobAsync(job.Request, cancel.Token);
-                if (cancel.IsCancellationRequested) state = "cancelled";
+                if (cancel.IsCancellationRequested) state = JobState.Cancelled;
             }
             catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
             {
-                state = e is OperationCanceledException ? "cancelled" : "failed";
+                state = e is OperationCanceledException ? JobState.Cancelled : JobState.Failed;
                 error = e is OperationCanceledException ? null : e.Message;
                 if (error is not null) logger.LogError(e, "{Kind}: {Name} failed", Kind, name);
             }

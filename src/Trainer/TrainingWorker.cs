@@ -57,6 +57,6 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
         return await run.RunAsync(ct);
     }
 
-    protected override Task OnFinishedAsync(StartTraining request, string state, long progress, string? error) =>
-        bus.Publish(new TrainingFinished(request.RunName, state, progress, error));
+    protected override Task OnFinishedAsync(StartTraining request, JobState state, long progress, string? error) =>
+        bus.Publish(new TrainingFinished(request.RunName, state.Name(), progress, error));
 }
