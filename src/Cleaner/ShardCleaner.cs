@@ -8,7 +8,7 @@ namespace Pipeline.Cleaner;
 /// <summary>Cleans one raw-page shard into one clean-document shard (plus an optional sample of rejected documents).</summary>
 public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLedger? ledger = null)
 {
-    public const string Stage = "clean";
+    public const string Stage = Contracts.StageNames.Clean;
 
     private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
 

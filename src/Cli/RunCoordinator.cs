@@ -1,8 +1,10 @@
 using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Logging;
-using Pipeline.Cleaner;
 using Pipeline.Alignment;
+using Pipeline.Cleaner;
+using Pipeline.Contracts;
+using Pipeline.Contracts.Rows;
 using Pipeline.Contracts.V1;
 using Pipeline.Dedup;
 using Pipeline.Evaluator;
@@ -11,7 +13,6 @@ using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Pipeline.Trainer;
-using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Cli;
 
@@ -62,7 +63,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         await WaitAsync(request, () => ledger.Get(LedgerKeys.CrawlSummary(request.RunId)) is not null, ct);
 
         Phase("clean + dedup");
-        await WaitAsync(request, () => ledger.Pending(request.RunId, "crawl", ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
+        await WaitAsync(request, () => ledger.Pending(request.RunId, StageNames.Crawl, ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
             && ledger.Pending(request.RunId, ShardCleaner.Stage, ShardDeduplicator.Stage).Count == FailedCount(request.RunId, ShardDeduplicator.Stage), ct);
 
         Phase("tokenizer");
@@ -228,7 +229,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
     private async Task ReannounceAsync(string runId, CancellationToken ct)
     {
-        foreach (var shard in ledger.Pending(runId, "crawl", ShardCleaner.Stage)) await PublishAsync(new RawShardCreated(shard), ct);
+        foreach (var shard in ledger.Pending(runId, StageNames.Crawl, ShardCleaner.Stage)) await PublishAsync(new RawShardCreated(shard), ct);
         foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await PublishAsync(new CleanShardCreated(shard), ct);
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Pipeline.Alignment;
+using Pipeline.Contracts;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 
@@ -32,11 +33,11 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
         var crawlDone = ledger.Get(LedgerKeys.CrawlSummary(runId)) is not null;
         var rows = new List<StageRow>();
 
-        var crawl = Of("crawl");
-        rows.Add(Row(now, "crawl", "pages", crawl.Rows, crawlDone ? crawl.Rows : maxPages, $"{crawl.Shards:N0} shards, {crawl.Bytes / 1e6:F1} MB"));
+        var crawl = Of(StageNames.Crawl);
+        rows.Add(Row(now, StageNames.Crawl, "pages", crawl.Rows, crawlDone ? crawl.Rows : maxPages, $"{crawl.Shards:N0} shards, {crawl.Bytes / 1e6:F1} MB"));
         // A stage's total is its upstream's shard count once the upstream has finished (before that it still grows).
         var upstreamDone = crawlDone;
-        foreach (var (stage, upstream) in new[] { ("clean", crawl), ("dedup", Of("clean")), ("tokenize", Of("dedup")) })
+        foreach (var (stage, upstream) in new[] { (StageNames.Clean, crawl), (StageNames.Dedup, Of(StageNames.Clean)), (StageNames.Tokenize, Of(StageNames.Dedup)) })
         {
             var summary = Of(stage);
             var done = ProcessedCount(stage);

@@ -156,7 +156,7 @@ public sealed class Frontier : IDisposable
             var list = new List<(long, ShardRef)>();
             while (reader.Read())
                 list.Add((reader.GetInt64(0), new ShardRef(reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt64(4),
-                    reader.GetInt64(5), "crawl", reader.GetString(6), [], reader.GetString(7))));
+                    reader.GetInt64(5), Contracts.StageNames.Crawl, reader.GetString(6), [], reader.GetString(7))));
             return list;
         }
     }

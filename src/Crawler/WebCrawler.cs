@@ -13,7 +13,7 @@ namespace Pipeline.Crawler;
 /// </summary>
 public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger logger)
 {
-    public const string Stage = "crawl";
+    public const string Stage = Contracts.StageNames.Crawl;
 
     private readonly UrlNormalizer _normalizer = new(options.StrippedParameters);
     private readonly ConcurrentDictionary<string, Task<HostRobots>> _robots = new();

@@ -13,7 +13,7 @@ namespace Pipeline.Dashboard;
 /// </summary>
 public sealed class DashboardPages(RunLedger ledger, bool canCancel)
 {
-    private static readonly string[] StageOrder = ["crawl", "clean", "dedup", "tokenize"];
+    private static readonly string[] StageOrder = [.. Contracts.StageNames.InOrder];
 
     private static string E(string? text) => WebUtility.HtmlEncode(text ?? "");
 

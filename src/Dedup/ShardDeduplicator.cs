@@ -22,7 +22,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
     // Kept open across shards: opening loads the band-key bitmap, which is linear in the index size.
     private LshIndex? _index;
 
-    public const string Stage = "dedup";
+    public const string Stage = Contracts.StageNames.Dedup;
     // The index has one writer: shards are decided one at a time, in order, against everything kept before.
     private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly MinHasher _hasher = new(options);

@@ -25,7 +25,7 @@ public static class LlmcTokenFiles
         long trainCount = 0, validationCount = 0;
         foreach (var entry in manifest.Shards)
         {
-            var shard = new ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, "tokenize", "", [], "");
+            var shard = new ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, Pipeline.Contracts.StageNames.Tokenize, "", [], "");
             await foreach (var rows in store.ReadRowGroupsAsync<TokenRow>(shard, ct))
             {
                 foreach (var row in rows)

@@ -11,7 +11,7 @@ namespace Pipeline.Tokenizer;
 /// <summary>Trains a run's vocabulary from its dedup shards and turns dedup shards into token shards plus a manifest.</summary>
 public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, RunLedger ledger)
 {
-    public const string Stage = "tokenize";
+    public const string Stage = Contracts.StageNames.Tokenize;
     private static readonly SemaphoreSlim ManifestGate = new(1);
     private readonly HashSet<string> _publishedManifests = [];
 

@@ -46,14 +46,14 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
         }
         else
         {
-            var shards = ledger.Shards(message.RunId, "dedup");
+            var shards = ledger.Shards(message.RunId, Contracts.StageNames.Dedup);
             var (u, h, vocab) = await corpus.TrainAsync(message.RunId, shards, message.VocabSize, context.CancellationToken);
             (uri, hash) = (u, h);
             logger.LogInformation("tokenizer: trained {Vocab} tokens for run {Run} ({Hash})", vocab, message.RunId, hash);
         }
         var tokenizer = TextTokenizer.Load(await store.FetchFolderAsync(uri, context.CancellationToken));
         await context.Publish(new TokenizerTrained(message.RunId, uri, hash, tokenizer.VocabSize));
-        foreach (var shard in ledger.Pending(message.RunId, "dedup", CorpusTokenizer.Stage))
+        foreach (var shard in ledger.Pending(message.RunId, Contracts.StageNames.Dedup, CorpusTokenizer.Stage))
             await TokenizeAsync(corpus, ledger, tokenizer, uri, shard, context);
         await corpus.WriteManifestAsync(message.RunId, tokenizer, uri, context.CancellationToken);
     }

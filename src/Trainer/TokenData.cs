@@ -39,7 +39,7 @@ public sealed class TokenData
         var validation = new List<int>();
         foreach (var entry in manifest.Shards)
         {
-            var shard = new Contracts.V1.ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, "tokenize", "", [], "");
+            var shard = new Contracts.V1.ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, Contracts.StageNames.Tokenize, "", [], "");
             foreach (var row in await store.ReadParquetAsync<TokenRow>(shard, ct))
                 (row.Split == "validation" ? validation : train).AddRange(CorpusTokenizer.Unpack(row.Tokens, wide));
         }

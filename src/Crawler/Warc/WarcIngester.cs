@@ -29,7 +29,7 @@ public sealed class WarcSummary
 /// </summary>
 public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedger ledger, ILogger logger)
 {
-    public const string Stage = "crawl";
+    public const string Stage = Contracts.StageNames.Crawl;
 
     /// <summary>
     /// Progress is keyed by the file's identity, not its name: a/site.warc and b/site.warc, or the crawl-00001.warc.gz
