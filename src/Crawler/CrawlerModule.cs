@@ -64,9 +64,41 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             shards += warc.Shards;
         }
         ct.ThrowIfCancellationRequested();
-        var summary = message.Seeds.Count > 0
-            ? await new WebCrawler(crawlOptions, store, Logger).RunAsync(message.RunId, message.Seeds, OnShard, ct, partition)
-            : new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>());
+        var summary = new CrawlSummary(0, 0, new Dictionary<string, int>(), new Dictionary<string, int>());
+        if (message.Seeds.Count > 0)
+        {
+            var crawler = new WebCrawler(crawlOptions, store, Logger);
+            // Live counters for the run view and the dashboard, every few seconds while the crawl goes.
+            using var reporting = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var progressKey = LedgerKeys.CrawlProgress(message.RunId, split ? message.Partition : null);
+            var reporter = Task.Run(async () =>
+            {
+                while (!reporting.IsCancellationRequested)
+                {
+                    var p = crawler.Progress;
+                    Ledger.Set(progressKey, JsonSerializer.Serialize(new CrawlCounters(p.Fetched, p.Failed, p.Queued, p.Shards)));
+                    try
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(3), reporting.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                }
+            });
+            try
+            {
+                summary = await crawler.RunAsync(message.RunId, message.Seeds, OnShard, ct, partition);
+            }
+            finally
+            {
+                await reporting.CancelAsync();
+                await reporter;
+                var p = crawler.Progress;
+                Ledger.Set(progressKey, JsonSerializer.Serialize(new CrawlCounters(p.Fetched, p.Failed, p.Queued, p.Shards)));
+            }
+        }
         // A crawl stopped by the service shutting down is not finished: no summary, so the run waits for the resumed crawl.
         ct.ThrowIfCancellationRequested();
         if (split)

@@ -101,7 +101,16 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
         html.Append("<section id=\"crawl\"><h2>Crawl</h2>");
         if (ledger.Get(LedgerKeys.CrawlSummary(runId)) is not { } json)
         {
-            html.Append("<p class=\"muted\">crawling (the URL states are summarized when the crawl ends)</p></section>");
+            // Still crawling: the job's live counters (one row per part of a split crawl); URL states come at the end.
+            html.Append("<table><tr><th>crawl job</th><th>fetched</th><th>failed</th><th>queued</th><th>shards</th></tr>");
+            foreach (var key in ledger.KeysWithPrefix(LedgerKeys.CrawlProgress(runId)))
+            {
+                using var counters = JsonDocument.Parse(ledger.Get(key)!);
+                long Count(string name) => counters.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
+                html.Append($"<tr class=\"crawl-progress\"><td>{E(key)}</td><td class=\"n\">{N(Count("Fetched"))}</td><td class=\"n\">{N(Count("Failed"))}</td>")
+                    .Append($"<td class=\"n\">{N(Count("Queued"))}</td><td class=\"n\">{N(Count("Shards"))}</td></tr>");
+            }
+            html.Append("</table><p class=\"muted\">the URL states and skip reasons are summarized when the crawl ends</p></section>");
             return;
         }
         using var summary = JsonDocument.Parse(json);

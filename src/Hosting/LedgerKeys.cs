@@ -12,6 +12,12 @@ public static class LedgerKeys
     /// <summary>A run's crawl summary (pages, shards, skip reasons), written once the whole crawl is finished.</summary>
     public static string CrawlSummary(string runId) => $"crawl-summary:{runId}";
 
+    /// <summary>
+    /// A running crawl's live counters (pages fetched and failed, URLs queued, shards), rewritten every few seconds by
+    /// the crawl job (per part of a split crawl: the part's suffix), for the run view and the dashboard.
+    /// </summary>
+    public static string CrawlProgress(string runId, int? part = null) => part is { } p ? $"crawl-progress:{runId}:p{p}" : $"crawl-progress:{runId}";
+
     /// <summary>The summary of part <paramref name="part"/> of a crawl split by host.</summary>
     public static string CrawlPartSummary(string runId, int part) => $"crawl-summary:{runId}:p{part}";
 }

@@ -41,6 +41,10 @@ public sealed class RunProgressTests : IDisposable
         Assert.Equal("crawl: 200/400 pages (50%), 10.0/s, 20s left; 2 shards, 0.2 MB", RunProgress.PlainLine(second[0]));
         Assert.Equal("r-gpt-sft-from-100: waiting for the final checkpoint", second[6].Detail);
 
+        // The crawl job's live counters: pages fetched before their shard is committed count too.
+        ledger.Set(LedgerKeys.CrawlProgress("r"), "{\"Fetched\":260,\"Failed\":3,\"Queued\":40,\"Shards\":2}");
+        Assert.Equal(260, progress.Read(t0.AddSeconds(10.5))[0].Done);
+
         ledger.Set(LedgerKeys.CrawlSummary("r"), "{}");
         var finished = progress.Read(t0.AddSeconds(11));
         Assert.Equal((200L, (long?)200), (finished[0].Done, finished[0].Total)); // a crawl that ended below the limit is whole

@@ -99,6 +99,14 @@ public sealed class DashboardTests : IAsyncLifetime
         var headers = (await http.GetAsync("/")).Headers;
         Assert.Contains("script-src 'self'", headers.GetValues("Content-Security-Policy").Single());
 
+        // A run still crawling shows the crawl jobs' live counters (here two parts of a split crawl).
+        _ledger.EnsureRun("crawling", "crawling-gpt", "{}");
+        _ledger.Set(LedgerKeys.CrawlProgress("crawling", 0), "{\"Fetched\":42,\"Failed\":1,\"Queued\":7,\"Shards\":0}");
+        _ledger.Set(LedgerKeys.CrawlProgress("crawling", 1), "{\"Fetched\":5,\"Failed\":0,\"Queued\":2,\"Shards\":0}");
+        var crawling = await http.GetStringAsync("/runs/crawling/fragment");
+        Assert.Contains("<td>crawl-progress:crawling:p0</td><td class=\"n\">42</td><td class=\"n\">1</td><td class=\"n\">7</td>", crawling);
+        Assert.Contains("<td>crawl-progress:crawling:p1</td><td class=\"n\">5</td>", crawling);
+
         var exposed = new PipelineOptions { Dashboard = { Host = "0.0.0.0", Port = FreePort() } };
         var error = Assert.Throws<ArgumentException>(() => DashboardServer.Build(exposed, _ledger, null));
         Assert.Contains("Pipeline:Dashboard:Token", error.Message);
