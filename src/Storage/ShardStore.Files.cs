@@ -178,13 +178,16 @@ public sealed partial class ShardStore
         }
     }
 
-    private async Task DownloadAsync(string uri, string path, CancellationToken ct)
+    /// <summary>Downloads an object to <paramref name="path"/> under a temporary name, then renames it; false when there is no such object.</summary>
+    private async Task<bool> DownloadAsync(string uri, string path, CancellationToken ct)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temp = TempPathFor(path);
         try
         {
-            if (await _remote!.TryDownloadAsync(uri, temp, ct)) File.Move(temp, path, overwrite: true);
+            if (!await _remote!.TryDownloadAsync(uri, temp, ct)) return false;
+            File.Move(temp, path, overwrite: true);
+            return true;
         }
         finally
         {

@@ -166,18 +166,7 @@ public sealed partial class ShardStore
             return path;
         }
         if (_remote is null) throw new ShardRejectedException(uri, "the file does not exist");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = TempPathFor(path);
-        try
-        {
-            if (!await _remote.TryDownloadAsync(uri, temp, ct))
-                throw new ShardRejectedException(uri, $"{_remote.Describe(uri)} does not exist");
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        if (!await DownloadAsync(uri, path, ct)) throw new ShardRejectedException(uri, $"{_remote.Describe(uri)} does not exist");
         Cached(path);
         return path;
     }
