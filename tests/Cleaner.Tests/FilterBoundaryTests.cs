@@ -121,6 +121,54 @@ public sealed class FilterBoundaryTests
     public void Gopher_repetition_duplicate_line_characters(int copies, string? expected) =>
         Assert.Equal(expected, LineRules(chars: 0.20).Reject(RepeatedLines(copies)));
 
+    private static readonly FineWebFilter FineWeb = new();
+
+    private static Document Text(IEnumerable<string> lines) => new(string.Join('\n', lines), "en");
+
+    /// <summary>A line of 40 characters, different for every <paramref name="n"/>.</summary>
+    private static string Long(int n, string end = ".") => $"this is line number {n:D3} of the document" + end;
+
+    [Theory]
+    [InlineData(3, null)]          // 3 of 25 lines end in terminal punctuation: exactly 0.12
+    [InlineData(2, "terminal punctuation lines")]
+    public void FineWeb_terminal_punctuation_lines(int terminal, string? expected) =>
+        Assert.Equal(expected, FineWeb.Reject(Text(Enumerable.Range(0, 25).Select(i => Long(i, i < terminal ? "." : "")))));
+
+    [Theory]
+    [InlineData(67, null)]         // 67 of 100 lines of at most 30 characters: exactly 0.67
+    [InlineData(68, "short lines")]
+    public void FineWeb_short_lines(int shortLines, string? expected) =>
+        Assert.Equal(expected, FineWeb.Reject(Text(Enumerable.Range(0, 100).Select(i => i < shortLines ? $"short line number {i:D3}." : Long(i)))));
+
+    [Theory]
+    [InlineData(1, null)]          // 1 repeated line of 100 equal ones: exactly 0.01 of the characters
+    [InlineData(2, "duplicate line characters")]
+    public void FineWeb_duplicate_line_characters(int repeats, string? expected) =>
+        Assert.Equal(expected, FineWeb.Reject(Text(Enumerable.Range(0, 100).Select(i => Long(i < repeats + 1 ? 0 : i)))));
+
+    [Theory]
+    [InlineData(10, null)]         // 9 newlines for 30 words: exactly 0.3
+    [InlineData(11, "newlines per word")]
+    public void FineWeb_newlines_per_word(int lines, string? expected) =>
+        Assert.Equal(expected, FineWeb.Reject(Text(Enumerable.Range(0, lines).Select(i => $"abcdefghijkl abcdefghijkl abcdefgh{i:D3}."))));
+
+    [Theory]
+    [InlineData(3, true)]          // three words: the line stays, and with it the fifth sentence
+    [InlineData(2, false)]
+    public void C4_words_per_line_and_sentences(int wordsInLastLine, bool kept)
+    {
+        var lines = Enumerable.Range(0, 4).Select(i => $"A full sentence number {i}.").Append(string.Join(' ', Enumerable.Repeat("word", wordsInLastLine)) + ".");
+        var result = new C4Filter().KeepLines(Text(lines));
+        Assert.Equal(kept, result is not null);
+        if (result is not null) Assert.Equal(5, result.Split('\n').Length);
+    }
+
+    [Theory]
+    [InlineData(5, true)]
+    [InlineData(4, false)]
+    public void C4_minimum_sentences(int sentences, bool kept) =>
+        Assert.Equal(kept, new C4Filter().KeepLines(Text(Enumerable.Range(0, sentences).Select(i => $"A full sentence number {i}."))) is not null);
+
     [Fact]
     public void Extracted_text_has_one_paragraph_so_the_paragraph_rules_see_what_the_line_rules_see_or_nothing()
     {
