@@ -169,6 +169,58 @@ public sealed class FilterBoundaryTests
     public void C4_minimum_sentences(int sentences, bool kept) =>
         Assert.Equal(kept, new C4Filter().KeepLines(Text(Enumerable.Range(0, sentences).Select(i => $"A full sentence number {i}."))) is not null);
 
+    /// <summary>A Japanese sentence of <paramref name="hiragana"/> hiragana, <paramref name="katakana"/> katakana and <paramref name="kanji"/> kanji, then 。.</summary>
+    private static string Sentence(int hiragana, int katakana, int kanji, string end = "。") =>
+        new string('あ', hiragana) + new string('カ', katakana) + new string('日', kanji) + end;
+
+    private static Document Japanese(IEnumerable<string> sentences) => new(string.Concat(sentences), "ja");
+
+    /// <summary>Swallow's rules with the length minimums off, so each test moves one figure.</summary>
+    private static JapaneseQualityFilter Swallow(params string[] ngWords) => new(ngWords) { MinChars = 0, MinJapaneseChars = 0 };
+
+    [Theory]
+    [InlineData(0, null)]          // 20 sentences of 40 characters, 160 of 800 hiragana: exactly 0.2
+    [InlineData(1, "hiragana fraction")]
+    public void Swallow_minimum_hiragana(int fewer, string? expected) =>
+        Assert.Equal(expected, Swallow().Reject(Japanese(Enumerable.Range(0, 20).Select(i => i < fewer ? Sentence(7, 0, 32) : Sentence(8, 0, 31)))));
+
+    [Theory]
+    [InlineData(0, null)]          // 400 of 800 katakana: exactly 0.5
+    [InlineData(1, "katakana fraction")]
+    public void Swallow_maximum_katakana(int more, string? expected) =>
+        Assert.Equal(expected, Swallow().Reject(Japanese(Enumerable.Range(0, 20).Select(i => i < more ? Sentence(8, 21, 10) : Sentence(8, 20, 11)))));
+
+    [Theory]
+    [InlineData(20, null)]         // sentences of 20 characters (their 。 not counted)
+    [InlineData(19, "mean sentence length")]
+    public void Swallow_minimum_mean_sentence_length(int length, string? expected) =>
+        Assert.Equal(expected, Swallow().Reject(Japanese(Enumerable.Repeat(Sentence(6, 0, length - 6), 25))));
+
+    [Theory]
+    [InlineData(200, null)]
+    [InlineData(201, "longest sentence")]
+    public void Swallow_longest_sentence(int longest, string? expected) =>
+        Assert.Equal(expected, Swallow().Reject(Japanese(Enumerable.Repeat(Sentence(10, 0, 20), 10).Append(Sentence(60, 0, longest - 60)))));
+
+    [Theory]
+    [InlineData(4, null)]          // 4 of 20 sentences end in …: exactly 0.2
+    [InlineData(5, "ellipsis sentences")]
+    public void Swallow_ellipsis_sentences(int trailing, string? expected) =>
+        Assert.Equal(expected, Swallow().Reject(Japanese(Enumerable.Range(0, 20).Select(i => i < trailing ? Sentence(8, 0, 30, "…。") : Sentence(8, 0, 31)))));
+
+    [Theory]
+    [InlineData(19, null)]         // 38 of 800 characters are the NG word: under 0.05
+    [InlineData(20, "NG words")]   // 40 of 800: the limit itself removes
+    public void Swallow_ng_word_characters(int occurrences, string? expected) =>
+        Assert.Equal(expected, Swallow("殺す").Reject(Japanese(Enumerable.Range(0, 20).Select(i => i < occurrences ? "殺す" + Sentence(8, 0, 29) : Sentence(8, 0, 31)))));
+
+    [Theory]
+    [InlineData(400, null)]
+    [InlineData(399, "too few characters")]
+    public void Swallow_minimum_characters(int chars, string? expected) =>
+        Assert.Equal(expected, new JapaneseQualityFilter([]) { MinJapaneseChars = 0 }.Reject(
+            Japanese(Enumerable.Repeat(Sentence(8, 0, 31), 9).Append(Sentence(8, 0, chars - 360 - 9)))));
+
     [Fact]
     public void Extracted_text_has_one_paragraph_so_the_paragraph_rules_see_what_the_line_rules_see_or_nothing()
     {
