@@ -221,6 +221,28 @@ public sealed class FilterBoundaryTests
         Assert.Equal(expected, new JapaneseQualityFilter([]) { MinJapaneseChars = 0 }.Reject(
             Japanese(Enumerable.Repeat(Sentence(8, 0, 31), 9).Append(Sentence(8, 0, chars - 360 - 9)))));
 
+    [Theory]
+    [InlineData(14, true)]         // a 20-character counter line of 400 characters: exactly 0.05 removed
+    [InlineData(15, false)]        // 21 of 401
+    public void RefinedWeb_line_corrections_removed_fraction(int digits, bool kept)
+    {
+        var lines = Enumerable.Range(0, 19).Select(i => $"this line stays {i:D3}.").Append(new string('7', digits) + " likes");
+        var result = new RefinedWebLineFilter().KeepLines(Text(lines));
+        Assert.Equal(kept, result is not null);
+        if (result is not null) Assert.Equal(19, result.Split('\n').Length); // the counter line itself always goes
+    }
+
+    [Fact]
+    public void Compression_ratio_band_keeps_its_ends_and_removes_beyond_them()
+    {
+        var document = Text(Enumerable.Range(0, 30).Select(i => $"Sentence {i} says something about package number {i * 7 % 13}."));
+        var ratio = TextStats.CompressionRatio(document.Text);
+        Assert.Null(new CompressionRatioFilter { Min = ratio, Max = 1 }.Reject(document));
+        Assert.Null(new CompressionRatioFilter { Min = 0, Max = ratio }.Reject(document));
+        Assert.Equal("too repetitive", new CompressionRatioFilter { Min = ratio + 1e-9, Max = 1 }.Reject(document));
+        Assert.Equal("too random", new CompressionRatioFilter { Min = 0, Max = ratio - 1e-9 }.Reject(document));
+    }
+
     [Fact]
     public void Extracted_text_has_one_paragraph_so_the_paragraph_rules_see_what_the_line_rules_see_or_nothing()
     {
