@@ -243,6 +243,16 @@ public sealed class FilterBoundaryTests
         Assert.Equal("too random", new CompressionRatioFilter { Min = 0, Max = ratio - 1e-9 }.Reject(document));
     }
 
+    [Theory]
+    [InlineData(99, true)]         // a run of 99 ASCII characters stays
+    [InlineData(100, false)]       // 100 is a run the filter cuts out
+    public void Japanese_lines_cut_ascii_runs_of_the_limit_and_more(int run, bool stays)
+    {
+        var line = "日本語の文です" + new string('x', run) + "。";
+        var kept = new JapaneseLineFilter().KeepLines(new Document(line + "\nascii only line\nカタカナだけ", "ja"))!;
+        Assert.Equal(stays ? [line, "カタカナだけ"] : ["日本語の文です。", "カタカナだけ"], kept.Split('\n'));
+    }
+
     [Fact]
     public void Extracted_text_has_one_paragraph_so_the_paragraph_rules_see_what_the_line_rules_see_or_nothing()
     {
