@@ -22,7 +22,7 @@ var root = new RootCommand("Pipeline: crawl, clean, dedup, tokenize, train and e
 var outOption = new Option<string>("--out") { Description = "Folder for everything the run writes (shards, ledger, checkpoints, reports)", DefaultValueFactory = _ => "runs/sample" };
 var seedOption = new Option<string[]>("--seed") { Description = "Seed URL(s); without one, the shipped sample site is served on loopback and crawled", AllowMultipleArgumentsPerToken = true };
 var maxPagesOption = new Option<int>("--max-pages") { Description = "Stop the crawl after this many pages", DefaultValueFactory = _ => 400 };
-var crawlPartsOption = new Option<int>("--crawl-parts") { Description = "Split the crawl by host into this many jobs, so as many crawler services share it (each part gets an equal share of --max-pages)", DefaultValueFactory = _ => 1 };
+var crawlPartsOption = new Option<int>("--crawl-parts") { Description = "Split the crawl by host into this many jobs, so as many crawler services share it (the parts share --max-pages)", DefaultValueFactory = _ => 1 };
 var vocabOption = new Option<int>("--vocab") { Description = "Tokenizer vocabulary size", DefaultValueFactory = _ => 2048 };
 var stepsOption = new Option<int>("--steps") { Description = "Training steps of the sample model", DefaultValueFactory = _ => 300 };
 var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and errors in the log" };

@@ -276,8 +276,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private string? FailedJob(RunRequest request)
     {
-        var crawlJobs = request.CrawlParts > 1 ? Enumerable.Range(0, request.CrawlParts).Select(i => $"{request.RunId}/p{i}") : [request.RunId];
-        foreach (var name in crawlJobs)
+        foreach (var name in Enumerable.Range(0, request.CrawlParts).Select(i => Crawler.CrawlWorker.JobName(request.RunId, i, request.CrawlParts)))
             if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", name)) is { } crawl
                 && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: JobState.Failed } c)
                 return $"crawl failed: {c.Error}";

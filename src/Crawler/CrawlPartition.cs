@@ -21,7 +21,6 @@ public sealed record CrawlPartition(int Index, int Count, ICrawlHandoff Handoff)
 
     /// <summary>Where a part keeps its frontier and names its shards (raw-p1-00001.parquet): parts share a run's folder.</summary>
     public string Tag => $"p{Index}";
-
 }
 
 /// <summary>How the parts of a crawl hand each other URLs and agree that the crawl is over (the run ledger).</summary>

@@ -34,8 +34,10 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
 {
     protected override string Kind => "crawl";
 
-    protected override string NameOf(CrawlRequested request) =>
-        request.Partitions > 1 ? $"{request.RunId}/p{request.Partition}" : request.RunId;
+    protected override string NameOf(CrawlRequested request) => JobName(request.RunId, request.Partition, request.Partitions);
+
+    /// <summary>The job of one part of a run's crawl: the run id, with the part when the crawl is split.</summary>
+    public static string JobName(string runId, int partition, int partitions) => partitions > 1 ? $"{runId}/p{partition}" : runId;
 
     protected override async Task<long> RunJobAsync(CrawlRequested message, CancellationToken ct)
     {
@@ -71,12 +73,13 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             // Live counters for the run view and the dashboard, every few seconds while the crawl goes.
             using var reporting = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var progressKey = LedgerKeys.CrawlProgress(message.RunId, split ? message.Partition : null);
+            void WriteProgress() => Ledger.Set(progressKey, JsonSerializer.Serialize(
+                new CrawlCounters(crawler.Progress.Fetched, crawler.Progress.Failed, crawler.Progress.Queued, crawler.Progress.Shards)));
             var reporter = Task.Run(async () =>
             {
                 while (!reporting.IsCancellationRequested)
                 {
-                    var p = crawler.Progress;
-                    Ledger.Set(progressKey, JsonSerializer.Serialize(new CrawlCounters(p.Fetched, p.Failed, p.Queued, p.Shards)));
+                    WriteProgress();
                     try
                     {
                         await Task.Delay(TimeSpan.FromSeconds(3), reporting.Token);
@@ -95,8 +98,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             {
                 await reporting.CancelAsync();
                 await reporter;
-                var p = crawler.Progress;
-                Ledger.Set(progressKey, JsonSerializer.Serialize(new CrawlCounters(p.Fetched, p.Failed, p.Queued, p.Shards)));
+                WriteProgress();
             }
         }
         // A crawl stopped by the service shutting down is not finished: no summary, so the run waits for the resumed crawl.

@@ -29,7 +29,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, int snaps
     private string AppliedPath => store.Resolve("index/shared-generation");
 
     /// <summary>The generation this host's copy has reached (0 for none).</summary>
-    public long Applied => File.Exists(AppliedPath) ? long.Parse(File.ReadAllText(AppliedPath)) : 0;
+    private long Applied => File.Exists(AppliedPath) ? long.Parse(File.ReadAllText(AppliedPath)) : 0;
 
     private static long Generation(RunLedger ledger, string key) => ledger.Get(key) is { } text ? long.Parse(text) : 0;
 
