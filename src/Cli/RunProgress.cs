@@ -35,7 +35,7 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
 
         var crawl = Of(StageNames.Crawl);
         // While crawling, pages fetched count before their shard is committed (the crawl job's live counters).
-        var fetched = crawlDone ? crawl.Rows : Math.Max(crawl.Rows, ledger.KeysWithPrefix(LedgerKeys.CrawlProgress(runId))
+        var fetched = crawlDone ? crawl.Rows : Math.Max(crawl.Rows, ledger.CrawlProgressKeys(runId)
             .Sum(key => JsonSerializer.Deserialize<Crawler.CrawlCounters>(ledger.Get(key)!)?.Fetched ?? 0));
         rows.Add(Row(now, StageNames.Crawl, "pages", fetched, crawlDone ? crawl.Rows : maxPages, $"{crawl.Shards:N0} shards, {crawl.Bytes / 1e6:F1} MB"));
         // A stage's total is its upstream's shard count once the upstream has finished (before that it still grows).

@@ -103,7 +103,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
         {
             // Still crawling: the job's live counters (one row per part of a split crawl); URL states come at the end.
             html.Append("<table><tr><th>crawl job</th><th>fetched</th><th>failed</th><th>queued</th><th>shards</th></tr>");
-            foreach (var key in ledger.KeysWithPrefix(LedgerKeys.CrawlProgress(runId)))
+            foreach (var key in ledger.CrawlProgressKeys(runId))
             {
                 using var counters = JsonDocument.Parse(ledger.Get(key)!);
                 long Count(string name) => counters.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
@@ -128,7 +128,11 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
 
     private void Jobs(StringBuilder html, string runId, string runName)
     {
-        var keys = ledger.KeysWithPrefix($"crawl:{runId}").Concat(ledger.KeysWithPrefix($"training:{runName}")).Concat(ledger.KeysWithPrefix($"alignment:{runName}")).ToList();
+        // This run's jobs only: its crawl (or the parts of it), its training, and the alignments of models made from it
+        // (named "<run name>-<method>-from-<step>"); a bare prefix would also take run "r2"'s jobs for run "r".
+        var keys = ledger.KeysWithPrefix($"crawl:{runId}").Where(k => k == $"crawl:{runId}" || k.StartsWith($"crawl:{runId}/p", StringComparison.Ordinal))
+            .Concat(ledger.Get($"training:{runName}") is null ? [] : [$"training:{runName}"])
+            .Concat(ledger.KeysWithPrefix($"alignment:{runName}-")).ToList();
         html.Append("<section id=\"jobs\"><h2>Long jobs</h2>");
         if (keys.Count == 0)
         {

@@ -17,6 +17,16 @@ public sealed partial class RunLedger
     }
 
     /// <summary>
+    /// The live-counter keys of a run's crawl jobs (one, or one per part of a split crawl). Not a bare prefix scan: the
+    /// prefix of run "r" would also find the keys of run "r2".
+    /// </summary>
+    public IReadOnlyList<string> CrawlProgressKeys(string runId)
+    {
+        var key = LedgerKeys.CrawlProgress(runId);
+        return KeysWithPrefix(key).Where(k => k == key || k.StartsWith(key + ":p", StringComparison.Ordinal)).ToList();
+    }
+
+    /// <summary>
     /// A value that changes whenever shards, inputs, metrics, scores or small documents are added or change state
     /// (row counts, the latest timestamps, the documents' total length, the runs' states): one read, so a page can poll it every second.
     /// </summary>

@@ -43,6 +43,7 @@ public sealed class RunProgressTests : IDisposable
 
         // The crawl job's live counters: pages fetched before their shard is committed count too.
         ledger.Set(LedgerKeys.CrawlProgress("r"), "{\"Fetched\":260,\"Failed\":3,\"Queued\":40,\"Shards\":2}");
+        ledger.Set(LedgerKeys.CrawlProgress("r2"), "{\"Fetched\":900,\"Failed\":0,\"Queued\":0,\"Shards\":0}"); // another run
         Assert.Equal(260, progress.Read(t0.AddSeconds(10.5))[0].Done);
 
         ledger.Set(LedgerKeys.CrawlSummary("r"), "{}");

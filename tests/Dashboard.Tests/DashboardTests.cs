@@ -103,7 +103,10 @@ public sealed class DashboardTests : IAsyncLifetime
         _ledger.EnsureRun("crawling", "crawling-gpt", "{}");
         _ledger.Set(LedgerKeys.CrawlProgress("crawling", 0), "{\"Fetched\":42,\"Failed\":1,\"Queued\":7,\"Shards\":0}");
         _ledger.Set(LedgerKeys.CrawlProgress("crawling", 1), "{\"Fetched\":5,\"Failed\":0,\"Queued\":2,\"Shards\":0}");
+        _ledger.Set(LedgerKeys.CrawlProgress("crawling2"), "{\"Fetched\":9}"); // another run whose id extends this one
+        _ledger.Set("crawl:crawling2", "{\"Request\":{},\"State\":\"running\",\"Error\":null}");
         var crawling = await http.GetStringAsync("/runs/crawling/fragment");
+        Assert.DoesNotContain("crawling2", crawling);
         Assert.Contains("<td>crawl-progress:crawling:p0</td><td class=\"n\">42</td><td class=\"n\">1</td><td class=\"n\">7</td>", crawling);
         Assert.Contains("<td>crawl-progress:crawling:p1</td><td class=\"n\">5</td>", crawling);
 
