@@ -55,7 +55,7 @@ public sealed class AlignmentRuleConsumer(AlignmentOptions options, ILogger<Alig
         foreach (var rule in options.Rules.Where(r => r.Run == checkpoint.RunName && checkpoint.Step >= r.MinStep))
         {
             logger.LogInformation("align: rule for {Run}: {Method} on {Data} after step {Step}", rule.Run, rule.Method, rule.Data, checkpoint.Step);
-            await context.Publish(new AlignmentRequested(rule.OutputRun(checkpoint.Step), checkpoint.Uri, rule.Method, rule.Data,
+            await context.PublishBounded(new AlignmentRequested(rule.OutputRun(checkpoint.Step), checkpoint.Uri, rule.Method, rule.Data,
                 JsonSerializer.Serialize(rule.Config with { Method = rule.Method }), checkpoint.RunId));
         }
     }
@@ -92,7 +92,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
                 store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName, ct);
             if (result.Adapter is { } adapter) await store.PublishFolderAsync(store.RelativeUri(adapter), ct);
             await Checkpoints.PublishAsync(store, result.Checkpoint, ct);
-            await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
+            await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
             return result.Info.Step;
         }
         finally

@@ -210,7 +210,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         {
             try
             {
-                await bus.Publish(message, ct);
+                await bus.PublishBounded(message, ct);
                 return;
             }
             catch (Exception e) when (!ct.IsCancellationRequested && attempt < 60)

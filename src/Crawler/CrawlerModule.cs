@@ -51,7 +51,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         {
             if (!Ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
                 Ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
-            await bus.Publish(new RawShardCreated(shard), ct);
+            await bus.PublishBounded(new RawShardCreated(shard), ct);
         }
 
         var shards = 0;
@@ -114,7 +114,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         }
         else Ledger.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(summary));
         shards += summary.Shards;
-        await bus.Publish(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
+        await bus.PublishBounded(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
         return summary.Pages;
     }
 

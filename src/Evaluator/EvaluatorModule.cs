@@ -52,10 +52,10 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, RunLe
         var message = context.Message;
         var outcomes = await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
         foreach (var outcome in outcomes)
-            await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
+            await context.PublishBounded(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
         var failed = outcomes.Where(o => o.Error is not null).ToList();
         ledger.Set(CheckpointEvaluator.EvaluatedKey(message.Uri), System.Text.Json.JsonSerializer.Serialize(failed.Select(o => new { o.Task, o.Error })));
-        await context.Publish(new CheckpointEvaluated(message.RunId, message.RunName, message.Uri, failed.Select(o => o.Task).ToList()));
+        await context.PublishBounded(new CheckpointEvaluated(message.RunId, message.RunName, message.Uri, failed.Select(o => o.Task).ToList()));
     }
 }
 
@@ -87,7 +87,7 @@ public sealed class EvaluateRequestedConsumer(CheckpointEvaluator evaluator, ILo
         logger.LogInformation("eval: sweep over {Checkpoints} checkpoints and {Tasks} tasks", checkpoints.Count, tasks.Count);
         foreach (var checkpoint in checkpoints)
             foreach (var outcome in await evaluator.EvaluateAsync(checkpoint, null, tasks, includeValidation: false, request.Force, context.CancellationToken))
-                await context.Publish(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
+                await context.PublishBounded(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
     }
 }
 
@@ -101,6 +101,6 @@ public sealed class ScheduledSweepJob(IBus bus, EvaluatorOptions options) : IJob
     {
         var name = context.MergedJobDataMap.GetString(ScheduleName);
         var schedule = options.Schedules.First(s => s.Name == name);
-        await bus.Publish(new EvaluateRequested(schedule.Runs, [], schedule.Tasks, schedule.LatestOnly, Force: false), cancellationToken);
+        await bus.PublishBounded(new EvaluateRequested(schedule.Runs, [], schedule.Tasks, schedule.LatestOnly, Force: false), cancellationToken);
     }
 }

@@ -39,7 +39,7 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
                 var processed = await ProcessAsync(input, ct);
                 PipelineTelemetry.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 return processed;
-            }, (output, _) => context.Publish(Announce(output), context.CancellationToken), context.CancellationToken);
+            }, (output, _) => context.PublishBounded(Announce(output), context.CancellationToken), context.CancellationToken);
         }
         catch (ShardRejectedException e)
         {
@@ -55,6 +55,6 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
         logger.LogInformation("{Stage}: shard {Shard} done, {Outputs} shard(s) written", Stage, input.ShardId, result.Outputs.Count);
         // After the record: a coordinator woken by this event finds the input done in the ledger. Losing it costs
         // nothing but a later wake-up; the ledger, not the event, is the truth.
-        await context.Publish(new InputProcessed(input.RunId, Stage, input.ShardId, result.Outputs.Count), context.CancellationToken);
+        await context.PublishBounded(new InputProcessed(input.RunId, Stage, input.ShardId, result.Outputs.Count), context.CancellationToken);
     }
 }

@@ -52,7 +52,7 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
             logger.LogInformation("tokenizer: trained {Vocab} tokens for run {Run} ({Hash})", vocab, message.RunId, hash);
         }
         var tokenizer = TextTokenizer.Load(await store.FetchFolderAsync(uri, context.CancellationToken));
-        await context.Publish(new TokenizerTrained(message.RunId, uri, hash, tokenizer.VocabSize));
+        await context.PublishBounded(new TokenizerTrained(message.RunId, uri, hash, tokenizer.VocabSize));
         foreach (var shard in ledger.Pending(message.RunId, Contracts.StageNames.Dedup, CorpusTokenizer.Stage))
             await TokenizeAsync(corpus, ledger, tokenizer, uri, shard, context);
         await corpus.WriteManifestAsync(message.RunId, tokenizer, uri, context.CancellationToken);
@@ -63,10 +63,10 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, ShardStore st
         // The shard goes into the manifest (and the manifest into the store) before the input counts as done: a
         // coordinator on another host that sees every input done then reads a manifest that lists them all.
         var result = await new ShardStep(ledger, CorpusTokenizer.Stage).RunAsync(shard, ct => corpus.ProcessAsync(shard, tokenizer, ct),
-            (output, stats) => context.Publish(new TokenShardCreated(output, tokenizer.Hash, ((TokenShardStats)stats!).TrainTokens, ((TokenShardStats)stats!).ValidationTokens)),
+            (output, stats) => context.PublishBounded(new TokenShardCreated(output, tokenizer.Hash, ((TokenShardStats)stats!).TrainTokens, ((TokenShardStats)stats!).ValidationTokens)),
             context.CancellationToken, _ => corpus.WriteManifestAsync(shard.RunId, tokenizer, uri, context.CancellationToken));
         if (result is null) return;
-        await context.Publish(new InputProcessed(shard.RunId, CorpusTokenizer.Stage, shard.ShardId, result.Outputs.Count));
+        await context.PublishBounded(new InputProcessed(shard.RunId, CorpusTokenizer.Stage, shard.ShardId, result.Outputs.Count));
     }
 }
 

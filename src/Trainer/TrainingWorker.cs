@@ -36,7 +36,7 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
         // evaluator skips what it has already scored.
         foreach (var folder in Checkpoints.List(runFolder))
             if (Ledger.Get(LedgerKeys.Evaluated(store.RelativeUri(folder))) is null)
-                await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder, ct), ct);
+                await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId, folder, ct), ct);
         var run = new TrainingRun(config, data, runFolder, Logger)
         {
             Reload = () => TokenData.LoadAsync(store, request.ManifestUri, data.TokenizerHash, config.Model.Context, ct),
@@ -45,18 +45,18 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
                 Ledger.AddMetric(request.RunName, "train", log.Step, "loss", log.Loss);
                 Ledger.AddMetric(request.RunName, "train", log.Step, "tokens_per_second", log.TokensPerSecond);
                 if (log.ValidationLoss is { } v) Ledger.AddMetric(request.RunName, "train", log.Step, "val_loss", v);
-                await bus.Publish(new TrainingProgress(request.RunName, log.Step, config.MaxSteps, log.Loss, log.TokensPerSecond));
+                await bus.PublishBounded(new TrainingProgress(request.RunName, log.Step, config.MaxSteps, log.Loss, log.TokensPerSecond));
             },
             // Not cancellable: a cancelled run saves a last checkpoint, and it must still be announced.
             OnCheckpoint = async (folder, _) =>
             {
                 await Checkpoints.PublishAsync(store, folder);
-                await bus.Publish(await Checkpoints.SavedMessageAsync(store, request.RunId, folder));
+                await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId, folder));
             },
         };
         return await run.RunAsync(ct);
     }
 
     protected override Task OnFinishedAsync(StartTraining request, JobState state, long progress, string? error) =>
-        bus.Publish(new TrainingFinished(request.RunName, state.Name(), progress, error));
+        bus.PublishBounded(new TrainingFinished(request.RunName, state.Name(), progress, error));
 }

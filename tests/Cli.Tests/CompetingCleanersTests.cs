@@ -25,9 +25,10 @@ public sealed class CompetingCleanersTests : IDisposable
     private readonly S3TestBucket _bucket = new();
     private readonly string _reference = Directory.CreateTempSubdirectory("competing-ref-").FullName;
     private readonly PostgresTestDatabase _ledgerDatabase = new();
+    private readonly RabbitMqBroker _broker = new();
     private readonly List<(Process Process, ConcurrentQueue<string> Log)> _cleaners = [];
 
-    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings.Concat(_bucket.Settings))
+    private Dictionary<string, string?> Settings => new(_broker.Settings.Concat(_bucket.Settings))
     {
         ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
         ["Pipeline:Stages:cleaner:PrefetchCount"] = "1",
@@ -36,7 +37,7 @@ public sealed class CompetingCleanersTests : IDisposable
     [Fact(Timeout = 300_000)]
     public async Task Two_cleaners_split_the_shards_and_one_killed_mid_way_loses_nothing()
     {
-        await RabbitMqBroker.RequireAsync();
+        await _broker.RequireAsync();
         using var objects = new S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
         var store = new ShardStore(Path.Combine(_root, "crawler"), objects);
         var raw = new List<ShardRef>();
@@ -66,7 +67,7 @@ public sealed class CompetingCleanersTests : IDisposable
             _cleaners.Add((PipelineProcess.Start(["serve", "cleaner", "--out", Path.Combine(_root, $"cleaner-{i}")], [], environment, log.Enqueue), log));
         }
         var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (await RabbitMqBroker.ConsumerCountAsync("raw-shard") < 2)
+        while (await _broker.ConsumerCountAsync("raw-shard") < 2)
         {
             Assert.True(DateTime.UtcNow < deadline, "the two cleaners did not both consume from raw-shard within 2 minutes");
             await Task.Delay(200);
@@ -122,5 +123,6 @@ public sealed class CompetingCleanersTests : IDisposable
         Directory.Delete(_root, recursive: true);
         Directory.Delete(_reference, recursive: true);
         _ledgerDatabase.Dispose();
+        _broker.Dispose();
     }
 }

@@ -8,6 +8,7 @@ namespace Pipeline.Cli.Tests;
 public sealed class EndToEndTests : IDisposable
 {
     private readonly string _out = Directory.CreateTempSubdirectory("e2e-").FullName;
+    private readonly RabbitMqBroker _broker = new();
 
     internal static EmbeddedRunOptions SmallRun(string outDir) => new()
     {
@@ -111,7 +112,7 @@ public sealed class EndToEndTests : IDisposable
     [Fact(Timeout = 300_000)]
     public async Task The_chain_runs_over_RabbitMQ_and_removes_documents_that_contain_evaluation_text()
     {
-        await RabbitMqBroker.RequireAsync();
+        await _broker.RequireAsync();
         // A perplexity task made of two paragraphs of the sample site's first chapter: the documents that hold them are
         // contaminated, and Pipeline:Decontaminate:Remove keeps them out of the tokenizer's input.
         var site = SampleSite.Folder();
@@ -120,8 +121,8 @@ public sealed class EndToEndTests : IDisposable
         File.WriteAllText(Path.Combine(_out, "overlap.txt"), string.Join("\n\n", paragraphs));
         var task = Path.Combine(_out, "overlap.yaml");
         File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
-        var settings = new Dictionary<string, string?>(RabbitMqBroker.Settings) { ["Pipeline:Decontaminate:Remove"] = "true" };
-        await EmbeddedRun.RunAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task] }, default);
+        var settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Decontaminate:Remove"] = "true" };
+        await RunOverBrokerAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task] });
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.Excluded > 0, "no document was removed");
@@ -133,20 +134,42 @@ public sealed class EndToEndTests : IDisposable
     [Fact(Timeout = 300_000)]
     public async Task A_broker_restart_mid_run_loses_nothing()
     {
-        await RabbitMqBroker.RequireAsync();
+        await _broker.RequireAsync();
         Task? restart = null;
         var options = SmallRun(_out) with
         {
             MaxPages = 1000,
-            Settings = new Dictionary<string, string?>(RabbitMqBroker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "50" },
+            Settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "50" },
             // Restart mid-crawl: the crawl request is unacknowledged, shards are being announced, cleaned and deduplicated.
             OnPhase = phase => restart ??= phase == "crawl" ? Task.Delay(1500).ContinueWith(_ => RabbitMqBroker.RestartAsync()).Unwrap() : null,
         };
-        await EmbeddedRun.RunAsync(options, default);
+        await RunOverBrokerAsync(options);
         Assert.NotNull(restart);
         await restart;
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
+    }
+
+    /// <summary>
+    /// A run over the test's virtual host, with a deadline inside the test's timeout: a run that does not finish fails
+    /// naming its phase, the ledger's stage rows and the broker's queues, where an xunit timeout would say nothing.
+    /// </summary>
+    private async Task RunOverBrokerAsync(EmbeddedRunOptions options)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var phase = "start";
+        var onPhase = options.OnPhase;
+        try
+        {
+            await EmbeddedRun.RunAsync(options with { OnPhase = p => { phase = p; onPhase?.Invoke(p); } }, deadline.Token);
+        }
+        catch (Exception) when (deadline.IsCancellationRequested)
+        {
+            var ledger = new Hosting.RunLedger(Path.Combine(_out, "ledger.db"));
+            var rows = new RunProgress(ledger, options.RunId, $"{options.RunId}-gpt", options.MaxPages, options.Steps, null).Read(DateTime.UtcNow);
+            Assert.Fail($"the run did not finish in 4 minutes, in phase '{phase}'. Stages: {string.Join("; ", rows.Select(RunProgress.PlainLine))}. " +
+                        $"Queues: {await _broker.DescribeQueuesAsync()}");
+        }
     }
 
     [Fact(Timeout = 300_000)]
@@ -174,5 +197,9 @@ public sealed class EndToEndTests : IDisposable
         await host.StopAsync();
     }
 
-    public void Dispose() => Directory.Delete(_out, recursive: true);
+    public void Dispose()
+    {
+        _broker.Dispose();
+        Directory.Delete(_out, recursive: true);
+    }
 }

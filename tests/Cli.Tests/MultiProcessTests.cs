@@ -17,9 +17,10 @@ public sealed class MultiProcessTests : IDisposable
     private readonly S3TestBucket _bucket = new();
     private readonly List<Process> _services = [];
     private readonly PostgresTestDatabase _ledgerDatabase = new();
+    private readonly RabbitMqBroker _broker = new();
 
     // The broker, the ledger and the bucket, as a deployment would configure them.
-    private Dictionary<string, string?> Settings => new(RabbitMqBroker.Settings.Concat(_bucket.Settings))
+    private Dictionary<string, string?> Settings => new(_broker.Settings.Concat(_bucket.Settings))
     {
         ["Pipeline:Ledger:ConnectionString"] = _ledgerDatabase.ConnectionString,
     };
@@ -49,14 +50,14 @@ public sealed class MultiProcessTests : IDisposable
     [Fact(Timeout = 300_000)]
     public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
     {
-        await RabbitMqBroker.RequireAsync();
+        await _broker.RequireAsync();
         foreach (var service in Services) Serve(service);
         // A second crawler host: the run splits its crawl in two parts by host, which any crawler service may take.
         Serve("crawler", "crawler-2");
         var deadline = DateTime.UtcNow.AddMinutes(2);
         foreach (var queue in Queues)
         {
-            while (await RabbitMqBroker.ConsumerCountAsync(queue) == 0)
+            while (await _broker.ConsumerCountAsync(queue) == 0)
             {
                 Assert.All(_services, p => Assert.False(p.HasExited, $"a service exited with code {(p.HasExited ? p.ExitCode : 0)}"));
                 Assert.True(DateTime.UtcNow < deadline, $"no consumer on '{queue}' after 2 minutes");
@@ -143,5 +144,6 @@ public sealed class MultiProcessTests : IDisposable
         }
         Directory.Delete(_root, recursive: true);
         _ledgerDatabase.Dispose();
+        _broker.Dispose();
     }
 }

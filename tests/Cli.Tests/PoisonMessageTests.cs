@@ -15,6 +15,7 @@ namespace Pipeline.Cli.Tests;
 public sealed class PoisonMessageTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("poison-").FullName;
+    private readonly RabbitMqBroker _broker = new();
 
     private static string Html(int i) =>
         $"<html><body><p>{string.Join(' ', Enumerable.Repeat($"The archive number {i} has to be kept with the other packages and that is all there is to it.", 12))}</p></body></html>";
@@ -77,14 +78,13 @@ public sealed class PoisonMessageTests : IDisposable
     [Fact(Timeout = 120_000)]
     public async Task Over_RabbitMQ_the_reason_is_in_the_error_queue()
     {
-        await RabbitMqBroker.RequireAsync();
-        await RabbitMqBroker.PurgeAsync("raw-shard_error");
-        await Exercise(RabbitMqBroker.Settings);
-        Assert.Equal(3u, await RabbitMqBroker.MessageCountAsync("raw-shard_error"));
+        await _broker.RequireAsync();
+        await Exercise(_broker.Settings);
+        Assert.Equal(3u, await _broker.MessageCountAsync("raw-shard_error"));
         var reasons = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            var headers = await RabbitMqBroker.TakeHeadersAsync("raw-shard_error");
+            var headers = await _broker.TakeHeadersAsync("raw-shard_error");
             Assert.NotNull(headers);
             reasons.Add(System.Text.Encoding.UTF8.GetString((byte[])headers["MT-Fault-Message"]!));
         }
@@ -92,5 +92,9 @@ public sealed class PoisonMessageTests : IDisposable
         Assert.All(reasons, r => Assert.Contains("rejected", r));
     }
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose()
+    {
+        _broker.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
 }
