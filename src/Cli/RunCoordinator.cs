@@ -79,7 +79,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("train");
         // Without validation documents the trainer would measure validation loss on training data: a run with more
         // than a handful of documents and an empty validation split stops here instead, saying why.
-        var manifest = await CorpusTokenizer.ReadManifestAsync(store, CorpusTokenizer.ManifestUri(request.RunId), ct);
+        var manifest = await store.ReadTokenManifestAsync(CorpusTokenizer.ManifestUri(request.RunId), ct);
         var documents = dedupShards.Sum(s => s.Rows);
         if (manifest.ValidationTokens == 0 && documents > 20)
             throw new InvalidOperationException($"run {request.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Pipeline.Contracts.V1;
+using Pipeline.Contracts.Rows;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
 
@@ -17,7 +18,7 @@ public static class LlmcTokenFiles
 
     public static async Task<(long Train, long Validation)> WriteAsync(ShardStore store, string manifestUri, string outDir, CancellationToken ct = default)
     {
-        var manifest = await CorpusTokenizer.ReadManifestAsync(store, manifestUri, ct);
+        var manifest = await store.ReadTokenManifestAsync(manifestUri, ct);
         var wide = manifest.Dtype == "int32";
         Directory.CreateDirectory(outDir);
         await using var train = Open(Path.Combine(outDir, "train.bin"));
@@ -30,7 +31,7 @@ public static class LlmcTokenFiles
             {
                 foreach (var row in rows)
                 {
-                    var ids = CorpusTokenizer.Unpack(row.Tokens, wide);
+                    var ids = TokenRow.Unpack(row.Tokens, wide);
                     var isValidation = row.Split == "validation";
                     Append(isValidation ? validation : train, ids, wide);
                     if (isValidation) validationCount += ids.Length;

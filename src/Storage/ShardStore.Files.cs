@@ -141,6 +141,10 @@ public sealed partial class ShardStore
         return path;
     }
 
+    /// <summary>A run's current token manifest, from wherever this host reads it (the object store, else the folder).</summary>
+    public async Task<Pipeline.Contracts.Rows.TokenManifest> ReadTokenManifestAsync(string uri, CancellationToken ct = default) =>
+        Pipeline.Contracts.Rows.TokenManifest.Parse(await ReadLatestTextAsync(uri, ct), uri);
+
     /// <summary>
     /// The current text of a file that its writer replaces as it goes (a run's token manifest): from the object store
     /// when there is one, without touching this host's copy (its writer may be on this host, mid-way), else from the folder.

@@ -108,7 +108,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
             {
                 var doc = documents[i];
                 var ids = tokenizer.Encode(doc.Text).Append(tokenizer.EndOfText).ToArray();
-                rows[i] = new TokenRow { DocId = doc.Id, Split = SplitOf(doc.Id), Count = ids.Length, Tokens = Pack(ids, wide) };
+                rows[i] = new TokenRow { DocId = doc.Id, Split = SplitOf(doc.Id), Count = ids.Length, Tokens = TokenRow.Pack(ids, wide) };
             });
             train += rows.Where(r => r.Split == "train").Sum(r => (long)r.Count);
             validation += rows.Where(r => r.Split == "validation").Sum(r => (long)r.Count);
@@ -147,42 +147,8 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         }
     }
 
-    /// <summary>A run's current token manifest, from wherever this host reads it (the object store, else the folder).</summary>
-    public static async Task<TokenManifest> ReadManifestAsync(ShardStore store, string manifestUri, CancellationToken ct = default) =>
-        TokenManifest.Parse(await store.ReadLatestTextAsync(manifestUri, ct), manifestUri);
-
     public string SplitOf(string docId) =>
         XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(docId)) % 1000 < (ulong)options.ValidationPerMille ? "validation" : "train";
-
-    public static byte[] Pack(int[] ids, bool wide)
-    {
-        if (wide)
-        {
-            var bytes = new byte[ids.Length * 4];
-            Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
-            return bytes;
-        }
-        var packed = new byte[ids.Length * 2];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            packed[2 * i] = (byte)ids[i];
-            packed[2 * i + 1] = (byte)(ids[i] >> 8);
-        }
-        return packed;
-    }
-
-    public static int[] Unpack(byte[] bytes, bool wide)
-    {
-        if (wide)
-        {
-            var ids = new int[bytes.Length / 4];
-            Buffer.BlockCopy(bytes, 0, ids, 0, bytes.Length);
-            return ids;
-        }
-        var result = new int[bytes.Length / 2];
-        for (var i = 0; i < result.Length; i++) result[i] = bytes[2 * i] | (bytes[2 * i + 1] << 8);
-        return result;
-    }
 }
 
 public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash);

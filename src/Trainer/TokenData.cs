@@ -1,5 +1,5 @@
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Contracts.Rows;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,7 +30,7 @@ public sealed class TokenData
 
     public static async Task<TokenData> LoadAsync(ShardStore store, string manifestUri, string? expectedTokenizerHash, int context, CancellationToken ct = default)
     {
-        var manifest = await CorpusTokenizer.ReadManifestAsync(store, manifestUri, ct);
+        var manifest = await store.ReadTokenManifestAsync(manifestUri, ct);
         if (expectedTokenizerHash is not null && expectedTokenizerHash != manifest.TokenizerHash)
             throw new InvalidOperationException(
                 $"manifest '{manifestUri}' was written with tokenizer {manifest.TokenizerHash}, but this run uses {expectedTokenizerHash}; refusing to mix tokenizers");
@@ -41,7 +41,7 @@ public sealed class TokenData
         {
             var shard = new Contracts.V1.ShardRef(entry.ShardId, entry.Uri, entry.Sha256, 0, 0, Contracts.StageNames.Tokenize, "", [], "");
             foreach (var row in await store.ReadParquetAsync<TokenRow>(shard, ct))
-                (row.Split == "validation" ? validation : train).AddRange(CorpusTokenizer.Unpack(row.Tokens, wide));
+                (row.Split == "validation" ? validation : train).AddRange(TokenRow.Unpack(row.Tokens, wide));
         }
         if (train.Count <= context + 1)
             throw new InvalidOperationException($"manifest '{manifestUri}' has {train.Count} training tokens; at least {context + 2} are needed for context {context}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Pipeline.Contracts.Rows;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
@@ -57,7 +58,7 @@ public sealed class SignalTests : IDisposable
         var rows = Enumerable.Range(0, 40).Select(i =>
         {
             var ids = Enumerable.Range(0, 400).Select(_ => random.Next(64)).ToArray();
-            return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = CorpusTokenizer.Pack(ids, false) };
+            return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("tokens/tokens-1.parquet", rows, new ShardDescriptor("tok1", "tokenize", "", [], "t"));
         new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 36 * 400, 4 * 400)])

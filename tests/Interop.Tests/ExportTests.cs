@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Contracts.Rows;
 using Pipeline.Alignment;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
@@ -193,7 +194,7 @@ public sealed class ExportTests : IDisposable
             var ids = Enumerable.Range(0, random.Next(5, 40)).Select(_ => random.Next(1000)).ToArray();
             var split = i % 5 == 0 ? "validation" : "train";
             all.Add((split, ids));
-            return new TokenRow { DocId = $"d{i}", Split = split, Count = ids.Length, Tokens = CorpusTokenizer.Pack(ids, false) };
+            return new TokenRow { DocId = $"d{i}", Split = split, Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("tokens/tokens-1.parquet", rows, new ShardDescriptor("t1", "tokenize", "", [], "r"));
         new TokenManifest("h", "tokenizers/r", 1000, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 0, 0)]).Save(store.Resolve("tokens/manifest.json"));

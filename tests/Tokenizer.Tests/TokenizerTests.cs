@@ -126,7 +126,7 @@ public sealed class TokenizerTests : IDisposable
         Assert.Equal(docs.Count, rows.Count);
         for (var i = 0; i < rows.Count; i++)
         {
-            var ids = CorpusTokenizer.Unpack(rows[i].Tokens, wide: false);
+            var ids = TokenRow.Unpack(rows[i].Tokens, wide: false);
             Assert.Equal(rows[i].Count, ids.Length);
             Assert.Equal(tokenizer.EndOfText, ids[^1]);
             Assert.Equal(docs[i].Text, tokenizer.Decode(ids[..^1]));
@@ -165,8 +165,8 @@ public sealed class TokenizerTests : IDisposable
     public void Wide_ids_pack_as_int32()
     {
         int[] ids = [0, 1, 65_535, 65_536, 200_000];
-        Assert.Equal(ids, CorpusTokenizer.Unpack(CorpusTokenizer.Pack(ids, wide: true), wide: true));
-        Assert.Equal(ids[..3], CorpusTokenizer.Unpack(CorpusTokenizer.Pack(ids[..3], wide: false), wide: false));
+        Assert.Equal(ids, TokenRow.Unpack(TokenRow.Pack(ids, wide: true), wide: true));
+        Assert.Equal(ids[..3], TokenRow.Unpack(TokenRow.Pack(ids[..3], wide: false), wide: false));
     }
 
     [Fact]

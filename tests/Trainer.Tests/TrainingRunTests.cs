@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Contracts.Rows;
 using TorchSharp;
 
 namespace Pipeline.Trainer.Tests;

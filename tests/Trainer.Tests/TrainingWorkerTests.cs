@@ -6,7 +6,7 @@ using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Contracts.Rows;
 
 namespace Pipeline.Trainer.Tests;
 
@@ -22,7 +22,7 @@ public sealed class TrainingWorkerTests : IDisposable
         var rows = Enumerable.Range(0, 40).Select(i =>
         {
             var ids = Enumerable.Range(0, 200).Select(_ => random.Next(64)).ToArray();
-            return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = CorpusTokenizer.Pack(ids, false) };
+            return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("shards/tokens/t/tokens-1.parquet", rows, new ShardDescriptor("tok1", "tokenize", "", [], "t"));
         new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 7200, 800)])

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Pipeline.Contracts.Rows;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Dedup;

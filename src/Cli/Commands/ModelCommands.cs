@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Pipeline.Contracts.Rows;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Contracts.Rows;
 
 /// <summary>The list of token shards a trainer streams, bound to one tokenizer by hash.</summary>
 public sealed record TokenManifest(string TokenizerHash, string TokenizerUri, int VocabSize, string Dtype, List<TokenShardEntry> Shards)
