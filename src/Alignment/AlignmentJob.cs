@@ -3,7 +3,6 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Model;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using static TorchSharp.torch;
 
 namespace Pipeline.Alignment;

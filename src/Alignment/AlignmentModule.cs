@@ -7,7 +7,7 @@ using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
+using Pipeline.Model;
 
 namespace Pipeline.Alignment;
 
@@ -89,7 +89,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
             var tokenizerFolder = await CorpusTokenizer.FindFolderAsync(store, Ledger, hash, ct)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
             var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), await store.FetchFileAsync(request.DataUri, ct), config,
-                store.Resolve(TrainingWorker.RunFolder(request.RunName)), request.RunName, ct);
+                store.Resolve(Checkpoints.RunFolder(request.RunName)), request.RunName, ct);
             if (result.Adapter is { } adapter) await store.PublishFolderAsync(store.RelativeUri(adapter), ct);
             await Checkpoints.PublishAsync(store, result.Checkpoint, ct);
             await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);

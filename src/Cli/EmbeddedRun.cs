@@ -6,7 +6,6 @@ using Pipeline.Crawler;
 using Pipeline.Hosting;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Trainer;
 
 namespace Pipeline.Cli;
 

@@ -12,6 +12,7 @@ using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
+using Pipeline.Model;
 using Pipeline.Trainer;
 
 namespace Pipeline.Cli;
@@ -93,7 +94,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         Phase("evaluate");
         // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before
         // it was evaluated (or aligned). Announce it again; the evaluator and the alignment jobs skip what they did.
-        var finalUri = store.RelativeUri(Checkpoints.Folder(store.Resolve(TrainingWorker.RunFolder(training.RunName)), training.MaxSteps));
+        var finalUri = store.RelativeUri(Checkpoints.Folder(store.Resolve(Checkpoints.RunFolder(training.RunName)), training.MaxSteps));
         if (trainedBefore)
         {
             if (!Evaluated(finalUri))
@@ -244,10 +245,10 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private bool Evaluated(string checkpointUri) => ledger.Get(CheckpointEvaluator.EvaluatedKey(checkpointUri)) is not null;
 
     private bool AnyEvaluated(string runName) =>
-        ledger.KeysWithPrefix(CheckpointEvaluator.EvaluatedKey(TrainingWorker.RunFolder(runName) + "/")).Count > 0;
+        ledger.KeysWithPrefix(CheckpointEvaluator.EvaluatedKey(Checkpoints.RunFolder(runName) + "/")).Count > 0;
 
     private Task<IReadOnlyList<string>> CheckpointsOfAsync(string runName, CancellationToken ct) =>
-        Checkpoints.ListAsync(store, TrainingWorker.RunFolder(runName), ct);
+        Checkpoints.ListAsync(store, Checkpoints.RunFolder(runName), ct);
 
     private void Phase(string name)
     {

@@ -5,6 +5,7 @@ using Pipeline.Dedup;
 using Pipeline.Evaluator;
 using Pipeline.Hosting;
 using Pipeline.Tokenizer;
+using Pipeline.Model;
 using Pipeline.Trainer;
 
 namespace Pipeline.Cli;

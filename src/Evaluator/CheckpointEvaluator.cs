@@ -4,7 +4,6 @@ using Pipeline.Hosting;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using static TorchSharp.torch;
 
 namespace Pipeline.Evaluator;
@@ -26,7 +25,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
 
     /// <summary>The URIs of a run's checkpoints, oldest first.</summary>
     public Task<IReadOnlyList<string>> CheckpointsOfAsync(string runName, CancellationToken ct = default) =>
-        Checkpoints.ListAsync(store, TrainingWorker.RunFolder(runName), ct);
+        Checkpoints.ListAsync(store, Checkpoints.RunFolder(runName), ct);
 
     public async Task<IReadOnlyList<string>> RunsWithCheckpointsAsync(CancellationToken ct = default) =>
         (await store.ListFoldersAsync("checkpoints", ct)).Select(uri => uri["checkpoints/".Length..]).ToList();

@@ -1,5 +1,5 @@
 using Pipeline.Storage;
-using Pipeline.Trainer;
+using Pipeline.Model;
 using static TorchSharp.torch;
 
 namespace Pipeline.Evaluator;
@@ -17,7 +17,7 @@ public static class PerplexityTask
         var (model, _) = Checkpoints.Load(checkpointFolder, CPU);
         using (model)
         {
-            var loss = TrainingRun.Evaluate(model, data, CPU, batches: 8);
+            var loss = data.ValidationLoss(model, CPU, batches: 8);
             return new Dictionary<string, double>
             {
                 ["loss"] = loss,

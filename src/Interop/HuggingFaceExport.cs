@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Pipeline.Model;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using static TorchSharp.torch;
 
 namespace Pipeline.Interop;

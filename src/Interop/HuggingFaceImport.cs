@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Pipeline.Model;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using static TorchSharp.torch;
 
 namespace Pipeline.Interop;
@@ -48,7 +47,7 @@ public static class HuggingFaceImport
         CopyTokenizer(hfDir, tokenizerFolder);
         var step = metadata.TryGetValue("step", out var s) && long.TryParse(s, out var n) ? n : 0;
         var info = new CheckpointInfo(runName, step, 0, tokenizer.Hash, null, new TrainingConfig { RunName = runName, Model = config });
-        var checkpoint = Checkpoints.Save(Path.Combine(dataRoot, TrainingWorker.RunFolder(runName)), model, null, info, keepLast: int.MaxValue);
+        var checkpoint = Checkpoints.Save(Path.Combine(dataRoot, Checkpoints.RunFolder(runName)), model, null, info, keepLast: int.MaxValue);
         foreach (var t in tensors.Values) t.Dispose();
         return new Imported(checkpoint, tokenizerFolder, tokenizer.Hash);
     }

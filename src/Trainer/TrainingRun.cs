@@ -145,7 +145,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                         logger.LogInformation("train: corpus grew from {Old:N0} to {New:N0} training tokens", data.Train.Length, fresh.Train.Length);
                     data = fresh;
                 }
-                lastVal = val = Evaluate(model, data, device, config.EvalBatches);
+                lastVal = val = data.ValidationLoss(model, device, config.EvalBatches);
             }
             if (step % config.LogEvery == 0 || val is not null || step == 1)
             {
@@ -193,20 +193,5 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var b = System.Text.Json.JsonSerializer.SerializeToElement(current);
         return a.EnumerateObject().Select(p => (p.Name, Saved: p.Value.GetRawText(), Now: b.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "none"))
             .Where(x => x.Saved != x.Now).ToList();
-    }
-
-    public static double Evaluate(Gpt model, TokenData data, Device device, int batches = 4, int batchSize = 8)
-    {
-        model.eval();
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        double total = 0;
-        for (var i = 0; i < batches; i++)
-        {
-            var (x, y) = data.Batch(data.Validation, 424242, i, 0, batchSize, model.Config.Context, device);
-            total += model.Loss(x, y).item<float>();
-        }
-        model.train();
-        return total / batches;
     }
 }

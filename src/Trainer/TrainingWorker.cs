@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Model;
 using Pipeline.Storage;
 
 namespace Pipeline.Trainer;
@@ -18,8 +19,6 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
 
     public static string JobKey(string runName) => JobKey(JobKind, runName);
 
-    public static string RunFolder(string runName) => $"checkpoints/{SafeName.Check(runName, "run name")}";
-
     protected override string Kind => JobKind;
 
     protected override string NameOf(StartTraining request) => request.RunName;
@@ -29,8 +28,8 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
         var config = StrictConfig.FromJson<TrainingConfig>(request.ConfigJson, $"StartTraining {request.RunName}: ConfigJson");
         var data = await TokenData.LoadAsync(store, request.ManifestUri, null, config.Model.Context, ct);
         config = config with { RunName = request.RunName };
-        await Checkpoints.FetchAllAsync(store, RunFolder(request.RunName), ct);
-        var runFolder = store.Resolve(RunFolder(request.RunName));
+        await Checkpoints.FetchAllAsync(store, Checkpoints.RunFolder(request.RunName), ct);
+        var runFolder = store.Resolve(Checkpoints.RunFolder(request.RunName));
         // Resuming after a crash: checkpoints announced before it may never have been evaluated (the evaluator
         // died too, or the announcement was lost). Announce every one without the evaluated mark again; the
         // evaluator skips what it has already scored.

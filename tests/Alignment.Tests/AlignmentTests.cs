@@ -271,8 +271,8 @@ public sealed class AlignmentTests : IDisposable
         new BpeTrainer(300).Train(["日本の首都は東京です。", "The capital of Japan is Tokyo."]).Save(folder);
         var tokenizer = TextTokenizer.Load(folder);
         var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 1, Heads = 2, Width = 16, Context = 24 });
-        var info = new Pipeline.Trainer.CheckpointInfo("base", 5, 0, tokenizerHash ?? tokenizer.Hash, null, new Pipeline.Trainer.TrainingConfig { Model = model.Config });
-        var checkpoint = Pipeline.Trainer.Checkpoints.Save(Path.Combine(_root, "base"), model, null, info, keepLast: 1);
+        var info = new Pipeline.Model.CheckpointInfo("base", 5, 0, tokenizerHash ?? tokenizer.Hash, null, new Pipeline.Model.TrainingConfig { Model = model.Config });
+        var checkpoint = Pipeline.Model.Checkpoints.Save(Path.Combine(_root, "base"), model, null, info, keepLast: 1);
         var data = Path.Combine(_root, "sft.jsonl");
         File.WriteAllText(data, """{"instruction": "首都は?", "output": "東京です。"}""" + "\n");
         return (tokenizer, checkpoint, data);
@@ -288,8 +288,8 @@ public sealed class AlignmentTests : IDisposable
         var error = Assert.Throws<OperationCanceledException>(() =>
             new AlignmentJob(logger).Run(checkpoint, tokenizer, data, new AlignmentConfig { Steps = 1000, LogEvery = 1 }, Path.Combine(_root, "stopped"), "stopped", stop.Token));
         Assert.Contains("stopped at step 3 of 1000", error.Message);
-        var saved = Assert.Single(Pipeline.Trainer.Checkpoints.List(Path.Combine(_root, "stopped")));
-        Assert.Equal(3, Pipeline.Trainer.Checkpoints.ReadInfo(saved).Step);
+        var saved = Assert.Single(Pipeline.Model.Checkpoints.List(Path.Combine(_root, "stopped")));
+        Assert.Equal(3, Pipeline.Model.Checkpoints.ReadInfo(saved).Step);
     }
 
     /// <summary>A logger that cancels once it has seen a given number of step lines (a signal arriving mid-job).</summary>

@@ -3,7 +3,7 @@ using Pipeline.Contracts.Rows;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
+using Pipeline.Model;
 
 namespace Pipeline.Cli.Tests;
 

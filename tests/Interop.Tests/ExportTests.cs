@@ -7,7 +7,6 @@ using Pipeline.Contracts.V1;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -18,7 +18,7 @@ public sealed partial class DevicePlacementTests
         "src/Model/TextGenerator.cs", "src/Model/CausalSelfAttention.cs",
         "src/Evaluator/Tasks/TaskRunner.cs",
         "src/Alignment/AlignmentTrainer.cs", "src/Alignment/SequenceScoring.cs", "src/Alignment/Dpo.cs",
-        "src/Trainer/TokenData.cs", "src/Trainer/TrainingRun.cs", "src/Trainer/Bf16Compute.cs",
+        "src/Model/TokenData.cs", "src/Trainer/TrainingRun.cs", "src/Trainer/Bf16Compute.cs",
     ];
 
     [GeneratedRegex(@"(?<![\w.])(tensor|zeros|ones|arange|full|empty|randn|rand|randint|eye|linspace)\(")]

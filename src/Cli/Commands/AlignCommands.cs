@@ -2,7 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Pipeline.Alignment;
 using Pipeline.Storage;
-using Pipeline.Trainer;
+using Pipeline.Model;
 using Spectre.Console;
 
 namespace Pipeline.Cli.Commands;
@@ -35,7 +35,7 @@ public static class AlignCommands
                 using var logging = CliConfig.Logging(quiet: false);
                 var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
                 var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, parse.GetValue(data)!, settings,
-                    Path.Combine(outDir, TrainingWorker.RunFolder(runName)), runName, ct);
+                    Path.Combine(outDir, Checkpoints.RunFolder(runName)), runName, ct);
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
                 var last = result.Report.Steps[^1];
                 AnsiConsole.MarkupLine($"[green]align {method}[/]: loss {result.Report.Steps[0].Loss:F4} -> {last.Loss:F4}" +
@@ -56,7 +56,7 @@ public static class AlignCommands
         var merge = new Command("merge", "Fold a LoRA adapter into its base checkpoint and write a full checkpoint under --out/checkpoints/<name>") { adapter, name, outOption };
         merge.SetAction(parse =>
         {
-            var runFolder = TrainingWorker.RunFolder(SafeName.Check(parse.GetValue(name), "--name"));
+            var runFolder = Checkpoints.RunFolder(SafeName.Check(parse.GetValue(name), "--name"));
             var folder = AlignmentJob.Merge(parse.GetValue(adapter)!, Path.Combine(CliInputs.OutDir(parse.GetValue(outOption)!), runFolder));
             AnsiConsole.MarkupLine($"[green]lora merge[/]: {Markup.Escape(folder)}");
             return 0;

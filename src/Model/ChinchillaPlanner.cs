@@ -1,6 +1,5 @@
-using Pipeline.Model;
 
-namespace Pipeline.Trainer;
+namespace Pipeline.Model;
 
 /// <summary>
 /// Compute-optimal model size for a FLOP budget (Hoffmann et al. 2022): with C = 6·N·D and D ≈ 20·N tokens,

@@ -3,7 +3,7 @@ using Pipeline.Contracts.Rows;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Pipeline.Trainer;
+namespace Pipeline.Model;
 
 /// <summary>
 /// The token streams of a manifest (train and validation), and deterministic batches: the windows of step s depend
@@ -72,4 +72,23 @@ public sealed class TokenData
     /// <summary>On CUDA the batch goes through page-locked (pinned) memory, so the copy is a DMA that overlaps compute.</summary>
     private static Tensor ToDevice(Tensor batch, Device device) =>
         device.type == DeviceType.CUDA ? batch.pin_memory().to(device, non_blocking: true) : batch;
+
+    /// <summary>
+    /// Mean loss of <paramref name="model"/> over the first <paramref name="batches"/> validation batches (fixed windows,
+    /// the same at every call, so losses of different steps and checkpoints compare).
+    /// </summary>
+    public double ValidationLoss(Gpt model, Device device, int batches = 4, int batchSize = 8)
+    {
+        model.eval();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        double total = 0;
+        for (var i = 0; i < batches; i++)
+        {
+            var (x, y) = Batch(Validation, 424242, i, 0, batchSize, model.Config.Context, device);
+            total += model.Loss(x, y).item<float>();
+        }
+        model.train();
+        return total / batches;
+    }
 }

@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
-using Pipeline.Model;
 
-namespace Pipeline.Trainer;
+namespace Pipeline.Model;
 
 /// <summary>Everything a training run needs besides its data (the JSON of `pipeline train --config`).</summary>
 public sealed record TrainingConfig
@@ -67,7 +66,7 @@ public sealed record TrainingConfig
     public string Device { get; init; } = "";
     /// <summary>
     /// "auto" (bf16 on CUDA, fp32 on CPU), "fp32", or "bf16": forward and backward in bf16 with fp32 master weights
-    /// and optimizer state (<see cref="Bf16Compute"/>). bf16 also runs on a CPU, slowly unless it has AVX-512 BF16/AMX.
+    /// and optimizer state (the trainer's Bf16Compute). bf16 also runs on a CPU, slowly unless it has AVX-512 BF16/AMX.
     /// </summary>
     public string Precision { get; init; } = "auto";
     /// <summary>Recompute block activations in the backward pass (less memory, about one more forward pass of time).</summary>

@@ -1,10 +1,9 @@
 using System.Text.Json;
 using Pipeline.Contracts.V1;
-using Pipeline.Model;
 using Pipeline.Storage;
 using TorchSharp.Modules;
 
-namespace Pipeline.Trainer;
+namespace Pipeline.Model;
 
 /// <summary>What a checkpoint folder's checkpoint.json holds besides the weights.</summary>
 public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, string TokenizerHash, double? ValidationLoss, TrainingConfig Config, string? BaseCheckpoint = null, string? Method = null)
@@ -21,6 +20,9 @@ public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, 
 /// </summary>
 public static class Checkpoints
 {
+    /// <summary>The folder (URI under the data root) of a run's checkpoints.</summary>
+    public static string RunFolder(string runName) => $"checkpoints/{SafeName.Check(runName, "run name")}";
+
     /// <summary>The file an aligned checkpoint's lineage goes in (base checkpoint, method, data hash, config).</summary>
     public const string LineageFile = "lineage.json";
 
