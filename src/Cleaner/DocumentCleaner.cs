@@ -71,19 +71,24 @@ public sealed class DocumentCleaner
     private static StepResult ApplyToProse(ICleanerStep step, Document document)
     {
         if (document.CodeLines.Count == 0) return step.Apply(document);
-        var prose = document.Lines.Where(l => !document.IsCode(l)).ToList();
+        var lines = document.Lines;
+        var prose = Enumerable.Range(0, lines.Length).Where(i => !document.IsCode(lines[i])).Select(i => (i, lines[i])).ToList();
         if (prose.Count == 0) return StepResult.Keep(document);
-        var result = step.Apply(document.WithText(string.Join('\n', prose)));
+        var result = step.Apply(document.WithText(document.Join(prose)));
         if (result.Kept is not { } kept) return result;
         var keptProse = kept.Lines;
-        var merged = new List<string>(document.Lines.Length);
+        var merged = new List<(int, string)>(lines.Length);
         var next = 0;
-        foreach (var line in document.Lines)
+        for (var i = 0; i < lines.Length; i++)
         {
-            if (document.IsCode(line)) merged.Add(line);
-            else if (next < keptProse.Length && keptProse[next] == line) merged.Add(keptProse[next++]);
+            if (document.IsCode(lines[i])) merged.Add((i, lines[i]));
+            else if (next < keptProse.Length && keptProse[next] == lines[i]) merged.Add((i, keptProse[next++]));
         }
-        if (next < keptProse.Length) merged = [.. keptProse, .. document.Lines.Where(document.IsCode)];
-        return StepResult.Keep(document.WithText(string.Join('\n', merged)));
+        if (next < keptProse.Length)
+        {
+            var code = Enumerable.Range(0, lines.Length).Where(i => document.IsCode(lines[i])).Select(i => (i, lines[i])).ToList();
+            return StepResult.Keep(document.WithText(code.Count == 0 ? kept.Text : kept.Text + "\n\n" + document.Join(code)));
+        }
+        return StepResult.Keep(document.WithText(document.Join(merged)));
     }
 }

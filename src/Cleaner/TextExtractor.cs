@@ -7,6 +7,7 @@ namespace Pipeline.Cleaner;
 /// <summary>
 /// Main-text extraction in the spirit of jusText/trafilatura: drop non-content elements, then keep block elements
 /// whose link density is low, as lines; headings, paragraphs, list items, table cells and code blocks survive.
+/// Paragraphs (a heading, a paragraph, a list, a table, a code block) are separated by a blank line.
 /// </summary>
 public static class TextExtractor
 {
@@ -41,31 +42,51 @@ public static class TextExtractor
 
         var body = document.Body;
         if (body is null) return new Extracted(title, "", []);
-        var builder = new StringBuilder();
-        var code = new List<string>();
-        Walk(body, builder, code);
-        return new Extracted(title, builder.ToString().Trim(), code);
+        var output = new Output();
+        Walk(body, output);
+        return new Extracted(title, output.Text.ToString().Trim(), output.Code);
     }
 
-    private static void Walk(IElement element, StringBuilder output, List<string> code)
+    /// <summary>The text so far, its code lines, and the paragraph the last block went into.</summary>
+    private sealed class Output
+    {
+        public StringBuilder Text { get; } = new();
+        public List<string> Code { get; } = [];
+        public IElement? Paragraph { get; set; }
+    }
+
+    /// <summary>
+    /// The paragraph a block is part of: a list's items, a table's cells and a definition list's entries are lines of
+    /// one paragraph (the list, the table); any other block is a paragraph of its own. Paragraphs are separated by a
+    /// blank line, as Gopher's and datatrove's paragraph rules expect.
+    /// </summary>
+    private static IElement ParagraphOf(IElement block) => block.TagName switch
+    {
+        "LI" => block.Closest("ul,ol") ?? block,
+        "TD" or "TH" or "CAPTION" => block.Closest("table") ?? block,
+        "DT" or "DD" => block.Closest("dl") ?? block,
+        _ => block,
+    };
+
+    private static void Walk(IElement element, Output output)
     {
         foreach (var child in element.Children)
         {
             if (Blocks.Contains(child.TagName) && !child.Children.Any(c => Blocks.Contains(c.TagName) || c.TagName is "UL" or "OL" or "TABLE" or "DIV"))
             {
-                EmitBlock(child, output, code);
+                EmitBlock(child, output);
                 continue;
             }
             if (child.TagName == "DIV" && child.Children.Length == 0)
             {
-                EmitBlock(child, output, code);
+                EmitBlock(child, output);
                 continue;
             }
-            Walk(child, output, code);
+            Walk(child, output);
         }
     }
 
-    private static void EmitBlock(IElement block, StringBuilder output, List<string> code)
+    private static void EmitBlock(IElement block, Output output)
     {
         var text = block.TagName == "PRE" ? block.TextContent.Trim('\n') : Collapse(block.TextContent);
         if (text.Length == 0) return;
@@ -77,10 +98,13 @@ public static class TextExtractor
             else if (!InsideCode(inline, block)) codeChars += CollapsedLength(inline.TextContent);
         }
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
-        if (block.TagName == "LI") output.Append("- ");
-        output.Append(text).Append('\n');
+        var paragraph = ParagraphOf(block);
+        if (output.Paragraph is not null && output.Paragraph != paragraph) output.Text.Append('\n');
+        output.Paragraph = paragraph;
+        if (block.TagName == "LI") output.Text.Append("- ");
+        output.Text.Append(text).Append('\n');
         if (IsCodeBlock(block) || codeChars >= text.Length)
-            code.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => block.TagName == "LI" ? "- " + l : l));
+            output.Code.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => block.TagName == "LI" ? "- " + l : l));
     }
 
     // A <pre> is code when it says so: a class of the code renderers (Sphinx/Pygments "highlight", DocBook "screen" and

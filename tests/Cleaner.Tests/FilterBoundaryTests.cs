@@ -152,6 +152,13 @@ public sealed class FilterBoundaryTests
     public void FineWeb_newlines_per_word(int lines, string? expected) =>
         Assert.Equal(expected, FineWeb.Reject(Text(Enumerable.Range(0, lines).Select(i => $"abcdefghijkl abcdefghijkl abcdefgh{i:D3}."))));
 
+    [Fact]
+    public void FineWeb_newlines_per_word_does_not_count_the_blank_lines_between_paragraphs()
+    {
+        var paragraphs = string.Join("\n\n", Enumerable.Range(0, 10).Select(i => $"abcdefghijkl abcdefghijkl abcdefgh{i:D3}."));
+        Assert.Null(FineWeb.Reject(new Document(paragraphs, "en"))); // 9 line breaks for 30 words, as with one newline
+    }
+
     [Theory]
     [InlineData(3, true)]          // three words: the line stays, and with it the fifth sentence
     [InlineData(2, false)]
@@ -254,15 +261,39 @@ public sealed class FilterBoundaryTests
     }
 
     [Fact]
-    public void Extracted_text_has_one_paragraph_so_the_paragraph_rules_see_what_the_line_rules_see_or_nothing()
+    public void Extracted_text_separates_paragraphs_with_a_blank_line_a_list_or_a_table_being_one_paragraph()
     {
-        // The extractor ends every block with one newline, never a blank line: Document.Paragraphs (split on blank
-        // lines, as Gopher and datatrove define paragraphs) is then the whole text. Kept as a fact to revisit (#15):
-        // the paragraph rules cannot fire on extracted pages, as in datatrove on trafilatura's output.
-        var text = TextExtractor.Extract("<html><body><p>one paragraph here</p><p>one paragraph here</p><p>another one</p></body></html>").Text;
+        var text = TextExtractor.Extract("<html><body><h1>Title</h1><p>first</p><p>second</p><ul><li>x</li><li>y</li></ul>" +
+            "<table><tr><td>c1</td><td>c2</td></tr></table><pre>a\nb</pre></body></html>").Text;
+        Assert.Equal("Title\n\nfirst\n\nsecond\n\n- x\n- y\n\nc1\nc2\n\na\nb", text);
         var document = new Document(text, "en");
-        Assert.Equal(3, document.Lines.Length);
-        Assert.Single(document.Paragraphs);
-        Assert.Equal("duplicate lines", LineRules(lines: 0.30).Reject(document));
+        Assert.Equal(["Title", "first", "second", "- x\n- y", "c1\nc2", "a\nb"], document.Paragraphs);
+        Assert.Equal([0, 1, 2, 3, 3, 4, 4, 5, 5], document.LineParagraphs);
+    }
+
+    /// <summary>Only the duplicate-paragraph rules.</summary>
+    private static GopherRepetitionFilter ParagraphRules(double paragraphs = 1, double chars = 1) =>
+        new() { MaxDuplicateLines = 1, MaxDuplicateLineChars = 1, MaxDuplicateParagraphs = paragraphs, MaxDuplicateParagraphChars = chars, TopNGrams = [], DuplicatedNGrams = [] };
+
+    [Theory]
+    [InlineData(3, null)]                    // 2 of 7 paragraphs repeat the list: 0.286
+    [InlineData(4, "duplicate paragraphs")]  // 3 of 8: 0.375
+    public void Gopher_repetition_duplicate_paragraphs_fire_on_extracted_pages(int lists, string? expected)
+    {
+        // Regression: the extractor ended every block with one newline, so an extracted page was one paragraph and the
+        // paragraph rules could never fire. A menu-like list repeated on a page is what they are for.
+        const string list = "<ul><li>Packages</li><li>Sources</li><li>Bugs</li></ul>";
+        var html = "<html><body>" + string.Concat(Enumerable.Repeat(list, lists)) +
+                   string.Concat(Enumerable.Range(0, 4).Select(i => $"<p>Paragraph {i} says something of its own.</p>")) + "</body></html>";
+        var document = new Document(TextExtractor.Extract(html).Text, "en");
+        Assert.Equal(lists + 4, document.Paragraphs.Length);
+        Assert.Equal(expected, ParagraphRules(paragraphs: 0.30).Reject(document));
+    }
+
+    [Fact]
+    public void Steps_that_remove_lines_keep_the_paragraph_breaks()
+    {
+        var document = new Document("日本語の行です\nascii only\n\nカタカナの行\n\nenglish only", "ja");
+        Assert.Equal("日本語の行です\n\nカタカナの行", new JapaneseLineFilter().KeepLines(document));
     }
 }

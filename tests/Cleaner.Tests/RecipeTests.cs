@@ -25,7 +25,10 @@ public sealed class RecipeTests : IDisposable
         {
             var fields = line.Split('\t');
             var outcome = cleaner.Clean(fields[0], "u", File.ReadAllText(Path.Combine(root, fields[0])));
-            var hash = outcome.Document is null ? "-" : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(outcome.Document.Text)))[..16];
+            // Hashed with paragraphs joined by one newline, as the extractor wrote them when the file was made: since
+            // then a blank line separates paragraphs (so Gopher's paragraph rules can fire), and nothing else changed.
+            var text = outcome.Document?.Text.Replace("\n\n", "\n");
+            var hash = text is null ? "-" : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
             Assert.Equal(line, $"{fields[0]}\t{outcome.RemovedBy ?? "kept"}\t{outcome.Detail ?? ""}\t{hash}");
         }
     }
@@ -119,7 +122,7 @@ public sealed class RecipeTests : IDisposable
 
         File.WriteAllText(path, """{ "steps": [ { "filter": "c4", "exemptCode": true } ] }""");
         var exempt = new DocumentCleaner(new CleanerOptions { Recipe = path }, []).Clean("a", "u", html).Document!;
-        var lines = exempt.Text.Split('\n');
+        var lines = exempt.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.DoesNotContain("Setup", lines); // prose rules still apply to prose: no terminal punctuation
         Assert.Equal(["server {", "listen 80", "}"], lines.Where(l => !l.StartsWith("The ")).Take(3));
         Assert.EndsWith("check the log for errors again.", lines[^1]);

@@ -25,19 +25,20 @@ public sealed partial class C4Filter : ILineFilter
         // the cleaner's time on documentation pages.
         if (d.Text.Contains("lorem ipsum", StringComparison.OrdinalIgnoreCase)) return null;
         if (DropCurlyBrace && d.Text.Contains('{')) return null;
-        var kept = new List<string>();
+        var kept = new List<(int, string)>();
         var sentences = 0;
-        foreach (var line in d.Lines)
+        for (var i = 0; i < d.Lines.Length; i++)
         {
+            var line = d.Lines[i];
             if (FilterNoTerminalPunctuation && !TextStats.EndsWithTerminal(line)) continue;
             if (d.IsJapanese ? line.Length < MinJapaneseCharsPerLine : !HasWords(line, MinWordsPerLine)) continue;
             if (HasLongWord(line)) continue;
             if (line.Contains("javascript", StringComparison.OrdinalIgnoreCase)) continue;
             if (PolicyRegex().IsMatch(line)) continue;
-            kept.Add(line);
+            kept.Add((i, line));
             sentences += SentenceRegex().Count(line);
         }
-        return sentences < MinSentences ? null : string.Join('\n', kept);
+        return sentences < MinSentences ? null : d.Join(kept);
     }
 
     private static bool HasWords(string line, int count)

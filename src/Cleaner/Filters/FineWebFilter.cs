@@ -16,7 +16,9 @@ public sealed class FineWebFilter : IDocumentFilter
         if ((double)d.Lines.Count(TextStats.EndsWithTerminal) / d.Lines.Length < MinTerminalLines) return "terminal punctuation lines";
         if (!d.IsJapanese && (double)d.Lines.Count(l => l.Length <= ShortLineChars) / d.Lines.Length > MaxShortLines) return "short lines";
         if (TextStats.Duplicates(d.Lines).Chars > MaxDuplicateLineChars) return "duplicate line characters";
-        if (!d.IsJapanese && d.Words.Length > 0 && (double)d.Text.Count(c => c == '\n') / d.Words.Length > MaxNewlinesPerWord) return "newlines per word";
+        // Line breaks between non-blank lines: datatrove counts "\n" in trafilatura's output, which has no blank lines;
+        // the blank lines between this extractor's paragraphs are not more lines.
+        if (!d.IsJapanese && d.Words.Length > 0 && (double)Math.Max(0, d.Lines.Length - 1) / d.Words.Length > MaxNewlinesPerWord) return "newlines per word";
         return null;
     }
 }

@@ -16,14 +16,15 @@ public sealed partial class JapaneseLineFilter : ILineFilter
     public string? KeepLines(Document d)
     {
         var asciiRun = _asciiRun ??= new Regex($"[\\u0000-\\u007F]{{{MaxAsciiRun},}}", RegexOptions.CultureInvariant);
-        var kept = new List<string>();
-        foreach (var line in d.Lines)
+        var kept = new List<(int, string)>();
+        for (var i = 0; i < d.Lines.Length; i++)
         {
+            var line = d.Lines[i];
             if (!KanaRegex().IsMatch(line)) continue;
             var text = asciiRun.Replace(UrlRegex().Replace(line, ""), "").Trim();
-            if (text.Length > 0) kept.Add(text);
+            if (text.Length > 0) kept.Add((i, text));
         }
-        return string.Join('\n', kept);
+        return d.Join(kept);
     }
 
     [GeneratedRegex(@"[\p{IsHiragana}\p{IsKatakana}ー]")]

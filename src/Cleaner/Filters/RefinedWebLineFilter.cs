@@ -13,16 +13,17 @@ public sealed partial class RefinedWebLineFilter : ILineFilter
 
     public string? KeepLines(Document d)
     {
-        var kept = new List<string>();
+        var kept = new List<(int, string)>();
         long removed = 0, total = 0;
-        foreach (var line in d.Lines)
+        for (var i = 0; i < d.Lines.Length; i++)
         {
+            var line = d.Lines[i];
             total += line.Length;
             if (BoilerplateRegex().IsMatch(line) || CounterRegex().IsMatch(line)) removed += line.Length;
-            else kept.Add(line);
+            else kept.Add((i, line));
         }
         if (total == 0 || (double)removed / total > MaxRemovedFraction) return null;
-        return string.Join('\n', kept);
+        return d.Join(kept);
     }
 
     [GeneratedRegex(@"^(read more|続きを読む|もっと見る|share|シェア|tweet|ツイート|like|いいね|home|ホーム|next|prev|previous|back to top|ページトップへ|menu|メニュー|login|log in|sign in|ログイン|subscribe)\b.{0,20}$|cookie|クッキー", RegexOptions.IgnoreCase)]
