@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Pipeline.Alignment;
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Bench;

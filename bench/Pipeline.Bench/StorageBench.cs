@@ -6,6 +6,7 @@ using Pipeline.Crawler;
 using Pipeline.Dedup;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Bpe;
 using Pipeline.Tokenizer;
 using Pipeline.Contracts.Rows;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 
 namespace Pipeline.Bench;
 

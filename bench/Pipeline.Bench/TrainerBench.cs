@@ -76,18 +76,18 @@ public static class TrainerBench
         var store = new Storage.ShardStore(root);
         var ledger = new Hosting.RunLedger(Path.Combine(root, "ledger.db"));
         var corpus = new Tokenizer.CorpusTokenizer(new Tokenizer.TokenizerOptions(), store, ledger);
-        if (!File.Exists(store.Resolve(Tokenizer.CorpusTokenizer.ManifestUri("bench"))))
+        if (!File.Exists(store.Resolve(Hosting.RunArtifacts.TokenManifestUri("bench"))))
         {
             var lines = File.ReadAllLines(Path.Combine(folder, "corpus.txt"));
             var docs = lines.Chunk(20).Select((c, i) => new CleanDocument { Id = $"d{i}", Text = string.Join('\n', c), Language = "" }).ToList();
             var input = await store.WriteParquetAsync("dedup/bench.parquet", docs, new Storage.ShardDescriptor("bench-dedup", "dedup", "", [], "bench"));
             var (uri, _, _) = await corpus.TrainAsync("bench", [input], 4096, default);
-            var tokenizer = Tokenizer.TextTokenizer.Load(store.Resolve(uri));
+            var tokenizer = Bpe.TextTokenizer.Load(store.Resolve(uri));
             var result = await corpus.ProcessAsync(input, tokenizer, default);
             ledger.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
             await corpus.WriteManifestAsync("bench", tokenizer, uri);
         }
-        return await TokenData.LoadAsync(store, Tokenizer.CorpusTokenizer.ManifestUri("bench"), null, Shape.Context);
+        return await TokenData.LoadAsync(store, Hosting.RunArtifacts.TokenManifestUri("bench"), null, Shape.Context);
     }
 
     private static double Bare(int steps)

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Parquet.Serialization;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 
 namespace Pipeline.Alignment;
 

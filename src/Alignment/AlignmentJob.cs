@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Alignment;

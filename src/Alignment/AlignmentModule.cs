@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using Pipeline.Model;
 
 namespace Pipeline.Alignment;
@@ -86,7 +86,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
             var config = AlignmentConfig.FromJson(request.ConfigJson) with { Method = request.Method.Split('+')[0] };
             var basePath = await store.FetchFolderAsync(request.BaseCheckpointUri, ct);
             var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
-            var tokenizerFolder = await CorpusTokenizer.FindFolderAsync(store, Ledger, hash, ct)
+            var tokenizerFolder = await RunArtifacts.FindTokenizerFolderAsync(store, Ledger, hash, ct)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
             var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), await store.FetchFileAsync(request.DataUri, ct), config,
                 store.Resolve(Checkpoints.RunFolder(request.RunName)), request.RunName, ct);

@@ -119,8 +119,8 @@ public static class EmbeddedRun
         if (options.MaxPages < 1) throw new ArgumentException($"--max-pages {options.MaxPages}: the crawl needs at least 1 page");
         if (options.CrawlParts < 1 || options.CrawlParts > options.MaxPages)
             throw new ArgumentException($"--crawl-parts {options.CrawlParts}: must be between 1 and --max-pages ({options.MaxPages})");
-        if (options.VocabSize < Tokenizer.BpeTrainer.MinimumVocabSize)
-            throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Tokenizer.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
+        if (options.VocabSize < Bpe.BpeTrainer.MinimumVocabSize)
+            throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Bpe.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Pipeline.Cli;
 using Pipeline.Cli.Commands;
 using Pipeline.Hosting;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using Spectre.Console;
 
 // Off a terminal (a log file, a pipe) or with NO_COLOR set: no colour codes in the output (no-color.org).

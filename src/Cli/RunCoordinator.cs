@@ -74,20 +74,20 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             || (request.RemoveContaminated && ledger.Get(CorpusTokenizer.ExcludedKey(request.RunId)) is null)))
             await MeasureContaminationAsync(request.RunId, tasks, dedupShards, request.RemoveContaminated, ct);
         await PublishAsync(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
-        await WaitAsync(request, () => ledger.Get(CorpusTokenizer.TokenizerKey(request.RunId)) is not null
+        await WaitAsync(request, () => ledger.Get(LedgerKeys.Tokenizer(request.RunId)) is not null
             && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
 
         Phase("train");
         // Without validation documents the trainer would measure validation loss on training data: a run with more
         // than a handful of documents and an empty validation split stops here instead, saying why.
-        var manifest = await store.ReadTokenManifestAsync(CorpusTokenizer.ManifestUri(request.RunId), ct);
+        var manifest = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(request.RunId), ct);
         var documents = dedupShards.Sum(s => s.Rows);
         if (manifest.ValidationTokens == 0 && documents > 20)
             throw new InvalidOperationException($"run {request.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
                 "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
         var training = request.Training with { Model = request.Training.Model with { VocabSize = manifest.VocabSize } };
         var trainedBefore = TrainingJob(training.RunName)?.State == JobState.Completed;
-        await PublishAsync(new StartTraining(request.RunId, training.RunName, CorpusTokenizer.ManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
+        await PublishAsync(new StartTraining(request.RunId, training.RunName, RunArtifacts.TokenManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
         await WaitAsync(request, () => TrainingJob(training.RunName)?.State is JobState.Completed or JobState.Failed or JobState.Cancelled, ct);
         if (TrainingJob(training.RunName) is { State: JobState.Failed } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 

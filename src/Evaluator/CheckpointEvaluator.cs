@@ -3,7 +3,7 @@ using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Evaluator;
@@ -53,7 +53,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         using (model)
         {
             if (includeValidation && !string.IsNullOrEmpty(runId) && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
-                outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, folder, CorpusTokenizer.ManifestUri(runId), ct)));
+                outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, folder, RunArtifacts.TokenManifestUri(runId), ct)));
             foreach (var file in taskFiles)
             {
                 EvalTask task;
@@ -98,14 +98,14 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
     }
 
     /// <summary>
-    /// The tokenizer with the checkpoint's hash (<see cref="CorpusTokenizer.FindFolderAsync"/>), or null. Loaded once per hash: a
+    /// The tokenizer with the checkpoint's hash (<see cref="RunArtifacts.FindTokenizerFolderAsync"/>), or null. Loaded once per hash: a
     /// sweep over a run's checkpoints would otherwise load the same tokenizer for each. A miss is not remembered (the
     /// tokenizer may be written later).
     /// </summary>
     public async Task<TextTokenizer?> FindTokenizerAsync(string hash, CancellationToken ct = default)
     {
         if (_tokenizers.TryGetValue(hash, out var cached)) return cached;
-        if (await CorpusTokenizer.FindFolderAsync(store, ledger, hash, ct) is not { } folder) return null;
+        if (await RunArtifacts.FindTokenizerFolderAsync(store, ledger, hash, ct) is not { } folder) return null;
         return _tokenizers[hash] = TextTokenizer.Load(folder);
     }
 

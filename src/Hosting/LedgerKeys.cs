@@ -20,4 +20,7 @@ public static class LedgerKeys
 
     /// <summary>The summary of part <paramref name="part"/> of a crawl split by host.</summary>
     public static string CrawlPartSummary(string runId, int part) => $"crawl-summary:{runId}:p{part}";
+
+    /// <summary>A run's tokenizer: a JSON array of its folder's URI and its hash, written by the tokenizer service.</summary>
+    public static string Tokenizer(string runId) => $"tokenizer:{runId}";
 }

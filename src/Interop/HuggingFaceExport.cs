@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Interop;

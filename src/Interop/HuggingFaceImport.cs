@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Interop;

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using Pipeline.Contracts.V1;
 using Pipeline.Contracts.Rows;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
 
 namespace Pipeline.Interop;
 

@@ -1,3 +1,4 @@
+using Pipeline.Bpe;
 using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
@@ -15,9 +16,6 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     private static readonly SemaphoreSlim ManifestGate = new(1);
     private readonly HashSet<string> _publishedManifests = [];
 
-    public static string TokenizerKey(string runId) => $"tokenizer:{runId}";
-
-    public static string ManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
 
     /// <summary>The ledger key of a run's excluded documents (<see cref="ExcludedDocuments"/>, JSON), when decontamination removes any.</summary>
     public static string ExcludedKey(string runId) => $"excluded-documents:{runId}";
@@ -62,29 +60,13 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         var uri = $"tokenizers/{runId}";
         var hash = model.Save(store.Resolve(uri));
         await store.PublishFolderAsync(uri, ct);
-        ledger.Set(TokenizerKey(runId), JsonSerializer.Serialize(new[] { uri, hash }));
+        ledger.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
         return (uri, hash, model.VocabSize);
-    }
-
-    /// <summary>
-    /// The local folder of the tokenizer with this hash: one already under tokenizers/ on this host, else a run's
-    /// tokenizer with that hash (named in the ledger) fetched from the object store; null when there is none.
-    /// </summary>
-    public static async Task<string?> FindFolderAsync(ShardStore store, RunLedger ledger, string hash, CancellationToken ct = default)
-    {
-        if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } local) return local;
-        foreach (var key in ledger.KeysWithPrefix(TokenizerKey("")))
-        {
-            if (ledger.Get(key) is not { } value || JsonSerializer.Deserialize<string[]>(value) is not [var uri, var h] || h != hash) continue;
-            var folder = await store.FetchFolderAsync(uri, ct);
-            if (Directory.Exists(folder)) return folder;
-        }
-        return null;
     }
 
     public (string Uri, string Hash)? TokenizerOf(string runId)
     {
-        var value = ledger.Get(TokenizerKey(runId));
+        var value = ledger.Get(LedgerKeys.Tokenizer(runId));
         if (value is null) return null;
         var parts = JsonSerializer.Deserialize<string[]>(value)!;
         return (parts[0], parts[1]);
@@ -134,11 +116,11 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
                 entries.Add(new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, counts.TrainTokens, counts.ValidationTokens));
             }
             var manifest = new TokenManifest(tokenizer.Hash, tokenizerUri, tokenizer.VocabSize, tokenizer.VocabSize >= 65_536 ? "int32" : "uint16", entries);
-            var path = store.Resolve(ManifestUri(runId));
+            var path = store.Resolve(RunArtifacts.TokenManifestUri(runId));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             // An unchanged manifest is not uploaded again: readers on other hosts never see it replaced for nothing.
             // (Once per process whatever: a crash may have left the local file written and the upload not done.)
-            if (manifest.Save(path) || !_publishedManifests.Contains(runId)) await store.PublishFileAsync(ManifestUri(runId), ct);
+            if (manifest.Save(path) || !_publishedManifests.Contains(runId)) await store.PublishFileAsync(RunArtifacts.TokenManifestUri(runId), ct);
             _publishedManifests.Add(runId);
         }
         finally

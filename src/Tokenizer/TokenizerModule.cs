@@ -1,3 +1,4 @@
+using Pipeline.Bpe;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,5 @@
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Alignment.Tests;

@@ -48,7 +48,7 @@ internal static class RunAssertions
             tokenRows += rows.Count;
         }
         Assert.Equal(dedup.Sum(d => d.Kept) - excluded.Count, tokenRows);
-        var manifest = await store.ReadTokenManifestAsync(CorpusTokenizer.ManifestUri(runId));
+        var manifest = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(runId));
         Assert.Equal(ledger.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
 
         var evals = ledger.Evals($"{runId}-gpt");

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Pipeline.Contracts.Rows;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
 using Pipeline.Model;
 
 namespace Pipeline.Cli.Tests;

@@ -7,7 +7,7 @@ using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using Pipeline.Trainer;
 using static TorchSharp.torch;
 

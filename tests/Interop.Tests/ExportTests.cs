@@ -6,7 +6,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Model;
 using Pipeline.Storage;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using TorchSharp;
 using static TorchSharp.torch;
 

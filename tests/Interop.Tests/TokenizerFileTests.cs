@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Pipeline.Cleaner;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 
 namespace Pipeline.Interop.Tests;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Pipeline.Bpe;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;

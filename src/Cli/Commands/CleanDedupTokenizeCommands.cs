@@ -6,6 +6,7 @@ using Pipeline.Contracts.V1;
 using Pipeline.Dedup;
 using Pipeline.Hosting;
 using Pipeline.Storage;
+using Pipeline.Bpe;
 using Pipeline.Tokenizer;
 using Spectre.Console;
 
@@ -143,12 +144,12 @@ public static class CleanDedupTokenizeCommands
                 input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
                 r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);
             await corpus.WriteManifestAsync(runId, tokenizer, Path.GetFullPath(tokenizer.Folder), ct);
-            var manifest = TokenManifest.Load(store.Resolve(CorpusTokenizer.ManifestUri(runId)));
-            AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(CorpusTokenizer.ManifestUri(runId)))}");
+            var manifest = TokenManifest.Load(store.Resolve(RunArtifacts.TokenManifestUri(runId)));
+            AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(RunArtifacts.TokenManifestUri(runId)))}");
             if (parse.GetValue(alsoBin))
             {
-                var folder = Path.GetDirectoryName(store.Resolve(CorpusTokenizer.ManifestUri(runId)))!;
-                var (train, validation) = await Interop.LlmcTokenFiles.WriteAsync(store, CorpusTokenizer.ManifestUri(runId), folder, ct);
+                var folder = Path.GetDirectoryName(store.Resolve(RunArtifacts.TokenManifestUri(runId)))!;
+                var (train, validation) = await Interop.LlmcTokenFiles.WriteAsync(store, RunArtifacts.TokenManifestUri(runId), folder, ct);
                 AnsiConsole.MarkupLine($"[green]tokenize[/]: llm.c files train.bin ({train:N0} tokens) and val.bin ({validation:N0}) in {Markup.Escape(folder)}");
             }
             return 0;

@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Pipeline.Hosting;
 using Pipeline.Contracts.Rows;
 using Pipeline.Model;
 using Pipeline.Storage;
+using Pipeline.Bpe;
 using Pipeline.Tokenizer;
 using Pipeline.Trainer;
 using Spectre.Console;
@@ -35,7 +37,7 @@ public static class ModelCommands
             SafeName.Check(job.Training.RunName, "--config Training.RunName");
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
-            var manifestUri = job.Manifest ?? CorpusTokenizer.ManifestUri(parse.GetValue(runOption)!);
+            var manifestUri = job.Manifest ?? RunArtifacts.TokenManifestUri(parse.GetValue(runOption)!);
             var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
             var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || parse.GetValue(resetOptimizer) }).Resolved();
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);

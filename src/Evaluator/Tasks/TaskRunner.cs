@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Pipeline.Model;
-using Pipeline.Tokenizer;
+using Pipeline.Bpe;
 using static TorchSharp.torch;
 
 namespace Pipeline.Evaluator.Tasks;

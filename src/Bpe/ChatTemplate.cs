@@ -1,4 +1,4 @@
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>One turn of a conversation.</summary>
 public sealed record ChatMessage(string Role, string Content);

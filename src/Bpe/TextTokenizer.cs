@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>
 /// A saved vocabulary loaded for encoding with Microsoft.ML.Tokenizers' tiktoken-compatible tokenizer (byte-level

@@ -1,4 +1,4 @@
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>Special tokens reserved in every vocabulary: document separator, padding and the chat template's turns.</summary>
 public static class SpecialTokens

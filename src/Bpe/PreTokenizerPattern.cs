@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>
 /// GPT-style pre-tokenization for Japanese and English. A run of Japanese (kanji, hiragana, katakana, ー) is one

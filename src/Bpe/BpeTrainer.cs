@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>
 /// Byte-level BPE training. Pre-tokens are counted once (in parallel); the merge loop keeps pair counts, a pair to

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Pipeline.Tokenizer;
+namespace Pipeline.Bpe;
 
 /// <summary>
 /// A trained byte-level BPE vocabulary: token byte strings by id (ids are merge ranks), the merges, and the special
