@@ -260,6 +260,61 @@ public sealed class FilterBoundaryTests
         Assert.Equal(stays ? [line, "カタカナだけ"] : ["日本語の文です。", "カタカナだけ"], kept.Split('\n'));
     }
 
+    /// <summary>A word of five letters that no other word of these texts is: f + four letters from the index.</summary>
+    private static string Filler(int i) => "f" + string.Concat(Enumerable.Range(0, 4).Select(k => (char)('a' + i / (int)Math.Pow(26, 3 - k) % 26)));
+
+    /// <summary>The text followed by distinct words up to exactly <paramref name="length"/> characters.</summary>
+    private static string PadTo(string text, int length)
+    {
+        var builder = new System.Text.StringBuilder(text);
+        for (var i = 0; length - builder.Length > 12; i++) builder.Append(' ').Append(Filler(i));
+        var last = length - builder.Length - 1;
+        builder.Append(' ').Append('z', last);
+        Assert.Equal(length, builder.Length);
+        return builder.ToString();
+    }
+
+    /// <summary>Only one n-gram rule on.</summary>
+    private static GopherRepetitionFilter NGramRule((int, double)? top = null, (int, double)? duplicated = null) => new()
+    {
+        MaxDuplicateLines = 1, MaxDuplicateLineChars = 1, MaxDuplicateParagraphs = 1, MaxDuplicateParagraphChars = 1,
+        TopNGrams = top is { } t ? [t] : [], DuplicatedNGrams = duplicated is { } d ? [d] : [],
+    };
+
+    [Theory]
+    [InlineData(200, null)]            // "alpha beta" 4 times: 40 characters of 200 = 0.20
+    [InlineData(199, "top 2-gram")]
+    public void Gopher_repetition_top_2_gram(int length, string? expected)
+    {
+        var text = PadTo(string.Join(' ', Enumerable.Range(0, 4).Select(i => $"alpha beta {Filler(1000 + i)}")), length);
+        Assert.Equal(expected, NGramRule(top: (2, 0.20)).Reject(new Document(text, "en")));
+    }
+
+    [Theory]
+    [InlineData(167, null)]            // a 5-gram of 25 letters repeated once: 25 of 167 = 0.1497
+    [InlineData(166, "duplicated 5-grams")] // 25 of 166 = 0.1506
+    public void Gopher_repetition_duplicated_5_grams(int length, string? expected)
+    {
+        const string fiveGram = "alpha bravo delta gamma omega";
+        var text = PadTo($"{fiveGram} {Filler(1000)} {fiveGram} {Filler(1001)}", length);
+        Assert.Equal(expected, NGramRule(duplicated: (5, 0.15)).Reject(new Document(text, "en")));
+    }
+
+    [Theory]
+    [InlineData(300, null)]            // on Japanese, 2-grams of 3 x 2 = 6 characters: "日本語の文章" 10 times = 60 of 300
+    // (regression: the count added datatrove's n - 1 joining spaces, which Japanese text does not have: 110 of 300)
+    [InlineData(299, "top 2-gram")]
+    public void Gopher_repetition_counts_characters_on_Japanese(int length, string? expected)
+    {
+        var builder = new System.Text.StringBuilder();
+        var distinct = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん".ToCharArray();
+        for (var i = 0; i < 10; i++) builder.Append("日本語の文章").Append(distinct[i]).Append(distinct[i + 10]);
+        for (var i = 0; builder.Length < length; i++) builder.Append((char)('一' + i)); // distinct CJK ideographs
+        var text = builder.ToString();
+        Assert.Equal(length, text.Length);
+        Assert.Equal(expected, NGramRule(top: (2, 0.20)).Reject(new Document(text, "ja")));
+    }
+
     [Fact]
     public void Extracted_text_separates_paragraphs_with_a_blank_line_a_list_or_a_table_being_one_paragraph()
     {

@@ -25,7 +25,8 @@ public static class TextStats
     }
 
     /// <summary>Words (or characters) as integer ids with their lengths, so n-grams hash without building strings.</summary>
-    public readonly record struct Units(int[] Ids, int[] Lengths)
+    /// <param name="JoinedBySpaces">Words, which the text separates with a space; characters it does not.</param>
+    public readonly record struct Units(int[] Ids, int[] Lengths, bool JoinedBySpaces)
     {
         public int Count => Ids.Length;
 
@@ -41,7 +42,7 @@ public static class TextStats
                 ids[i] = id;
                 lengths[i] = words[i].Length;
             }
-            return new Units(ids, lengths);
+            return new Units(ids, lengths, JoinedBySpaces: true);
         }
 
         /// <summary>
@@ -71,7 +72,7 @@ public static class TextStats
                 ids.Add(c);
                 lengths.Add(1);
             }
-            return new Units(ids.ToArray(), lengths.ToArray());
+            return new Units(ids.ToArray(), lengths.ToArray(), JoinedBySpaces: false);
         }
 
         public long TotalChars() => Lengths.Sum(l => (long)l);
@@ -196,7 +197,7 @@ public static class TextStats
         long best = 0;
         foreach (var (count, start) in counts.Values)
         {
-            long length = n - 1; // the spaces between the words, as datatrove joins them
+            long length = units.JoinedBySpaces ? n - 1 : 0; // the spaces between words, as datatrove joins them
             for (var k = 0; k < n; k++) length += units.Lengths[start + k];
             best = Math.Max(best, length * count);
         }
