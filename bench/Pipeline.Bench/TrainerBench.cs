@@ -39,7 +39,7 @@ public static class TrainerBench
                           $"(with logging, validation every 25 and checkpoints every 25 steps) = {100 * service / bare:F1}% of bare; {steps} steps each, 2 threads");
         var variants = config with { MaxSteps = 30 };
         var checkpointing = await ServiceAsync(variants with { ActivationCheckpointing = true }, data);
-        var bf16 = await ServiceAsync(variants with { Precision = "bf16" }, data);
+        var bf16 = await ServiceAsync(variants with { Precision = Precision.Bf16 }, data);
         Console.WriteLine($"trainer: with activation checkpointing {checkpointing:F0} tokens/s ({100 * checkpointing / service:F1}% of the service); " +
                           $"bf16 compute + fp32 master on this CPU {bf16:F0} tokens/s ({100 * bf16 / service:F1}%); 30 steps each");
     }

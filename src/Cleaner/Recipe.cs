@@ -163,8 +163,20 @@ public sealed class Recipe
     private static void Set(ICleanerStep filter, string key, string value, string where)
     {
         var property = filter.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
-        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType == typeof(string)))
-            throw new ArgumentException($"{where}: the filter '{filter.Name}' has no settable number or flag named '{key}'");
+        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType.IsEnum || property.PropertyType == typeof(string)))
+            throw new ArgumentException($"{where}: the filter '{filter.Name}' has no settable number, flag or mode named '{key}'");
+        if (property.PropertyType.IsEnum)
+        {
+            try
+            {
+                property.SetValue(filter, Contracts.NamedEnum.Parse(property.PropertyType, value, where));
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException(e.Message);
+            }
+            return;
+        }
         try
         {
             property.SetValue(filter, Convert.ChangeType(value, property.PropertyType, System.Globalization.CultureInfo.InvariantCulture));

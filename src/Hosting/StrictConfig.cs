@@ -15,14 +15,14 @@ namespace Pipeline.Hosting;
 /// </summary>
 public static class StrictConfig
 {
-    /// <summary>JSON config files: case-insensitive names, enums by name, unknown members refused.</summary>
+    /// <summary>JSON config files: case-insensitive names, enums by name (an unknown one names the choices), unknown members refused.</summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNameCaseInsensitive = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
-        Converters = { new JsonStringEnumConverter() },
+        Converters = { new Contracts.NamedEnumConverterFactory() },
     };
 
     /// <summary>Binds a configuration section strictly and validates it; a missing section gives the defaults.</summary>
@@ -69,7 +69,9 @@ public static class StrictConfig
         }
         catch (JsonException e)
         {
-            throw new ArgumentException($"{source}: {e.Message}", e);
+            // A converter's own message ("value 'stpo' is not skip or stop") does not say where: the path does.
+            var where = e.Path is { Length: > 0 } path && !e.Message.Contains(path, StringComparison.Ordinal) ? $" (at {path})" : "";
+            throw new ArgumentException($"{source}: {e.Message}{where}", e);
         }
         if (value is null) throw new ArgumentException($"{source} holds null, not a {typeof(T).Name} object");
         Validate(value, source);

@@ -68,7 +68,7 @@ public sealed record TrainingConfig
     /// "auto" (bf16 on CUDA, fp32 on CPU), "fp32", or "bf16": forward and backward in bf16 with fp32 master weights
     /// and optimizer state (the trainer's Bf16Compute). bf16 also runs on a CPU, slowly unless it has AVX-512 BF16/AMX.
     /// </summary>
-    public string Precision { get; init; } = "auto";
+    public Precision Precision { get; init; } = Precision.Auto;
     /// <summary>Recompute block activations in the backward pass (less memory, about one more forward pass of time).</summary>
     public bool ActivationCheckpointing { get; init; }
     /// <summary>Budget in tokens instead of steps (0 = use MaxSteps).</summary>
@@ -83,7 +83,7 @@ public sealed record TrainingConfig
     /// <summary>Also keep the checkpoint with the best validation loss, whatever KeepLast drops.</summary>
     public bool KeepBest { get; init; } = true;
     /// <summary>On a non-finite loss: "skip" (skip the update and halve the learning rate; five in a row stop the run) or "stop" (checkpoint and stop with an error).</summary>
-    public string OnNonFinite { get; init; } = "skip";
+    public NonFiniteAction OnNonFinite { get; init; } = NonFiniteAction.Skip;
     /// <summary>Re-read the token manifest at every evaluation and train on shards that arrived since (corpus still being ingested).</summary>
     public bool FollowCorpus { get; init; }
 
@@ -104,13 +104,9 @@ public sealed record TrainingConfig
         return config;
     }
 
-    /// <summary>The precision this run computes in on <paramref name="device"/> ("fp32" or "bf16").</summary>
-    public string PrecisionOn(TorchSharp.torch.Device device) => Precision switch
-    {
-        "auto" => device.type == TorchSharp.DeviceType.CUDA ? "bf16" : "fp32",
-        "fp32" or "bf16" => Precision,
-        _ => throw new ArgumentException($"training config: Precision '{Precision}' is not auto, fp32 or bf16"),
-    };
+    /// <summary>The precision this run computes in on <paramref name="device"/> (fp32 or bf16).</summary>
+    public Precision PrecisionOn(TorchSharp.torch.Device device) =>
+        Precision != Precision.Auto ? Precision : device.type == TorchSharp.DeviceType.CUDA ? Precision.Bf16 : Precision.Fp32;
 
     public int AccumulationSteps => TokensPerStep <= 0 ? 1 : Math.Max(1, TokensPerStep / (BatchSize * Model.Context));
 
@@ -122,4 +118,24 @@ public sealed record TrainingConfig
         var progress = (double)(step - WarmupSteps) / Math.Max(1, MaxSteps - WarmupSteps);
         return MinLearningRate + 0.5 * (1 + Math.Cos(Math.PI * progress)) * (LearningRate - MinLearningRate);
     }
+}
+
+/// <summary>What a training run computes in (TrainingConfig.Precision; "auto", "fp32" or "bf16" in JSON).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(Pipeline.Contracts.NamedEnumConverter<Precision>))]
+public enum Precision
+{
+    /// <summary>bf16 on CUDA, fp32 on a CPU.</summary>
+    Auto,
+    Fp32,
+    Bf16,
+}
+
+/// <summary>What a training run does on a non-finite loss (TrainingConfig.OnNonFinite; "skip" or "stop" in JSON).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(Pipeline.Contracts.NamedEnumConverter<NonFiniteAction>))]
+public enum NonFiniteAction
+{
+    /// <summary>Skip the update and halve the learning rate; five in a row stop the run.</summary>
+    Skip,
+    /// <summary>Checkpoint and stop with an error.</summary>
+    Stop,
 }

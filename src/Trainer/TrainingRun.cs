@@ -72,8 +72,8 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 $"({string.Join("; ", problems)}); move them away to train from step 0");
 
         // The optimizer owns the fp32 master weights; with bf16, a bf16 copy computes (created after resuming).
-        var bf16 = precision == "bf16" ? new Bf16Compute(model, device) : null;
-        logger.LogInformation("train: {Run} on {Device} in {Precision}{Checkpointing}", config.RunName, device.type, precision,
+        var bf16 = precision == Precision.Bf16 ? new Bf16Compute(model, device) : null;
+        logger.LogInformation("train: {Run} on {Device} in {Precision}{Checkpointing}", config.RunName, device.type, Pipeline.Contracts.NamedEnum.Name(precision),
             config.ActivationCheckpointing ? " with activation checkpointing" : "");
         if (data.ValidatesOnTrainingData)
             logger.LogWarning("train: {Run}: the corpus has no validation documents; validation loss is measured on the tail of the training data", config.RunName);
@@ -119,7 +119,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                     optimizer.step();
                     nanSkips = 0;
                 }
-                else if (config.OnNonFinite == "stop")
+                else if (config.OnNonFinite == NonFiniteAction.Stop)
                 {
                     var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
                     var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);

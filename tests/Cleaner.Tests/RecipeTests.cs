@@ -142,7 +142,14 @@ public sealed class RecipeTests : IDisposable
         var sentence = string.Join(' ', Enumerable.Range(0, 14).Select(i => $"s{i:D3}"));
         var document = new Document($"{sentence} {filler} {sentence}", "en");
         Assert.Null(new GopherRepetitionFilter().Reject(document));
-        Assert.Equal("duplicated 5-grams", new GopherRepetitionFilter { Counting = "all-occurrences" }.Reject(document));
+        Assert.Equal("duplicated 5-grams", new GopherRepetitionFilter { Counting = NGramCounting.AllOccurrences }.Reject(document));
+
+        // The mode by name in configuration, as the strict recipe sets it; another name is an error listing both.
+        static CleanerOptions Counting(string value) => new() { Filters = new(StringComparer.OrdinalIgnoreCase) { ["gopher_repetition"] = new() { ["Counting"] = value } } };
+        var configured = new DocumentCleaner(Counting("all-occurrences"), []).Recipe.AllSteps.Select(s => s.Filter).OfType<GopherRepetitionFilter>();
+        Assert.All(configured, f => Assert.Equal(NGramCounting.AllOccurrences, f.Counting));
+        var error = Assert.Throws<ArgumentException>(() => new DocumentCleaner(Counting("all"), []));
+        Assert.Equal("Pipeline:Cleaner:Filters:gopher_repetition:Counting 'all' is not datatrove or all-occurrences", error.Message);
     }
 
     [Fact]

@@ -47,7 +47,7 @@ public sealed class BudgetAndPolicyTests : IDisposable
         var config = new TrainingConfig
         {
             Model = new GptConfig { VocabSize = 32, Layers = 1, Heads = 2, Width = 8, Context = 8 },
-            BatchSize = 4, MaxSteps = 50, WarmupSteps = 1, LearningRate = 1e30, MinLearningRate = 1e30, GradClip = 1e30, OnNonFinite = "stop",
+            BatchSize = 4, MaxSteps = 50, WarmupSteps = 1, LearningRate = 1e30, MinLearningRate = 1e30, GradClip = 1e30, OnNonFinite = NonFiniteAction.Stop,
             EvalEvery = 1000, CheckpointEvery = 1000, Device = "cpu",
         };
         var folder = Path.Combine(_root, "nan");
@@ -56,8 +56,22 @@ public sealed class BudgetAndPolicyTests : IDisposable
         Assert.Single(Checkpoints.List(folder));
 
         var skipping = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            new TrainingRun(config with { OnNonFinite = "skip" }, data, Path.Combine(_root, "skip"), NullLogger.Instance).RunAsync(default));
+            new TrainingRun(config with { OnNonFinite = NonFiniteAction.Skip }, data, Path.Combine(_root, "skip"), NullLogger.Instance).RunAsync(default));
         Assert.Contains("five steps in a row", skipping.Message);
+    }
+
+    [Fact]
+    public void Modes_are_read_by_name_and_an_unknown_one_is_an_error_naming_the_choices()
+    {
+        // Regression: OnNonFinite was a string compared with "stop", so a misspelt "stpo" silently meant skip.
+        var config = Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "bf16", "OnNonFinite": "stop" }""", "config.json");
+        Assert.Equal((Precision.Bf16, NonFiniteAction.Stop), (config.Precision, config.OnNonFinite));
+        Assert.Contains("\"OnNonFinite\": \"stop\"", System.Text.Json.JsonSerializer.Serialize(config, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        var error = Assert.Throws<ArgumentException>(() => Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "OnNonFinite": "stpo" }""", "config.json"));
+        Assert.Contains("'stpo' is not skip or stop", error.Message);
+        Assert.Contains("OnNonFinite", error.Message);
+        error = Assert.Throws<ArgumentException>(() => Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "fp16" }""", "config.json"));
+        Assert.Contains("'fp16' is not auto, fp32 or bf16", error.Message);
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

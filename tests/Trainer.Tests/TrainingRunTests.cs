@@ -225,22 +225,22 @@ public sealed class TrainingRunTests : IDisposable
     {
         var fp32 = await Train(Config(40), Path.Combine(_root, "fp32"));
         var folder = Path.Combine(_root, "bf16");
-        var bf16 = await Train(Config(40) with { Precision = "bf16" }, folder);
+        var bf16 = await Train(Config(40) with { Precision = Precision.Bf16 }, folder);
         Assert.NotEqual(fp32[0].Loss, bf16[0].Loss); // the forward pass really ran in bf16
         Assert.True(bf16[^1].Loss < bf16[0].Loss - 1.0, $"bf16 loss went from {bf16[0].Loss} to {bf16[^1].Loss}");
         Assert.True(Math.Abs(bf16[^1].Loss - fp32[^1].Loss) < 0.2, $"bf16 {bf16[^1].Loss} vs fp32 {fp32[^1].Loss}");
         // The checkpoint holds the fp32 master weights, and resuming continues in bf16.
         var (model, _) = Checkpoints.Load(Checkpoints.List(folder)[^1], torch.CPU);
         Assert.All(model.parameters(), p => Assert.Equal(torch.ScalarType.Float32, p.dtype));
-        var more = await Train(Config(45) with { Precision = "bf16" }, folder);
+        var more = await Train(Config(45) with { Precision = Precision.Bf16 }, folder);
         Assert.Equal(41, more[0].Step);
     }
 
     [Theory]
-    [InlineData("fp32", false)]
-    [InlineData("fp32", true)]
-    [InlineData("bf16", false)]
-    public async Task Live_tensor_count_does_not_grow_across_steps(string precision, bool checkpointing)
+    [InlineData(Precision.Fp32, false)]
+    [InlineData(Precision.Fp32, true)]
+    [InlineData(Precision.Bf16, false)]
+    public async Task Live_tensor_count_does_not_grow_across_steps(Precision precision, bool checkpointing)
     {
         var live = new List<long>();
         var config = Config(30) with { EvalEvery = 1000, CheckpointEvery = 1000, Precision = precision, ActivationCheckpointing = checkpointing };

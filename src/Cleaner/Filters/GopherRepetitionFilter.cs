@@ -25,7 +25,7 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
     /// "all-occurrences": every occurrence of a duplicated n-gram, over the characters of the units, as this project
     /// counted before recipes existed (the strict recipe keeps it). The Gopher paper's wording fits either.
     /// </summary>
-    public string Counting { get; init; } = "datatrove";
+    public NGramCounting Counting { get; init; } = NGramCounting.Datatrove;
 
     public string? Reject(Document d)
     {
@@ -38,12 +38,7 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
         // Characters for Japanese, words elsewhere; capped so gigantic documents stay linear-time.
         var units = d.IsJapanese ? TextStats.Units.FromChars(d.Text) : TextStats.Units.FromWords(d.Words);
         var scale = d.IsJapanese ? JapaneseCharsPerWord : 1;
-        var datatrove = Counting switch
-        {
-            "datatrove" => true,
-            "all-occurrences" => false,
-            _ => throw new ArgumentException($"gopher_repetition: Counting '{Counting}' is not datatrove or all-occurrences"),
-        };
+        var datatrove = Counting == NGramCounting.Datatrove;
         double length = Math.Max(1, d.Text.Length);
         foreach (var (n, max) in TopNGrams)
             if ((datatrove ? TextStats.TopNGramChars(units, n * scale) / length : TextStats.TopNGramCharFraction(units, n * scale)) > max) return $"top {n}-gram";
@@ -51,4 +46,11 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
             if ((datatrove ? TextStats.RepeatedNGramChars(units, n * scale) / length : TextStats.DuplicatedNGramCharFraction(units, n * scale)) > max) return $"duplicated {n}-grams";
         return null;
     }
+}
+
+/// <summary>How <see cref="GopherRepetitionFilter"/> counts n-gram characters ("datatrove" or "all-occurrences" in recipes).</summary>
+public enum NGramCounting
+{
+    Datatrove,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("all-occurrences")] AllOccurrences,
 }
