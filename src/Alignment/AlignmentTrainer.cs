@@ -17,7 +17,7 @@ public static class AlignmentTrainer
     {
         var (kept, truncated, dropped, untrainable) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException($"no SFT example with trained tokens fits the model's context ({truncated} truncated, {dropped} dropped, {untrainable} left without trained tokens)");
-        var guard = new UpdateGuard(model, Prepare(model, config));
+        var guard = new UpdateGuard(model, Prepare(model, config), config);
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
         var device = model.parameters().First().device;
@@ -37,7 +37,7 @@ public static class AlignmentTrainer
             if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, context, padId, device);
             else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), context, padId, device);
             var loss = model.Loss(input, labels, SequenceScoring.Ignore, packing);
-            if (guard.Step(step, loss, config)) steps.Add((step, loss.item<float>(), 0, 0));
+            if (guard.Step(step, loss)) steps.Add((step, loss.item<float>(), 0, 0));
             else steps.Add((step, double.NaN, 0, 0));
             onStep?.Invoke(steps[^1]);
             SaveIfDue(resume, step, config.Steps, model, guard);
@@ -75,7 +75,7 @@ public static class AlignmentTrainer
         }
         if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
         var device = model.parameters().First().device;
-        var guard = new UpdateGuard(model, Prepare(model, config));
+        var guard = new UpdateGuard(model, Prepare(model, config), config);
 
         // Reference log-probabilities with the starting weights (the frozen reference model).
         var reference = new (double Chosen, double Rejected)[kept.Count];
@@ -105,7 +105,7 @@ public static class AlignmentTrainer
             var refRejected = tensor(indexes.Select(i => (float)reference[i].Rejected).ToArray()).to(device);
             var loss = Pipeline.Alignment.Dpo.Loss(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
             var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
-            steps.Add(guard.Step(step, loss, config) ? (step, loss.item<float>(), margin, accuracy) : (step, double.NaN, margin, accuracy));
+            steps.Add(guard.Step(step, loss) ? (step, loss.item<float>(), margin, accuracy) : (step, double.NaN, margin, accuracy));
             onStep?.Invoke(steps[^1]);
             SaveIfDue(resume, step, config.Steps, model, guard);
         }
@@ -168,44 +168,29 @@ public static class AlignmentTrainer
     }
 
     /// <summary>
-    /// One optimizer update with the pretraining loop's safeguards: the learning rate of TRL's default schedule
-    /// (linear warm-up, then linear decay to 0), gradients clipped by global norm, and a step whose loss or gradient
-    /// norm is not finite skipped rather than written into the weights; five in a row stop the job.
+    /// One update with the pretraining loop's safeguards (<see cref="GuardedUpdate"/>: clipping, non-finite steps
+    /// skipped, five in a row an error) at the learning rate of TRL's default schedule: linear warm-up, then linear
+    /// decay to 0.
     /// </summary>
-    private sealed class UpdateGuard(Gpt model, TorchSharp.Modules.AdamW optimizer)
+    private sealed class UpdateGuard(Gpt model, TorchSharp.Modules.AdamW optimizer, AlignmentConfig config)
     {
+        private readonly GuardedUpdate _update = new(model.parameters().Where(p => p.requires_grad).ToList(), optimizer, config.GradClip, "alignment");
+
         public TorchSharp.Modules.AdamW Optimizer => optimizer;
 
-        private readonly List<TorchSharp.Modules.Parameter> _trainable = model.parameters().Where(p => p.requires_grad).ToList();
-        private int _inARow;
-
-        public int Skipped { get; private set; }
+        public int Skipped => _update.Skipped;
 
         /// <summary>Backpropagates <paramref name="loss"/> and updates; false when the step was skipped.</summary>
-        public bool Step(int step, Tensor loss, AlignmentConfig config)
+        public bool Step(int step, Tensor loss)
         {
             var lr = config.EffectiveLearningRate * (step <= config.WarmupSteps
                 ? (double)step / Math.Max(1, config.WarmupSteps)
                 : Math.Max(0.0, (double)(config.Steps - step + 1) / Math.Max(1, config.Steps - config.WarmupSteps)));
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
             optimizer.zero_grad();
-            var finite = double.IsFinite(loss.item<float>());
-            if (finite)
-            {
-                loss.backward();
-                var norm = config.GradClip > 0 ? nn.utils.clip_grad_norm_(_trainable, config.GradClip) : 0;
-                finite = double.IsFinite(norm);
-            }
-            if (finite)
-            {
-                optimizer.step();
-                _inARow = 0;
-                return true;
-            }
-            optimizer.zero_grad();
-            Skipped++;
-            if (++_inARow >= 5) throw new InvalidOperationException($"alignment diverged: non-finite loss or gradient five steps in a row (at step {step})");
-            return false;
+            var value = loss.item<float>();
+            if (double.IsFinite(value)) loss.backward();
+            return _update.Apply(value, step);
         }
     }
 

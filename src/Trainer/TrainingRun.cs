@@ -37,6 +37,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = config.WeightDecay }),
             new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0 }),
         ], lr: config.LearningRate, beta1: config.Beta1, beta2: config.Beta2, weight_decay: config.WeightDecay);
+        var update = new GuardedUpdate(model.parameters().ToList(), optimizer, config.GradClip, $"training {config.RunName}");
 
         long step = 0;
         double? lastVal = null;
@@ -82,7 +83,6 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var peak = config.ResolvedPeakFlops; // 0 = unknown device peak: MFU is not reported
         var watch = Stopwatch.StartNew();
         long tokensSinceLog = 0;
-        var nanSkips = 0;
         var savedStep = step;
         while (step < config.MaxSteps && !ct.IsCancellationRequested)
         {
@@ -113,22 +113,17 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                         $"{config.Model.Parameters():N0}-parameter model ({config.Model.Layers} layers, width {config.Model.Width}); lower BatchSize (TokensPerStep keeps the effective batch by accumulation) or the model size", e);
                 }
                 bf16?.GradientsToMaster();
-                gradNorm = nn.utils.clip_grad_norm_(model.parameters(), config.GradClip);
-                if (double.IsFinite(lossValue) && double.IsFinite(gradNorm))
-                {
-                    optimizer.step();
-                    nanSkips = 0;
-                }
-                else if (config.OnNonFinite == NonFiniteAction.Stop)
+                var applied = update.Apply(lossValue, step + 1);
+                gradNorm = update.GradNorm;
+                if (!applied && config.OnNonFinite == NonFiniteAction.Stop)
                 {
                     var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
                     var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
                     throw new InvalidOperationException($"training {config.RunName}: non-finite loss at step {step + 1}; stopped with checkpoint {folder} (OnNonFinite=stop)");
                 }
-                else
+                if (!applied)
                 {
-                    // Skip the update and halve the learning rate; five in a row are an error, the last good checkpoint kept.
-                    if (++nanSkips >= 5) throw new InvalidOperationException($"training {config.RunName} diverged: non-finite loss five steps in a row at step {step + 1}");
+                    // The update was skipped; the learning rate is halved for the rest of the run (and kept on resume).
                     lrScale *= 0.5;
                     logger.LogWarning("train: non-finite loss at step {Step}; update skipped, learning rate halved", step + 1);
                 }
