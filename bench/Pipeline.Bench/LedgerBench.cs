@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Bench;
 

@@ -5,6 +5,7 @@ using Pipeline.Trainer;
 using TorchSharp;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Rows;
+using Pipeline.Runtime;
 
 namespace Pipeline.Bench;
 
@@ -74,9 +75,9 @@ public static class TrainerBench
     {
         var root = Path.Combine(folder, "trainer-bench");
         var store = new Storage.ShardStore(root);
-        var ledger = new Hosting.RunLedger(Path.Combine(root, "ledger.db"));
+        var ledger = new Runtime.RunLedger(Path.Combine(root, "ledger.db"));
         var corpus = new Tokenizer.CorpusTokenizer(new Tokenizer.TokenizerOptions(), store, ledger);
-        if (!File.Exists(store.Resolve(Hosting.RunArtifacts.TokenManifestUri("bench"))))
+        if (!File.Exists(store.Resolve(Runtime.RunArtifacts.TokenManifestUri("bench"))))
         {
             var lines = File.ReadAllLines(Path.Combine(folder, "corpus.txt"));
             var docs = lines.Chunk(20).Select((c, i) => new CleanDocument { Id = $"d{i}", Text = string.Join('\n', c), Language = "" }).ToList();
@@ -87,7 +88,7 @@ public static class TrainerBench
             ledger.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
             await corpus.WriteManifestAsync("bench", tokenizer, uri);
         }
-        return await TokenData.LoadAsync(store, Hosting.RunArtifacts.TokenManifestUri("bench"), null, Shape.Context);
+        return await TokenData.LoadAsync(store, Runtime.RunArtifacts.TokenManifestUri("bench"), null, Shape.Context);
     }
 
     private static double Bare(int steps)

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Crawler;
 using Pipeline.Crawler.Warc;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 
 namespace Pipeline.Bench;

@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using System.Text;
 using Microsoft.Data.Sqlite;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cleaner;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Pipeline.Cleaner.Filters;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 
 namespace Pipeline.Cleaner;

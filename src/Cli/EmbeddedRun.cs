@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Alignment;
 using Pipeline.Crawler;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
 

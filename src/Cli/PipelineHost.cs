@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cli;
 
@@ -59,7 +60,7 @@ public static class PipelineHost
     public static RunLedger Ledger(string dataRoot)
     {
         var configuration = new ConfigurationBuilder().AddJsonFile("pipeline.json", optional: true).AddEnvironmentVariables().Build();
-        return RunLedger.Open(new PipelineOptions { DataRoot = dataRoot, Ledger = { ConnectionString = configuration["Pipeline:Ledger:ConnectionString"] } });
+        return RunLedger.Open(dataRoot, configuration["Pipeline:Ledger:ConnectionString"]);
     }
 
     public static IBus Bus(this IHost host) => host.Services.GetRequiredService<IBus>();

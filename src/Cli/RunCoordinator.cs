@@ -10,6 +10,7 @@ using Pipeline.Dedup;
 using Pipeline.Evaluator;
 using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Pipeline.Model;

@@ -4,6 +4,7 @@ using Pipeline.Alignment;
 using Pipeline.Contracts;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cli;
 

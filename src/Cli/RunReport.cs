@@ -8,6 +8,7 @@ using Pipeline.Dedup;
 using Pipeline.Evaluator;
 using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Tokenizer;
 
 namespace Pipeline.Cli;

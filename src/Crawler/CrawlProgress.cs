@@ -42,5 +42,5 @@ public sealed record CrawlSummary(int Pages, int Shards, IReadOnlyDictionary<str
     }
 }
 
-/// <summary>A crawl's live counters as the ledger keeps them (<see cref="Hosting.LedgerKeys.CrawlProgress"/>).</summary>
+/// <summary>A crawl's live counters as the ledger keeps them (<see cref="Runtime.LedgerKeys.CrawlProgress"/>).</summary>
 public sealed record CrawlCounters(long Fetched, long Failed, long Queued, int Shards);

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Dashboard;
 

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Dashboard;
 

@@ -1,5 +1,5 @@
 using Pipeline.Contracts.V1;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
 

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Pipeline.Contracts.V1;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 
 namespace Pipeline.Dedup;

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Pipeline.Evaluator.Tasks;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Bpe;

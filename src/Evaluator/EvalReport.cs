@@ -1,5 +1,5 @@
 using System.Text;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Evaluator;
 

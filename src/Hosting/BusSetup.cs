@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Storage;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting;
 
@@ -17,7 +18,7 @@ public static class BusSetup
         var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         services.AddSingleton(options);
         services.AddSingleton(_ => options.Storage.Open(options.DataRoot));
-        services.AddSingleton(_ => RunLedger.Open(options));
+        services.AddSingleton(_ => RunLedger.Open(options.DataRoot, options.Ledger.ConnectionString));
 
         var moduleList = modules.ToList();
         foreach (var module in moduleList)

@@ -2,11 +2,9 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting;
-
-/// <summary>What a stage produced from one input shard.</summary>
-public sealed record StageResult(IReadOnlyList<ShardRef> Outputs, object? Stats = null);
 
 /// <summary>
 /// The shape every shard-in, shards-out consumer shares: skip inputs the ledger has finished (idempotent
@@ -37,7 +35,7 @@ public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger)
             {
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var processed = await ProcessAsync(input, ct);
-                PipelineTelemetry.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                PipelineMetrics.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 return processed;
             }, (output, _) => context.PublishBounded(Announce(output), context.CancellationToken), context.CancellationToken);
         }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Pipeline.Contracts.V1;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting;
 

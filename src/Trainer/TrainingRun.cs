@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;

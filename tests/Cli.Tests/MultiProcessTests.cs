@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Tests.Shared;
 
 namespace Pipeline.Cli.Tests;

@@ -5,6 +5,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Crawler;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
 

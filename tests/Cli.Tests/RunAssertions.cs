@@ -2,7 +2,7 @@ using System.Text.Json;
 using Pipeline.Cleaner;
 using Pipeline.Crawler;
 using Pipeline.Dedup;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Pipeline.Contracts.Rows;

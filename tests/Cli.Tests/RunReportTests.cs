@@ -2,7 +2,7 @@ using System.Text.Json;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Crawler;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Tests;
 

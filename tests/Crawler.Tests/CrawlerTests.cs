@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
+using Pipeline.Runtime;
 
 namespace Pipeline.Crawler.Tests;
 
@@ -217,7 +218,7 @@ public sealed class CrawlerTests : IDisposable
                 await next();
             }), ports[part]));
         }
-        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
         async Task<List<string>> Part(int index, string runId, int maxPages)
         {
             var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, AllowedDomains = ["127.0.0.1"], MaxPages = maxPages };

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Playwright;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Dashboard.Tests;
 

@@ -2,6 +2,7 @@ using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
+using Pipeline.Runtime;
 
 namespace Pipeline.Dedup.Tests;
 
@@ -183,9 +184,9 @@ public sealed class DedupTests : IDisposable
     {
         // Two dedup services on one data root (two processes: separate index objects), serialized by the ledger lease.
         var store = new ShardStore(_root);
-        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
-        using var a = new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
-        using var b = new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
+        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
+        using var a = new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
+        using var b = new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
         var english = RealDocuments("en");
         CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
 
@@ -211,14 +212,14 @@ public sealed class DedupTests : IDisposable
     {
         // Three hosts: each its own folder, one bucket prefix (the test S3 server) and one ledger between them.
         var bucket = new Pipeline.Tests.Shared.S3TestBucket();
-        var ledger = new Hosting.RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
         var clients = new List<S3ObjectStore>();
         ShardDeduplicator Host(string name)
         {
             var client = new S3ObjectStore(bucket.Options(), Pipeline.Tests.Shared.S3TestBucket.Credentials);
             clients.Add(client);
             var store = new ShardStore(Path.Combine(_root, name), client);
-            return new ShardDeduplicator(_options, store, new Hosting.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
+            return new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
                 new SharedLshIndex(store, ledger, snapshotEvery: 3));
         }
         var english = RealDocuments("en");

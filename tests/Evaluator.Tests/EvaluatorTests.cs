@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Bpe;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Pipeline.Contracts.V1;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting.Tests;
 

@@ -1,5 +1,6 @@
 using Pipeline.Contracts.V1;
 using Pipeline.Tests.Shared;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting.Tests;
 
@@ -218,7 +219,7 @@ public sealed class PostgresLedgerTests : LedgerContractTests
     public void Configuration_selects_postgresql_and_an_unreachable_server_is_an_error_naming_it()
     {
         var options = new PipelineOptions { DataRoot = "/nonexistent", Ledger = { ConnectionString = _database.ConnectionString } };
-        Assert.StartsWith("postgresql://127.0.0.1:", RunLedger.Open(options).Location);
+        Assert.StartsWith("postgresql://127.0.0.1:", RunLedger.Open(options.DataRoot, options.Ledger.ConnectionString).Location);
         var error = Assert.Throws<InvalidOperationException>(() => RunLedger.PostgreSql("Host=127.0.0.1;Port=1;Username=postgres;Database=nowhere;Timeout=2"));
         Assert.StartsWith("ledger postgresql://127.0.0.1:1/nowhere:", error.Message);
     }

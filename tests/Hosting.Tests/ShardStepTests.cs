@@ -1,4 +1,5 @@
 using Pipeline.Contracts.V1;
+using Pipeline.Runtime;
 
 namespace Pipeline.Hosting.Tests;
 

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Pipeline.Bpe;
 using Pipeline.Cleaner;
 using Pipeline.Contracts.V1;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
 

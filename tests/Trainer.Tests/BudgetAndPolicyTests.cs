@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Model;
+using Pipeline.Runtime;
 
 namespace Pipeline.Trainer.Tests;
 
@@ -64,13 +65,13 @@ public sealed class BudgetAndPolicyTests : IDisposable
     public void Modes_are_read_by_name_and_an_unknown_one_is_an_error_naming_the_choices()
     {
         // Regression: OnNonFinite was a string compared with "stop", so a misspelt "stpo" silently meant skip.
-        var config = Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "bf16", "OnNonFinite": "stop" }""", "config.json");
+        var config = Runtime.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "bf16", "OnNonFinite": "stop" }""", "config.json");
         Assert.Equal((Precision.Bf16, NonFiniteAction.Stop), (config.Precision, config.OnNonFinite));
         Assert.Contains("\"OnNonFinite\": \"stop\"", System.Text.Json.JsonSerializer.Serialize(config, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        var error = Assert.Throws<ArgumentException>(() => Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "OnNonFinite": "stpo" }""", "config.json"));
+        var error = Assert.Throws<ArgumentException>(() => Runtime.StrictConfig.FromJson<TrainingConfig>("""{ "OnNonFinite": "stpo" }""", "config.json"));
         Assert.Contains("'stpo' is not skip or stop", error.Message);
         Assert.Contains("OnNonFinite", error.Message);
-        error = Assert.Throws<ArgumentException>(() => Hosting.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "fp16" }""", "config.json"));
+        error = Assert.Throws<ArgumentException>(() => Runtime.StrictConfig.FromJson<TrainingConfig>("""{ "Precision": "fp16" }""", "config.json"));
         Assert.Contains("'fp16' is not auto, fp32 or bf16", error.Message);
     }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;

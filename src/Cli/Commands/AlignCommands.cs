@@ -4,6 +4,7 @@ using Pipeline.Alignment;
 using Pipeline.Storage;
 using Pipeline.Model;
 using Spectre.Console;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Commands;
 
@@ -28,7 +29,7 @@ public static class AlignCommands
             command.SetAction((parse, ct) =>
             {
                 var runName = SafeName.Check(parse.GetValue(name), "--name");
-                var settings = parse.GetValue(config) is { } file ? Hosting.StrictConfig.FromJsonFile<AlignmentConfig>(file, "--config") : new AlignmentConfig();
+                var settings = parse.GetValue(config) is { } file ? Runtime.StrictConfig.FromJsonFile<AlignmentConfig>(file, "--config") : new AlignmentConfig();
                 settings = settings with { Method = method };
                 if (parse.GetValue(lora) >= 0) settings = settings with { LoraRank = parse.GetValue(lora) };
                 var (_, _, tokenizer) = ModelCommands.Load(parse.GetValue(baseOption)!, parse.GetValue(tokenizerOption));

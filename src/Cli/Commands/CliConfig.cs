@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Commands;
 
@@ -14,12 +15,12 @@ public static class CliConfig
             .AddInMemoryCollection(settings)
             .Build();
         // The stage commands bind only their own section; the root check catches misspelled sections and root keys.
-        Hosting.StrictConfig.BindRoot<Hosting.PipelineOptions>(configuration, Hosting.PipelineOptions.Section, Hosting.PipelineOptions.StageSections);
+        Runtime.StrictConfig.BindRoot<Hosting.PipelineOptions>(configuration, Hosting.PipelineOptions.Section, Hosting.PipelineOptions.StageSections);
         return configuration;
     }
 
     public static T Section<T>(this IConfiguration configuration, string section) where T : class, new() =>
-        Hosting.StrictConfig.Bind<T>(configuration, section);
+        Runtime.StrictConfig.Bind<T>(configuration, section);
 
     public static ILoggerFactory Logging(bool quiet) => LoggerFactory.Create(b =>
     {

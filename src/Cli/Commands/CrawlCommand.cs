@@ -4,6 +4,7 @@ using Pipeline.Contracts.V1;
 using Pipeline.Crawler;
 using Pipeline.Crawler.Warc;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Spectre.Console;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Evaluator;
 using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Spectre.Console;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Contracts.Rows;
 using Pipeline.Model;
 using Pipeline.Storage;
@@ -33,7 +34,7 @@ public static class ModelCommands
         var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, resetOptimizer, outOption, runOption };
         command.SetAction(async (parse, ct) =>
         {
-            var job = Hosting.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config");
+            var job = Runtime.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config");
             SafeName.Check(job.Training.RunName, "--config Training.RunName");
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);

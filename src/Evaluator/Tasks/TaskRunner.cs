@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Runtime;
 
 namespace Pipeline.Evaluator.Tasks;
 
@@ -62,10 +63,10 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     }
 
     /// <summary>The suffix of a metric's standard error in the ledger and reports.</summary>
-    public const string StderrSuffix = Pipeline.Hosting.EvalMetrics.StderrSuffix;
+    public const string StderrSuffix = Pipeline.Runtime.EvalMetrics.StderrSuffix;
 
     /// <summary>A multiple-choice task's expected accuracy when choosing at random (the mean of 1 / choices).</summary>
-    public const string ChanceMetric = Pipeline.Hosting.EvalMetrics.Chance;
+    public const string ChanceMetric = Pipeline.Runtime.EvalMetrics.Chance;
 
     private static Dictionary<string, double> RollingMetrics(IReadOnlyList<(double Nll, long Tokens, long Bytes, long Words)> windows)
     {

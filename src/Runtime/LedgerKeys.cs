@@ -1,4 +1,4 @@
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// Ledger keys shared between services that do not reference each other (the trainer re-announces what the

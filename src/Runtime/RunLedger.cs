@@ -4,7 +4,7 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using Pipeline.Contracts.V1;
 
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// The run ledger: every run, every shard each stage wrote, and which inputs each stage has finished. It is the
@@ -62,11 +62,11 @@ public sealed partial class RunLedger
         }
     }
 
-    /// <summary>PostgreSQL when Pipeline:Ledger:ConnectionString is set, otherwise SQLite in the data root.</summary>
-    public static RunLedger Open(PipelineOptions options) =>
-        string.IsNullOrWhiteSpace(options.Ledger.ConnectionString)
-            ? new RunLedger(Path.Combine(options.DataRoot, "ledger.db"))
-            : PostgreSql(options.Ledger.ConnectionString);
+    /// <summary>PostgreSQL when a connection string is given (Pipeline:Ledger:ConnectionString), otherwise SQLite in the data root.</summary>
+    public static RunLedger Open(string dataRoot, string? connectionString) =>
+        string.IsNullOrWhiteSpace(connectionString)
+            ? new RunLedger(Path.Combine(dataRoot, "ledger.db"))
+            : PostgreSql(connectionString);
 
     /// <summary>Where the ledger lives: a file path or postgresql://host:port/database (no credentials).</summary>
     public string Location { get; }
@@ -137,7 +137,7 @@ public sealed partial class RunLedger
         SetProcessed(c, stage, inputId, runId, "done", JsonSerializer.Serialize(outputs.Select(o => o.ShardId)),
             stats is null ? null : JsonSerializer.Serialize(stats), null);
         tx.Commit();
-        PipelineTelemetry.InputCompleted(stage, outputs);
+        PipelineMetrics.InputCompleted(stage, outputs);
     }
 
     public void FailInput(string stage, string inputId, string runId, string error)
@@ -287,7 +287,7 @@ public sealed partial class RunLedger
 
     public void AddMetric(string run, string kind, long step, string name, double value)
     {
-        PipelineTelemetry.TrainingMetric(run, step, name, value);
+        PipelineMetrics.TrainingMetric(run, step, name, value);
         using var c = _open();
         Execute(c, "INSERT INTO metrics VALUES(@r, @k, @s, @n, @v, @ts)", ("@r", run), ("@k", kind), ("@s", step), ("@n", name), ("@v", value), ("@ts", Now()));
     }
@@ -310,7 +310,7 @@ public sealed partial class RunLedger
 
     public void AddEval(string runName, long step, string checkpoint, string task, string version, IReadOnlyDictionary<string, double> metrics)
     {
-        foreach (var (metric, value) in metrics) PipelineTelemetry.Score(runName, task, metric, value);
+        foreach (var (metric, value) in metrics) PipelineMetrics.Score(runName, task, metric, value);
         using var c = _open();
         using var tx = c.BeginTransaction();
         foreach (var (metric, value) in metrics)

@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 public sealed partial class RunLedger
 {

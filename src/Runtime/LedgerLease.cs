@@ -1,4 +1,4 @@
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// A named lease in the run ledger that one process at a time holds: for a resource with one writer (the dedup

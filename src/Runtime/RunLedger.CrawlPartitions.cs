@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// A crawl split by host into partitions, each a job that may run on another host: a partition hands the URLs it finds

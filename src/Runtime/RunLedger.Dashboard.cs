@@ -1,4 +1,4 @@
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>Reads for watching runs (the dashboard): when shards were written, and a cheap sign that anything changed.</summary>
 public sealed partial class RunLedger

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Pipeline.Bpe;
 using Pipeline.Storage;
 
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// Where one service finds what another wrote, for services that do not reference each other: a run's token manifest

@@ -1,4 +1,4 @@
-namespace Pipeline.Hosting;
+namespace Pipeline.Runtime;
 
 /// <summary>
 /// The ledger's one schema and its one migration path, for both backends. Each step runs once, in order, inside a

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 
 namespace Pipeline.Tokenizer;
