@@ -1,5 +1,5 @@
 using System.ComponentModel.DataAnnotations;
-using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Alignment;
 
@@ -32,7 +32,7 @@ public sealed record AlignmentConfig
     /// <summary>SFT: pack short examples into full rows (attention kept within each example) instead of padding each.</summary>
     public bool Packing { get; init; } = true;
     /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
-    public string TooLong { get; init; } = "truncate";
+    public TooLongExamples TooLong { get; init; } = TooLongExamples.Truncate;
     public long Seed { get; init; } = 1;
     /// <summary>Save the job's state (weights, optimizer, step) every this many steps, so a stopped job continues from there.</summary>
     [Range(1, int.MaxValue)]
@@ -50,6 +50,14 @@ public sealed record AlignmentConfig
 
     public static AlignmentConfig FromJson(string json, string source = "alignment config") =>
         string.IsNullOrWhiteSpace(json) ? new AlignmentConfig() : StrictConfig.FromJson<AlignmentConfig>(json, source);
+}
+
+/// <summary>What an alignment job does with examples longer than the model's context ("truncate" or "drop" in JSON).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(Pipeline.Contracts.NamedEnumConverter<TooLongExamples>))]
+public enum TooLongExamples
+{
+    Truncate,
+    Drop,
 }
 
 /// <summary>

@@ -60,7 +60,7 @@ public static class AlignmentTrainer
                 kept.Add((Join(prompt, chosen), Join(prompt, rejected)));
                 continue;
             }
-            if (config.TooLong == "drop")
+            if (config.TooLong == TooLongExamples.Drop)
             {
                 dropped++;
                 continue;
@@ -148,14 +148,14 @@ public static class AlignmentTrainer
         ([.. prompt, .. reply], [.. prompt.Select(_ => false), .. reply.Select(_ => true)]);
 
     private static (List<(List<int> Ids, List<bool> Trained)> Kept, int Truncated, int Dropped, int Untrainable) Fit(
-        IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, int limit, string tooLong)
+        IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, int limit, TooLongExamples tooLong)
     {
         var kept = new List<(List<int>, List<bool>)>();
         int truncated = 0, dropped = 0, untrainable = 0;
         foreach (var (ids, trained) in examples)
         {
             if (ids.Count <= limit) kept.Add((ids, trained));
-            else if (tooLong == "drop") dropped++;
+            else if (tooLong == TooLongExamples.Drop) dropped++;
             else if (!trained.Take(limit).Skip(1).Any(t => t))
                 untrainable++; // the cut removed every assistant token: a row with no labels would make the loss 0/0
             else

@@ -147,8 +147,11 @@ public sealed class AlignmentTests : IDisposable
         var report = AlignmentTrainer.Sft(model, examples, new AlignmentConfig { Steps = 40, BatchSize = 8, LearningRate = 1e-2 }, padId: 47);
         Assert.Equal(1, report.Truncated);
         Assert.True(report.Steps[^1].Loss < report.Steps[0].Loss / 2, $"{report.Steps[0].Loss} -> {report.Steps[^1].Loss}");
-        var dropped = AlignmentTrainer.Sft(Model(3), examples, new AlignmentConfig { Steps = 1, TooLong = "drop" }, padId: 47);
+        var dropped = AlignmentTrainer.Sft(Model(3), examples, AlignmentConfig.FromJson("""{ "Steps": 1, "TooLong": "drop" }"""), padId: 47);
         Assert.Equal(1, dropped.Dropped);
+        // Regression: TooLong was compared with "drop", so a misspelt value silently truncated.
+        var error = Assert.Throws<ArgumentException>(() => AlignmentConfig.FromJson("""{ "TooLong": "dorp" }"""));
+        Assert.Contains("'dorp' is not truncate or drop", error.Message);
     }
 
     [Fact]
