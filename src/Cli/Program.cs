@@ -4,6 +4,7 @@ using Parquet.Serialization;
 using Pipeline.Cli;
 using Pipeline.Cli.Commands;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Bpe;
 using Spectre.Console;
@@ -86,7 +87,7 @@ status.SetAction(parse =>
     AnsiConsole.Write(table);
     // Long jobs (crawls, training runs, alignment jobs) as their workers recorded them.
     var jobs = new Table().AddColumns("job", "state", "error");
-    foreach (var kind in new[] { "crawl", "training", "alignment" })
+    foreach (var kind in JobKinds.All)
     {
         foreach (var key in ledger.KeysWithPrefix(kind + ":"))
         {

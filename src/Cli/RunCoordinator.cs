@@ -279,11 +279,11 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private string? FailedJob(RunRequest request)
     {
         foreach (var name in Enumerable.Range(0, request.CrawlParts).Select(i => Crawler.CrawlWorker.JobName(request.RunId, i, request.CrawlParts)))
-            if (ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", name)) is { } crawl
+            if (ledger.Get(LedgerKeys.Job(JobKinds.Crawl, name)) is { } crawl
                 && JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(crawl) is { State: JobState.Failed } c)
                 return $"crawl failed: {c.Error}";
         if (TrainingJob(request.Training.RunName) is { State: JobState.Failed } t) return $"training failed: {t.Error}";
-        foreach (var key in ledger.KeysWithPrefix("alignment:"))
+        foreach (var key in ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, "")))
             if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: JobState.Failed } a && a.Request.RunId == request.RunId)
                 return $"alignment failed: {a.Error}";
         return null;

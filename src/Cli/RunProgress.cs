@@ -74,7 +74,7 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
 
     private string? AlignmentState()
     {
-        foreach (var key in ledger.KeysWithPrefix($"alignment:{alignedRun}:"))
+        foreach (var key in ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, alignedRun + ":")))
             if (ledger.Get(key) is { } json && JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(json) is { } job)
                 return job.State.Name();
         return null;

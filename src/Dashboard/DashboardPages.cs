@@ -131,9 +131,11 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     {
         // This run's jobs only: its crawl (or the parts of it), its training, and the alignments of models made from it
         // (named "<run name>-<method>-from-<step>"); a bare prefix would also take run "r2"'s jobs for run "r".
-        var keys = ledger.KeysWithPrefix($"crawl:{runId}").Where(k => k == $"crawl:{runId}" || k.StartsWith($"crawl:{runId}/p", StringComparison.Ordinal))
-            .Concat(ledger.Get($"training:{runName}") is null ? [] : [$"training:{runName}"])
-            .Concat(ledger.KeysWithPrefix($"alignment:{runName}-")).ToList();
+        var crawl = LedgerKeys.Job(JobKinds.Crawl, runId);
+        var training = LedgerKeys.Job(JobKinds.Training, runName);
+        var keys = ledger.KeysWithPrefix(crawl).Where(k => k == crawl || k.StartsWith(crawl + "/p", StringComparison.Ordinal))
+            .Concat(ledger.Get(training) is null ? [] : [training])
+            .Concat(ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, runName + "-"))).ToList();
         html.Append("<section id=\"jobs\"><h2>Long jobs</h2>");
         if (keys.Count == 0)
         {

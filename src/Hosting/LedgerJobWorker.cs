@@ -116,7 +116,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
     }
 
     /// <summary>The ledger key of a job, for readers that do not host its worker.</summary>
-    public static string JobKey(string kind, string name) => $"{kind}:{name}";
+    public static string JobKey(string kind, string name) => LedgerKeys.Job(kind, name);
 
     private string Key(string name) => JobKey(Kind, name);
 

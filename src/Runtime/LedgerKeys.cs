@@ -23,4 +23,25 @@ public static class LedgerKeys
 
     /// <summary>A run's tokenizer: a JSON array of its folder's URI and its hash, written by the tokenizer service.</summary>
     public static string Tokenizer(string runId) => $"tokenizer:{runId}";
+
+    /// <summary>A long job's state (LedgerJob: request, state, error) under its kind (<see cref="JobKinds"/>) and name.</summary>
+    public static string Job(string kind, string name) => $"{kind}:{name}";
+
+    /// <summary>What the WARC files named in a run's crawl request gave (records, pages, shards).</summary>
+    public static string WarcSummary(string runId) => $"warc-summary:{runId}";
+}
+
+/// <summary>The kinds of long job, each the prefix of its jobs' ledger keys.</summary>
+public static class JobKinds
+{
+    /// <summary>A run's crawl, or one part of it ("run/p1").</summary>
+    public const string Crawl = "crawl";
+
+    /// <summary>A training run, by run name.</summary>
+    public const string Training = "training";
+
+    /// <summary>An alignment job, by output run name.</summary>
+    public const string Alignment = "alignment";
+
+    public static readonly IReadOnlyList<string> All = [Crawl, Training, Alignment];
 }

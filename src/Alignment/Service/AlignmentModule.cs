@@ -74,7 +74,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger
 {
     private readonly SemaphoreSlim _oneAtATime = new(1);
 
-    protected override string Kind => "alignment";
+    protected override string Kind => JobKinds.Alignment;
 
     protected override string NameOf(AlignmentRequested request) =>
         $"{request.RunName}:{StableId.Of(request.BaseCheckpointUri, request.Method, request.DataUri, request.ConfigJson)}";

@@ -33,7 +33,7 @@ public sealed class CrawlerModule : IStageModule
 public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus, RunLedger ledger, ILogger<WebCrawler> logger)
     : LedgerJobWorker<CrawlRequested>(ledger, logger)
 {
-    protected override string Kind => "crawl";
+    protected override string Kind => JobKinds.Crawl;
 
     protected override string NameOf(CrawlRequested request) => JobName(request.RunId, request.Partition, request.Partitions);
 
@@ -63,7 +63,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             var paths = new List<string>();
             foreach (var file in files) paths.Add(await store.FetchFileAsync(file, ct));
             var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, paths, OnShard, ct);
-            Ledger.Set($"warc-summary:{message.RunId}", JsonSerializer.Serialize(warc));
+            Ledger.Set(LedgerKeys.WarcSummary(message.RunId), JsonSerializer.Serialize(warc));
             shards += warc.Shards;
         }
         ct.ThrowIfCancellationRequested();

@@ -16,7 +16,7 @@ namespace Pipeline.Trainer;
 public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger, ILogger<TrainingWorker> logger)
     : LedgerJobWorker<StartTraining>(ledger, logger)
 {
-    public const string JobKind = "training";
+    public const string JobKind = JobKinds.Training;
 
     public static string JobKey(string runName) => JobKey(JobKind, runName);
 
