@@ -3,6 +3,7 @@ using Pipeline.Alignment;
 using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Bench;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Pipeline.Model;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Bench;
 

@@ -6,6 +6,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Rows;
 using Pipeline.Runtime;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Bench;
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Alignment;
 

@@ -7,6 +7,7 @@ using Pipeline.Hosting;
 using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Cli;
 

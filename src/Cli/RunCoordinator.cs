@@ -15,6 +15,7 @@ using Pipeline.Storage;
 using Pipeline.Tokenizer;
 using Pipeline.Model;
 using Pipeline.Trainer;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Cli;
 

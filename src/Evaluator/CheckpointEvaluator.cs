@@ -5,6 +5,7 @@ using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Evaluator;
 

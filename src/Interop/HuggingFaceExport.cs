@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Interop;
 

@@ -1,5 +1,6 @@
 using Pipeline.Model;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Interop;
 

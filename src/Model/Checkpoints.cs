@@ -1,18 +1,10 @@
 using System.Text.Json;
+using Pipeline.Contracts.Checkpoints;
 using Pipeline.Contracts.V1;
 using Pipeline.Storage;
 using TorchSharp.Modules;
 
 namespace Pipeline.Model;
-
-/// <summary>What a checkpoint folder's checkpoint.json holds besides the weights.</summary>
-public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, string TokenizerHash, double? ValidationLoss, TrainingConfig Config, string? BaseCheckpoint = null, string? Method = null)
-{
-    /// <summary>The learning-rate factor after skipped non-finite steps (1 = none), restored on resume.</summary>
-    public double LearningRateScale { get; init; } = 1.0;
-    /// <summary>Whether the checkpoint was saved with its optimizer state (false for imported and aligned checkpoints).</summary>
-    public bool HasOptimizerState { get; init; } = true;
-}
 
 /// <summary>
 /// Checkpoints are folders (model.bin, optimizer.bin, checkpoint.json) written under a temporary name and renamed when

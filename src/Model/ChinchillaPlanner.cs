@@ -1,3 +1,5 @@
+using Pipeline.Contracts.Checkpoints;
+
 
 namespace Pipeline.Model;
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Model;
 

@@ -4,6 +4,7 @@ using Pipeline.Runtime;
 using Pipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Trainer;
 

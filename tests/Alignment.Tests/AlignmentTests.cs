@@ -1,6 +1,7 @@
 using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Alignment.Tests;
 
@@ -274,7 +275,7 @@ public sealed class AlignmentTests : IDisposable
         new BpeTrainer(300).Train(["日本の首都は東京です。", "The capital of Japan is Tokyo."]).Save(folder);
         var tokenizer = TextTokenizer.Load(folder);
         var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 1, Heads = 2, Width = 16, Context = 24 });
-        var info = new Pipeline.Model.CheckpointInfo("base", 5, 0, tokenizerHash ?? tokenizer.Hash, null, new Pipeline.Model.TrainingConfig { Model = model.Config });
+        var info = new Pipeline.Contracts.Checkpoints.CheckpointInfo("base", 5, 0, tokenizerHash ?? tokenizer.Hash, null, new Pipeline.Contracts.Checkpoints.TrainingConfig { Model = model.Config });
         var checkpoint = Pipeline.Model.Checkpoints.Save(Path.Combine(_root, "base"), model, null, info, keepLast: 1);
         var data = Path.Combine(_root, "sft.jsonl");
         File.WriteAllText(data, """{"instruction": "首都は?", "output": "東京です。"}""" + "\n");

@@ -11,6 +11,7 @@ using Pipeline.Storage;
 using Pipeline.Bpe;
 using Pipeline.Trainer;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Evaluator.Tests;
 

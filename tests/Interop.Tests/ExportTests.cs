@@ -9,6 +9,7 @@ using Pipeline.Storage;
 using Pipeline.Bpe;
 using TorchSharp;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Interop.Tests;
 

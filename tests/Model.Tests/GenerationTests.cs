@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Model.Tests;
 

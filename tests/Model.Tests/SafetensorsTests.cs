@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using Pipeline.Model;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Model.Tests;
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Model;
 using Pipeline.Runtime;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Trainer.Tests;
 

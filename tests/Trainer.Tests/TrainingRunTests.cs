@@ -3,6 +3,7 @@ using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
 using TorchSharp;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Trainer.Tests;
 

@@ -8,6 +8,7 @@ using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Contracts.Rows;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Trainer.Tests;
 

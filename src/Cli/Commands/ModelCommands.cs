@@ -11,6 +11,7 @@ using Pipeline.Tokenizer;
 using Pipeline.Trainer;
 using Spectre.Console;
 using static TorchSharp.torch;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Cli.Commands;
 

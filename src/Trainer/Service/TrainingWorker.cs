@@ -6,6 +6,7 @@ using Pipeline.Hosting;
 using Pipeline.Runtime;
 using Pipeline.Model;
 using Pipeline.Storage;
+using Pipeline.Contracts.Checkpoints;
 
 namespace Pipeline.Trainer;
 

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Pipeline.Model;
+namespace Pipeline.Contracts.Checkpoints;
 
 /// <summary>Everything a training run needs besides its data (the JSON of `pipeline train --config`).</summary>
 public sealed record TrainingConfig
@@ -87,27 +87,6 @@ public sealed record TrainingConfig
     /// <summary>Re-read the token manifest at every evaluation and train on shards that arrived since (corpus still being ingested).</summary>
     public bool FollowCorpus { get; init; }
 
-    /// <summary>The configuration with budgets resolved: compute budget to model and steps, token budget to steps.</summary>
-    public TrainingConfig Resolved()
-    {
-        var config = this;
-        if (ComputeBudgetFlops > 0)
-        {
-            var (model, tokens) = ChinchillaPlanner.Plan(ComputeBudgetFlops, Model);
-            config = config with { Model = model, MaxTokens = tokens };
-        }
-        if (config.MaxTokens > 0)
-        {
-            var perStep = (long)config.BatchSize * config.Model.Context * config.AccumulationSteps;
-            config = config with { MaxSteps = (int)Math.Max(1, (config.MaxTokens + perStep - 1) / perStep) };
-        }
-        return config;
-    }
-
-    /// <summary>The precision this run computes in on <paramref name="device"/> (fp32 or bf16).</summary>
-    public Precision PrecisionOn(TorchSharp.torch.Device device) =>
-        Precision != Precision.Auto ? Precision : device.type == TorchSharp.DeviceType.CUDA ? Precision.Bf16 : Precision.Fp32;
-
     public int AccumulationSteps => TokensPerStep <= 0 ? 1 : Math.Max(1, TokensPerStep / (BatchSize * Model.Context));
 
     /// <summary>Linear warm-up, then cosine decay to the floor.</summary>
@@ -121,7 +100,7 @@ public sealed record TrainingConfig
 }
 
 /// <summary>What a training run computes in (TrainingConfig.Precision; "auto", "fp32" or "bf16" in JSON).</summary>
-[System.Text.Json.Serialization.JsonConverter(typeof(Pipeline.Contracts.NamedEnumConverter<Precision>))]
+[System.Text.Json.Serialization.JsonConverter(typeof(NamedEnumConverter<Precision>))]
 public enum Precision
 {
     /// <summary>bf16 on CUDA, fp32 on a CPU.</summary>
@@ -131,7 +110,7 @@ public enum Precision
 }
 
 /// <summary>What a training run does on a non-finite loss (TrainingConfig.OnNonFinite; "skip" or "stop" in JSON).</summary>
-[System.Text.Json.Serialization.JsonConverter(typeof(Pipeline.Contracts.NamedEnumConverter<NonFiniteAction>))]
+[System.Text.Json.Serialization.JsonConverter(typeof(NamedEnumConverter<NonFiniteAction>))]
 public enum NonFiniteAction
 {
     /// <summary>Skip the update and halve the learning rate; five in a row stop the run.</summary>

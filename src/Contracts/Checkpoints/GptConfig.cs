@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Pipeline.Model;
+namespace Pipeline.Contracts.Checkpoints;
 
 /// <summary>Shape of a decoder-only GPT.</summary>
 public sealed record GptConfig
