@@ -83,7 +83,7 @@ public static class CleanDedupTokenizeCommands
             var dedup = new ShardDeduplicator(options, store);
             if (parse.GetValue(rebuild))
             {
-                var count = await DedupIndexTools.RebuildAsync(options, store, ct);
+                var count = await LshIndexMaintenance.RebuildAsync(options, store, ct);
                 AnsiConsole.MarkupLine($"[green]dedup[/]: index rebuilt from {count:N0} kept documents");
             }
             if (parse.GetValue(inputs) is { Length: > 0 } paths)
