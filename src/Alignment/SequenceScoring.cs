@@ -6,7 +6,7 @@ namespace Pipeline.Alignment;
 /// <summary>Batches of variable-length token sequences for SFT and DPO: right padding, labels masked with -100.</summary>
 public static class SequenceScoring
 {
-    public const long Ignore = -100;
+    public const long Ignore = LogProbs.Ignore;
 
     /// <summary>
     /// Inputs and next-token labels for a batch: each sequence is truncated to the context and padded on the right;
@@ -86,14 +86,6 @@ public static class SequenceScoring
             new SequencePacking(tensor(segments, shape).to(device), tensor(positions, shape).to(device)));
     }
 
-    /// <summary>Sum of log-probabilities of the labelled positions, per sequence (B).</summary>
-    public static Tensor SequenceLogProbs(Gpt model, Tensor input, Tensor labels)
-    {
-        using var scope = NewDisposeScope();
-        var logProbs = model.forward(input).log_softmax(-1);
-        var mask = labels != Ignore;
-        var safe = labels.masked_fill(~mask, 0);
-        var picked = logProbs.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * mask.to(logProbs.dtype);
-        return picked.sum(-1).MoveToOuterDisposeScope();
-    }
+    /// <summary>Sum of log-probabilities of the labelled positions, per sequence (B), as float32 (DPO's losses and references are).</summary>
+    public static Tensor SequenceLogProbs(Gpt model, Tensor input, Tensor labels) => LogProbs.OfLabels(model, input, labels).to(float32);
 }

@@ -99,10 +99,9 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var input = tensor(all.Take(all.Count - 1).Select(i => (long)i).ToArray(), [1, all.Count - 1], device: Device);
-        var logProbs = model.forward(input)[0].log_softmax(-1).cpu();
-        double total = 0;
-        for (var i = Math.Max(first, 1); i < all.Count; i++) total += logProbs[i - 1, all[i]].item<float>();
-        return total;
+        // Position i - 1 predicts token i: only the continuation's tokens are scored.
+        var labels = tensor(Enumerable.Range(1, all.Count - 1).Select(i => i >= first ? (long)all[i] : LogProbs.Ignore).ToArray(), [1, all.Count - 1], device: Device);
+        return LogProbs.OfLabels(model, input, labels).cpu().item<double>();
     }
 
     /// <summary>
