@@ -227,7 +227,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     private int FailedCount(string runId, string stage) => ledger.Failures(runId, stage).Count;
 
     private LedgerJob<StartTraining>? TrainingJob(string runName) =>
-        ledger.Get(TrainingWorker.JobKey(runName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) : null;
+        ledger.Get(LedgerKeys.Job(JobKinds.Training, runName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) : null;
 
     /// <summary>Shards written before a crash whose next stage has not finished them: announce them again.</summary>
     private async Task ReannounceAsync(string runId, CancellationToken ct)

@@ -102,7 +102,7 @@ public static class DashboardServer
             if (!HasToken(context, options.Token)) return Results.Text("wrong or missing token", statusCode: StatusCodes.Status401Unauthorized);
             var form = await context.Request.ReadFormAsync(context.RequestAborted);
             var run = form["run"].ToString();
-            if (ledger.Get(LedgerJobWorker<object>.JobKey("training", run)) is null)
+            if (ledger.Get(LedgerKeys.Job(JobKinds.Training, run)) is null)
                 return Results.Text($"no training run '{run}'", statusCode: StatusCodes.Status404NotFound);
             await cancelTraining(run, context.RequestAborted);
             return Results.Redirect($"/runs/{Uri.EscapeDataString(id)}", permanent: false);

@@ -115,10 +115,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         await Task.WhenAny(Task.WhenAll(jobs), Task.Delay(Timeout.Infinite, cancellationToken));
     }
 
-    /// <summary>The ledger key of a job, for readers that do not host its worker.</summary>
-    public static string JobKey(string kind, string name) => LedgerKeys.Job(kind, name);
-
-    private string Key(string name) => JobKey(Kind, name);
+    private string Key(string name) => LedgerKeys.Job(Kind, name);
 
     private LedgerJob<TRequest>? State(string name) =>
         ledger.Get(Key(name)) is { } json ? JsonSerializer.Deserialize<LedgerJob<TRequest>>(json) : null;

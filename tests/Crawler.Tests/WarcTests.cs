@@ -260,7 +260,7 @@ public sealed class WarcTests : IDisposable
         {
             var deadline = DateTime.UtcNow.AddSeconds(30);
             string? json;
-            while ((json = ledger.Get(LedgerJobWorker<CrawlRequested>.JobKey("crawl", run))) is null || !json.Contains($"\"State\":\"{state}\""))
+            while ((json = ledger.Get(LedgerKeys.Job(JobKinds.Crawl, run))) is null || !json.Contains($"\"State\":\"{state}\""))
             {
                 Assert.True(DateTime.UtcNow < deadline, $"crawl {run}: {json}");
                 await Task.Delay(50);

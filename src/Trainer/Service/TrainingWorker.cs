@@ -17,11 +17,7 @@ namespace Pipeline.Trainer;
 public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger, ILogger<TrainingWorker> logger)
     : LedgerJobWorker<StartTraining>(ledger, logger)
 {
-    public const string JobKind = JobKinds.Training;
-
-    public static string JobKey(string runName) => JobKey(JobKind, runName);
-
-    protected override string Kind => JobKind;
+    protected override string Kind => JobKinds.Training;
 
     protected override string NameOf(StartTraining request) => request.RunName;
 
