@@ -10,19 +10,19 @@ namespace Pipeline.Hosting;
 public sealed record LedgerJob<TRequest>(TRequest Request, JobState State, string? Error);
 
 /// <summary>The state of a long job; the ledger stores its lower-case name, as the dashboard and `pipeline status` read it.</summary>
-[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<JobState>))]
+[System.Text.Json.Serialization.JsonConverter(typeof(Contracts.NamedEnumConverter<JobState>))]
 public enum JobState
 {
-    [System.Text.Json.Serialization.JsonStringEnumMemberName("running")] Running,
-    [System.Text.Json.Serialization.JsonStringEnumMemberName("completed")] Completed,
-    [System.Text.Json.Serialization.JsonStringEnumMemberName("failed")] Failed,
-    [System.Text.Json.Serialization.JsonStringEnumMemberName("cancelled")] Cancelled,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
 }
 
 public static class JobStates
 {
     /// <summary>The name the ledger and messages use for a state ("completed").</summary>
-    public static string Name(this JobState state) => state.ToString().ToLowerInvariant();
+    public static string Name(this JobState state) => Contracts.NamedEnum.Name(state);
 }
 
 /// <summary>
