@@ -12,6 +12,19 @@ public static class RunArtifacts
 {
     public static string TokenManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
 
+    /// <summary>Names a run's tokenizer in the ledger: the URI of its folder and its hash.</summary>
+    public static void RecordTokenizer(RunLedger ledger, string runId, string uri, string hash) =>
+        ledger.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
+
+    /// <summary>The URI and hash of a run's tokenizer, or null when it has none yet.</summary>
+    public static (string Uri, string Hash)? TokenizerOf(RunLedger ledger, string runId) =>
+        ledger.Get(LedgerKeys.Tokenizer(runId)) is { } value
+            ? ParseTokenizer(value) ?? throw new InvalidDataException($"ledger key {LedgerKeys.Tokenizer(runId)}: '{value}' is not [uri, hash]")
+            : null;
+
+    private static (string Uri, string Hash)? ParseTokenizer(string value) =>
+        JsonSerializer.Deserialize<string[]>(value) is [var uri, var hash] ? (uri, hash) : null;
+
     /// <summary>
     /// The local folder of the tokenizer with this hash: one already under tokenizers/ on this host, else a run's
     /// tokenizer with that hash (named in the ledger) fetched from the object store; null when there is none.
@@ -21,8 +34,8 @@ public static class RunArtifacts
         if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } local) return local;
         foreach (var key in ledger.KeysWithPrefix(LedgerKeys.Tokenizer("")))
         {
-            if (ledger.Get(key) is not { } value || JsonSerializer.Deserialize<string[]>(value) is not [var uri, var h] || h != hash) continue;
-            var folder = await store.FetchFolderAsync(uri, ct);
+            if (ledger.Get(key) is not { } value || ParseTokenizer(value) is not { } named || named.Hash != hash) continue;
+            var folder = await store.FetchFolderAsync(named.Uri, ct);
             if (Directory.Exists(folder)) return folder;
         }
         return null;

@@ -60,17 +60,11 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         var uri = $"tokenizers/{runId}";
         var hash = model.Save(store.Resolve(uri));
         await store.PublishFolderAsync(uri, ct);
-        ledger.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
+        RunArtifacts.RecordTokenizer(ledger, runId, uri, hash);
         return (uri, hash, model.VocabSize);
     }
 
-    public (string Uri, string Hash)? TokenizerOf(string runId)
-    {
-        var value = ledger.Get(LedgerKeys.Tokenizer(runId));
-        if (value is null) return null;
-        var parts = JsonSerializer.Deserialize<string[]>(value)!;
-        return (parts[0], parts[1]);
-    }
+    public (string Uri, string Hash)? TokenizerOf(string runId) => RunArtifacts.TokenizerOf(ledger, runId);
 
     /// <summary>Tokenizes a shard one row group at a time (memory bounded by a row group, not the shard).</summary>
     public async Task<StageResult> ProcessAsync(ShardRef input, TextTokenizer tokenizer, CancellationToken ct, ShardStore? source = null)
