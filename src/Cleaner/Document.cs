@@ -20,11 +20,10 @@ public sealed class Document
         foreach (var raw in text.Split('\n'))
         {
             var line = raw.Trim();
-            if (line.Length == 0)
-            {
-                blankSinceLastLine = true;
-                continue;
-            }
+            // Only an empty line separates paragraphs, as in Paragraphs ("\n\n"); a line of spaces (in a <pre> block)
+            // is not a line, but not a break either.
+            blankSinceLastLine |= raw.Length == 0;
+            if (line.Length == 0) continue;
             if (blankSinceLastLine && lines.Count > 0) paragraph++;
             blankSinceLastLine = false;
             lines.Add(line);

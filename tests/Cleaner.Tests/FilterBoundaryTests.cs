@@ -350,5 +350,9 @@ public sealed class FilterBoundaryTests
     {
         var document = new Document("日本語の行です\nascii only\n\nカタカナの行\n\nenglish only", "ja");
         Assert.Equal("日本語の行です\n\nカタカナの行", new JapaneseLineFilter().KeepLines(document));
+        // A line of spaces (inside a <pre> block) is no paragraph break, for Paragraphs and for the steps alike.
+        var preformatted = new Document("カナの行\n   \nカナの次の行", "ja");
+        Assert.Single(preformatted.Paragraphs);
+        Assert.Equal("カナの行\nカナの次の行", new JapaneseLineFilter().KeepLines(preformatted));
     }
 }
