@@ -77,32 +77,22 @@ internal sealed class RabbitMqBroker : IDisposable
     }
 
     /// <summary>Messages waiting in a queue, or 0 when the queue does not exist.</summary>
-    public async Task<uint> MessageCountAsync(string queue)
-    {
-        await using var connection = await Factory.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        try
-        {
-            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
-        }
-        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
-        {
-            return 0;
-        }
-    }
+    public async Task<uint> MessageCountAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
 
     /// <summary>Consumers attached to a queue, or 0 when the queue does not exist.</summary>
-    public async Task<uint> ConsumerCountAsync(string queue)
+    public async Task<uint> ConsumerCountAsync(string queue) => (await DeclarePassiveAsync(queue))?.ConsumerCount ?? 0;
+
+    private async Task<QueueDeclareOk?> DeclarePassiveAsync(string queue)
     {
         await using var connection = await Factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         try
         {
-            return (await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
+            return await channel.QueueDeclarePassiveAsync(queue);
         }
         catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {
-            return 0;
+            return null;
         }
     }
 
