@@ -64,7 +64,9 @@ public static class EmbeddedRun
         {
             site = await ServeSampleAsync(options, outDir);
             seeds = [site.Address.ToString()];
-            settings["Pipeline:Crawler:AllowedAddressRanges:0"] = "127.0.0.0/8";
+            // Exactly the sample server: its address, and (by prefix) its port, never another local service.
+            settings["Pipeline:Crawler:AllowedAddressRanges:0"] = $"{site.Address.Host}/32";
+            settings["Pipeline:Crawler:AllowedPrefixes:0"] = site.Address.GetLeftPart(UriPartial.Authority) + "/";
             settings["Pipeline:Crawler:PerHostConcurrency"] = "4";
             settings["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
             settings["Pipeline:Crawler:PagesPerShard"] = "100";

@@ -31,29 +31,59 @@ public sealed class AddressGuard
 
     public bool IsAllowed(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        if (IsLinkLocal(address))
-            return _allowed.Any(n => n.Contains(address) && IsInsideLinkLocal(n));
-        return IsPublic(address) || _allowed.Any(n => n.Contains(address));
+        // An address the user listed as it is (an IPv6 range, say) is allowed; otherwise an IPv6 form of an IPv4
+        // address (mapped, compatible, translated, NAT64, 6to4, Teredo) is judged as the IPv4 address it reaches.
+        var judged = EmbeddedIPv4(address) ?? address;
+        if (IsLinkLocal(judged))
+            return _allowed.Any(n => (n.Contains(judged) || n.Contains(address)) && IsInsideLinkLocal(n));
+        return IsPublic(judged) || _allowed.Any(n => n.Contains(judged) || n.Contains(address));
     }
+
+    // Special-purpose blocks (IANA's IPv4 and IPv6 special-purpose address registries) that are not globally reachable.
+    private static readonly IPNetwork[] NonPublic =
+    [
+        .. new[]
+        {
+            "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+            "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+            "224.0.0.0/4", "240.0.0.0/4",
+            "::/128", "::1/128", "100::/64", "2001:db8::/32", "2001:10::/28", "2001:20::/28", "fc00::/7", "fe80::/10",
+            "fec0::/10", "ff00::/8", "64:ff9b:1::/48",
+        }.Select(IPNetwork.Parse),
+    ];
 
     public static bool IsPublic(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)) return false;
-        if (address.AddressFamily == AddressFamily.InterNetwork)
+        address = EmbeddedIPv4(address) ?? address;
+        return !NonPublic.Any(n => n.Contains(address));
+    }
+
+    private static readonly IPNetwork Nat64 = IPNetwork.Parse("64:ff9b::/96");
+    private static readonly IPNetwork Nat64Local = IPNetwork.Parse("64:ff9b:1::/48");
+    private static readonly IPNetwork SixToFour = IPNetwork.Parse("2002::/16");
+    private static readonly IPNetwork Teredo = IPNetwork.Parse("2001::/32");
+
+    /// <summary>
+    /// The IPv4 address an IPv6 address stands for, or null: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+    /// (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96 and the last 32 bits of 64:ff9b:1::/48),
+    /// 6to4 (2002:AABB:CCDD::/48) and Teredo (the client's address, inverted, in the last 32 bits).
+    /// </summary>
+    public static IPAddress? EmbeddedIPv4(IPAddress address)
+    {
+        if (address.AddressFamily != AddressFamily.InterNetworkV6) return null;
+        var b = address.GetAddressBytes();
+        if (address.IsIPv4MappedToIPv6) return address.MapToIPv4();
+        if (Nat64.Contains(address) || Nat64Local.Contains(address)) return new IPAddress(b.AsSpan(12, 4));
+        if (SixToFour.Contains(address)) return new IPAddress(b.AsSpan(2, 4));
+        if (Teredo.Contains(address)) return new IPAddress([(byte)~b[12], (byte)~b[13], (byte)~b[14], (byte)~b[15]]);
+        if (b.AsSpan(0, 8).IndexOfAnyExcept((byte)0) < 0)
         {
-            var b = address.GetAddressBytes();
-            return !(b[0] == 10 || b[0] == 0 || b[0] == 127
-                || (b[0] == 172 && b[1] >= 16 && b[1] <= 31)
-                || (b[0] == 192 && b[1] == 168)
-                || (b[0] == 169 && b[1] == 254)
-                || (b[0] == 100 && b[1] >= 64 && b[1] <= 127)
-                || (b[0] == 192 && b[1] == 0 && b[2] == 0)
-                || (b[0] == 198 && (b[1] == 18 || b[1] == 19))
-                || b[0] >= 224);
+            var middle = (b[8], b[9], b[10], b[11]);
+            // ::ffff:0:a.b.c.d (translated) or ::a.b.c.d (compatible); :: and ::1 themselves are not IPv4 forms.
+            if (middle == (0xff, 0xff, 0, 0) || (middle == (0, 0, 0, 0) && b.AsSpan(12, 4).IndexOfAnyExcept((byte)0) >= 0 && !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1)))
+                return new IPAddress(b.AsSpan(12, 4));
         }
-        return !(address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast || address.IsIPv6UniqueLocal);
+        return null;
     }
 
     private static bool IsLinkLocal(IPAddress address) => LinkLocalV4.Contains(address) || LinkLocalV6.Contains(address);

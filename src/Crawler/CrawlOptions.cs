@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Pipeline.Crawler;
 
 /// <summary>The Crawler configuration section (Pipeline:Crawler). Defaults are polite.</summary>
-public sealed class CrawlOptions
+public sealed class CrawlOptions : IValidatableObject
 {
     public const string Section = "Pipeline:Crawler";
 
@@ -66,6 +66,37 @@ public sealed class CrawlOptions
     /// </summary>
     public string? Proxy { get; set; }
     public bool RespectRobots { get; set; } = true;
+    /// <summary>
+    /// Rules the attributes cannot say: durations in range, and ranges and patterns that parse, so a bad value is an
+    /// error naming its key when the service starts, not a failure of every fetch later.
+    /// </summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout > TimeSpan.FromHours(1))
+            yield return new ValidationResult($"'{RequestTimeout}' must be more than zero and at most an hour", [nameof(RequestTimeout)]);
+        foreach (var (name, value) in new[] { (nameof(PerHostDelay), PerHostDelay), (nameof(MaxRetryAfter), MaxRetryAfter) })
+            if (value < TimeSpan.Zero || value > TimeSpan.FromDays(1))
+                yield return new ValidationResult($"'{value}' must be zero or more and at most a day", [name]);
+        for (var i = 0; i < AllowedAddressRanges.Count; i++)
+            if (!System.Net.IPNetwork.TryParse(AllowedAddressRanges[i].Trim(), out _))
+                yield return new ValidationResult($"'{AllowedAddressRanges[i]}' is not a CIDR range (for example 127.0.0.0/8 or 10.20.0.0/16)", [$"{nameof(AllowedAddressRanges)}:{i}"]);
+        for (var i = 0; i < BlockedUrlPatterns.Count; i++)
+        {
+            string? error = null;
+            try
+            {
+                _ = new System.Text.RegularExpressions.Regex(BlockedUrlPatterns[i]);
+            }
+            catch (ArgumentException e)
+            {
+                error = e.Message;
+            }
+            if (error is not null) yield return new ValidationResult($"'{BlockedUrlPatterns[i]}' is not a regular expression: {error}", [$"{nameof(BlockedUrlPatterns)}:{i}"]);
+        }
+        if (Proxy is { Length: > 0 } proxy && !(Uri.TryCreate(proxy, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp))
+            yield return new ValidationResult($"'{proxy}' is not an http://host:port proxy address", [nameof(Proxy)]);
+    }
+
     /// <summary>Query parameters removed during normalization.</summary>
     public List<string> StrippedParameters { get; set; } =
         ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "fbclid", "sessionid", "phpsessid"];

@@ -182,21 +182,32 @@ public sealed class PageFetcher : IDisposable
         };
         await using (stream)
         {
+            // The buffer grows with the body (from the declared length, when there is one, or 64 KiB), never to the
+            // limit up front: a 1 GB MaxBodyBytes must not cost 1 GB per fetch of a 2 KB page.
             var limit = _options.MaxBodyBytes;
-            var buffer = new byte[limit + 1];
-            var total = 0;
+            var declared = content.Headers.ContentLength is { } length && length > 0 ? length : 64 * 1024;
+            using var body = new MemoryStream((int)Math.Min(declared, Math.Min(limit, 16L * 1024 * 1024)));
+            var chunk = new byte[64 * 1024];
+            var truncated = false;
             try
             {
                 int read;
-                while (total <= limit && (read = await stream.ReadAsync(buffer.AsMemory(total, limit + 1 - total), timeout.Token)) > 0)
-                    total += read;
+                while ((read = await stream.ReadAsync(chunk, timeout.Token)) > 0)
+                {
+                    var room = limit - body.Length;
+                    body.Write(chunk, 0, (int)Math.Min(read, room));
+                    if (read > room)
+                    {
+                        truncated = true;
+                        break;
+                    }
+                }
             }
             catch (InvalidDataException)
             {
                 // A corrupt compressed stream: keep what decoded.
             }
-            var truncated = total > limit;
-            return (buffer.AsSpan(0, Math.Min(total, limit)).ToArray(), truncated);
+            return (body.ToArray(), truncated);
         }
     }
 

@@ -19,11 +19,14 @@ public sealed class StaticSite : IAsyncDisposable
 
     public Uri Address { get; }
 
-    /// <summary>Serves <paramref name="folder"/> on 127.0.0.1:<paramref name="port"/> (0 = any free port).</summary>
-    public static async Task<StaticSite> StartAsync(string folder, Action<WebApplication>? configure = null, int port = 0)
+    /// <summary>
+    /// Serves <paramref name="folder"/> on <paramref name="host"/>:<paramref name="port"/> (0 = any free port);
+    /// <paramref name="host"/> is a loopback address, 127.0.0.1 or [::1].
+    /// </summary>
+    public static async Task<StaticSite> StartAsync(string folder, Action<WebApplication>? configure = null, int port = 0, string host = "127.0.0.1")
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.WebHost.UseUrls($"http://{host}:{port}");
         builder.Logging.ClearProviders();
         var app = builder.Build();
         configure?.Invoke(app);

@@ -23,7 +23,9 @@ public sealed class UrlNormalizer(IEnumerable<string> strippedParameters)
     {
         if (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) return null;
         var builder = new StringBuilder();
-        builder.Append(uri.Scheme).Append("://").Append(uri.IdnHost.ToLowerInvariant());
+        // IdnHost drops an IPv6 literal's brackets, which the URL needs (http://[::1]:8080/); Host keeps them.
+        var host = uri.HostNameType == UriHostNameType.IPv6 ? uri.Host : uri.IdnHost;
+        builder.Append(uri.Scheme).Append("://").Append(host.ToLowerInvariant());
         if (!uri.IsDefaultPort) builder.Append(':').Append(uri.Port);
         var path = uri.AbsolutePath;
         builder.Append(path.Length == 0 ? "/" : path);
@@ -36,6 +38,9 @@ public sealed class UrlNormalizer(IEnumerable<string> strippedParameters)
                 .ToList();
             if (kept.Count > 0) builder.Append('?').Append(string.Join('&', kept));
         }
-        return builder.ToString();
+        var normalized = builder.ToString();
+        // Every URL handed on must parse again (frontier, partitions, scope checks): an odd host that Uri accepted in
+        // one form and refuses in the other is dropped here, never thrown later on the page that linked it.
+        return Uri.TryCreate(normalized, UriKind.Absolute, out _) ? normalized : null;
     }
 }

@@ -377,6 +377,8 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         };
     }
 
+    private const int MaxSitemapsPerHost = 1000;
+
     private async Task AddSitemapsAsync(Uri site, Frontier frontier, PageFetcher fetcher, CancellationToken ct)
     {
         var key = $"sitemaps:{site.Authority}";
@@ -385,7 +387,10 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         var pending = new Queue<Uri>(robots.Rules.Sitemaps.Select(s => Uri.TryCreate(new Uri(site, "/"), s, out var u) ? u : null).OfType<Uri>());
         if (pending.Count == 0) pending.Enqueue(new Uri(site, "/sitemap.xml"));
         var seen = new HashSet<Uri>();
-        while (pending.Count > 0 && seen.Count < 1000)
+        // What is queued is bounded by what can be fetched: a host's sitemaps add at most the crawl's page limit, and
+        // no further sitemap is read once that many pages came from them (a chain of sitemap indexes can name millions).
+        var room = options.MaxPages;
+        while (pending.Count > 0 && seen.Count < MaxSitemapsPerHost && room > 0)
         {
             var sitemapUri = pending.Dequeue();
             if (!seen.Add(sitemapUri)) continue;
@@ -403,8 +408,10 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 continue;
             }
             var sitemap = SitemapReader.Parse(System.Text.Encoding.UTF8.GetString(result.Body), sitemapUri);
-            foreach (var child in sitemap.ChildSitemaps) pending.Enqueue(child);
-            AddLinks(frontier, sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Select(p => (p, 0)));
+            foreach (var child in sitemap.ChildSitemaps.Take(MaxSitemapsPerHost - pending.Count)) pending.Enqueue(child);
+            var pages = sitemap.Pages.Select(p => _normalizer.Normalize(p)).OfType<string>().Where(p => ScopeRefusal(new Uri(p)) is null).Take(room).ToList();
+            room -= pages.Count;
+            AddLinks(frontier, pages.Select(p => (p, 0)));
             frontier.AddSkipped(sitemap.Pages.Where(p => p.Scheme != Uri.UriSchemeHttp && p.Scheme != Uri.UriSchemeHttps).Select(p => p.OriginalString), "scheme");
         }
         frontier.SetMeta(key, "done");

@@ -75,6 +75,10 @@ public sealed class BadInputTests : IDisposable
         await FailsWith("'PagesPerShardd'", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShardd=3");
         await FailsWith("Pipeline:Crawler:PagesPerShard", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShard=0");
         await FailsWith("'Crawlr'", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawlr:MaxPages=3");
+        // Values the attributes cannot judge are checked when the service starts, naming the key (#26).
+        await FailsWith("Pipeline:Crawler:RequestTimeout", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:RequestTimeout=-00:00:05");
+        await FailsWith("Pipeline:Crawler:AllowedAddressRanges:0", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:AllowedAddressRanges:0=notacidr");
+        await FailsWith("Pipeline:Crawler:BlockedUrlPatterns:0", "crawl", "--seed", "http://a.test/", "--out", outDir, "--set", "Pipeline:Crawler:BlockedUrlPatterns:0=(unclosed");
         await FailsWith("Pipeline:Dedup:Bands", "dedup", clean, "--out", outDir, "--set", "Pipeline:Dedup:Bands=0");
         await FailsWith("Pipeline:Cleaner:Filters:c4:Enabled", "clean", raw, "--out", outDir, "--set", "Pipeline:Cleaner:Filters:c4:Enabled=maybe");
         await FailsWith("Pipeline:Cleaner:NormalizeNfkc", "clean", raw, "--out", outDir, "--set", "Pipeline:Cleaner:NormalizeNfkc=maybe");

@@ -87,6 +87,17 @@ public sealed class CrawlerTests : IDisposable
         Assert.Null(n.Normalize("mailto:a@b.c"));
     }
 
+    [Theory]
+    [InlineData("http://[::1]:8080/a", "http://[::1]:8080/a")]
+    [InlineData("HTTP://[2001:DB8::1]/x?b=1", "http://[2001:db8::1]/x?b=1")]
+    [InlineData("https://[::ffff:127.0.0.1]:443/", "https://[::ffff:127.0.0.1]/")]
+    public void Normalizer_keeps_ipv6_literals_usable(string url, string expected)
+    {
+        var normalized = new UrlNormalizer([]).Normalize(url);
+        Assert.Equal(expected, normalized);
+        Assert.True(Uri.TryCreate(normalized, UriKind.Absolute, out _), normalized);
+    }
+
     [Fact]
     public void Private_addresses_are_not_public()
     {

@@ -18,11 +18,14 @@ public sealed class HostileSiteTests : IDisposable
 
     private static CrawlOptions Loopback() => new() { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero };
 
-    private async Task<(CrawlSummary Summary, List<string> Paths)> CrawlAsync(CrawlOptions options, params string[] seeds)
+    private Task<(CrawlSummary Summary, List<string> Paths)> CrawlAsync(CrawlOptions options, params string[] seeds) =>
+        CrawlRunAsync("t", options, seeds);
+
+    private async Task<(CrawlSummary Summary, List<string> Paths)> CrawlRunAsync(string runId, CrawlOptions options, params string[] seeds)
     {
         var store = new ShardStore(_root);
         var shards = new List<ShardRef>();
-        var summary = await new WebCrawler(options, store, NullLogger.Instance).RunAsync("t", seeds, s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None);
+        var summary = await new WebCrawler(options, store, NullLogger.Instance).RunAsync(runId, seeds, s => { shards.Add(s); return Task.CompletedTask; }, CancellationToken.None);
         var paths = new List<string>();
         foreach (var shard in shards) paths.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => new Uri(p.Url).AbsolutePath));
         return (summary, paths.Distinct().Order().ToList());
@@ -108,6 +111,21 @@ public sealed class HostileSiteTests : IDisposable
     [InlineData("fe80::1", new[] { "::/0" }, false)]
     [InlineData("fe80::1", new[] { "fe80::/10" }, true)]
     [InlineData("93.184.216.34", new string[0], true)]
+    // IPv6 forms of IPv4 addresses are judged as the IPv4 address they reach (#26).
+    [InlineData("64:ff9b::7f00:1", new string[0], false)]
+    [InlineData("64:ff9b::a9fe:a9fe", new[] { "::/0" }, false)]
+    [InlineData("64:ff9b::5db8:d822", new string[0], true)]
+    [InlineData("64:ff9b:1::a00:1", new string[0], false)]
+    [InlineData("2002:7f00:1::1", new string[0], false)]
+    [InlineData("2002:a9fe:a9fe::", new[] { "0.0.0.0/0" }, false)]
+    [InlineData("2002:5db8:d822::1", new string[0], true)]
+    [InlineData("::127.0.0.1", new string[0], false)]
+    [InlineData("::10.0.0.1", new string[0], false)]
+    [InlineData("::ffff:0:127.0.0.1", new string[0], false)]
+    [InlineData("::ffff:0:10.1.2.3", new[] { "10.0.0.0/8" }, true)]
+    [InlineData("2001:0:4136:e378:8000:63bf:80ff:fffe", new string[0], false)] // Teredo, client 127.0.0.1
+    [InlineData("2001:db8::1", new string[0], false)]
+    [InlineData("2606:4700::1111", new string[0], true)]
     public void The_guard_allows_public_addresses_and_listed_ranges_only(string address, string[] ranges, bool allowed) =>
         Assert.Equal(allowed, new AddressGuard(ranges).IsAllowed(IPAddress.Parse(address)));
 
@@ -246,6 +264,94 @@ public sealed class HostileSiteTests : IDisposable
         Assert.Equal(1, second.Requeued);
         Assert.Equal(["/", "/down", "/flaky"], all);
         Assert.Equal(1, second.ByReason["http-404"]);
+    }
+
+    [Fact]
+    public async Task An_ipv6_literal_link_costs_only_that_link_and_an_ipv6_seed_is_crawled()
+    {
+        // Regression (#26): a link to http://[::1]:8080/ threw "Invalid URI" and lost the page and all its links.
+        await using var site = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<a href='http://[::1]:9/x'>v6</a><a href='/a.html'>a</a><a href='http://[fe80::1%25eth0]/'>z</a>", "text/html"));
+            app.MapGet("/a.html", () => Results.Content("<p>page a</p>", "text/html"));
+        });
+        var (summary, paths) = await CrawlAsync(Loopback(), site.Address.ToString());
+        Assert.Equal(["/", "/a.html"], paths);
+
+        await using var v6 = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<a href='/b.html'>b</a>", "text/html"));
+            app.MapGet("/b.html", () => Results.Content("<p>page b</p>", "text/html"));
+        }, host: "[::1]");
+        Assert.Equal("[::1]", v6.Address.Host);
+        var options = Loopback();
+        options.AllowedAddressRanges = ["::1/128"];
+        var (_, v6Paths) = await CrawlRunAsync("v6", options, v6.Address.ToString());
+        Assert.Equal(["/", "/b.html"], v6Paths);
+    }
+
+    [Fact]
+    public async Task A_chain_of_sitemap_indexes_queues_no_more_than_the_crawl_can_fetch()
+    {
+        // Regression (#26): sitemap indexes naming sitemaps naming thousands of pages queued them all for --max-pages 5.
+        var sitemapsRead = 0;
+        await using var site = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<p>home</p>", "text/html"));
+            app.MapGet("/sitemap.xml", () => Index(0));
+            app.MapGet("/index-{n:int}.xml", (int n) => Index(n));
+            app.MapGet("/pages-{n:int}.xml", (int n) =>
+            {
+                Interlocked.Increment(ref sitemapsRead);
+                return Results.Content("<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>" +
+                    string.Concat(Enumerable.Range(0, 5000).Select(i => $"<url><loc>/page/{n}-{i}</loc></url>")) + "</urlset>", "application/xml");
+            });
+            app.MapGet("/page/{page}", (string page) => Results.Content($"<p>{page}</p>", "text/html"));
+
+            IResult Index(int n)
+            {
+                Interlocked.Increment(ref sitemapsRead);
+                return Results.Content("<sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>" +
+                    string.Concat(Enumerable.Range(0, 50).Select(i => $"<sitemap><loc>/pages-{n * 50 + i}.xml</loc></sitemap>")) +
+                    $"<sitemap><loc>/index-{n + 1}.xml</loc></sitemap></sitemapindex>", "application/xml");
+            }
+        });
+        var options = Loopback();
+        options.MaxPages = 5;
+        var (summary, paths) = await CrawlAsync(options, site.Address.ToString());
+        Assert.Equal(5, summary.Pages);
+        var known = summary.ByState.Values.Sum();
+        Assert.True(known <= 2 * options.MaxPages, $"{known} URLs known to the frontier: {string.Join(",", summary.ByState)}");
+        Assert.True(sitemapsRead <= 3, $"{sitemapsRead} sitemaps read");
+    }
+
+    [Fact]
+    public async Task The_largest_body_limit_fetches_pages_with_buffers_sized_by_the_body()
+    {
+        // Regression (#26): every fetch allocated MaxBodyBytes + 1 up front, so int.MaxValue failed every fetch (and
+        // 1 GB took 1 GB per fetch of a 2 KB page).
+        await using var site = await StaticSite.StartAsync(_root, app =>
+        {
+            app.MapGet("/", () => Results.Content("<a href='/a.html'>a</a><a href='/big.html'>b</a>", "text/html"));
+            app.MapGet("/a.html", () => Results.Content("<p>page a</p>", "text/html"));
+            app.MapGet("/big.html", () => Results.Content("<p>" + new string('x', 300_000) + "</p>", "text/html"));
+        });
+        var options = Loopback();
+        options.MaxBodyBytes = int.MaxValue;
+        var (_, paths) = await CrawlAsync(options, site.Address.ToString());
+        Assert.Equal(["/", "/a.html", "/big.html"], paths);
+
+        // Just under and over the limit: a body of exactly the limit is whole, one byte more is truncated.
+        options.MaxBodyBytes = 300_007; // "<p>" + 300,000 + "</p>"
+        using var fetcher = new PageFetcher(options);
+        var whole = await fetcher.FetchAsync(site.Address + "big.html", _ => null, CancellationToken.None);
+        Assert.False(whole.Truncated);
+        Assert.Equal(300_007, whole.Body!.Length);
+        options.MaxBodyBytes = 300_006;
+        using var smaller = new PageFetcher(options);
+        var cut = await smaller.FetchAsync(site.Address + "big.html", _ => null, CancellationToken.None);
+        Assert.True(cut.Truncated);
+        Assert.Equal(300_006, cut.Body!.Length);
     }
 
     public void Dispose() => Directory.Delete(_root, true);

@@ -213,6 +213,29 @@ public sealed class WarcTests : IDisposable
         Assert.Equal(clean.Skip(3).Select(r => r.TargetUri), records.Skip(2).Select(r => r.TargetUri));
     }
 
+    [Theory]
+    [InlineData(100)]
+    [InlineData(-7)]
+    public void A_wrong_content_length_inside_the_file_loses_only_its_own_record(int error)
+    {
+        // Regression (#26): in a plain .warc, a Content-Length too long by less than the next record kept the bad
+        // record (with the next one's start as its tail) and lost the next, valid one.
+        var path = BuildWarc("g.warc", gzip: false);
+        var (clean, _) = ReadAll(path);
+        var text = System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(path));
+        var victim = (int)clean[2].Offset;
+        var at = text.IndexOf("Content-Length: ", victim, StringComparison.Ordinal);
+        var end = text.IndexOf("\r\n", at, StringComparison.Ordinal);
+        var length = long.Parse(text[(at + 16)..end]);
+        Assert.True(victim + length + error < clean[3].Offset + 200);
+        text = text[..at] + $"Content-Length: {length + error}" + text[end..];
+        File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes(text));
+
+        var (records, errors) = ReadAll(path);
+        Assert.Equal(victim, Assert.Single(errors).Offset);
+        Assert.Equal(clean.Where(r => r.Offset != victim).Select(r => r.TargetUri), records.Select(r => r.TargetUri));
+    }
+
     [Fact]
     public void A_gzip_member_that_fails_mid_inflate_loses_only_its_own_record()
     {

@@ -127,6 +127,8 @@ internal sealed class ByteReader(Stream stream, long baseOffset = 0, int bufferS
     /// Moves to an absolute position of a seekable stream, dropping the buffer. Resynchronizing after a corrupt gzip
     /// member needs it: the inflater may have consumed input far past the point where the member went bad.
     /// </summary>
+    public bool CanSeek => stream.CanSeek;
+
     public void Seek(long position)
     {
         if (!stream.CanSeek) throw new NotSupportedException("the stream cannot seek");

@@ -43,6 +43,13 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
             {
                 record = ReadRecord(reader, offset);
             }
+            catch (MisframedRecordException e)
+            {
+                // The block overran (or fell short of) the record's real end: the next record may start inside what
+                // was read, so look for it from just past this record's start.
+                error = e.Message;
+                if (reader.CanSeek) reader.Seek(offset);
+            }
             catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
             {
                 error = e.Message;
@@ -89,8 +96,17 @@ public sealed class WarcReader(int maxRecordBytes = 64 << 20)
             throw new InvalidDataException($"record of {length} bytes is larger than the {maxRecordBytes}-byte limit; skipped");
         }
         var block = reader.ReadExactly((int)length);
+        // A record is its block and then a blank line (CRLF CRLF). A Content-Length that is too short leaves block bytes
+        // where the line end belongs; one that is too long but ends inside the file takes in the next record's start,
+        // blank line and version line. Either way the length is wrong and the record is not kept.
+        if (!reader.AtEnd && reader.PeekAvailable()[0] is not ((byte)'\r' or (byte)'\n'))
+            throw new MisframedRecordException($"Content-Length {length} does not end at the record's end (no line end follows the block)");
+        if (block.AsSpan().IndexOf("\r\n\r\nWARC/1."u8) >= 0)
+            throw new MisframedRecordException($"Content-Length {length} runs into the next record");
         return new WarcRecord(offset, fields, block);
     }
+
+    private sealed class MisframedRecordException(string message) : Exception(message);
 
     private IEnumerable<WarcRecord> ReadGzip(string path, FileStream file, Action<WarcError> onError)
     {
