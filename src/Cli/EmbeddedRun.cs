@@ -23,7 +23,10 @@ public sealed record EmbeddedRunOptions
     public int CrawlParts { get; init; } = 1;
     public int VocabSize { get; init; } = 2048;
     public int Steps { get; init; } = 300;
-    public string RunId { get; init; } = "sample";
+    /// <summary>The run's name (--run); null = the one this --out folder started, or a new one from the folder's name (<see cref="RunNames"/>).</summary>
+    public string? RunId { get; init; }
+    /// <summary>Called with the run's name before anything else is printed.</summary>
+    public Action<string>? OnRunName { get; init; }
     public bool Quiet { get; init; }
     /// <summary>Further configuration (for example Pipeline:Transport=RabbitMq to run the same chain over a broker).</summary>
     public IReadOnlyDictionary<string, string?> Settings { get; init; } = new Dictionary<string, string?>();
@@ -72,9 +75,9 @@ public static class EmbeddedRun
             settings["Pipeline:Crawler:PagesPerShard"] = "100";
         }
         var tasks = options.EvalTasks ?? SampleSite.ShippedTasks();
+        // Read now, so a missing or malformed task file fails the run before the crawl, not after training.
+        foreach (var task in tasks) Evaluator.Tasks.TaskLoader.Load(task);
         for (var i = 0; i < tasks.Count; i++) settings[$"Pipeline:Evaluator:Tasks:{i}"] = tasks[i];
-        var training = SampleTraining(options.RunId, options.Steps);
-        var alignment = SampleAlignment(options, training, outDir);
         foreach (var (key, value) in options.Settings) settings[key] = value;
         await using var _ = site;
         var modules = options.HostedServices is null ? Stages.All : options.HostedServices.SelectMany(Stages.ForService).Distinct().ToList();
@@ -83,14 +86,18 @@ public static class EmbeddedRun
         if (modules.Count == 0 && host.Services.GetRequiredService<PipelineOptions>().Transport == TransportKind.InMemory)
             throw new ArgumentException("--services none: this process would host no service on its own in-memory bus, so nothing would do the work; " +
                 "set Pipeline:Transport=RabbitMq (PIPELINE__TRANSPORT or --set) to coordinate services started with `pipeline serve`");
-        await host.StartAsync(ct);
+        await host.StartCheckedAsync("run", ct);
         try
         {
             var ledger = host.Services.GetRequiredService<RunLedger>();
             var store = host.Services.GetRequiredService<ShardStore>();
+            var runId = RunNames.Resolve(options.RunId, outDir, ledger);
+            options.OnRunName?.Invoke(runId);
+            var training = SampleTraining(runId, options.Steps);
+            var alignment = SampleAlignment(options, training, outDir);
             if (alignment is not null) await store.PublishFileAsync(alignment.DataUri, ct);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-            var display = new RunProgressDisplay(new RunProgress(ledger, options.RunId, training.RunName, options.MaxPages, training.MaxSteps,
+            var display = new RunProgressDisplay(new RunProgress(ledger, runId, training.RunName, options.MaxPages, training.MaxSteps,
                 alignment?.OutputRun(training.RunName, training.MaxSteps)), options.OutDir);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),
                 host.Services.GetRequiredService<RunSignals>(), logger)
@@ -103,8 +110,8 @@ public static class EmbeddedRun
                 },
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(options.RunId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts), ct));
-            var report = RunReport.Write(ledger, options.RunId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps), training.MaxSteps);
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts), ct));
+            var report = RunReport.Write(ledger, runId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps), training.MaxSteps);
             await store.PublishFolderAsync("reports", ct);
             return report;
         }
@@ -181,4 +188,44 @@ public static class EmbeddedRun
         CheckpointEvery = Math.Min(100, Math.Max(1, steps / 3)),
         LogEvery = Math.Min(25, steps),
     };
+}
+
+/// <summary>
+/// How `pipeline run` names a run, so that any number of runs share one ledger, bucket and broker: --run NAME, or the
+/// name this --out folder started before (resuming), or a new name from the folder's own name (runs/sample: sample),
+/// with -2, -3 ... added while the ledger already holds a run of that name that this folder did not start.
+/// </summary>
+public static class RunNames
+{
+    private const string FileName = "run-name";
+
+    public static string Resolve(string? requested, string outDir, RunLedger ledger)
+    {
+        var file = Path.Combine(outDir, FileName);
+        var recorded = File.Exists(file) ? File.ReadAllText(file).Trim() : null;
+        string name;
+        if (requested is not null) name = SafeName.Check(requested, "--run");
+        else if (!string.IsNullOrEmpty(recorded)) name = recorded;
+        else
+        {
+            var stem = FromFolder(outDir);
+            name = stem;
+            for (var n = 2; ledger.RunConfig(name) is not null; n++) name = $"{stem}-{n}";
+        }
+        if (recorded != name)
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(file, name);
+        }
+        return name;
+    }
+
+    /// <summary>The folder's name made a valid run name (letters, digits, '.', '_', '-'), or "run".</summary>
+    private static string FromFolder(string outDir)
+    {
+        var leaf = Path.GetFileName(Path.TrimEndingDirectorySeparator(outDir));
+        var cleaned = new string(leaf.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray()).TrimStart('.', '_', '-');
+        if (cleaned.Length > 100) cleaned = cleaned[..100];
+        return cleaned.Length == 0 ? "run" : cleaned;
+    }
 }

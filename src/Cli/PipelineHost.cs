@@ -53,15 +53,21 @@ public static class PipelineHost
         return builder.Build();
     }
 
-    /// <summary>
-    /// The ledger `run` and `serve` use for this data root: PostgreSQL when Pipeline:Ledger:ConnectionString is set
-    /// in pipeline.json or the environment, otherwise the SQLite file in the folder.
-    /// </summary>
-    public static RunLedger Ledger(string dataRoot)
-    {
-        var configuration = new ConfigurationBuilder().AddJsonFile("pipeline.json", optional: true).AddEnvironmentVariables().Build();
-        return RunLedger.Open(dataRoot, configuration["Pipeline:Ledger:ConnectionString"]);
-    }
-
     public static IBus Bus(this IHost host) => host.Services.GetRequiredService<IBus>();
+
+    /// <summary>
+    /// Checks the ledger, bucket and broker (<see cref="StartupCheck"/>), starts the host, and says in one line that
+    /// it is ready and which queues it consumes.
+    /// </summary>
+    public static async Task StartCheckedAsync(this IHost host, string what, CancellationToken ct)
+    {
+        var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("pipeline");
+        await StartupCheck.RunAsync(host.Services, logger, ct);
+        await host.StartAsync(ct);
+        var options = host.Services.GetRequiredService<PipelineOptions>();
+        var queues = host.Services.GetRequiredService<ReadyEndpoints>().Addresses.Select(a => a.AbsolutePath.Trim('/').Split('/')[^1]).Where(q => !q.StartsWith("vm_", StringComparison.Ordinal) && !q.Contains("_bus_")).Order();
+        logger.LogInformation("{What} ready on {Transport}, ledger {Ledger}, storage {Storage}; consuming: {Queues}", what, options.Transport,
+            host.Services.GetRequiredService<RunLedger>().Location, host.Services.GetRequiredService<Pipeline.Storage.ShardStore>().Describe(),
+            string.Join(", ", queues) is { Length: > 0 } list ? list : "none");
+    }
 }

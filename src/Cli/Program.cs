@@ -32,15 +32,18 @@ var servicesOption = new Option<string[]>("--services") { Description = "Service
 var recipeOption = CliInputs.RecipeOption();
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
+var runNameOption = new Option<string?>("--run") { Description = "The run's name (default: the run this --out started, else one from the folder's name); many runs can share one ledger, bucket and broker" };
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, recipeOption, setOption,
+    runNameOption, outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, recipeOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
     var report = await EmbeddedRun.RunAsync(new EmbeddedRunOptions
     {
         OutDir = CliInputs.OutDir(parse.GetValue(outOption)!),
+        RunId = parse.GetValue(runNameOption),
+        OnRunName = name => Console.WriteLine($"run: {name}"),
         Seeds = parse.GetValue(seedOption) ?? [],
         MaxPages = parse.GetValue(maxPagesOption),
         CrawlParts = parse.GetValue(crawlPartsOption),
@@ -71,7 +74,8 @@ serve.SetAction(async (parse, ct) =>
     }
     var modules = Stages.ForService(parse.GetValue(stageArgument)!);
     using var host = PipelineHost.Build(modules, overrides, quiet: false);
-    await host.RunAsync(ct);
+    await host.StartCheckedAsync($"serve {parse.GetValue(stageArgument)}", ct);
+    await host.WaitForShutdownAsync(ct);
     return 0;
 });
 root.Subcommands.Add(serve);
@@ -79,11 +83,15 @@ root.Subcommands.Add(serve);
 var status = new Command("status", "Print the run ledger: runs, shards per stage, rows and bytes") { outOption };
 status.SetAction(parse =>
 {
-    var ledger = PipelineHost.Ledger(CliInputs.ExistingRun(parse.GetValue(outOption)!));
+    var ledger = CliConfig.Ledger(Path.GetFullPath(parse.GetValue(outOption)!), existing: true);
     var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
+    // Every run in the ledger, also those with no shard yet (just started, or only coordinating so far).
     foreach (var r in ledger.Runs())
+    {
+        if (r.Stages.Count == 0) table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.State), "-", "0", "0", "0");
         foreach (var s in r.Stages)
-            table.AddRow(r.RunId, r.State, s.Stage, s.Shards.ToString(), s.Rows.ToString("N0"), s.Bytes.ToString("N0"));
+            table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.State), s.Stage, s.Shards.ToString(), s.Rows.ToString("N0"), s.Bytes.ToString("N0"));
+    }
     AnsiConsole.Write(table);
     // Long jobs (crawls, training runs, alignment jobs) as their workers recorded them.
     var jobs = new Table().AddColumns("job", "state", "error");
@@ -146,11 +154,22 @@ root.Subcommands.Add(EvalCommands.Create(outOption));
 root.Subcommands.Add(AlignCommands.Align(outOption));
 root.Subcommands.Add(AlignCommands.Lora(outOption));
 
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // Words the command does not take (an unknown flag, --steps abc) are bad input like any other: one `error:` line
+    // and exit 2, with where to look, instead of System.CommandLine's help page and exit 1.
+    var command = string.Join(' ', parsed.CommandResult.Command.Parents.OfType<Command>().Reverse().Skip(1).Append(parsed.CommandResult.Command).Select(c => c.Name));
+    Console.Error.WriteLine($"error: {Pipeline.Storage.Printable.Line(string.Join("; ", parsed.Errors.Select(e => e.Message.Replace(Environment.NewLine, " ").Trim())))} " +
+        $"(see `{command} --help`)");
+    return 2;
+}
+
 try
 {
     // SIGINT/SIGTERM cancel the command's token; the command then has this long to stop cleanly (a training run
     // writes a checkpoint at its current step, a crawl commits its frontier) before the process is ended.
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration
+    return await parsed.InvokeAsync(new InvocationConfiguration
     {
         EnableDefaultExceptionHandler = false,
         ProcessTerminationTimeout = TimeSpan.FromSeconds(25),
@@ -167,6 +186,14 @@ catch (Exception e) when (CliErrors.IsUserError(e))
 {
     // Bad input: one clear line naming the input and the problem, not a stack trace.
     Console.Error.WriteLine($"error: {CliErrors.Describe(e)}");
+    return 2;
+}
+catch (Exception e)
+{
+    // Anything else is still one line and exit 2 (a failed run), never an abort with a stack trace; the trace is
+    // there for a bug report with PIPELINE_TRACE=1.
+    Console.Error.WriteLine($"error: {CliErrors.Describe(e)} ({e.GetType().Name}; PIPELINE_TRACE=1 shows where)");
+    if (Environment.GetEnvironmentVariable("PIPELINE_TRACE") == "1") Console.Error.WriteLine(e);
     return 2;
 }
 

@@ -58,6 +58,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     public async Task RunAsync(RunRequest request, CancellationToken ct)
     {
+        if (ledger.RunConfig(request.RunId) is { } recorded) RunSettings.CheckResume(request, recorded);
         ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
         Phase("crawl");
         await ReannounceAsync(request.RunId, ct);
@@ -288,5 +289,60 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(ledger.Get(key)!) is { State: JobState.Failed } a && a.Request.RunId == request.RunId)
                 return $"alignment failed: {a.Error}";
         return null;
+    }
+}
+
+/// <summary>
+/// A run resumes only with the settings it was started with: anything else would mix two runs' data or wait for a
+/// checkpoint that the recorded training will never write. Every differing setting is named, by its flag where it has one.
+/// </summary>
+public static class RunSettings
+{
+    private static readonly Dictionary<string, string> Flags = new()
+    {
+        ["Seeds"] = "--seed", ["MaxPages"] = "--max-pages", ["VocabSize"] = "--vocab", ["Training.MaxSteps"] = "--steps",
+        ["CrawlParts"] = "--crawl-parts", ["EvalTasks"] = "--eval-tasks", ["RemoveContaminated"] = "Pipeline:Decontaminate:Remove",
+    };
+
+    public static void CheckResume(RunRequest request, string recordedJson)
+    {
+        var recorded = Flatten(System.Text.Json.Nodes.JsonNode.Parse(recordedJson));
+        var now = Flatten(JsonSerializer.SerializeToNode(request));
+        var differences = new List<string>();
+        foreach (var (key, value) in now)
+        {
+            // A setting the recording run did not have yet (an older ledger) is not a difference.
+            if (!recorded.TryGetValue(key, out var before) || before == value) continue;
+            differences.Add($"{(Flags.TryGetValue(key, out var flag) ? flag : key)} was {before}, now {value}");
+        }
+        if (differences.Count > 0)
+            throw new ArgumentException($"run '{request.RunId}' was started with other settings ({string.Join("; ", differences)}); " +
+                "run it again with the same ones to resume, or start another run with --run NAME or another --out");
+    }
+
+    private static Dictionary<string, string> Flatten(System.Text.Json.Nodes.JsonNode? node)
+    {
+        var values = new Dictionary<string, string>();
+        void Walk(System.Text.Json.Nodes.JsonNode? n, string path)
+        {
+            switch (n)
+            {
+                case System.Text.Json.Nodes.JsonObject o:
+                    foreach (var (k, v) in o) Walk(v, path.Length == 0 ? k : $"{path}.{k}");
+                    break;
+                case System.Text.Json.Nodes.JsonArray a when path == "EvalTasks":
+                    // Task files by name: the same run resumed from another checkout finds them under another folder.
+                    values[path] = string.Join(", ", a.Select(t => Path.GetFileName(t?.GetValue<string>() ?? "")));
+                    break;
+                case System.Text.Json.Nodes.JsonArray a:
+                    values[path] = string.Join(", ", a.Select(t => t?.ToJsonString() ?? "null"));
+                    break;
+                default:
+                    values[path] = n?.ToJsonString() ?? "null";
+                    break;
+            }
+        }
+        Walk(node, "");
+        return values;
     }
 }

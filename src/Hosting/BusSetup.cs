@@ -38,6 +38,8 @@ public static class BusSetup
             o.StartTimeout = TimeSpan.FromMinutes(2);
             o.StopTimeout = TimeSpan.FromSeconds(15);
         });
+        services.AddSingleton<ReadyEndpoints>();
+        services.AddReceiveEndpointObserver(sp => sp.GetRequiredService<ReadyEndpoints>());
         services.AddMassTransit(bus =>
         {
             // MassTransit 8 reports usage telemetry to a third-party host unless told not to. Nothing leaves the

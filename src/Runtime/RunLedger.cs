@@ -31,9 +31,17 @@ public sealed partial class RunLedger
             return connection;
         };
         Location = Path.GetFullPath(path);
-        using (var connection = _open())
-            Execute(connection, "PRAGMA journal_mode=WAL;");
-        Migrate();
+        try
+        {
+            using (var connection = _open())
+                Execute(connection, "PRAGMA journal_mode=WAL;");
+            Migrate();
+        }
+        catch (SqliteException e)
+        {
+            // A corrupt, truncated or foreign file, or a full or read-only disk: one line naming the file.
+            throw new InvalidDataException($"ledger '{Location}' cannot be used: {e.Message} (a damaged ledger can be moved away to start afresh)", e);
+        }
     }
 
     private RunLedger(NpgsqlDataSource source, string location)
@@ -105,6 +113,13 @@ public sealed partial class RunLedger
         using var c = _open();
         Execute(c, "INSERT INTO runs VALUES(@id, @name, @ts, 'running', @config) ON CONFLICT DO NOTHING",
             ("@id", runId), ("@name", name), ("@ts", Now()), ("@config", config));
+    }
+
+    /// <summary>The configuration a run was started with (<see cref="EnsureRun"/>), or null when there is no such run.</summary>
+    public string? RunConfig(string runId)
+    {
+        using var c = _open();
+        return Scalar(c, "SELECT config FROM runs WHERE run_id=@id", ("@id", runId)) as string;
     }
 
     public void SetRunState(string runId, string state)

@@ -22,6 +22,12 @@ public interface IObjectStore
 
     /// <summary>Removes an object; removing one that does not exist is not an error.</summary>
     Task DeleteAsync(string key, CancellationToken ct);
+
+    /// <summary>
+    /// Checks at start-up that the store answers with these credentials and the bucket exists, so a service fails at
+    /// once naming the problem instead of when work arrives; throws <see cref="InvalidOperationException"/>.
+    /// </summary>
+    Task CheckAsync(CancellationToken ct);
 }
 
 /// <summary>The S3 settings under Pipeline:Storage:S3 (credentials come from the AWS environment or profile chain).</summary>
@@ -82,6 +88,35 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
     }
 
     public string Describe(string key) => $"s3://{_options.Bucket}/{_prefix}{key}";
+
+    public async Task CheckAsync(CancellationToken ct)
+    {
+        var where = Describe("") + (_options.ServiceUrl is { Length: > 0 } url ? $" at {url}" : "");
+        try
+        {
+            await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix, MaxKeys = 1 }, ct);
+        }
+        catch (AmazonS3Exception e)
+        {
+            var hint = e.ErrorCode switch
+            {
+                "NoSuchBucket" => "the bucket does not exist; create it or set Pipeline:Storage:S3:Bucket",
+                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "AccessDenied" => "the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the AWS profile) are refused",
+                _ => e.Message,
+            };
+            throw new InvalidOperationException($"storage {where}: {e.ErrorCode ?? e.StatusCode.ToString()}: {hint}", e);
+        }
+        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or System.Net.Sockets.SocketException)
+        {
+            throw new InvalidOperationException($"storage {where}: {Innermost(e)}", e);
+        }
+    }
+
+    private static string Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e.Message;
+    }
 
     /// <summary>Parts sent in multipart uploads so far (progress and tests).</summary>
     public long PartsUploaded => Interlocked.Read(ref _partsUploaded);

@@ -18,6 +18,12 @@ public sealed partial class ShardStore
     /// <summary>Whether files live in an object store too (a host's folder is then only its own).</summary>
     public bool HasObjectStore => _remote is not null;
 
+    /// <summary>Where files go, for a log line: the data root, and the bucket when there is one.</summary>
+    public string Describe() => _remote is null ? Root : $"{_remote.Describe("")} (cache {Root})";
+
+    /// <summary>Checks that the object store (if any) answers and has its bucket (<see cref="IObjectStore.CheckAsync"/>).</summary>
+    public Task CheckRemoteAsync(CancellationToken ct) => _remote?.CheckAsync(ct) ?? Task.CompletedTask;
+
     /// <summary>Puts a file written in place in the folder into the object store (nothing without one).</summary>
     public async Task PublishFileAsync(string uri, CancellationToken ct = default)
     {

@@ -15,12 +15,15 @@ public sealed class BadInputTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("bad-").FullName;
 
-    internal static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(params string[] args)
+    internal static Task<(int Exit, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAsync(null, args);
+
+    internal static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipeline.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         start.Environment["COLUMNS"] = "200";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>()) start.Environment[key] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -28,9 +31,11 @@ public sealed class BadInputTests : IDisposable
         return (process.ExitCode, await stdout, await stderr);
     }
 
-    private static async Task FailsWith(string expected, params string[] args)
+    private static Task FailsWith(string expected, params string[] args) => FailsWith(null, expected, args);
+
+    internal static async Task FailsWith(IReadOnlyDictionary<string, string?>? environment, string expected, params string[] args)
     {
-        var (exit, stdout, stderr) = await RunAsync(args);
+        var (exit, stdout, stderr) = await RunAsync(environment, args);
         var command = $"pipeline {string.Join(' ', args)}";
         Assert.True(exit == 2, $"{command} exited with {exit}:\n{stdout}\n{stderr}");
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -110,6 +115,112 @@ public sealed class BadInputTests : IDisposable
         var align = Path.Combine(_root, "align.json");
         File.WriteAllText(align, "{ \"Stepz\": 3 }");
         await FailsWith("Stepz", "align", "sft", "--base", outDir, "--data", align, "--config", align, "--out", outDir);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Words_the_command_does_not_take_and_inputs_read_late_are_one_error_line_at_once()
+    {
+        // Regression (#26): an unknown flag or `--steps abc` printed the help page and exited 1; `eval --task
+        // /etc/passwd` exited 1 with no error line; a missing --eval-tasks file was found only after crawl, clean and dedup.
+        var outDir = Path.Combine(_root, "out");
+        await FailsWith("'--bogus'", "run", "--bogus", "--out", outDir);
+        await FailsWith("'abc'", "run", "--steps", "abc", "--out", outDir);
+        await FailsWith("'/etc/passwd'", "eval", "--task", "/etc/passwd", "--checkpoint", Path.Combine(outDir, "checkpoints", "x", "step-0000001"), "--out", outDir);
+        await FailsWith("/nonexistent.yaml", "run", "--eval-tasks", "/nonexistent.yaml", "--out", outDir);
+        Assert.False(Directory.Exists(Path.Combine(outDir, "shards")), "the run crawled before it read its task files");
+        await FailsWith("'../x'", "run", "--run", "../x", "--out", outDir);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_damaged_ledger_is_one_error_line_for_every_command()
+    {
+        // Regression (#26): a corrupt or truncated ledger.db aborted every command (exit 134, a stack trace).
+        var outDir = Path.Combine(_root, "damaged");
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "ledger.db"), "this is not a SQLite database, only some text that looks like one");
+        await FailsWith("ledger.db", "status", "--out", outDir);
+        await FailsWith("ledger.db", "run", "--out", outDir, "--eval-tasks", "none");
+        var (raw, _) = await ShardsAsync();
+        await FailsWith("ledger.db", "clean", raw, "--out", outDir);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_run_resumed_with_other_settings_names_each_difference()
+    {
+        // Regression (#26): a second `run` on the same ledger with other --max-pages or --vocab silently kept the first
+        // run's settings and waited for a checkpoint that would never exist.
+        var outDir = Path.Combine(_root, "resumed");
+        var ledger = new Runtime.RunLedger(Path.Combine(outDir, "ledger.db"));
+        ledger.EnsureRun("first", "first-gpt", """{"RunId":"first","MaxPages":400,"VocabSize":2048}""");
+        await FailsWith("--max-pages was 400, now 30; --vocab was 2048, now 300", "run", "--run", "first", "--out", outDir, "--max-pages", "30", "--vocab", "300", "--eval-tasks", "none");
+        Assert.Equal("running", ledger.RunState("first"));
+    }
+
+    [Fact(Timeout = 240_000)]
+    [Trait("Category", "RabbitMq")]
+    [Trait("Category", "S3")]
+    public async Task A_service_with_a_bad_credential_fails_at_start_with_one_line_naming_it()
+    {
+        // Regression (#26): a wrong broker password aborted with exit 134 and 40 stack lines; a missing bucket or a
+        // wrong S3 key started the service silently, to fail only when work arrived.
+        using var broker = new RabbitMqBroker();
+        await broker.RequireAsync();
+        var bucket = new Pipeline.Tests.Shared.S3TestBucket();
+        Dictionary<string, string?> Environment(params (string Key, string Value)[] changes)
+        {
+            var settings = new Dictionary<string, string?>(broker.Settings.Concat(bucket.Settings));
+            foreach (var (key, value) in changes.Where(c => c.Key.StartsWith("Pipeline:"))) settings[key] = value;
+            var environment = RabbitMqBroker.AsEnvironment(settings);
+            foreach (var (key, value) in Pipeline.Tests.Shared.S3TestBucket.CredentialEnvironment) environment[key] = value;
+            foreach (var (key, value) in changes.Where(c => !c.Key.StartsWith("Pipeline:"))) environment[key] = value;
+            return environment;
+        }
+        var cases = new (string Expected, (string, string)[] Changes)[]
+        {
+            ("refused the credentials", [("Pipeline:RabbitMq:Password", "wrong")]),
+            ("vhost no-such-vhost not found", [("Pipeline:RabbitMq:VirtualHost", "no-such-vhost")]),
+            ("NoSuchBucket", [("Pipeline:Storage:S3:Bucket", "no-such-bucket")]),
+            ("InvalidAccessKeyId", [("AWS_ACCESS_KEY_ID", "WRONG")]),
+        };
+        foreach (var (expected, changes) in cases)
+        {
+            var started = Stopwatch.StartNew();
+            await FailsWith(Environment(changes), expected, "serve", "cleaner", "--out", Path.Combine(_root, "svc"));
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(30), $"{expected}: took {started.Elapsed}");
+        }
+        // And with every credential right, the service says it is ready and which queue it consumes.
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var service = PipelineProcess.Start(["serve", "cleaner", "--out", Path.Combine(_root, "svc")], [], Environment(), log.Enqueue);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (!log.Any(l => l.Contains("ready")) && !service.HasExited && DateTime.UtcNow < deadline) await Task.Delay(200);
+            var ready = Assert.Single(log, l => l.Contains("serve cleaner ready"));
+            Assert.Contains("consuming: raw-shard", ready);
+            Assert.Equal(1u, await broker.ConsumerCountAsync("raw-shard"));
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+        }
+    }
+
+    [Fact(Timeout = 240_000)]
+    [Trait("Category", "Postgres")]
+    public async Task Status_reads_the_configured_ledger()
+    {
+        // Regression (#26): `status --out DIR` said "holds no run (no ledger.db there)" with the ledger in PostgreSQL.
+        using var database = new Pipeline.Tests.Shared.PostgresTestDatabase();
+        var ledger = Runtime.RunLedger.PostgreSql(database.ConnectionString);
+        ledger.EnsureRun("remote-run", "remote-run-gpt", "{}");
+        ledger.EnsureRun("other-run", "other-run-gpt", "{}");
+        var (exit, stdout, stderr) = await RunAsync(new Dictionary<string, string?> { ["PIPELINE__LEDGER__CONNECTIONSTRING"] = database.ConnectionString },
+            "status", "--out", Path.Combine(_root, "empty"));
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("remote-run", stdout);
+        Assert.Contains("other-run", stdout);
+        await FailsWith("holds no run", "status", "--out", Path.Combine(_root, "empty"));
     }
 
     [Fact(Timeout = 240_000)]

@@ -19,7 +19,7 @@ public sealed class CrashResumeTests : IDisposable
     };
 
     private static Process Start(string outDir) => PipelineProcess.Start(
-        ["run", "--out", outDir, "--max-pages", "1000", "--vocab", "400", "--steps", "30", "--quiet", "--eval-tasks", "none"], Settings);
+        ["run", "--run", "sample", "--out", outDir, "--max-pages", "1000", "--vocab", "400", "--steps", "30", "--quiet", "--eval-tasks", "none"], Settings);
 
     private static long Count(string outDir, string sql)
     {

@@ -14,6 +14,7 @@ public sealed class EndToEndTests : IDisposable
     internal static EmbeddedRunOptions SmallRun(string outDir) => new()
     {
         OutDir = outDir,
+        RunId = "sample",
         MaxPages = 80,
         VocabSize = 400,
         Steps = 10,
@@ -167,7 +168,7 @@ public sealed class EndToEndTests : IDisposable
         catch (Exception) when (deadline.IsCancellationRequested)
         {
             var ledger = new Runtime.RunLedger(Path.Combine(_out, "ledger.db"));
-            var rows = new RunProgress(ledger, options.RunId, $"{options.RunId}-gpt", options.MaxPages, options.Steps, null).Read(DateTime.UtcNow);
+            var rows = new RunProgress(ledger, options.RunId!, $"{options.RunId}-gpt", options.MaxPages, options.Steps, null).Read(DateTime.UtcNow);
             Assert.Fail($"the run did not finish in 4 minutes, in phase '{phase}'. Stages: {string.Join("; ", rows.Select(RunProgress.PlainLine))}. " +
                         $"Queues: {await _broker.DescribeQueuesAsync()}");
         }

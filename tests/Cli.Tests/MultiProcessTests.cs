@@ -68,7 +68,7 @@ public sealed class MultiProcessTests : IDisposable
         // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
         // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
-        string[] runArguments = ["run", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--crawl-parts", "2", "--vocab", "400", "--steps", "10"];
+        string[] runArguments = ["run", "--run", "sample", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--crawl-parts", "2", "--vocab", "400", "--steps", "10"];
         var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
 

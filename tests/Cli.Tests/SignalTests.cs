@@ -96,7 +96,7 @@ public sealed class SignalTests : IDisposable
     {
         // Regression: `pipeline run` ignored SIGTERM for minutes and needed kill -9.
         var outDir = Path.Combine(_root, "run");
-        using var process = Start("run", "--out", outDir, "--max-pages", "300", "--vocab", "400", "--steps", "1000000", "--eval-tasks", "none", "--quiet");
+        using var process = Start("run", "--run", "sample", "--out", outDir, "--max-pages", "300", "--vocab", "400", "--steps", "1000000", "--eval-tasks", "none", "--quiet");
         var runFolder = Path.Combine(outDir, "checkpoints", "sample-gpt");
         // Wait for the first checkpoint of the cadence (step 100), then a little more training.
         await WaitUntilAsync(process, () => Checkpoints.List(runFolder).Count > 0, "the first checkpoint");

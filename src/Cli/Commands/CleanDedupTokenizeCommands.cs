@@ -19,10 +19,9 @@ public static class CleanDedupTokenizeCommands
     private static Argument<string[]> Inputs(string what) => new("inputs") { Description = $"{what} shards (Parquet files or folders)", Arity = ArgumentArity.OneOrMore };
 
     /// <summary>Runs a shard stage over inputs, skipping those the ledger in --out has finished, with progress.</summary>
-    private static async Task<List<StageResult>> RunStageAsync(string title, string stage, string outDir, string runId, string[] inputs,
+    private static async Task<List<StageResult>> RunStageAsync(string title, string stage, RunLedger ledger, string runId, string[] inputs,
         Func<InputShard, Task<StageResult>> process, Func<StageResult, string> describe, CancellationToken ct)
     {
-        var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
         ledger.EnsureRun(runId, runId, "{}");
         var shards = await CliInputs.ResolveAsync(inputs, runId, stage, ct);
         var results = new List<StageResult>();
@@ -48,13 +47,14 @@ public static class CleanDedupTokenizeCommands
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipe)));
             var cleaner = new ShardCleaner(config.Section<CleanerOptions>(CleanerOptions.Section), new ShardStore(outDir));
             var runId = parse.GetValue(runOption)!;
-            await RunStageAsync("clean", ShardCleaner.Stage, outDir, runId, parse.GetValue(inputs)!,
+            var ledger = CliConfig.Ledger(outDir, config);
+            await RunStageAsync("clean", ShardCleaner.Stage, ledger, runId, parse.GetValue(inputs)!,
                 input => cleaner.ProcessAsync(input.Ref, ct, input.Store),
                 r => $"kept {((CleanReport)r.Stats!).Kept} of {((CleanReport)r.Stats!).Input}", ct);
             // The report covers every shard the ledger has cleaned for this run, this time or before, so a rerun that
             // had nothing left to do rewrites the same report rather than one of zeros.
             var total = new CleanReport();
-            foreach (var stats in new RunLedger(Path.Combine(outDir, "ledger.db")).Stats(runId, ShardCleaner.Stage))
+            foreach (var stats in ledger.Stats(runId, ShardCleaner.Stage))
                 total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
             var reportPath = Path.Combine(outDir, "reports", "clean-report.json");
             Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
@@ -88,7 +88,7 @@ public static class CleanDedupTokenizeCommands
             }
             if (parse.GetValue(inputs) is { Length: > 0 } paths)
             {
-                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, outDir, parse.GetValue(runOption)!, paths,
+                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, CliConfig.Ledger(outDir, config), parse.GetValue(runOption)!, paths,
                     input => dedup.ProcessAsync(input.Ref, ct, input.Store),
                     r => $"kept {((DedupStats)r.Stats!).Kept} of {((DedupStats)r.Stats!).Input}", ct);
                 var kept = results.Sum(r => ((DedupStats)r.Stats!).Kept);
@@ -111,7 +111,7 @@ public static class CleanDedupTokenizeCommands
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
-            var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+            var ledger = CliConfig.Ledger(outDir, config);
             ledger.EnsureRun(runId, runId, "{}");
             var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), new ShardStore(outDir), ledger);
             var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
@@ -138,10 +138,10 @@ public static class CleanDedupTokenizeCommands
             var runId = parse.GetValue(runOption)!;
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var store = new ShardStore(outDir);
-            var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+            var ledger = CliConfig.Ledger(outDir, config);
             var tokenizer = TextTokenizer.Load(parse.GetValue(tokenizerOption)!);
             var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), store, ledger);
-            await RunStageAsync("tokenize", CorpusTokenizer.Stage, outDir, runId, parse.GetValue(inputs)!,
+            await RunStageAsync("tokenize", CorpusTokenizer.Stage, ledger, runId, parse.GetValue(inputs)!,
                 input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
                 r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);
             await corpus.WriteManifestAsync(runId, tokenizer, Path.GetFullPath(tokenizer.Folder), ct);

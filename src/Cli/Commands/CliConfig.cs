@@ -19,6 +19,20 @@ public static class CliConfig
         return configuration;
     }
 
+    /// <summary>
+    /// The run ledger of a data root, opened the one way every command opens it: PostgreSQL when
+    /// Pipeline:Ledger:ConnectionString is set (pipeline.json, PIPELINE__* variables, --set), otherwise ledger.db in
+    /// the folder. <paramref name="existing"/>: the run must already be there (status, reports), never created by looking.
+    /// </summary>
+    public static RunLedger Ledger(string dataRoot, IConfiguration? configuration = null, bool existing = false)
+    {
+        configuration ??= Load(new Dictionary<string, string?>());
+        var connectionString = configuration["Pipeline:Ledger:ConnectionString"];
+        if (existing && string.IsNullOrWhiteSpace(connectionString) && !File.Exists(Path.Combine(dataRoot, "ledger.db")))
+            throw new ArgumentException($"--out '{dataRoot}' holds no run (no ledger.db there, and Pipeline:Ledger:ConnectionString is not set)");
+        return RunLedger.Open(dataRoot, connectionString);
+    }
+
     public static T Section<T>(this IConfiguration configuration, string section) where T : class, new() =>
         Runtime.StrictConfig.Bind<T>(configuration, section);
 

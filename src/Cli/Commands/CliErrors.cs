@@ -11,7 +11,7 @@ public static class CliErrors
         AggregateException { InnerExceptions.Count: 1 } a => IsUserError(a.InnerException!),
         ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
             or ShardRejectedException or JsonException or UnauthorizedAccessException or TimeoutException or FormatException
-            or IOException or NotSupportedException => true,
+            or IOException or NotSupportedException or System.Data.Common.DbException => true,
         _ => false,
     };
 

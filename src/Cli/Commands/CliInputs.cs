@@ -60,15 +60,6 @@ public static class CliInputs
         return full;
     }
 
-    /// <summary>An existing run folder (status, reports): one with a ledger, never created by looking.</summary>
-    public static string ExistingRun(string path)
-    {
-        var full = Path.GetFullPath(path);
-        if (!File.Exists(Path.Combine(full, "ledger.db")))
-            throw new ArgumentException($"--out '{path}' holds no run (no ledger.db there)");
-        return full;
-    }
-
     public static Option<string?> RecipeOption() => new("--recipe")
     {
         Description = "Cleaning recipe: default (fineweb for English, swallow for Japanese), fineweb, refinedweb, gopher, c4, swallow, llm-jp, strict, or a recipe .json file (docs/cleaner.md)",

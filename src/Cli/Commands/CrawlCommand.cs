@@ -40,7 +40,7 @@ public static class CrawlCommand
             if (seedList.Count == 0 && warcFiles.Length == 0) throw new ArgumentException("give --seed, --seeds-file or --warc");
 
             var store = new ShardStore(outDir);
-            var ledger = new RunLedger(Path.Combine(outDir, "ledger.db"));
+            var ledger = CliConfig.Ledger(outDir, config);
             ledger.EnsureRun(runId, runId, "{}");
             using var logging = CliConfig.Logging(quiet: StageProgress.Interactive);
             var logger = logging.CreateLogger("crawl");

@@ -20,10 +20,12 @@ public static class EvalCommands
         var eval = new Command("eval", "Score checkpoints on tasks; results go to the ledger in --out (once per checkpoint, task and version)") { checkpoints, tasks, force, outOption };
         eval.SetAction(async (parse, ct) =>
         {
+            // Every task file is read before any checkpoint is loaded: a bad one is an `error:` line naming it at once.
+            foreach (var file in parse.GetValue(tasks)!) Pipeline.Evaluator.Tasks.TaskLoader.Load(file);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var store = new ShardStore(outDir);
             using var logging = CliConfig.Logging(quiet: true);
-            var evaluator = new CheckpointEvaluator(store, new RunLedger(Path.Combine(outDir, "ledger.db")), new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
+            var evaluator = new CheckpointEvaluator(store, CliConfig.Ledger(outDir), new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
             var table = new Table().AddColumns("checkpoint", "task", "metric", "value");
             var failed = 0;
             foreach (var checkpoint in parse.GetValue(checkpoints)!)
@@ -41,13 +43,17 @@ public static class EvalCommands
                 }
             }
             AnsiConsole.Write(table);
-            return failed == 0 ? 0 : 1;
+            if (failed == 0) return 0;
+            Console.Error.WriteLine($"error: {failed} evaluation(s) failed; the table above names each checkpoint, task and reason");
+            return 2;
         });
         var report = new Command("report", "Write reports/eval.md with tables and PNG plots of loss and task metrics against the step") { outOption };
         report.SetAction(parse =>
         {
+            // Every task file is read before any checkpoint is loaded: a bad one is an `error:` line naming it at once.
+            foreach (var file in parse.GetValue(tasks)!) Pipeline.Evaluator.Tasks.TaskLoader.Load(file);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var path = EvalReport.Write(new RunLedger(Path.Combine(outDir, "ledger.db")), Path.Combine(outDir, "reports"));
+            var path = EvalReport.Write(CliConfig.Ledger(outDir), Path.Combine(outDir, "reports"));
             AnsiConsole.MarkupLine($"[green]eval report[/]: {Markup.Escape(path)}");
             return 0;
         });
