@@ -48,7 +48,8 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     }
 
     /// <summary>The run's sections; null when the ledger has no such run.</summary>
-    public string? RunFragment(string runId, IReadOnlyList<QueueInfo>? queues)
+    /// <param name="formToken">The anti-forgery token a state-changing form must carry (the cancel form); null: no form is offered.</param>
+    public string? RunFragment(string runId, IReadOnlyList<QueueInfo>? queues, string? formToken = null)
     {
         var run = ledger.Runs().FirstOrDefault(r => r.RunId == runId);
         if (run is null) return null;
@@ -56,7 +57,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
         html.Append($"<section><h2>Run {E(run.RunId)} <span class=\"state-{E(run.State)}\">{E(run.State)}</span></h2><p class=\"muted\">training run {E(run.Name)}, created {E(run.Created)}</p></section>");
         Stages(html, run);
         Crawl(html, runId);
-        Jobs(html, runId, run.Name);
+        Jobs(html, runId, run.Name, formToken);
         Training(html, run.Name);
         Evaluation(html, run.Name);
         if (queues is not null) Queues(html, queues);
@@ -127,7 +128,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
         html.Append("</div></section>");
     }
 
-    private void Jobs(StringBuilder html, string runId, string runName)
+    private void Jobs(StringBuilder html, string runId, string runName, string? formToken)
     {
         // This run's jobs only: its crawl (or the parts of it), its training, and the alignments of models made from it
         // (named "<run name>-<method>-from-<step>"); a bare prefix would also take run "r2"'s jobs for run "r".
@@ -149,8 +150,9 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
             var state = job.RootElement.TryGetProperty("State", out var s) ? s.GetString() : "";
             var error = job.RootElement.TryGetProperty("Error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : "";
             var cancel = "";
-            if (key.StartsWith("training:", StringComparison.Ordinal) && state == "running" && canCancel)
-                cancel = $"<form class=\"cancel\" method=\"post\" action=\"/runs/{Uri.EscapeDataString(runId)}/cancel-training\"><input type=\"hidden\" name=\"run\" value=\"{E(key["training:".Length..])}\"><button>cancel training</button></form>";
+            if (key.StartsWith("training:", StringComparison.Ordinal) && state == "running" && canCancel && formToken is not null)
+                cancel = $"<form class=\"cancel\" method=\"post\" action=\"/runs/{Uri.EscapeDataString(runId)}/cancel-training\"><input type=\"hidden\" name=\"run\" value=\"{E(key["training:".Length..])}\">" +
+                    $"<input type=\"hidden\" name=\"{DashboardServer.FormTokenField}\" value=\"{E(formToken)}\"><button>cancel training</button></form>";
             html.Append($"<tr><td>{E(key)}</td><td class=\"state-{E(state)}\">{E(state)}</td><td class=\"error\">{E(error)}</td><td>{cancel}</td></tr>");
         }
         html.Append("</table></section>");

@@ -1,11 +1,14 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipeline.Hosting;
 using Pipeline.Runtime;
@@ -19,7 +22,10 @@ namespace Pipeline.Dashboard;
 /// </summary>
 public static class DashboardServer
 {
-    private const string TokenCookie = "pipeline-dashboard-token";
+    private const string SessionCookie = "pipeline-dashboard-session";
+
+    /// <summary>The form field that carries the anti-forgery token (ASP.NET Core antiforgery).</summary>
+    public const string FormTokenField = "__RequestVerificationToken";
 
     /// <param name="cancelTraining">Asks the trainer to stop a training run (publishes CancelTraining); null: not offered.</param>
     public static WebApplication Build(PipelineOptions pipeline, RunLedger ledger, Func<string, CancellationToken, Task>? cancelTraining, TimeSpan? poll = null)
@@ -31,7 +37,25 @@ public static class DashboardServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         builder.Logging.ClearProviders();
+        // DNS rebinding: only the bound address, loopback's names and the configured names are answered (400 otherwise).
+        builder.Services.AddHostFiltering(o =>
+        {
+            o.AllowedHosts = AllowedHosts(options);
+            o.AllowEmptyHosts = false;
+            o.IncludeFailureMessage = false;
+        });
+        // Anti-forgery tokens for the one state-changing form, bound to the browser's session (its NameIdentifier).
+        builder.Services.AddAntiforgery(o =>
+        {
+            o.FormFieldName = FormTokenField;
+            o.Cookie.Name = "pipeline-dashboard-antiforgery";
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.SuppressXFrameOptionsHeader = true; // frame-ancestors 'none' below says it
+        });
         var app = builder.Build();
+        app.UseHostFiltering();
+        var antiforgery = app.Services.GetRequiredService<IAntiforgery>();
+        var sessions = new System.Collections.Concurrent.ConcurrentDictionary<string, DateTime>();
         var pages = new DashboardPages(ledger, canCancel: cancelTraining is not null && !string.IsNullOrEmpty(options.Token));
         var queues = options.RabbitMqManagementUrl is { } management ? new QueueReader(management, pipeline.RabbitMq) : null;
         var interval = poll ?? TimeSpan.FromSeconds(1);
@@ -41,9 +65,19 @@ public static class DashboardServer
             var headers = context.Response.Headers;
             headers.ContentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
             headers.XContentTypeOptions = "nosniff";
-            headers["Referrer-Policy"] = "no-referrer";
-            // Checked on every request when there is a token, so that ?token= sets the cookie the cancel form needs.
-            var authorized = !string.IsNullOrEmpty(options.Token) && HasToken(context, options.Token);
+            // same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the dashboard's own form
+            // posts, and the origin check below needs the real one; other sites still get no referrer.
+            headers["Referrer-Policy"] = "same-origin";
+            // A state-changing request from another origin (a page on another port of this host is same-site, so
+            // SameSite cookies do not stop it) is refused before anything else.
+            if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method) && CrossOrigin(context.Request) is { } reason)
+            {
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                await context.Response.WriteAsync($"refused: {reason}");
+                return;
+            }
+            // Checked on every request when there is a token, so that ?token= starts the session the cancel form needs.
+            var authorized = !string.IsNullOrEmpty(options.Token) && Authenticate(context, options.Token, sessions) is not null;
             if (!loopback && !authorized)
             {
                 context.Response.StatusCode = StatusCodes.Status401Unauthorized;
@@ -56,10 +90,13 @@ public static class DashboardServer
         app.MapGet("/", () => Html(pages.Runs()));
         app.MapGet("/dashboard.js", () => Asset("dashboard.js", "text/javascript"));
         app.MapGet("/dashboard.css", () => Asset("dashboard.css", "text/css"));
-        app.MapGet("/runs/{id}", async (string id, CancellationToken ct) =>
-            pages.RunFragment(id, queues is null ? null : await queues.ReadAsync(ct)) is { } fragment ? Html(pages.RunPage(id, fragment)) : NotFound(id));
-        app.MapGet("/runs/{id}/fragment", async (string id, CancellationToken ct) =>
-            pages.RunFragment(id, queues is null ? null : await queues.ReadAsync(ct)) is { } fragment ? Html(fragment) : NotFound(id));
+        // The cancel form is offered only to a browser session that presented the token, with that session's anti-forgery token.
+        string? FormToken(HttpContext context) =>
+            cancelTraining is not null && context.User.Identity?.IsAuthenticated == true ? antiforgery.GetAndStoreTokens(context).RequestToken : null;
+        app.MapGet("/runs/{id}", async (HttpContext context, string id, CancellationToken ct) =>
+            pages.RunFragment(id, queues is null ? null : await queues.ReadAsync(ct), FormToken(context)) is { } fragment ? Html(pages.RunPage(id, fragment)) : NotFound(id));
+        app.MapGet("/runs/{id}/fragment", async (HttpContext context, string id, CancellationToken ct) =>
+            pages.RunFragment(id, queues is null ? null : await queues.ReadAsync(ct), FormToken(context)) is { } fragment ? Html(fragment) : NotFound(id));
         app.MapGet("/runs/{id}/events", async (HttpContext context, string id) =>
         {
             // One "update" event whenever the ledger changes; a comment line every 15 s keeps proxies from closing it.
@@ -99,7 +136,21 @@ public static class DashboardServer
         {
             if (cancelTraining is null || string.IsNullOrEmpty(options.Token))
                 return Results.Text("cancelling training needs Pipeline:Dashboard:Token", statusCode: StatusCodes.Status403Forbidden);
-            if (!HasToken(context, options.Token)) return Results.Text("wrong or missing token", statusCode: StatusCodes.Status401Unauthorized);
+            var how = Authenticate(context, options.Token, sessions);
+            if (how is null) return Results.Text("wrong or missing token", statusCode: StatusCodes.Status401Unauthorized);
+            // A browser's session cookie is sent by the browser on its own, so the form must prove it came from our
+            // page; a client sending the token itself (Authorization: Bearer) cannot be forged that way.
+            if (how == Authenticated.Session)
+            {
+                try
+                {
+                    await antiforgery.ValidateRequestAsync(context);
+                }
+                catch (AntiforgeryValidationException)
+                {
+                    return Results.Text("refused: the form's anti-forgery token is missing or wrong (reload the page)", statusCode: StatusCodes.Status403Forbidden);
+                }
+            }
             var form = await context.Request.ReadFormAsync(context.RequestAborted);
             var run = form["run"].ToString();
             if (ledger.Get(LedgerKeys.Job(JobKinds.Training, run)) is null)
@@ -110,20 +161,55 @@ public static class DashboardServer
         return app;
     }
 
-    /// <summary>The token from the Authorization header or the cookie; ?token= also sets the cookie for the next requests.</summary>
-    private static bool HasToken(HttpContext context, string token)
+    private enum Authenticated
+    {
+        Bearer,
+        Session,
+    }
+
+    /// <summary>
+    /// How the request shows it knows the token: Authorization: Bearer, or a session cookie. ?token= once starts a
+    /// session: the cookie holds a random session id, never the token, and the request's user becomes that session
+    /// (so anti-forgery tokens are bound to it). Null: not at all.
+    /// </summary>
+    private static Authenticated? Authenticate(HttpContext context, string token, System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> sessions)
     {
         static bool Same(string? given, string token) =>
             given is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(token));
         var header = context.Request.Headers.Authorization.ToString();
-        if (header.StartsWith("Bearer ", StringComparison.Ordinal) && Same(header["Bearer ".Length..], token)) return true;
-        if (Same(context.Request.Cookies[TokenCookie], token)) return true;
-        if (Same(context.Request.Query["token"].FirstOrDefault(), token))
+        if (header.StartsWith("Bearer ", StringComparison.Ordinal) && Same(header["Bearer ".Length..], token)) return Authenticated.Bearer;
+        var session = context.Request.Cookies[SessionCookie];
+        if (session is null || !sessions.ContainsKey(session))
         {
-            context.Response.Cookies.Append(TokenCookie, token, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, IsEssential = true });
-            return true;
+            if (!Same(context.Request.Query["token"].FirstOrDefault(), token)) return null;
+            session = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+            sessions[session] = DateTime.UtcNow;
+            context.Response.Cookies.Append(SessionCookie, session, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, IsEssential = true, Path = "/" });
         }
-        return false;
+        context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, session)], "dashboard-session"));
+        return Authenticated.Session;
+    }
+
+    /// <summary>Why a state-changing request is not from the dashboard's own pages (Sec-Fetch-Site, then Origin), or null.</summary>
+    private static string? CrossOrigin(HttpRequest request)
+    {
+        // A browser that sends Sec-Fetch-Site has said where the request comes from; "none" is the user's own action.
+        var site = request.Headers["Sec-Fetch-Site"].ToString();
+        if (site.Length > 0) return site is "same-origin" or "none" ? null : $"Sec-Fetch-Site is {site}";
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !string.Equals(origin, $"{request.Scheme}://{request.Host}", StringComparison.OrdinalIgnoreCase)) return $"Origin {origin} is not this dashboard";
+        return null;
+    }
+
+    private static string[] AllowedHosts(DashboardOptions options)
+    {
+        var hosts = new List<string>(options.AllowedHosts);
+        var bound = options.Host.Trim('[', ']');
+        if (bound is "0.0.0.0" or "::" or "*") return hosts.Count > 0 ? [.. hosts] : ["*"]; // every address: the token guards it
+        hosts.Add(bound.Contains(':') ? $"[{bound}]" : bound);
+        if (bound == "localhost" || IPAddress.TryParse(bound, out var address) && IPAddress.IsLoopback(address))
+            hosts.AddRange(["localhost", "127.0.0.1", "[::1]"]);
+        return [.. hosts.Distinct(StringComparer.OrdinalIgnoreCase)];
     }
 
     private static IResult Html(string html) => Results.Content(html, "text/html; charset=utf-8");

@@ -144,5 +144,11 @@ public sealed class DashboardOptions
 
     /// <summary>RabbitMQ's management API (http://127.0.0.1:15672) for queue depths and consumers; none by default.</summary>
     public string? RabbitMqManagementUrl { get; set; }
+
+    /// <summary>
+    /// Host names the dashboard answers besides the address it listens on (and, on loopback, localhost): a request
+    /// naming any other host gets 400, so a page cannot read it through DNS rebinding. Put a proxy's name here.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
 }
 

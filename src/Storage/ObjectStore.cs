@@ -94,7 +94,19 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         var where = Describe("") + (_options.ServiceUrl is { Length: > 0 } url ? $" at {url}" : "");
         try
         {
-            await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix, MaxKeys = 1 }, ct);
+            // A server error (5xx) is the server's passing trouble, not a wrong setting: asked again a few times.
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix, MaxKeys = 1 }, ct);
+                    return;
+                }
+                catch (AmazonS3Exception e) when ((int)e.StatusCode >= 500 && attempt < 5)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(500 * attempt), ct);
+                }
+            }
         }
         catch (AmazonS3Exception e)
         {

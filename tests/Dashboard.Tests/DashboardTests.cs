@@ -80,10 +80,58 @@ public sealed class DashboardTests : IAsyncLifetime
         await File.WriteAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "dashboard-run-page.png"), Convert.FromBase64String(shot!.Value.GetProperty("data").GetString()!));
 
         // The one write: cancelling the running training, with the token.
+        var posted = page.WaitForResponseAsync(r => r.Url.EndsWith("/cancel-training"));
         await page.Locator("#jobs button").ClickAsync();
+        var response = await posted;
+        if (response.Status != 302) Assert.Fail($"cancel answered {response.Status}: {await response.TextAsync()}");
         await page.WaitForURLAsync($"{_address}/runs/r");
         lock (_cancelled) Assert.Equal(["r-gpt"], _cancelled);
         lock (errors) Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public async Task Another_page_of_this_host_cannot_drive_or_read_the_dashboard()
+    {
+        // Regression (#26): a page on another port (same site, so SameSite=Strict did not help) could post the cancel
+        // form with the dashboard's cookie, the cookie held the token itself, and any Host header was answered.
+        var cookies = new CookieContainer();
+        using var handler = new HttpClientHandler { CookieContainer = cookies, UseCookies = true, AllowAutoRedirect = false };
+        using var http = new HttpClient(handler) { BaseAddress = new Uri(_address) };
+        var login = await http.GetAsync("/runs/r?token=secret-token");
+        login.EnsureSuccessStatusCode();
+        var setCookies = string.Join("\n", login.Headers.GetValues("Set-Cookie"));
+        Assert.DoesNotContain("secret-token", setCookies);
+        Assert.Contains("pipeline-dashboard-session=", setCookies);
+        var page = await login.Content.ReadAsStringAsync();
+        var field = System.Text.RegularExpressions.Regex.Match(page, "name=\"__RequestVerificationToken\" value=\"([^\"]+)\"");
+        Assert.True(field.Success, "the cancel form carries an anti-forgery token");
+
+        async Task<HttpStatusCode> Post(Dictionary<string, string> form, params (string Name, string Value)[] headers)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/runs/r/cancel-training") { Content = new FormUrlEncodedContent(form) };
+            foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+            return (await http.SendAsync(request)).StatusCode;
+        }
+        var withToken = new Dictionary<string, string> { ["run"] = "r-gpt", ["__RequestVerificationToken"] = field.Groups[1].Value };
+        var withoutToken = new Dictionary<string, string> { ["run"] = "r-gpt" };
+        // A page on another port: its Origin, or the browser's Sec-Fetch-Site, gives it away.
+        Assert.Equal(HttpStatusCode.Forbidden, await Post(withToken, ("Origin", "http://127.0.0.1:1")));
+        Assert.Equal(HttpStatusCode.Forbidden, await Post(withToken, ("Sec-Fetch-Site", "same-site")));
+        // A forged form (no anti-forgery token, or another's) with the session cookie.
+        Assert.Equal(HttpStatusCode.Forbidden, await Post(withoutToken, ("Origin", _address)));
+        Assert.Equal(HttpStatusCode.Forbidden, await Post(new(withToken) { ["__RequestVerificationToken"] = "forged" }, ("Origin", _address)));
+        lock (_cancelled) Assert.Empty(_cancelled);
+        // The dashboard's own form, from its own origin, works.
+        Assert.Equal(HttpStatusCode.Redirect, await Post(withToken, ("Origin", _address), ("Sec-Fetch-Site", "same-origin")));
+        lock (_cancelled) Assert.Equal(["r-gpt"], _cancelled);
+
+        // DNS rebinding: a request naming another host is not answered.
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "/runs/r");
+        rebound.Headers.Host = "attacker.example";
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.SendAsync(rebound)).StatusCode);
+        using var named = new HttpRequestMessage(HttpMethod.Get, "/runs/r");
+        named.Headers.Host = $"localhost:{new Uri(_address).Port}";
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(named)).StatusCode);
     }
 
     [Fact]
