@@ -99,7 +99,9 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
             {
                 try
                 {
-                    await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix, MaxKeys = 1 }, ct);
+                    // A prefix that holds nothing: the answer says whether the bucket and credentials are right without
+                    // reading a listing of what is there (s3rver fails listing a busy prefix with MaxKeys=1).
+                    await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix + ".startup-check/", MaxKeys = 1 }, ct);
                     return;
                 }
                 catch (AmazonS3Exception e) when ((int)e.StatusCode >= 500 && attempt < 5)

@@ -159,6 +159,8 @@ public sealed class BadInputTests : IDisposable
     [Fact(Timeout = 240_000)]
     [Trait("Category", "RabbitMq")]
     [Trait("Category", "S3")]
+    [Trait("Category", "RabbitMq")]
+    [Trait("Category", "S3")]
     public async Task A_service_with_a_bad_credential_fails_at_start_with_one_line_naming_it()
     {
         // Regression (#26): a wrong broker password aborted with exit 134 and 40 stack lines; a missing bucket or a
@@ -207,6 +209,7 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact(Timeout = 240_000)]
+    [Trait("Category", "Postgres")]
     [Trait("Category", "Postgres")]
     public async Task Status_reads_the_configured_ledger()
     {

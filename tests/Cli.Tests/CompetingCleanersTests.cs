@@ -36,6 +36,9 @@ public sealed class CompetingCleanersTests : IDisposable
     };
 
     [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
+    [Trait("Category", "Postgres")]
+    [Trait("Category", "S3")]
     public async Task Two_cleaners_split_the_shards_and_one_killed_mid_way_loses_nothing()
     {
         await _broker.RequireAsync();

@@ -112,6 +112,7 @@ public sealed class EndToEndTests : IDisposable
     }
 
     [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
     public async Task The_chain_runs_over_RabbitMQ_and_removes_documents_that_contain_evaluation_text()
     {
         await _broker.RequireAsync();
@@ -134,6 +135,7 @@ public sealed class EndToEndTests : IDisposable
     }
 
     [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
     public async Task A_broker_restart_mid_run_loses_nothing()
     {
         await _broker.RequireAsync();
@@ -175,6 +177,7 @@ public sealed class EndToEndTests : IDisposable
     }
 
     [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
     public async Task A_faulted_stage_ends_the_run_at_once_with_its_error()
     {
         // Regression: with --vocab 10 the tokenizer consumer faulted and the run waited for up to 24 hours. The run

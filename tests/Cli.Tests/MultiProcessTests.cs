@@ -48,6 +48,9 @@ public sealed class MultiProcessTests : IDisposable
             line => _serviceLog.Enqueue($"{service}: {line}")));
 
     [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
+    [Trait("Category", "Postgres")]
+    [Trait("Category", "S3")]
     public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
     {
         await _broker.RequireAsync();

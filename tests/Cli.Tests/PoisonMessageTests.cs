@@ -77,6 +77,7 @@ public sealed class PoisonMessageTests : IDisposable
     public async Task In_memory() => await Exercise(new Dictionary<string, string?> { ["Pipeline:Transport"] = "InMemory" });
 
     [Fact(Timeout = 120_000)]
+    [Trait("Category", "RabbitMq")]
     public async Task Over_RabbitMQ_the_reason_is_in_the_error_queue()
     {
         await _broker.RequireAsync();

@@ -160,6 +160,7 @@ public sealed class CrawlerTests : IDisposable
     }
 
     [Fact]
+    [Trait("Category", "S3")]
     public async Task A_crawl_resumes_on_another_host_from_the_frontier_snapshot_in_the_object_store()
     {
         var site = Path.Combine(_root, "site");

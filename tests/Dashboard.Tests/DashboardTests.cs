@@ -46,6 +46,7 @@ public sealed class DashboardTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Category", "Browser")]
     public async Task The_run_page_shows_the_stages_and_a_new_checkpoint_appears_live_in_chromium()
     {
         using var playwright = await Playwright.CreateAsync();

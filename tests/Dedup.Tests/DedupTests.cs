@@ -208,6 +208,7 @@ public sealed class DedupTests : IDisposable
     }
 
     [Fact]
+    [Trait("Category", "S3")]
     public async Task Dedup_hosts_with_folders_of_their_own_share_the_index_through_the_object_store()
     {
         // Three hosts: each its own folder, one bucket prefix (the test S3 server) and one ledger between them.

@@ -182,6 +182,7 @@ public sealed class SqliteLedgerTests : LedgerContractTests
     protected override RunLedger OpenLedger() => new(Path.Combine(_root, "ledger.db"));
 
     [Fact]
+    [Trait("Category", "Postgres")]
     public void A_ledger_written_before_the_schema_had_versions_migrates_in_place()
     {
         var path = Path.Combine(_root, "old.db");
@@ -209,6 +210,7 @@ public sealed class SqliteLedgerTests : LedgerContractTests
     public override void Dispose() => Directory.Delete(_root, true);
 }
 
+[Trait("Category", "Postgres")]
 public sealed class PostgresLedgerTests : LedgerContractTests
 {
     private readonly PostgresTestDatabase _database = new();

@@ -10,6 +10,7 @@ namespace Pipeline.Storage.Tests;
 /// (scripts/s3-local.sh: s3rver from npm on 127.0.0.1:4569, bucket pipeline-test; PIPELINE_TEST_S3 overrides the
 /// endpoint). Each test works under a prefix of its own; each "host" is a store with a folder of its own.
 /// </summary>
+[Trait("Category", "S3")]
 public sealed class S3ShardStoreTests : IDisposable
 {
     private static readonly string Endpoint = S3TestBucket.Endpoint;
