@@ -82,6 +82,16 @@ public static class Checkpoints
             .OrderBy(x => x.Loss).Select(x => x.Folder).FirstOrDefault();
 
     /// <summary>Complete checkpoints of a run, oldest first.</summary>
+    /// <summary>
+    /// Removes the half-written checkpoint folders (step-N.tmp-PID) a killed or failed save left behind (a full
+    /// disk, say); a run that starts or resumes calls it, so nothing half-written stays.
+    /// </summary>
+    public static void RemovePartial(string runFolder)
+    {
+        if (!Directory.Exists(runFolder)) return;
+        foreach (var partial in Directory.GetDirectories(runFolder, "step-*.tmp-*")) Directory.Delete(partial, recursive: true);
+    }
+
     public static IReadOnlyList<string> List(string runFolder) =>
         Directory.Exists(runFolder)
             ? Directory.GetDirectories(runFolder, "step-*").Where(d => !d.Contains(".tmp") && File.Exists(Path.Combine(d, "checkpoint.json"))).Order(StringComparer.Ordinal).ToList()

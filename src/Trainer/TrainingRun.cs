@@ -43,6 +43,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         long step = 0;
         double? lastVal = null;
         var lrScale = 1.0; // halved at every skipped non-finite step; checkpointed, so a resume continues with it
+        Checkpoints.RemovePartial(runFolder);
         var existing = Checkpoints.List(runFolder);
         var problems = new List<string>();
         var resumed = false;

@@ -132,6 +132,20 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact(Timeout = 240_000)]
+    public async Task A_link_inside_out_that_leads_outside_is_refused_not_followed()
+    {
+        // Regression (#26): a reports/ folder symlinked out of --out was followed, and clean wrote its report there.
+        var (raw, _) = await ShardsAsync();
+        var outDir = Path.Combine(_root, "linked");
+        var outside = Path.Combine(_root, "outside");
+        Directory.CreateDirectory(outDir);
+        Directory.CreateDirectory(outside);
+        Directory.CreateSymbolicLink(Path.Combine(outDir, "reports"), outside);
+        await FailsWith("outside the storage root", "clean", raw, "--out", outDir);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact(Timeout = 240_000)]
     public async Task A_damaged_ledger_is_one_error_line_for_every_command()
     {
         // Regression (#26): a corrupt or truncated ledger.db aborted every command (exit 134, a stack trace).

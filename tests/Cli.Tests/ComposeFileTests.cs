@@ -44,6 +44,11 @@ public sealed class ComposeFileTests
                 var environment = Merged((YamlMappingNode)Setting(service, "environment")!);
                 Assert.Equal("S3", environment["PIPELINE__STORAGE__KIND"]);
                 Assert.NotNull(environment["PIPELINE__LEDGER__CONNECTIONSTRING"]);
+                // Only what the service needs (#26): never MinIO's root credentials, the token only for the dashboard,
+                // and no env_file that would hand every .env value to every container.
+                Assert.False(Setting(service, "env_file") is not null, $"{name} takes the whole .env");
+                Assert.DoesNotContain(environment.Values, v => v.Contains("MINIO_ROOT", StringComparison.Ordinal));
+                Assert.Equal(name == "dashboard", environment.Values.Any(v => v.Contains("DASHBOARD_TOKEN", StringComparison.Ordinal)));
             }
             if (Setting(service, "volumes") is YamlSequenceNode volumes)
                 foreach (var volume in volumes.Children.Select(v => v.ToString().Split(':')[0]))
@@ -54,6 +59,29 @@ public sealed class ComposeFileTests
         Assert.Equal(["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator", "dashboard"], served);
         Assert.All(mountedBy, kv => Assert.True(kv.Value.Count == 1, $"volume {kv.Key} is shared by {string.Join(", ", kv.Value)}"));
         Assert.All(served, service => Assert.Contains(mountedBy, kv => kv.Value.SequenceEqual([service])));
+    }
+
+    [Fact]
+    public void Images_are_pinned_and_a_missing_environment_value_is_named()
+    {
+        var text = File.ReadAllText(Path.Combine(Repository(), "compose.yaml"));
+        foreach (System.Text.RegularExpressions.Match image in System.Text.RegularExpressions.Regex.Matches(text, @"image:\s*(\S+)"))
+            Assert.True(image.Groups[1].Value.Contains(':'), $"image {image.Groups[1].Value} is not pinned to a tag");
+        var folder = Directory.CreateTempSubdirectory("compose-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(Repository(), "compose.yaml"), Path.Combine(folder, "compose.yaml"));
+            var start = new ProcessStartInfo("docker-compose", ["config", "--quiet"]) { WorkingDirectory = folder, RedirectStandardError = true, RedirectStandardOutput = true };
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.NotEqual(0, process.ExitCode);
+            Assert.Contains("in .env (see .env.example)", error);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

@@ -36,7 +36,7 @@ public static class AlignCommands
                 using var logging = CliConfig.Logging(quiet: false);
                 var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
                 var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, parse.GetValue(data)!, settings,
-                    Path.Combine(outDir, Checkpoints.RunFolder(runName)), runName, ct);
+                    new ShardStore(outDir).Resolve(Checkpoints.RunFolder(runName)), runName, ct);
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
                 var last = result.Report.Steps[^1];
                 AnsiConsole.MarkupLine($"[green]align {method}[/]: loss {result.Report.Steps[0].Loss:F4} -> {last.Loss:F4}" +

@@ -56,9 +56,10 @@ public static class CleanDedupTokenizeCommands
             var total = new CleanReport();
             foreach (var stats in ledger.Stats(runId, ShardCleaner.Stage))
                 total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
-            var reportPath = Path.Combine(outDir, "reports", "clean-report.json");
-            Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
-            File.WriteAllText(reportPath, JsonSerializer.Serialize(total, new JsonSerializerOptions { WriteIndented = true }));
+            // Through the store's atomic write: confined to --out (a reports/ link leading out is refused) and never half-written.
+            var store = new ShardStore(outDir);
+            await store.WriteAtomicAsync("reports/clean-report.json", stream => JsonSerializer.SerializeAsync(stream, total, new JsonSerializerOptions { WriteIndented = true }, ct), ct);
+            var reportPath = store.Resolve("reports/clean-report.json");
             var table = new Table().AddColumns("rule (in order)", "documents removed", "characters removed");
             foreach (var (rule, count) in total.RemovalsInOrder()) table.AddRow(rule, count.Documents.ToString("N0"), count.Chars.ToString("N0"));
             AnsiConsole.Write(table);

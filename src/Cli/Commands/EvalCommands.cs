@@ -53,7 +53,7 @@ public static class EvalCommands
             // Every task file is read before any checkpoint is loaded: a bad one is an `error:` line naming it at once.
             foreach (var file in parse.GetValue(tasks)!) Pipeline.Evaluator.Tasks.TaskLoader.Load(file);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var path = EvalReport.Write(CliConfig.Ledger(outDir), Path.Combine(outDir, "reports"));
+            var path = EvalReport.Write(CliConfig.Ledger(outDir), new ShardStore(outDir).Resolve("reports"));
             AnsiConsole.MarkupLine($"[green]eval report[/]: {Markup.Escape(path)}");
             return 0;
         });

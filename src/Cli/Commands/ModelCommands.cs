@@ -45,9 +45,11 @@ public static class ModelCommands
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
             using var logging = CliConfig.Logging(quiet: false);
             AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
-            var run = new TrainingRun(config, data, Path.Combine(outDir, Checkpoints.RunFolder(config.RunName)), logging.CreateLogger("train"));
+            // Through the store: a checkpoints/ folder that is a link leading out of --out is refused, never followed.
+            var runFolder = new ShardStore(outDir).Resolve(Checkpoints.RunFolder(config.RunName));
+            var run = new TrainingRun(config, data, runFolder, logging.CreateLogger("train"));
             var steps = await run.RunAsync(ct);
-            AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(Path.Combine(outDir, Checkpoints.RunFolder(config.RunName)))}");
+            AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(runFolder)}");
             // Interrupted by a signal: the checkpoint of the current step is written; the exit code still says "interrupted".
             return ct.IsCancellationRequested ? 130 : 0;
         });
