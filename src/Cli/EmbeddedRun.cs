@@ -42,6 +42,8 @@ public sealed record EmbeddedRunOptions
     public string? SftData { get; init; }
     /// <summary>The coordinator's re-check of the ledger when no event arrives (<see cref="RunCoordinator.Recheck"/>); null = its default.</summary>
     public TimeSpan? Recheck { get; init; }
+    /// <summary>How long the coordinator waits with nothing moving before it announces again what was not taken (<see cref="RunCoordinator.Reconcile"/>); null = its default.</summary>
+    public TimeSpan? Reconcile { get; init; }
 }
 
 /// <summary>
@@ -103,6 +105,7 @@ public static class EmbeddedRun
                 host.Services.GetRequiredService<RunSignals>(), logger)
             {
                 Recheck = options.Recheck ?? TimeSpan.FromSeconds(2),
+                Reconcile = options.Reconcile ?? TimeSpan.FromSeconds(30),
                 OnPhase = phase =>
                 {
                     display.SetPhase(phase);

@@ -56,19 +56,35 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// </summary>
     public TimeSpan Recheck { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a waiting run may see the ledger unchanged before it announces again what is recorded but not taken:
+    /// a message lost on its way (a broker replaced by a new, empty node loses every message it held and every one
+    /// published meanwhile) is sent again, with a warning naming it. Consumers are idempotent, so a message that was
+    /// only slow costs a skip.
+    /// </summary>
+    public TimeSpan Reconcile { get; init; } = TimeSpan.FromSeconds(30);
+
     public async Task RunAsync(RunRequest request, CancellationToken ct)
     {
         if (ledger.RunConfig(request.RunId) is { } recorded) RunSettings.CheckResume(request, recorded);
         ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
         Phase("crawl");
         await ReannounceAsync(request.RunId, ct);
-        for (var part = 0; part < request.CrawlParts; part++)
-            await PublishAsync(new CrawlRequested(request.RunId, request.Seeds, request.MaxPages, Partition: part, Partitions: request.CrawlParts), ct);
-        await WaitAsync(request, () => ledger.Get(LedgerKeys.CrawlSummary(request.RunId)) is not null, ct);
+        CrawlRequested Crawl(int part) => new(request.RunId, request.Seeds, request.MaxPages, Partition: part, Partitions: request.CrawlParts);
+        for (var part = 0; part < request.CrawlParts; part++) await PublishAsync(Crawl(part), ct);
+        await WaitAsync(request, () => ledger.Get(LedgerKeys.CrawlSummary(request.RunId)) is not null, ct, reconcile: async token =>
+        {
+            // A crawl request no crawler took (its job is not in the ledger) was lost: ask again.
+            for (var part = 0; part < request.CrawlParts; part++)
+                if (ledger.Get(LedgerKeys.Job(JobKinds.Crawl, Crawler.CrawlWorker.JobName(request.RunId, part, request.CrawlParts))) is null)
+                    await AgainAsync(Crawl(part), $"crawl part {part} was not taken by any crawler", token);
+            await ReannounceShardsAsync(request.RunId, token);
+        });
 
         Phase("clean + dedup");
         await WaitAsync(request, () => ledger.Pending(request.RunId, StageNames.Crawl, ShardCleaner.Stage).Count == FailedCount(request.RunId, ShardCleaner.Stage)
-            && ledger.Pending(request.RunId, ShardCleaner.Stage, ShardDeduplicator.Stage).Count == FailedCount(request.RunId, ShardDeduplicator.Stage), ct);
+            && ledger.Pending(request.RunId, ShardCleaner.Stage, ShardDeduplicator.Stage).Count == FailedCount(request.RunId, ShardDeduplicator.Stage), ct,
+            reconcile: token => ReannounceShardsAsync(request.RunId, token));
 
         Phase("tokenizer");
         var dedupShards = ledger.Shards(request.RunId, ShardDeduplicator.Stage);
@@ -76,9 +92,16 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         if (request.EvalTasks is { Count: > 0 } tasks && (ledger.Get(ContaminationKey(request.RunId)) is null
             || (request.RemoveContaminated && ledger.Get(CorpusTokenizer.ExcludedKey(request.RunId)) is null)))
             await MeasureContaminationAsync(request.RunId, tasks, dedupShards, request.RemoveContaminated, ct);
-        await PublishAsync(new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList()), ct);
+        var trainTokenizer = new TrainTokenizer(request.RunId, request.VocabSize, dedupShards.Select(s => s.Uri).ToList());
+        await PublishAsync(trainTokenizer, ct);
         await WaitAsync(request, () => ledger.Get(LedgerKeys.Tokenizer(request.RunId)) is not null
-            && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct);
+            && ledger.Pending(request.RunId, ShardDeduplicator.Stage, CorpusTokenizer.Stage).Count == 0, ct, reconcile: async token =>
+        {
+            // Without a tokenizer the request was lost (or is still training: the tokenizer skips a second request
+            // once it has one); with one, dedup shards not tokenized yet were announced into the void.
+            if (ledger.Get(LedgerKeys.Tokenizer(request.RunId)) is null) await AgainAsync(trainTokenizer, "the run has no tokenizer yet", token);
+            else await ReannounceShardsAsync(request.RunId, token);
+        });
 
         Phase("train");
         // Without validation documents the trainer would measure validation loss on training data: a run with more
@@ -90,8 +113,10 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
                 "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
         var training = request.Training with { Model = request.Training.Model with { VocabSize = manifest.VocabSize } };
         var trainedBefore = TrainingJob(training.RunName)?.State == JobState.Completed;
-        await PublishAsync(new StartTraining(request.RunId, training.RunName, RunArtifacts.TokenManifestUri(request.RunId), JsonSerializer.Serialize(training)), ct);
-        await WaitAsync(request, () => TrainingJob(training.RunName)?.State is JobState.Completed or JobState.Failed or JobState.Cancelled, ct);
+        var startTraining = new StartTraining(request.RunId, training.RunName, RunArtifacts.TokenManifestUri(request.RunId), JsonSerializer.Serialize(training));
+        await PublishAsync(startTraining, ct);
+        await WaitAsync(request, () => TrainingJob(training.RunName)?.State is JobState.Completed or JobState.Failed or JobState.Cancelled, ct,
+            reconcile: token => TrainingJob(training.RunName) is null ? AgainAsync(startTraining, "no trainer took the training run", token) : Task.CompletedTask);
         if (TrainingJob(training.RunName) is { State: JobState.Failed } failed) throw new InvalidOperationException($"training failed: {failed.Error}");
 
         Phase("evaluate");
@@ -237,6 +262,30 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         foreach (var shard in ledger.Pending(runId, ShardCleaner.Stage, ShardDeduplicator.Stage)) await PublishAsync(new CleanShardCreated(shard), ct);
     }
 
+    /// <summary>
+    /// While the run waits with nothing moving: every shard recorded by one stage and neither finished nor failed by
+    /// the next is announced again, each with a warning naming it (failed ones stay failed; dedup shards only once
+    /// the run has its tokenizer, which they wait for).
+    /// </summary>
+    private async Task ReannounceShardsAsync(string runId, CancellationToken ct)
+    {
+        async Task Again<T>(string producer, string consumer, Func<ShardRef, T> message) where T : class
+        {
+            var failed = ledger.Failures(runId, consumer).Select(f => f.InputId).ToHashSet();
+            foreach (var shard in ledger.Pending(runId, producer, consumer).Where(s => !failed.Contains(s.ShardId)))
+                await AgainAsync(message(shard), $"shard {shard.Uri} was recorded by {producer} but not taken by {consumer}", ct);
+        }
+        await Again(StageNames.Crawl, ShardCleaner.Stage, s => new RawShardCreated(s));
+        await Again(ShardCleaner.Stage, ShardDeduplicator.Stage, s => new CleanShardCreated(s));
+        if (ledger.Get(LedgerKeys.Tokenizer(runId)) is not null) await Again(ShardDeduplicator.Stage, CorpusTokenizer.Stage, s => new DedupShardCreated(s));
+    }
+
+    private async Task AgainAsync<T>(T message, string why, CancellationToken ct) where T : class
+    {
+        logger.LogWarning("run: {Why} after {Quiet} with nothing moving; announcing it again", why, Reconcile);
+        await PublishAsync(message, ct);
+    }
+
     private async Task ReannounceFinalCheckpointAsync(string runId, string runName, CancellationToken ct)
     {
         var uri = (await CheckpointsOfAsync(runName, ct)).LastOrDefault();
@@ -263,9 +312,13 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// Waits for the next phase; a stage fault or a failed long job of this run ends the wait at once with that
     /// stage's error, so a run never waits out a timeout for work that can no longer happen.
     /// </summary>
-    private async Task WaitAsync(RunRequest request, Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null)
+    /// <param name="reconcile">What to announce again when the ledger has not changed for <see cref="Reconcile"/>.</param>
+    private async Task WaitAsync(RunRequest request, Func<bool> condition, CancellationToken ct, TimeSpan? timeout = null,
+        Func<CancellationToken, Task>? reconcile = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromHours(24));
+        var mark = reconcile is null ? "" : ledger.ChangeMark();
+        var quietSince = DateTime.UtcNow;
         while (true)
         {
             var next = signals.Next; // before the check: an event that lands during it still wakes the wait below
@@ -273,6 +326,16 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             if (faults.For(request.RunId) is { } fault) throw new InvalidOperationException($"run {request.RunId}: {fault}");
             if (FailedJob(request) is { } failed) throw new InvalidOperationException($"run {request.RunId}: {failed}");
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {request.RunId}: the run did not reach its next phase in {timeout ?? TimeSpan.FromHours(24)}");
+            if (reconcile is not null)
+            {
+                var now = ledger.ChangeMark();
+                if (now != mark) (mark, quietSince) = (now, DateTime.UtcNow);
+                else if (DateTime.UtcNow - quietSince >= Reconcile)
+                {
+                    await reconcile(ct);
+                    quietSince = DateTime.UtcNow;
+                }
+            }
             await Task.WhenAny(next, Task.Delay(Recheck, ct));
             ct.ThrowIfCancellationRequested();
         }

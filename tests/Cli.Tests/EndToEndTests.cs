@@ -154,6 +154,31 @@ public sealed class EndToEndTests : IDisposable
         Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
     }
 
+    [Fact(Timeout = 300_000)]
+    [Trait("Category", "RabbitMq")]
+    public async Task A_broker_replaced_by_an_empty_one_mid_run_loses_nothing_and_nothing_restarts()
+    {
+        // Regression (#26): a new, empty broker node mid-run lost every announcement it held or that was published
+        // meanwhile; the cleaner never saw those shards and the coordinator waited forever without a word.
+        await _broker.RequireAsync();
+        Task? replace = null;
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var options = SmallRun(_out) with
+        {
+            MaxPages = 600,
+            Reconcile = TimeSpan.FromSeconds(5),
+            Settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "40" },
+            // Mid-crawl: the crawl request is taken, shards are being announced, cleaned and deduplicated.
+            OnPhase = phase => replace ??= phase == "crawl" ? Task.Delay(1500).ContinueWith(_ => _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3))).Unwrap() : null,
+        };
+        await RunOverBrokerAsync(options);
+        Assert.NotNull(replace);
+        await replace;
+        // The same invariants as the embedded run: every page crawled once, cleaned once, deduplicated once, tokenized.
+        var outcome = await RunAssertions.CheckAsync(_out);
+        Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
+    }
+
     /// <summary>
     /// A run over the test's virtual host, with a deadline inside the test's timeout: a run that does not finish fails
     /// naming its phase, the ledger's stage rows and the broker's queues, where an xunit timeout would say nothing.

@@ -76,6 +76,21 @@ internal sealed class RabbitMqBroker : IDisposable
         }
     }
 
+    /// <summary>
+    /// The test's broker replaced by a new, empty one, as a node started afresh is (scripts/rabbitmq-local.sh stop and
+    /// start): its virtual host is deleted, with every queue, binding and message and every connection to it, and
+    /// made again empty after <paramref name="away"/>. Other tests' virtual hosts are untouched.
+    /// </summary>
+    public async Task ReplaceWithEmptyAsync(TimeSpan away)
+    {
+        using var client = ManagementClient();
+        (await client.DeleteAsync($"api/vhosts/{VirtualHostPath}")).EnsureSuccessStatusCode();
+        await Task.Delay(away);
+        (await client.PutAsync($"api/vhosts/{VirtualHostPath}", null)).EnsureSuccessStatusCode();
+        (await client.PutAsJsonAsync($"api/permissions/{VirtualHostPath}/{Uri.EscapeDataString(Username)}",
+            new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
+    }
+
     /// <summary>Messages waiting in a queue, or 0 when the queue does not exist.</summary>
     public async Task<uint> MessageCountAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
 

@@ -34,6 +34,9 @@ public sealed class StageCommandTests : IDisposable
         }
         var outDir = Path.Combine(_root, "out");
         var crawl = await Ok("crawl", "--warc", warc, "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShard=100");
+        // Off a terminal, progress is plain lines: no carriage-return redraws in a log (#26).
+        Assert.DoesNotContain('\r', crawl);
+        Assert.Contains("warc: ", crawl);
         Assert.Contains("records", crawl);
         var raw = Directory.GetFiles(Path.Combine(outDir, "shards", "crawl"), "*.parquet", SearchOption.AllDirectories);
         Assert.Equal((pages.Count + 99) / 100, raw.Length); // shards of 100 pages

@@ -53,9 +53,10 @@ public static class CrawlCommand
             if (warcFiles.Length > 0)
             {
                 var ingester = new WarcIngester(options, store, ledger, logger);
+                var status = new StatusLine(TimeSpan.FromSeconds(10));
                 var summary = await ingester.IngestAsync(runId, warcFiles, OnShard, ct,
-                    new Progress<WarcSummary>(s => Console.Error.Write($"\rwarc: {s.Records:N0} records, {s.Pages:N0} pages, {s.Bytes / 1e6:F1} MB, {s.Shards} shards   ")));
-                Console.Error.WriteLine();
+                    new Progress<WarcSummary>(s => status.Show($"warc: {s.Records:N0} records, {s.Pages:N0} pages, {s.Bytes / 1e6:F1} MB, {s.Shards} shards")));
+                status.End();
                 var table = new Table().AddColumns("records", "pages", "shards", "MB", "MB/s", "records/s");
                 table.AddRow(summary.Records.ToString("N0"), summary.Pages.ToString("N0"), summary.Shards.ToString(), (summary.Bytes / 1e6).ToString("F1"),
                     (summary.Bytes / 1e6 / Math.Max(summary.Seconds, 1e-9)).ToString("F1"), (summary.Records / Math.Max(summary.Seconds, 1e-9)).ToString("F0"));
@@ -68,19 +69,20 @@ public static class CrawlCommand
                 var crawler = new WebCrawler(options, store, logger);
                 var watch = Stopwatch.StartNew();
                 using var stop = new CancellationTokenSource();
+                var status = new StatusLine(TimeSpan.FromSeconds(10));
                 var display = Task.Run(async () =>
                 {
                     while (!stop.IsCancellationRequested)
                     {
                         var p = crawler.Progress;
-                        Console.Error.Write($"\rcrawl: {p.Fetched:N0} fetched, {p.Queued:N0} queued, {p.Failed:N0} failed, {p.Bytes / 1e6:F1} MB, {p.Fetched / Math.Max(watch.Elapsed.TotalSeconds, 1e-9):F1} pages/s, {p.Shards} shards   ");
+                        status.Show($"crawl: {p.Fetched:N0} fetched, {p.Queued:N0} queued, {p.Failed:N0} failed, {p.Bytes / 1e6:F1} MB, {p.Fetched / Math.Max(watch.Elapsed.TotalSeconds, 1e-9):F1} pages/s, {p.Shards} shards");
                         try { await Task.Delay(500, stop.Token); } catch (OperationCanceledException) { }
                     }
                 });
                 var summary = await crawler.RunAsync(runId, seedList, OnShard, ct);
                 await stop.CancelAsync();
                 await display;
-                Console.Error.WriteLine();
+                status.End();
                 ledger.Set(LedgerKeys.CrawlSummary(runId), System.Text.Json.JsonSerializer.Serialize(summary));
                 AnsiConsole.MarkupLine($"[green]crawl[/]: {summary.Pages:N0} pages in {summary.Shards} shards, {watch.Elapsed.TotalSeconds:F1} s; " +
                     $"{summary.Retries:N0} requests retried, {summary.Requeued:N0} failed URLs tried again");

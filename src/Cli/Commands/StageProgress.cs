@@ -35,3 +35,47 @@ public static class StageProgress
             });
     }
 }
+
+/// <summary>
+/// A job's one-line status (the crawl's counters, WARC ingestion): redrawn in place on a terminal; off a terminal
+/// (a log file, a pipe) a plain line at most every <paramref name="every"/> and the last one, never a carriage return.
+/// </summary>
+public sealed class StatusLine(TimeSpan every)
+{
+    private readonly Lock _gate = new();
+    private DateTime _last = DateTime.MinValue;
+    private string? _pending;
+
+    private static bool Redraws => !Console.IsErrorRedirected && StageProgress.Interactive;
+
+    public void Show(string line)
+    {
+        lock (_gate)
+        {
+            if (Redraws)
+            {
+                Console.Error.Write($"\r{line}   ");
+                return;
+            }
+            if (DateTime.UtcNow - _last < every)
+            {
+                _pending = line;
+                return;
+            }
+            Console.Error.WriteLine(line);
+            _last = DateTime.UtcNow;
+            _pending = null;
+        }
+    }
+
+    /// <summary>Ends the status: the line ends on a terminal, and the last status not yet written is written.</summary>
+    public void End()
+    {
+        lock (_gate)
+        {
+            if (Redraws) Console.Error.WriteLine();
+            else if (_pending is not null) Console.Error.WriteLine(_pending);
+            _pending = null;
+        }
+    }
+}
