@@ -133,7 +133,9 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         // Evaluated = validation and every configured task scored (or failed), not just the first score.
         await WaitAsync(request, () => Evaluated(finalUri), ct, TimeSpan.FromMinutes(30));
         var runTasks = await StageTasksAsync(request, ct);
-        await ScoreTasksAsync(request, finalUri, runTasks, ct);
+        // Every checkpoint of the run, as an evaluator configured with the tasks scores them on arrival (the embedded
+        // run): over RabbitMQ the services have no tasks of their own, and the run asks for them here.
+        await ScoreTasksAsync(request, await CheckpointsOfAsync(training.RunName, ct), runTasks, ct);
         if (request.Alignment is { } alignment)
         {
             Phase("align");
@@ -143,7 +145,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             if ((await CheckpointsOfAsync(aligned, ct)).Count == 0)
                 await PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, request.RunId), ct);
             await WaitAsync(request, () => AnyEvaluated(aligned), ct, TimeSpan.FromMinutes(30));
-            await ScoreTasksAsync(request, (await CheckpointsOfAsync(aligned, ct))[^1], runTasks, ct);
+            await ScoreTasksAsync(request, await CheckpointsOfAsync(aligned, ct), runTasks, ct);
         }
         ledger.SetRunState(request.RunId, "completed");
         Phase("done");
@@ -190,14 +192,15 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// Asks the evaluator for the run's tasks on a checkpoint and waits until each is scored or has failed. Tasks the
     /// evaluator already scored (it is configured with them) are skipped on its side.
     /// </summary>
-    private async Task ScoreTasksAsync(RunRequest request, string checkpointUri, IReadOnlyList<StagedTask> tasks, CancellationToken ct)
+    private async Task ScoreTasksAsync(RunRequest request, IReadOnlyList<string> checkpointUris, IReadOnlyList<StagedTask> tasks, CancellationToken ct)
     {
-        bool Done(StagedTask t) => ledger.HasEval(checkpointUri, t.Name, t.Version)
+        bool Done(string checkpointUri, StagedTask t) => ledger.HasEval(checkpointUri, t.Name, t.Version)
             || signals.TaskError(checkpointUri, t.Name) is not null || signals.TaskError(checkpointUri, t.Uri) is not null;
-        var missing = tasks.Where(t => !Done(t)).ToList();
+        var missing = checkpointUris.SelectMany(c => tasks.Where(t => !Done(c, t)).Select(t => (Checkpoint: c, Task: t))).ToList();
         if (missing.Count == 0) return;
-        await PublishAsync(new EvaluateRequested([], [checkpointUri], missing.Select(t => t.Uri).ToList(), LatestOnly: false, Force: false), ct);
-        await WaitAsync(request, () => missing.All(Done), ct, TimeSpan.FromMinutes(30));
+        var message = new EvaluateRequested([], missing.Select(m => m.Checkpoint).Distinct().ToList(), missing.Select(m => m.Task.Uri).Distinct().ToList(), LatestOnly: false, Force: false);
+        await PublishAsync(message, ct);
+        await WaitAsync(request, () => missing.All(m => Done(m.Checkpoint, m.Task)), ct, TimeSpan.FromMinutes(30));
     }
 
     /// <summary>The ledger key of a run's contamination table (JSON list of <see cref="TaskContamination"/>).</summary>

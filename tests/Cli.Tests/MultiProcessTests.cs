@@ -126,13 +126,21 @@ public sealed class MultiProcessTests : IDisposable
         var parts = new[] { "p0", "p1" }.Select(p => System.Text.Json.JsonSerializer.Deserialize<Crawler.CrawlSummary>(ledger.Get($"crawl-summary:sample:{p}")!)!).ToList();
         Assert.Equal([0, outcome.CrawledUrls.Count], parts.Select(p => p.Pages).Order());
 
-        // No service was configured with a task: the run asked for each on the final base and aligned checkpoints.
+        // No service was configured with a task: the run asked for each on every base and aligned checkpoint, as the
+        // embedded run's evaluator scores them on arrival (#26: only the final ones were scored over RabbitMQ).
         var shipped = SampleSite.ShippedTasks().Select(Evaluator.Tasks.TaskLoader.Load).Select(t => t.Name).ToList();
         Assert.NotEmpty(shipped);
+        // (Every checkpoint the run still keeps at its end: older ones that KeepLast removed were scored for validation only.)
         foreach (var runName in new[] { "sample-gpt", "sample-gpt-sft-from-10" })
         {
-            var scored = ledger.Evals(runName).Where(e => e.Step == 10).Select(e => e.Task).ToHashSet();
-            Assert.All(shipped, task => Assert.Contains(task, scored));
+            var kept = await Model.Checkpoints.ListAsync(Host("checker-checkpoints"), Model.Checkpoints.RunFolder(runName), CancellationToken.None);
+            var steps = kept.Select(uri => long.Parse(uri[(uri.LastIndexOf("step-", StringComparison.Ordinal) + 5)..])).ToList();
+            Assert.True(runName.Contains("sft") || steps.Count > 1, $"{runName}: checkpoints at steps {string.Join(", ", steps)}");
+            foreach (var step in steps)
+            {
+                var scored = ledger.Evals(runName).Where(e => e.Step == step).Select(e => e.Task).ToHashSet();
+                Assert.All(shipped, task => Assert.Contains(task, scored));
+            }
         }
         Assert.All(_services, p => Assert.False(p.HasExited));
     }
