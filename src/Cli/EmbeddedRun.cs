@@ -69,12 +69,7 @@ public static class EmbeddedRun
         {
             site = await ServeSampleAsync(options, outDir);
             seeds = [site.Address.ToString()];
-            // Exactly the sample server: its address, and (by prefix) its port, never another local service.
-            settings["Pipeline:Crawler:AllowedAddressRanges:0"] = $"{site.Address.Host}/32";
-            settings["Pipeline:Crawler:AllowedPrefixes:0"] = site.Address.GetLeftPart(UriPartial.Authority) + "/";
-            settings["Pipeline:Crawler:PerHostConcurrency"] = "4";
-            settings["Pipeline:Crawler:PerHostDelay"] = "00:00:00";
-            settings["Pipeline:Crawler:PagesPerShard"] = "100";
+            foreach (var (key, value) in SampleCrawlSettings(site.Address)) settings[key] = value;
         }
         var tasks = options.EvalTasks ?? SampleSite.ShippedTasks();
         // Read now, so a missing or malformed task file fails the run before the crawl, not after training.
@@ -125,6 +120,19 @@ public static class EmbeddedRun
             await host.StopAsync(shutdown.Token);
         }
     }
+
+    /// <summary>
+    /// How the crawler may reach the sample site it serves on loopback: exactly that server, its address and (by
+    /// prefix) its port, never another local service; and fast (no politeness delay against our own server).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> SampleCrawlSettings(Uri site) => new Dictionary<string, string>
+    {
+        ["Pipeline:Crawler:AllowedAddressRanges:0"] = $"{site.Host}/32",
+        ["Pipeline:Crawler:AllowedPrefixes:0"] = site.GetLeftPart(UriPartial.Authority) + "/",
+        ["Pipeline:Crawler:PerHostConcurrency"] = "4",
+        ["Pipeline:Crawler:PerHostDelay"] = "00:00:00",
+        ["Pipeline:Crawler:PagesPerShard"] = "100",
+    };
 
     /// <summary>Arguments are checked before anything starts: a run that cannot succeed fails at once, naming the flag.</summary>
     private static void Validate(EmbeddedRunOptions options)
