@@ -79,11 +79,11 @@ public sealed class SignalTests : IDisposable
         // Regression: `pipeline train` died on SIGINT/SIGTERM without the checkpoint the code meant to write.
         var config = await ManifestAsync();
         var outDir = Path.Combine(_root, "out");
-        using var process = Start("train", "--config", config, "--out", outDir);
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var process = PipelineProcess.Start(["train", "--config", config, "--out", outDir], [], null, output.Enqueue);
         var ledgerless = Path.Combine(outDir, "checkpoints", "long");
-        // Training is under way once the first log line's step has passed; give it a moment of real steps.
-        await Task.Delay(TimeSpan.FromSeconds(8));
-        Assert.False(process.HasExited, "training ended before the signal");
+        // Training is under way once it has logged step 20 (a state, not a fixed wait: a loaded machine starts slowly).
+        await WaitUntilAsync(process, () => output.Any(l => l.Contains(" step 20/", StringComparison.Ordinal)), "training past step 20");
         await SignalAsync(process, signal);
         await StoppedWithinAsync(process, TimeSpan.FromSeconds(30));
         Assert.Equal(130, process.ExitCode);
@@ -98,10 +98,11 @@ public sealed class SignalTests : IDisposable
         var outDir = Path.Combine(_root, "run");
         using var process = Start("run", "--run", "sample", "--out", outDir, "--max-pages", "300", "--vocab", "400", "--steps", "1000000", "--eval-tasks", "none", "--quiet");
         var runFolder = Path.Combine(outDir, "checkpoints", "sample-gpt");
-        // Wait for the first checkpoint of the cadence (step 100), then a little more training.
+        // Wait for the first checkpoint of the cadence (step 100), then for training to log a step past it.
         await WaitUntilAsync(process, () => Checkpoints.List(runFolder).Count > 0, "the first checkpoint");
-        await Task.Delay(TimeSpan.FromSeconds(3));
         var before = Checkpoints.ReadInfo(Checkpoints.List(runFolder)[^1]).Step;
+        var ledger = new Runtime.RunLedger(Path.Combine(outDir, "ledger.db"));
+        await WaitUntilAsync(process, () => ledger.Metrics("sample-gpt", "train").Any(m => m.Step > before), $"a training step past {before}");
         await SignalAsync(process, "TERM");
         await StoppedWithinAsync(process, TimeSpan.FromSeconds(30));
         Assert.Equal(130, process.ExitCode);
