@@ -85,7 +85,8 @@ public sealed class DashboardTests : IAsyncLifetime
         await page.Locator("#jobs button").ClickAsync();
         var response = await posted;
         if (response.Status != 302) Assert.Fail($"cancel answered {response.Status}: {await response.TextAsync()}");
-        await page.WaitForURLAsync($"{_address}/runs/r");
+        // Back on the run page: the navigation is committed (its load event may wait on the live page's requests).
+        await page.WaitForURLAsync($"{_address}/runs/r", new PageWaitForURLOptions { WaitUntil = WaitUntilState.Commit });
         lock (_cancelled) Assert.Equal(["r-gpt"], _cancelled);
         lock (errors) Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
