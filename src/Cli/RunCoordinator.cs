@@ -64,6 +64,9 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
     /// </summary>
     public TimeSpan Reconcile { get; init; } = TimeSpan.FromSeconds(30);
 
+    // How long the ledger had been quiet when the current round of announcements began (for its warning lines).
+    private TimeSpan _quiet;
+
     public async Task RunAsync(RunRequest request, CancellationToken ct)
     {
         if (ledger.RunConfig(request.RunId) is { } recorded) RunSettings.CheckResume(request, recorded);
@@ -285,7 +288,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     private async Task AgainAsync<T>(T message, string why, CancellationToken ct) where T : class
     {
-        logger.LogWarning("run: {Why} after {Quiet} with nothing moving; announcing it again", why, Reconcile);
+        logger.LogWarning("run: {Why}, and the ledger has not changed for {Quiet} s; announcing it again", why, Math.Round(_quiet.TotalSeconds));
         await PublishAsync(message, ct);
     }
 
@@ -322,6 +325,9 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromHours(24));
         var mark = reconcile is null ? "" : ledger.ChangeMark();
         var quietSince = DateTime.UtcNow;
+        // Backoff: each announcement again with nothing moving doubles the quiet time before the next (a stage that
+        // is only slow, on a large shard, is not sent the same shard every 30 s); any change starts over.
+        var quietFor = Reconcile;
         while (true)
         {
             var next = signals.Next; // before the check: an event that lands during it still wakes the wait below
@@ -332,11 +338,13 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             if (reconcile is not null)
             {
                 var now = ledger.ChangeMark();
-                if (now != mark) (mark, quietSince) = (now, DateTime.UtcNow);
-                else if (DateTime.UtcNow - quietSince >= Reconcile)
+                if (now != mark) (mark, quietSince, quietFor) = (now, DateTime.UtcNow, Reconcile);
+                else if (DateTime.UtcNow - quietSince >= quietFor)
                 {
+                    _quiet = DateTime.UtcNow - quietSince;
                     await reconcile(ct);
                     quietSince = DateTime.UtcNow;
+                    quietFor = TimeSpan.FromTicks(Math.Min(quietFor.Ticks * 2, TimeSpan.FromMinutes(10).Ticks));
                 }
             }
             await Task.WhenAny(next, Task.Delay(Recheck, ct));
