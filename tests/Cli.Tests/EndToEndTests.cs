@@ -168,12 +168,20 @@ public sealed class EndToEndTests : IDisposable
             MaxPages = 600,
             Reconcile = TimeSpan.FromSeconds(5),
             Settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "40" },
-            // Mid-crawl: the crawl request is taken, shards are being announced, cleaned and deduplicated.
-            OnPhase = phase => replace ??= phase == "crawl" ? Task.Delay(1500).ContinueWith(_ => _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3))).Unwrap() : null,
+            // Mid-crawl, on a state rather than after a fixed wait: once the first raw shard is recorded, shards are
+            // being announced, cleaned and deduplicated.
+            OnPhase = phase => replace ??= phase == "crawl" ? ReplaceOnceShardsFlowAsync() : null,
         };
         await RunOverBrokerAsync(options);
         Assert.NotNull(replace);
         await replace;
+
+        async Task ReplaceOnceShardsFlowAsync()
+        {
+            var ledger = new Runtime.RunLedger(Path.Combine(_out, "ledger.db"));
+            while (ledger.Shards("sample", "crawl").Count == 0) await Task.Delay(50);
+            await _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3));
+        }
         // The same invariants as the embedded run: every page crawled once, cleaned once, deduplicated once, tokenized.
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
