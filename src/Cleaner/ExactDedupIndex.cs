@@ -2,12 +2,13 @@ using System.IO.Hashing;
 using System.Text;
 using Microsoft.Data.Sqlite;
 using Pipeline.Runtime;
+using Pipeline.Storage;
 
 namespace Pipeline.Cleaner;
 
 /// <summary>
 /// Where exact-dedup decisions are made: each 64-bit hash of normalized text is held by the shard that claimed it
-/// first, so a document already accepted in another shard or run is dropped.
+/// first, so a document already accepted in another shard of the run is dropped. Each run has claims of its own.
 /// </summary>
 public interface IExactDedupClaims : IDisposable
 {
@@ -20,9 +21,9 @@ public interface IExactDedupClaims : IDisposable
 }
 
 /// <summary>The claims of cleaners on several hosts: a table in the shared (PostgreSQL) ledger.</summary>
-public sealed class LedgerExactDedupClaims(RunLedger ledger) : IExactDedupClaims
+public sealed class LedgerExactDedupClaims(RunLedger ledger, string runId) : IExactDedupClaims
 {
-    public string[] Claim(IReadOnlyList<long> hashes, string shard) => ledger.ClaimHashes(hashes, shard);
+    public string[] Claim(IReadOnlyList<long> hashes, string shard) => ledger.ClaimHashes(runId, hashes, shard);
 
     public void Dispose()
     {
@@ -30,8 +31,8 @@ public sealed class LedgerExactDedupClaims(RunLedger ledger) : IExactDedupClaims
 }
 
 /// <summary>
-/// The claims in a SQLite file (WAL) in the data root: the cleaners of one host (or of a shared file system with
-/// working locks) share it.
+/// The claims of one run in a SQLite file (WAL) in the data root (<see cref="PathOf"/>): the cleaners of one host (or of
+/// a shared file system with working locks) share it.
 /// </summary>
 public sealed class ExactDedupIndex : IExactDedupClaims
 {
@@ -46,6 +47,8 @@ public sealed class ExactDedupIndex : IExactDedupClaims
         cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE IF NOT EXISTS seen(hash INTEGER PRIMARY KEY, shard TEXT) WITHOUT ROWID;";
         cmd.ExecuteNonQuery();
     }
+
+    public static string PathOf(ShardStore store, string runId) => store.Resolve($"index/runs/{SafeName.Check(runId, "run")}/exact-dedup.db");
 
     public static long HashOf(string text)
     {

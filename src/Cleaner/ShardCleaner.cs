@@ -25,7 +25,7 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLe
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         // With a shared ledger the claims are in it, so cleaners on several hosts decide every hash once.
         using IExactDedupClaims? index = !options.ExactDedup ? null
-            : ledger is { IsShared: true } ? new LedgerExactDedupClaims(ledger) : new ExactDedupIndex(store.Resolve("index/exact-dedup.db"));
+            : ledger is { IsShared: true } ? new LedgerExactDedupClaims(ledger, input.RunId) : new ExactDedupIndex(ExactDedupIndex.PathOf(store, input.RunId));
         var shardHashes = new HashSet<long>();
         await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
             new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));

@@ -7,23 +7,24 @@ namespace Pipeline.Dedup;
 /// <param name="ClusterSizes">Per kept document that others duplicated: how many documents it stands for, itself included.</param>
 public sealed record LshIndexStats(long Indexed, long Bytes, long Removed, IReadOnlyList<int> ClusterSizes);
 
-/// <summary>Reading and rebuilding a data root's persisted LSH index from its dedup shards.</summary>
+/// <summary>Reading and rebuilding a run's persisted LSH index from its dedup shards.</summary>
 public static class LshIndexMaintenance
 {
-    private static IEnumerable<string> Files(ShardStore store, string prefix) =>
-        Directory.Exists(store.Resolve("shards/dedup"))
-            ? Directory.GetFiles(store.Resolve("shards/dedup"), prefix + "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
-            : [];
-
-    /// <summary>Deletes the index and re-adds every kept document of the dedup shards, in shard order.</summary>
-    public static async Task<long> RebuildAsync(DedupOptions options, ShardStore store, CancellationToken ct)
+    private static IEnumerable<string> Files(ShardStore store, string runId, string prefix)
     {
-        var path = store.Resolve("index/lsh.db");
+        var folder = store.Resolve($"shards/dedup/{SafeName.Check(runId, "run")}");
+        return Directory.Exists(folder) ? Directory.GetFiles(folder, prefix + "*.parquet").Order(StringComparer.Ordinal) : [];
+    }
+
+    /// <summary>Deletes the run's index and re-adds every kept document of its dedup shards, in shard order.</summary>
+    public static async Task<long> RebuildAsync(DedupOptions options, ShardStore store, string runId, CancellationToken ct)
+    {
+        var path = store.Resolve(ShardDeduplicator.IndexUri(runId));
         foreach (var file in LshIndex.Files(path)) File.Delete(file);
         var hasher = new MinHasher(options);
         using var index = new LshIndex(path, options.Bands, options.Rows);
         long count = 0;
-        foreach (var file in Files(store, "dedup-"))
+        foreach (var file in Files(store, runId, "dedup-"))
         {
             var docs = await store.ReadParquetUncheckedAsync<CleanDocument>(store.RelativeUri(file), ct);
             var shardId = Path.GetFileNameWithoutExtension(file)["dedup-".Length..];
@@ -35,9 +36,9 @@ public static class LshIndexMaintenance
         return count;
     }
 
-    public static async Task<LshIndexStats> ReadStatsAsync(DedupOptions options, ShardStore store, CancellationToken ct)
+    public static async Task<LshIndexStats> ReadStatsAsync(DedupOptions options, ShardStore store, string runId, CancellationToken ct)
     {
-        var path = store.Resolve("index/lsh.db");
+        var path = store.Resolve(ShardDeduplicator.IndexUri(runId));
         long indexed = 0, bytes = 0;
         if (File.Exists(path))
         {
@@ -47,7 +48,7 @@ public static class LshIndexMaintenance
         }
         var clusters = new Dictionary<string, int>();
         long removed = 0;
-        foreach (var file in Files(store, "duplicates-"))
+        foreach (var file in Files(store, runId, "duplicates-"))
         {
             foreach (var pair in await store.ReadParquetUncheckedAsync<DuplicatePair>(store.RelativeUri(file), ct))
             {

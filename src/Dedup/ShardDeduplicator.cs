@@ -6,28 +6,39 @@ using Pipeline.Contracts.Rows;
 namespace Pipeline.Dedup;
 
 /// <summary>
-/// Fuzzy dedup of one clean shard against everything kept before it (this run and earlier ones): signatures in
-/// parallel, then decisions in input order against the persisted LSH index, so the result is deterministic.
+/// Fuzzy dedup of one clean shard against everything its run kept before it: signatures in parallel, then decisions in
+/// input order against the run's persisted LSH index, so the result is deterministic. Every run has an index of its
+/// own (<see cref="IndexUri"/>), so runs side by side on one deployment (a rerun, the arms of an ablation) are decided
+/// independently; a run that goes on ingesting keeps deduplicating against all it kept.
 /// </summary>
-/// <param name="writerLease">
-/// Held while a shard is decided, when several processes share the index (dedup services on one queue): each shard
-/// is then decided against everything the others kept, and an instance reopens the index when another wrote to it.
+/// <param name="ledger">
+/// When several processes share the index (dedup services on one queue), a lease per run's index in this ledger is
+/// held while a shard is decided: each shard is then decided against everything the others kept, and an instance
+/// reopens the index when another wrote to it. When the store has an object store (dedup services on separate hosts,
+/// folders of their own), the index is also shared through it (<see cref="SharedLshIndex"/>): the local copy catches
+/// up before each shard and publishes what the shard added after it.
 /// </param>
-/// <param name="shared">
-/// The index as shared through the object store, when the dedup services on the queue have folders of their own
-/// (separate hosts): the local copy catches up before each shard and publishes what the shard added after it.
-/// </param>
-public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, LedgerLease? writerLease = null, SharedLshIndex? shared = null) : IDisposable
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, RunLedger? ledger = null,
+    int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery) : IDisposable
 {
-    // Kept open across shards: opening loads the band-key bitmap, which is linear in the index size.
-    private LshIndex? _index;
-
     public const string Stage = Contracts.StageNames.Dedup;
+    // Indexes kept open across shards (opening loads the band-key bitmap, linear in the index size); a few runs at once.
+    private const int OpenIndexes = 4;
+    // Ten minutes outlasts any shard, and is how long a crashed holder keeps the others waiting.
+    private static readonly TimeSpan LeaseTime = TimeSpan.FromMinutes(10);
     // The index has one writer: shards are decided one at a time, in order, against everything kept before.
     private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly MinHasher _hasher = new(options);
+    private readonly Dictionary<string, LshIndex> _open = [];
+    private readonly List<string> _recent = []; // run ids of _open, least recently used first
 
-    public string IndexPath => store.Resolve("index/lsh.db");
+    /// <summary>The folder of a run's index in a data root (with S3, also its changes and snapshots).</summary>
+    public static string IndexFolder(string runId) => $"index/runs/{SafeName.Check(runId, "run")}";
+
+    /// <summary>Where a run's index lives in a data root (the band log sits beside it).</summary>
+    public static string IndexUri(string runId) => IndexFolder(runId) + "/lsh.db";
+
+    public string IndexPath(string runId) => store.Resolve(IndexUri(runId));
 
     /// <summary>
     /// Deduplicates the shard one row group at a time: texts are held for one row group, signatures (a few hundred
@@ -38,25 +49,29 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
     {
         var configHash = StableId.ConfigHash(options);
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
+        var runId = input.RunId;
+        var indexPath = IndexPath(runId);
+        var shared = ledger is not null && store.HasObjectStore ? new SharedLshIndex(store, ledger, runId, snapshotEvery) : null;
         await IndexGate.WaitAsync(ct);
-        await using var lease = writerLease is null ? null : await writerLease.AcquireAsync(ct);
+        await using var lease = ledger is null ? null : await new LedgerLease(ledger, "dedup-index:" + runId, LeaseTime).AcquireAsync(ct);
         try
         {
+            var open = _open.GetValueOrDefault(runId);
             if (shared is not null)
-                _index = await shared.CatchUpAsync(_index, IndexPath, options, ct);
-            else if (_index is { ChangedElsewhere: true })
+                open = await shared.CatchUpAsync(open, indexPath, options, ct);
+            else if (open is { ChangedElsewhere: true })
             {
-                _index.Dispose();
-                _index = null;
+                open.Dispose();
+                open = null;
             }
-            var index = _index ??= new LshIndex(IndexPath, options.Bands, options.Rows);
+            var index = Remember(runId, open ?? new LshIndex(indexPath, options.Bands, options.Rows));
             index.RemoveShard(shardId);
             var added = new List<(string Id, uint[] Signature, long[] Keys)>();
             var pending = new Dictionary<long, List<int>>(); // band key -> indexes in `added` (this shard)
             var duplicates = new List<DuplicatePair>();
             long seen = 0;
-            await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/dedup/{input.RunId}/dedup-{shardId}.parquet",
-                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
+            await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/dedup/{runId}/dedup-{shardId}.parquet",
+                new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], runId));
             await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
             {
                 var signatures = new uint[documents.Count][];
@@ -85,22 +100,43 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
             }
             var output = await writer.CompleteAsync(ct);
             if (duplicates.Count > 0)
-                await store.WriteParquetAsync($"shards/dedup/{input.RunId}/duplicates-{shardId}.parquet", duplicates,
-                    new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], input.RunId), ct);
+                await store.WriteParquetAsync($"shards/dedup/{runId}/duplicates-{shardId}.parquet", duplicates,
+                    new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], runId), ct);
             index.AddAll(added, shardId);
-            if (shared is not null && await shared.PublishChangeAsync(shardId, added, input.RunId, ct))
+            if (shared is not null && await shared.PublishChangeAsync(shardId, added, ct))
             {
                 // A snapshot copies the index's files, so it is closed first (which also folds its write-ahead log in).
-                index.Dispose();
-                _index = null;
-                await shared.PublishSnapshotAsync(IndexPath, ct);
+                Forget(runId);
+                await shared.PublishSnapshotAsync(indexPath, ct);
             }
             return new StageResult([output], new DedupStats((int)seen, added.Count, duplicates.Count));
+        }
+        catch
+        {
+            // An index left mid-change is reopened (its log cut back to what committed) rather than trusted.
+            Forget(runId);
+            throw;
         }
         finally
         {
             IndexGate.Release();
         }
+    }
+
+    private LshIndex Remember(string runId, LshIndex index)
+    {
+        _open[runId] = index; // one it replaces was disposed by whoever replaced it
+
+        _recent.Remove(runId);
+        _recent.Add(runId);
+        while (_recent.Count > OpenIndexes) Forget(_recent[0]);
+        return index;
+    }
+
+    private void Forget(string runId)
+    {
+        if (_open.Remove(runId, out var index)) index.Dispose();
+        _recent.Remove(runId);
     }
 
     private (string Id, double Jaccard)? FindMatch(LshIndex index, long[] keys, uint[] signature,
@@ -132,8 +168,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
     {
         lock (IndexGate)
         {
-            _index?.Dispose();
-            _index = null;
+            foreach (var runId in _recent.ToList()) Forget(runId);
         }
     }
 }

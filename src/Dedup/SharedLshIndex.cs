@@ -7,7 +7,7 @@ using Pipeline.Storage;
 namespace Pipeline.Dedup;
 
 /// <summary>
-/// The LSH index shared by dedup services on separate hosts, whose folders are their own: every host keeps a local
+/// A run's LSH index shared by dedup services on separate hosts, whose folders are their own: every host keeps a local
 /// copy of the index and brings it up to date, under the writer lease, from the object store before it decides a shard.
 /// Each decided shard appends a change (the shard's kept ids and signatures, a Parquet object with its SHA-256 in the
 /// ledger) and bumps the ledger's generation; every <see cref="SnapshotEvery"/> changes the writer also publishes the
@@ -15,18 +15,20 @@ namespace Pipeline.Dedup;
 /// A change replays as "forget the shard, add its documents", so replaying one twice (a crash after applying it but
 /// before recording that) leaves the same index.
 /// </summary>
-public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery)
+public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string runId, int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery)
 {
     public const int DefaultSnapshotEvery = 64;
 
     // Ledger keys: the number of changes so far, change N's object, and the generation of the latest snapshot.
-    private const string GenerationKey = "dedup-index:generation";
-    private const string ChangeKeyPrefix = "dedup-index:change:";
-    private const string SnapshotKey = "dedup-index:snapshot";
+    private string GenerationKey => $"dedup-index:{runId}:generation";
+    private string ChangeKeyPrefix => $"dedup-index:{runId}:change:";
+    private string SnapshotKey => $"dedup-index:{runId}:snapshot";
+
+    private string Folder => ShardDeduplicator.IndexFolder(runId);
 
     public int SnapshotEvery => snapshotEvery;
 
-    private string AppliedPath => store.Resolve("index/shared-generation");
+    private string AppliedPath => store.Resolve($"{Folder}/shared-generation");
 
     /// <summary>The generation this host's copy has reached (0 for none).</summary>
     private long Applied => File.Exists(AppliedPath) ? long.Parse(File.ReadAllText(AppliedPath)) : 0;
@@ -73,12 +75,12 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, int snaps
     /// Publishes what deciding <paramref name="shard"/> added to the local index, as the next change. Returns true when
     /// a snapshot is due: the caller closes the index and calls <see cref="PublishSnapshotAsync"/>.
     /// </summary>
-    public async Task<bool> PublishChangeAsync(string shard, IReadOnlyList<(string Id, uint[] Signature, long[] Keys)> added, string runId, CancellationToken ct)
+    public async Task<bool> PublishChangeAsync(string shard, IReadOnlyList<(string Id, uint[] Signature, long[] Keys)> added, CancellationToken ct)
     {
         var change = Generation(ledger, GenerationKey) + 1;
         var rows = added.Select(a => new IndexChangeRow { Id = a.Id, Signature = MemoryMarshal.AsBytes(a.Signature.AsSpan()).ToArray() }).ToList();
         // The object goes up before the ledger names it; a crash in between leaves an object the next change overwrites.
-        var reference = await store.WriteParquetAsync($"index/changes/{change:D10}.parquet", rows,
+        var reference = await store.WriteParquetAsync($"{Folder}/changes/{change:D10}.parquet", rows,
             new ShardDescriptor($"dedup-index-{change:D10}", "dedup-index", "", [shard], runId), ct);
         ledger.Set(ChangeKeyPrefix + change, JsonSerializer.Serialize(new ChangeRecord(shard, reference)));
         ledger.Set(GenerationKey, change.ToString());
@@ -90,7 +92,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, int snaps
     public async Task PublishSnapshotAsync(string indexPath, CancellationToken ct)
     {
         var generation = Applied;
-        var uri = $"index/snapshots/{generation:D10}";
+        var uri = $"{Folder}/snapshots/{generation:D10}";
         var folder = store.Resolve(uri);
         Directory.CreateDirectory(folder);
         File.Copy(indexPath, Path.Combine(folder, "lsh.db"), overwrite: true);
@@ -100,12 +102,12 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, int snaps
         ledger.Set(SnapshotKey, generation.ToString());
         Directory.Delete(folder, recursive: true);
         // Only the latest snapshot is ever read; the changes before it are still named by the ledger but no longer needed.
-        if (previous > 0) await store.UnpublishFolderAsync($"index/snapshots/{previous:D10}", ct);
+        if (previous > 0) await store.UnpublishFolderAsync($"{Folder}/snapshots/{previous:D10}", ct);
     }
 
     private async Task InstallSnapshotAsync(long generation, string indexPath, CancellationToken ct)
     {
-        var uri = $"index/snapshots/{generation:D10}";
+        var uri = $"{Folder}/snapshots/{generation:D10}";
         var folder = await store.FetchFolderAsync(uri, ct);
         if (!File.Exists(Path.Combine(folder, "lsh.db")))
             throw new InvalidDataException($"the dedup index snapshot '{uri}' named by the ledger is missing");

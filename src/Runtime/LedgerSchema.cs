@@ -33,5 +33,11 @@ internal static class LedgerSchema
         CREATE TABLE IF NOT EXISTS crawl_handoffs(run_id TEXT, part BIGINT, url TEXT, depth BIGINT, PRIMARY KEY(run_id, part, url));
         CREATE TABLE IF NOT EXISTS crawl_parts(run_id TEXT, part BIGINT, idle_after BIGINT, pages BIGINT, PRIMARY KEY(run_id, part));
         """,
+        // Exact-dedup claims are a run's own (runs side by side over the same pages each keep them); the claims of
+        // the deployment-wide table belong to shards already done, which are never claimed again.
+        """
+        CREATE TABLE IF NOT EXISTS run_exact_claims(run_id TEXT NOT NULL, hash BIGINT NOT NULL, holder TEXT NOT NULL, PRIMARY KEY(run_id, hash));
+        DROP TABLE IF EXISTS exact_claims;
+        """,
     ];
 }

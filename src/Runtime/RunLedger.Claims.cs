@@ -10,12 +10,12 @@ public sealed partial class RunLedger
     private const int ClaimBatch = 500;
 
     /// <summary>
-    /// Claims each hash for <paramref name="holder"/> unless another holder has it, and returns the holder of each
+    /// Claims each hash for <paramref name="holder"/> in run <paramref name="runId"/> unless another holder has it, and returns the holder of each
     /// (<paramref name="holder"/> where the claim took): first claim wins across every host on this ledger, and a
     /// holder that claims again (a shard redone after a crash) finds its own claims. One transaction; the hashes are
     /// inserted in ascending order, so two hosts claiming overlapping sets wait for each other instead of deadlocking.
     /// </summary>
-    public string[] ClaimHashes(IReadOnlyList<long> hashes, string holder)
+    public string[] ClaimHashes(string runId, IReadOnlyList<long> hashes, string holder)
     {
         var holders = new Dictionary<long, string>(hashes.Count);
         if (hashes.Count == 0) return [];
@@ -25,9 +25,9 @@ public sealed partial class RunLedger
         {
             var names = batch.Select((_, i) => $"@h{i}").ToList();
             var parameters = batch.Select((hash, i) => (names[i], (object?)hash)).ToList();
-            Execute(c, $"INSERT INTO exact_claims(hash, holder) VALUES {string.Join(", ", names.Select(n => $"({n}, @holder)"))} ON CONFLICT(hash) DO NOTHING",
-                [.. parameters, ("@holder", holder)]);
-            using var select = Command(c, $"SELECT hash, holder FROM exact_claims WHERE hash IN ({string.Join(", ", names)})", [.. parameters]);
+            Execute(c, $"INSERT INTO run_exact_claims(run_id, hash, holder) VALUES {string.Join(", ", names.Select(n => $"(@run, {n}, @holder)"))} ON CONFLICT(run_id, hash) DO NOTHING",
+                [.. parameters, ("@run", runId), ("@holder", holder)]);
+            using var select = Command(c, $"SELECT hash, holder FROM run_exact_claims WHERE run_id = @run AND hash IN ({string.Join(", ", names)})", [.. parameters, ("@run", runId)]);
             using var reader = select.ExecuteReader();
             while (reader.Read()) holders[Convert.ToInt64(reader.GetValue(0))] = reader.GetString(1);
         }

@@ -86,19 +86,11 @@ public sealed class MultiProcessTests : IDisposable
             await first.WaitForExitAsync();
         }
         Assert.NotEqual("completed", ledger.RunState("sample"));
-        using (var run = PipelineProcess.Start(runArguments, [], Environment(), log.Enqueue))
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-            try
-            {
-                await run.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                run.Kill(entireProcessTree: true);
-            }
-            Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline run --services none: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
-        }
+        // A second run starts beside the resumed one, on the same ledger, bucket, broker and services, over the same
+        // pages (its own sample site): runs are independent, so it keeps what the first kept (#26: it kept nothing).
+        string[] otherArguments = ["run", "--run", "other", "--out", Folder("coordinator-2"), .. runArguments[5..], "--eval-tasks", "none"];
+        var otherLog = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await Task.WhenAll(FinishAsync(runArguments, log), FinishAsync(otherArguments, otherLog));
         // Its output went to a pipe: plain progress lines in pipeline order, no colour codes and no redraws.
         Assert.Contains(log, l => l.StartsWith("progress crawl: ", StringComparison.Ordinal));
         Assert.Contains(log, l => l.StartsWith("progress train: ", StringComparison.Ordinal));
@@ -109,7 +101,7 @@ public sealed class MultiProcessTests : IDisposable
         using var objects = new Storage.S3ObjectStore(_bucket.Options(), S3TestBucket.Credentials);
         Storage.ShardStore Host(string name) => new(Folder(name), objects);
         var outcome = await RunAssertions.CheckAsync(Folder("coordinator"), aligned: true, ledger: ledger, store: Host("checker"));
-        foreach (var host in Services.Append("crawler-2").Append("coordinator"))
+        foreach (var host in Services.Append("crawler-2").Append("coordinator").Append("coordinator-2"))
             Assert.False(File.Exists(Path.Combine(Folder(host), "ledger.db")), $"{host} used a SQLite ledger");
         // Each host fetched what it needed and wrote its own: the trainer never held a crawl shard, the crawler no checkpoint.
         Assert.False(Directory.Exists(Path.Combine(Folder("trainer"), "shards", "raw")));
@@ -122,6 +114,12 @@ public sealed class MultiProcessTests : IDisposable
         static IEnumerable<string> Paths(IEnumerable<string> urls) => urls.Select(u => new Uri(u).PathAndQuery).Order(StringComparer.Ordinal); // each run serves the site on a port of its own
         Assert.Equal(Paths(embedded.CrawledUrls), Paths(outcome.CrawledUrls));
         Assert.Equal((embedded.CleanKept, embedded.DedupKept, embedded.TokenRows), (outcome.CleanKept, outcome.DedupKept, outcome.TokenRows));
+        // The same documents in the same order give the same tokenizer: the recipe reproduces the embedded run (#26).
+        Assert.Equal(embedded.TokenizerHash, outcome.TokenizerHash);
+        // The run beside it kept the same pages, documents and tokens, and wrote its own report.
+        var other = await RunAssertions.CheckAsync(Folder("coordinator-2"), runId: "other", aligned: true, ledger: ledger, store: Host("checker-other"));
+        Assert.Equal(Paths(outcome.CrawledUrls), Paths(other.CrawledUrls));
+        Assert.Equal((outcome.CleanKept, outcome.DedupKept, outcome.TokenRows), (other.CleanKept, other.DedupKept, other.TokenRows));
         // The crawl ran as two jobs (the sample site is one host, so one part crawled it and the other waited idle).
         var parts = new[] { "p0", "p1" }.Select(p => System.Text.Json.JsonSerializer.Deserialize<Crawler.CrawlSummary>(ledger.Get($"crawl-summary:sample:{p}")!)!).ToList();
         Assert.Equal([0, outcome.CrawledUrls.Count], parts.Select(p => p.Pages).Order());
@@ -143,6 +141,21 @@ public sealed class MultiProcessTests : IDisposable
             }
         }
         Assert.All(_services, p => Assert.False(p.HasExited));
+    }
+
+    private async Task FinishAsync(string[] arguments, System.Collections.Concurrent.ConcurrentQueue<string> log)
+    {
+        using var run = PipelineProcess.Start(arguments, [], Environment(), log.Enqueue);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            await run.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            run.Kill(entireProcessTree: true);
+        }
+        Assert.True(run.HasExited && run.ExitCode == 0, $"pipeline {string.Join(' ', arguments[..3])}: {(run.HasExited ? $"exit {run.ExitCode}" : "timed out")}\n" + string.Join("\n", log.TakeLast(40)));
     }
 
     public void Dispose()

@@ -12,7 +12,7 @@ namespace Pipeline.Cli.Tests;
 /// <summary>The invariants of a finished run: every stage accounted for every row, nothing lost, nothing twice.</summary>
 internal static class RunAssertions
 {
-    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, int Excluded = 0);
+    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, string TokenizerHash, int Excluded = 0);
 
     /// <param name="outDir">The coordinator's folder (its report).</param>
     /// <param name="store">Where the services' files are (by default the same folder).</param>
@@ -69,6 +69,7 @@ internal static class RunAssertions
         var report = File.ReadAllText(Path.Combine(outDir, "reports", "report.md"));
         Assert.Contains("## Training", report);
         var finalLoss = evals.Where(e => e.Metric == "loss").MaxBy(e => e.Step)!.Value;
-        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss, excluded.Count);
+        var tokenizer = RunArtifacts.TokenizerOf(ledger, runId) ?? throw new InvalidOperationException($"run {runId} has no tokenizer");
+        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss, tokenizer.Hash, excluded.Count);
     }
 }

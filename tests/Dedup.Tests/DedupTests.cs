@@ -28,8 +28,8 @@ public sealed class DedupTests : IDisposable
         return string.Join(' ', text.Split(' ').Select(w => random.NextDouble() < fraction ? "edit" + random.Next(1000) : w));
     }
 
-    private async Task<ShardRef> Shard(string id, IReadOnlyCollection<CleanDocument> docs, ShardStore store) =>
-        await store.WriteParquetAsync($"shards/clean/t/{id}.parquet", docs, new ShardDescriptor(id, "clean", "c", [], "t"));
+    private async Task<ShardRef> Shard(string id, IReadOnlyCollection<CleanDocument> docs, ShardStore store, string run = "t") =>
+        await store.WriteParquetAsync($"shards/clean/{run}/{id}.parquet", docs, new ShardDescriptor(id, "clean", "c", [], run));
 
     [Fact]
     public void Near_duplicates_score_high_and_different_documents_low()
@@ -112,8 +112,12 @@ public sealed class DedupTests : IDisposable
         // A redelivered shard 2 (as after a crash mid-shard) gives the same output, not "everything is a duplicate".
         var again = await dedup.ProcessAsync(await Shard("clean-2", [.. copies, .. fresh, inner], store), default);
         Assert.Equal(second.Outputs[0].Sha256, again.Outputs[0].Sha256);
-        using var index = new LshIndex(dedup.IndexPath, _options.Bands, _options.Rows);
-        Assert.Equal(24, index.Count);
+        using (var index = new LshIndex(dedup.IndexPath("t"), _options.Bands, _options.Rows))
+            Assert.Equal(24, index.Count);
+
+        // Another run over the same documents has an index of its own: it keeps them all.
+        var other = await dedup.ProcessAsync(await Shard("other-1", originals, store, run: "other"), default);
+        Assert.Equal(new DedupStats(20, 20, 0), other.Stats);
     }
 
     [Fact]
@@ -185,8 +189,8 @@ public sealed class DedupTests : IDisposable
         // Two dedup services on one data root (two processes: separate index objects), serialized by the ledger lease.
         var store = new ShardStore(_root);
         var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
-        using var a = new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
-        using var b = new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)));
+        using var a = new ShardDeduplicator(_options, store, ledger);
+        using var b = new ShardDeduplicator(_options, store, ledger);
         var english = RealDocuments("en");
         CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
 
@@ -220,8 +224,7 @@ public sealed class DedupTests : IDisposable
             var client = new S3ObjectStore(bucket.Options(), Pipeline.Tests.Shared.S3TestBucket.Credentials);
             clients.Add(client);
             var store = new ShardStore(Path.Combine(_root, name), client);
-            return new ShardDeduplicator(_options, store, new Runtime.LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
-                new SharedLshIndex(store, ledger, snapshotEvery: 3));
+            return new ShardDeduplicator(_options, store, ledger, snapshotEvery: 3);
         }
         var english = RealDocuments("en");
         CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
@@ -242,9 +245,9 @@ public sealed class DedupTests : IDisposable
         using var c = Host("c");
         var late = await Decide(c, "clean-3", english.Take(13).Select((d, i) => Copy(d, $"c-{i}")));
         Assert.Equal(new DedupStats(13, 0, 13), late);
-        using var index = new LshIndex(Path.Combine(_root, "c", "index", "lsh.db"), _options.Bands, _options.Rows);
+        using var index = new LshIndex(Path.Combine(_root, "c", ShardDeduplicator.IndexUri("t")), _options.Bands, _options.Rows);
         Assert.Equal(13, index.Count);
-        Assert.True(File.Exists(Path.Combine(_root, "a", "index", "lsh.db")));
+        Assert.True(File.Exists(Path.Combine(_root, "a", ShardDeduplicator.IndexUri("t"))));
         foreach (var client in clients) client.Dispose();
     }
 

@@ -71,7 +71,7 @@ public abstract class LedgerContractTests : IDisposable
         var ledgers = Enumerable.Range(0, 6).Select(_ => OpenLedger()).ToList();
         var sets = ledgers.Select((_, i) => Enumerable.Range(i * 300, 1_200).Select(n => (long)n * 7919 - 4_000_000_000L))
             .Select((set, i) => (i % 2 == 0 ? set.Reverse() : set).ToList()).ToList();
-        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.ClaimHashes(sets[i], $"shard-{i}"))));
+        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.ClaimHashes("r", sets[i], $"shard-{i}"))));
         var holders = new Dictionary<long, string>();
         for (var i = 0; i < sets.Count; i++)
             for (var j = 0; j < sets[i].Count; j++)
@@ -84,8 +84,10 @@ public abstract class LedgerContractTests : IDisposable
         // The first host owns at least the hashes nobody else asked for; a repeated claim (a shard redone after a
         // crash) returns the same holders, and a duplicate inside one claim is answered for every occurrence.
         Assert.All(sets[0].TakeLast(300), h => Assert.Equal("shard-0", holders[h])); // reversed: its lowest 300
-        var again = OpenLedger().ClaimHashes([.. sets[0], sets[0][0]], "shard-0");
+        var again = OpenLedger().ClaimHashes("r", [.. sets[0], sets[0][0]], "shard-0");
         Assert.Equal(sets[0].Select(h => holders[h]).Append(holders[sets[0][0]]), again);
+        // Another run over the same pages claims them for itself: runs side by side do not remove each other's documents.
+        Assert.All(OpenLedger().ClaimHashes("other-run", sets[1], "other-shard"), holder => Assert.Equal("other-shard", holder));
     }
 
     [Fact]

@@ -73,30 +73,31 @@ public static class CleanDedupTokenizeCommands
     {
         var inputs = new Argument<string[]>("inputs") { Description = "clean shards (Parquet files or folders)", Arity = ArgumentArity.ZeroOrMore };
         var stats = new Option<bool>("--stats") { Description = "Print the index size, documents seen and removed, cluster sizes and the S-curve" };
-        var rebuild = new Option<bool>("--rebuild-index") { Description = "Rebuild the LSH index of --out from its kept dedup shards (after a corrupt index)" };
-        var command = new Command("dedup", "MinHash-LSH near-duplicate removal of clean shards against everything kept before, under --out") { inputs, stats, rebuild, outOption, runOption, setOption };
+        var rebuild = new Option<bool>("--rebuild-index") { Description = "Rebuild the run's LSH index under --out from its kept dedup shards (after a corrupt index)" };
+        var command = new Command("dedup", "MinHash-LSH near-duplicate removal of clean shards against everything the run (--run) kept before, under --out") { inputs, stats, rebuild, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
             var options = config.Section<DedupOptions>(DedupOptions.Section);
             var store = new ShardStore(outDir);
-            var dedup = new ShardDeduplicator(options, store);
+            var runId = SafeName.Check(parse.GetValue(runOption)!, "--run");
+            using var dedup = new ShardDeduplicator(options, store);
             if (parse.GetValue(rebuild))
             {
-                var count = await LshIndexMaintenance.RebuildAsync(options, store, ct);
+                var count = await LshIndexMaintenance.RebuildAsync(options, store, runId, ct);
                 AnsiConsole.MarkupLine($"[green]dedup[/]: index rebuilt from {count:N0} kept documents");
             }
             if (parse.GetValue(inputs) is { Length: > 0 } paths)
             {
-                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, CliConfig.Ledger(outDir, config), parse.GetValue(runOption)!, paths,
+                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, CliConfig.Ledger(outDir, config), runId, paths,
                     input => dedup.ProcessAsync(input.Ref, ct, input.Store),
                     r => $"kept {((DedupStats)r.Stats!).Kept} of {((DedupStats)r.Stats!).Input}", ct);
                 var kept = results.Sum(r => ((DedupStats)r.Stats!).Kept);
                 var input = results.Sum(r => ((DedupStats)r.Stats!).Input);
                 AnsiConsole.MarkupLine($"[green]dedup[/]: {kept:N0} of {input:N0} documents kept");
             }
-            if (parse.GetValue(stats)) await DedupIndexTools.PrintStatsAsync(options, store, ct);
+            if (parse.GetValue(stats)) await DedupIndexTools.PrintStatsAsync(options, store, runId, ct);
             return 0;
         });
         return command;

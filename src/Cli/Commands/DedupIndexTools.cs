@@ -10,9 +10,9 @@ namespace Pipeline.Cli.Commands;
 /// <summary>`pipeline dedup --stats`: the persisted LSH index and the removed near-duplicates, as tables.</summary>
 public static class DedupIndexTools
 {
-    public static async Task PrintStatsAsync(DedupOptions options, ShardStore store, CancellationToken ct)
+    public static async Task PrintStatsAsync(DedupOptions options, ShardStore store, string runId, CancellationToken ct)
     {
-        var (indexed, bytes, removed, clusters) = await LshIndexMaintenance.ReadStatsAsync(options, store, ct);
+        var (indexed, bytes, removed, clusters) = await LshIndexMaintenance.ReadStatsAsync(options, store, runId, ct);
         AnsiConsole.MarkupLine($"index: {indexed:N0} kept documents, {bytes / 1e6:F1} MB on disk ({(indexed == 0 ? 0 : bytes / indexed):N0} bytes per document)");
         AnsiConsole.MarkupLine($"documents seen: {indexed + removed:N0}, removed as near-duplicates: {removed:N0}");
         var histogram = new Table().AddColumns("cluster size", "clusters");

@@ -15,17 +15,10 @@ public sealed class DedupModule : IStageModule
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(StrictConfig.Bind<DedupOptions>(configuration, DedupOptions.Section));
-        // The index has one writer at a time across every dedup service on this data root (a lease in the ledger);
-        // ten minutes outlasts any shard, and is how long a crashed holder keeps the others waiting.
-        // With an object store each host has a folder of its own, so the index is shared through the store and the ledger.
-        services.AddSingleton(provider =>
-        {
-            var store = provider.GetRequiredService<Storage.ShardStore>();
-            var ledger = provider.GetRequiredService<RunLedger>();
-            return new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(), store,
-                new LedgerLease(ledger, "dedup-index", TimeSpan.FromMinutes(10)),
-                store.HasObjectStore ? new SharedLshIndex(store, ledger) : null);
-        });
+        // Each run's index has one writer at a time across every dedup service on this deployment (a lease in the
+        // ledger); with an object store each host has a folder of its own, so the index is shared through the store.
+        services.AddSingleton(provider => new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(),
+            provider.GetRequiredService<Storage.ShardStore>(), provider.GetRequiredService<RunLedger>()));
     }
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.
