@@ -159,7 +159,7 @@ public static class DedupBench
                 Console.WriteLine($"| {size:N0} | {watch.Elapsed.TotalSeconds:F2} | {((DedupStats)result.Stats!).Removed:N0} |");
             File.Delete(store.Resolve(input.Uri));
         }
-        using (var index = new LshIndex(store.Resolve("index/lsh.db"), Options.Bands, Options.Rows))
+        using (var index = new LshIndex(dedup.IndexPath("s"), Options.Bands, Options.Rows))
         {
             var count = index.Count;
             var disk = index.Size.Disk;
