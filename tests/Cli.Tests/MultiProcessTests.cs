@@ -51,22 +51,13 @@ public sealed class MultiProcessTests : IDisposable
     [Trait("Category", "RabbitMq")]
     [Trait("Category", "Postgres")]
     [Trait("Category", "S3")]
-    public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes()
+    public async Task Every_service_runs_in_its_own_process_and_folder_over_RabbitMQ_S3_and_PostgreSQL_and_a_killed_coordinator_resumes_over_a_new_broker_beside_a_second_run()
     {
         await _broker.RequireAsync();
         foreach (var service in Services) Serve(service);
         // A second crawler host: the run splits its crawl in two parts by host, which any crawler service may take.
         Serve("crawler", "crawler-2");
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        foreach (var queue in Queues)
-        {
-            while (await _broker.ConsumerCountAsync(queue) == 0)
-            {
-                Assert.All(_services, p => Assert.False(p.HasExited, $"a service exited with code {(p.HasExited ? p.ExitCode : 0)}"));
-                Assert.True(DateTime.UtcNow < deadline, $"no consumer on '{queue}' after 2 minutes");
-                await Task.Delay(200);
-            }
-        }
+        await WaitForConsumersAsync();
 
         // The coordinating run as the README has it: `pipeline run --services none` with the same PIPELINE__*
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
@@ -86,6 +77,10 @@ public sealed class MultiProcessTests : IDisposable
             await first.WaitForExitAsync();
         }
         Assert.NotEqual("completed", ledger.RunState("sample"));
+        // Meanwhile the broker is replaced by an empty one (its virtual host deleted with every queue, message and
+        // connection, and created again): the services reconnect on their own, and what it held is announced again.
+        await _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3));
+        await WaitForConsumersAsync();
         // A second run starts beside the resumed one, on the same ledger, bucket, broker and services, over the same
         // pages (its own sample site): runs are independent, so it keeps what the first kept (#26: it kept nothing).
         string[] otherArguments = ["run", "--run", "other", "--out", Folder("coordinator-2"), .. runArguments[5..], "--eval-tasks", "none"];
@@ -141,6 +136,20 @@ public sealed class MultiProcessTests : IDisposable
             }
         }
         Assert.All(_services, p => Assert.False(p.HasExited));
+    }
+
+    private async Task WaitForConsumersAsync()
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        foreach (var queue in Queues)
+        {
+            while (await _broker.ConsumerCountAsync(queue) == 0)
+            {
+                Assert.All(_services, p => Assert.False(p.HasExited, $"a service exited with code {(p.HasExited ? p.ExitCode : 0)}"));
+                Assert.True(DateTime.UtcNow < deadline, $"no consumer on '{queue}' after 2 minutes");
+                await Task.Delay(200);
+            }
+        }
     }
 
     private async Task FinishAsync(string[] arguments, System.Collections.Concurrent.ConcurrentQueue<string> log)
