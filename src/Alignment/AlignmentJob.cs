@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Model;
+using Pipeline.Storage;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Checkpoints;
@@ -68,8 +69,8 @@ public sealed class AlignmentJob(ILogger logger)
             adapter = SaveAdapter(model, info, config, dataHash, Path.Combine(outputFolder, $"adapter-step-{reached:D7}"));
             model = model.Merged();
         }
-        var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3);
-        File.WriteAllText(Path.Combine(checkpoint, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
+        var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3, writeMore: folder =>
+            File.WriteAllText(Path.Combine(folder, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config })));
         if (ct.IsCancellationRequested)
             throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}; run it again to continue", ct);
         resume.Clear();
@@ -78,12 +79,14 @@ public sealed class AlignmentJob(ILogger logger)
 
     private static string SaveAdapter(Gpt model, CheckpointInfo info, AlignmentConfig config, string dataHash, string folder)
     {
-        Directory.CreateDirectory(folder);
         var tensors = model.state_dict().Where(kv => kv.Key.Contains("lora_"));
         // The base is named relative to the adapter folder, so the pair can be moved or copied to another host together.
         var baseRelative = Path.GetRelativePath(Path.GetFullPath(folder), info.BaseCheckpoint!);
-        Safetensors.Save(tensors, Path.Combine(folder, "adapter.safetensors"), new Dictionary<string, string> { ["base"] = baseRelative, ["method"] = info.Method! });
-        File.WriteAllText(Path.Combine(folder, "adapter.json"), JsonSerializer.Serialize(new AdapterInfo(baseRelative, config, info with { BaseCheckpoint = baseRelative }, dataHash)));
+        AtomicWrite.Folder(folder, temp =>
+        {
+            Safetensors.Save(tensors, Path.Combine(temp, "adapter.safetensors"), new Dictionary<string, string> { ["base"] = baseRelative, ["method"] = info.Method! });
+            File.WriteAllText(Path.Combine(temp, "adapter.json"), JsonSerializer.Serialize(new AdapterInfo(baseRelative, config, info with { BaseCheckpoint = baseRelative }, dataHash)));
+        });
         return folder;
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Pipeline.Model;
+using Pipeline.Storage;
 using TorchSharp.Modules;
 
 namespace Pipeline.Alignment;
@@ -39,17 +40,15 @@ public sealed class AlignmentResume(string outputFolder, string fingerprint, int
         return state.Step;
     }
 
-    /// <summary>Writes the state of <paramref name="step"/> (a temporary folder, renamed over the last one).</summary>
+    /// <summary>Writes the state of <paramref name="step"/>, replacing the last one whole.</summary>
     public void Save(int step, Gpt model, AdamW optimizer)
     {
-        var temp = Folder + $".tmp-{Environment.ProcessId}";
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
-        model.save(Path.Combine(temp, "model.bin"));
-        optimizer.save_state_dict(Path.Combine(temp, "optimizer.bin"));
-        File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(new State(fingerprint, step)));
-        if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true);
-        Directory.Move(temp, Folder);
+        AtomicWrite.Folder(Folder, temp =>
+        {
+            model.save(Path.Combine(temp, "model.bin"));
+            optimizer.save_state_dict(Path.Combine(temp, "optimizer.bin"));
+            File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(new State(fingerprint, step)));
+        });
     }
 
     /// <summary>Removes the state once the job has written its result.</summary>

@@ -19,21 +19,25 @@ public sealed class BpeModel(IReadOnlyList<byte[]> tokens, IReadOnlyList<(int A,
 
     public Dictionary<string, int> SpecialIds() => Specials.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => Tokens.Count + x.i);
 
+    /// <summary>
+    /// Writes the tokenizer files into <paramref name="folder"/> and returns the vocabulary's hash. Plain writes: a
+    /// folder that others read is written whole through Storage's AtomicWrite.Folder by its owner (the tokenizer stage).
+    /// </summary>
     public string Save(string folder)
     {
         Directory.CreateDirectory(folder);
         var tiktoken = new StringBuilder();
         for (var i = 0; i < Tokens.Count; i++) tiktoken.Append(Convert.ToBase64String(Tokens[i])).Append(' ').Append(i).Append('\n');
-        WriteAtomic(Path.Combine(folder, "tokenizer.tiktoken"), tiktoken.ToString());
+        File.WriteAllText(Path.Combine(folder, "tokenizer.tiktoken"), tiktoken.ToString());
 
         var byteToUnicode = Gpt2ByteToUnicode();
         string Printable(byte[] bytes) => string.Concat(bytes.Select(b => byteToUnicode[b]));
         var vocab = new JsonObject();
         for (var i = 0; i < Tokens.Count; i++) vocab[Printable(Tokens[i])] = i;
         foreach (var (special, id) in SpecialIds()) vocab[special] = id;
-        WriteAtomic(Path.Combine(folder, "vocab.json"), vocab.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "vocab.json"), vocab.ToJsonString());
         var mergeLines = Merges.Select(m => $"{Printable(Tokens[m.A])} {Printable(Tokens[m.B])}");
-        WriteAtomic(Path.Combine(folder, "merges.txt"), "#version: 0.2\n" + string.Join('\n', mergeLines) + "\n");
+        File.WriteAllText(Path.Combine(folder, "merges.txt"), "#version: 0.2\n" + string.Join('\n', mergeLines) + "\n");
 
         var hf = new JsonObject
         {
@@ -59,11 +63,11 @@ public sealed class BpeModel(IReadOnlyList<byte[]> tokens, IReadOnlyList<(int A,
                 ["merges"] = new JsonArray(mergeLines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray()),
             },
         };
-        WriteAtomic(Path.Combine(folder, "tokenizer.json"), hf.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), hf.ToJsonString());
 
         var hash = Hash();
         var meta = new TokenizerMeta(VocabSize, Tokens.Count, Specials.ToList(), PreTokenizerPattern.Pattern, hash);
-        WriteAtomic(Path.Combine(folder, "tokenizer-meta.json"), JsonSerializer.Serialize(meta, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(folder, "tokenizer-meta.json"), JsonSerializer.Serialize(meta, new JsonSerializerOptions { WriteIndented = true }));
         return hash;
     }
 
@@ -78,13 +82,6 @@ public sealed class BpeModel(IReadOnlyList<byte[]> tokens, IReadOnlyList<(int A,
         }
         sha.AppendData(Encoding.UTF8.GetBytes(string.Join('\n', Specials) + PreTokenizerPattern.Pattern));
         return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
-    }
-
-    private static void WriteAtomic(string path, string content)
-    {
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, content);
-        File.Move(temp, path, overwrite: true);
     }
 
     /// <summary>GPT-2's reversible map from bytes to printable characters, used by vocab.json and merges.txt.</summary>

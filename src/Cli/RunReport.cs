@@ -9,6 +9,7 @@ using Pipeline.Evaluator;
 using Pipeline.Evaluator.Tasks;
 using Pipeline.Hosting;
 using Pipeline.Runtime;
+using Pipeline.Storage;
 using Pipeline.Tokenizer;
 
 namespace Pipeline.Cli;
@@ -41,8 +42,8 @@ public static class RunReport
         WriteEvaluation(md, ledger, runId, runName, folder, alignedRun, alignedBaseStep);
 
         var path = Path.Combine(folder, "report.md");
-        File.WriteAllText(path, md.ToString());
-        File.WriteAllText(Path.Combine(folder, "report.html"), Html(md.ToString(), folder, runId));
+        AtomicWrite.Text(path, md.ToString());
+        AtomicWrite.Text(Path.Combine(folder, "report.html"), Html(md.ToString(), folder, runId));
         return path;
     }
 

@@ -102,13 +102,8 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         var committed = frontier.CommittedShards().Count;
         var uri = $"{SnapshotsUri(crawlFolder)}/{committed:D6}";
         var folder = store.Resolve(uri);
-        // Written under a temporary name first: a folder here counts as a snapshot, so it never holds half a file.
-        var temp = store.Resolve($"{crawlFolder}/frontier-snapshot.tmp");
-        File.Delete(temp);
-        frontier.SnapshotTo(temp);
-        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-        Directory.CreateDirectory(folder);
-        File.Move(temp, Path.Combine(folder, "frontier.db"));
+        // A folder here counts as a snapshot, so it is written whole.
+        AtomicWrite.Folder(folder, temp => frontier.SnapshotTo(Path.Combine(temp, "frontier.db")));
         await store.PublishFolderAsync(uri, ct);
         Directory.Delete(folder, recursive: true);
         foreach (var older in await store.ListFoldersAsync(SnapshotsUri(crawlFolder), ct))

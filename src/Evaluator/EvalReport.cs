@@ -1,5 +1,6 @@
 using System.Text;
 using Pipeline.Runtime;
+using Pipeline.Storage;
 
 namespace Pipeline.Evaluator;
 
@@ -54,7 +55,7 @@ public static class EvalReport
         }
         if (runs.Count == 0) md.Append("No evaluations recorded yet.\n");
         var path = Path.Combine(folder, "eval.md");
-        File.WriteAllText(path, md.ToString());
+        AtomicWrite.Text(path, md.ToString());
         return path;
     }
 

@@ -32,18 +32,17 @@ public static class Checkpoints
             info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash);
     }
 
-    public static string Save(string runFolder, Gpt model, AdamW? optimizer, CheckpointInfo info, int keepLast, bool keepBest = false)
+    /// <param name="writeMore">Writes further files into the checkpoint before it appears (an aligned model's lineage).</param>
+    public static string Save(string runFolder, Gpt model, AdamW? optimizer, CheckpointInfo info, int keepLast, bool keepBest = false, Action<string>? writeMore = null)
     {
-        Directory.CreateDirectory(runFolder);
         var final = Folder(runFolder, info.Step);
-        var temp = final + $".tmp-{Environment.ProcessId}";
-        if (Directory.Exists(temp)) Directory.Delete(temp, true);
-        Directory.CreateDirectory(temp);
-        model.save(Path.Combine(temp, "model.bin"));
-        optimizer?.save_state_dict(Path.Combine(temp, "optimizer.bin"));
-        File.WriteAllText(Path.Combine(temp, "checkpoint.json"), JsonSerializer.Serialize(info with { HasOptimizerState = optimizer is not null }, new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(final)) Directory.Delete(final, true);
-        Directory.Move(temp, final);
+        AtomicWrite.Folder(final, temp =>
+        {
+            model.save(Path.Combine(temp, "model.bin"));
+            optimizer?.save_state_dict(Path.Combine(temp, "optimizer.bin"));
+            File.WriteAllText(Path.Combine(temp, "checkpoint.json"), JsonSerializer.Serialize(info with { HasOptimizerState = optimizer is not null }, new JsonSerializerOptions { WriteIndented = true }));
+            writeMore?.Invoke(temp);
+        });
         var best = keepBest ? Best(runFolder) : null;
         foreach (var old in List(runFolder).SkipLast(Math.Max(1, keepLast)))
             if (old != best) Directory.Delete(old, true);
@@ -83,13 +82,15 @@ public static class Checkpoints
 
     /// <summary>Complete checkpoints of a run, oldest first.</summary>
     /// <summary>
-    /// Removes the half-written checkpoint folders (step-N.tmp-PID) a killed or failed save left behind (a full
-    /// disk, say); a run that starts or resumes calls it, so nothing half-written stays.
+    /// Removes the half-written checkpoint folders (temporary names, <see cref="AtomicWrite"/>) a killed or failed save
+    /// left behind (a full disk, say); a run that starts or resumes calls it, so nothing half-written stays.
     /// </summary>
     public static void RemovePartial(string runFolder)
     {
-        if (!Directory.Exists(runFolder)) return;
-        foreach (var partial in Directory.GetDirectories(runFolder, "step-*.tmp-*")) Directory.Delete(partial, recursive: true);
+        AtomicWrite.RemoveLeftovers(runFolder);
+        // The temporary names of saves before AtomicWrite (step-N.tmp-PID), left by an older version.
+        if (Directory.Exists(runFolder))
+            foreach (var partial in Directory.GetDirectories(runFolder, "step-*.tmp-*")) Directory.Delete(partial, recursive: true);
     }
 
     public static IReadOnlyList<string> List(string runFolder) =>

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Pipeline.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,8 +49,7 @@ public static class Safetensors
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         // Pad with spaces so the tensor data starts 8-byte aligned, as the reference implementation does.
         var padded = (json.Length + 7) / 8 * 8;
-        var temp = path + ".tmp";
-        using (var file = File.Create(temp))
+        AtomicWrite.File(path, file =>
         {
             Span<byte> length = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
@@ -57,8 +57,7 @@ public static class Safetensors
             file.Write(json);
             for (var i = json.Length; i < padded; i++) file.WriteByte((byte)' ');
             foreach (var (_, data, _) in tensors) file.Write(MemoryMarshal.AsBytes(data.AsSpan()));
-        }
-        File.Move(temp, path, overwrite: true);
+        });
     }
 
     /// <summary>Reads and checks the header: offsets must tile the data exactly, in order, with no gaps or overlaps.</summary>

@@ -27,8 +27,7 @@ public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, ne
         _uri = uri;
         _descriptor = descriptor;
         _path = store.Resolve(uri);
-        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
-        _temp = ShardStore.TempPathFor(_path);
+        _temp = AtomicWrite.Begin(_path);
         // Read and write: appending a row group reads the footer written by the previous one.
         _file = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true);
     }
@@ -80,7 +79,7 @@ public sealed class ParquetShardWriter<T> : IAsyncDisposable where T : class, ne
         await file.DisposeAsync();
         _file = null;
         var (sha, bytes) = await ShardStore.HashFileAsync(_temp, ct);
-        File.Move(_temp, _path, overwrite: true);
+        AtomicWrite.Commit(_temp, _path);
         await _store.PublishShardAsync(_uri, _path, ct);
         return new ShardRef(_descriptor.ShardId, _uri, sha, Rows, bytes, _descriptor.Stage, _descriptor.ConfigHash,
             _descriptor.ParentShardIds, _descriptor.RunId);

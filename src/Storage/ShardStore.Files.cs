@@ -42,12 +42,12 @@ public sealed partial class ShardStore
         foreach (var file in Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
             var name = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (name.EndsWith(TempSuffix, StringComparison.Ordinal) || name == FolderIndex) continue;
+            if (AtomicWrite.IsTemporary(name) || name == FolderIndex) continue;
             var (sha, bytes) = await HashFileAsync(file, ct);
             await _remote.UploadAsync($"{uri}/{name}", file, ct);
             entries.Add(new FolderEntry(name, sha, bytes));
         }
-        var index = TempPathFor(folder) + ".index";
+        var index = AtomicWrite.TempPathFor(folder) + ".index";
         try
         {
             await File.WriteAllTextAsync(index, JsonSerializer.Serialize(entries), ct);
@@ -68,7 +68,7 @@ public sealed partial class ShardStore
     {
         var folder = Resolve(uri);
         if (_remote is null || Directory.Exists(folder)) return folder;
-        var temp = TempPathFor(folder);
+        var temp = AtomicWrite.TempPathFor(folder);
         try
         {
             Directory.CreateDirectory(temp);
@@ -119,7 +119,7 @@ public sealed partial class ShardStore
         var names = new SortedSet<string>(StringComparer.Ordinal);
         if (Directory.Exists(parent))
             foreach (var folder in Directory.GetDirectories(parent).Select(Path.GetFileName).OfType<string>())
-                if (!folder.EndsWith(TempSuffix, StringComparison.Ordinal) && !folder.Contains(".tmp", StringComparison.Ordinal)) names.Add(folder);
+                if (!AtomicWrite.IsTemporary(folder)) names.Add(folder);
         if (_remote is not null)
             await foreach (var key in _remote.ListAsync(parentUri + "/", ct))
             {
@@ -160,7 +160,7 @@ public sealed partial class ShardStore
         var path = Resolve(uri);
         if (_remote is not null)
         {
-            var temp = TempPathFor(Path.Combine(Path.GetTempPath(), "pipeline-latest"));
+            var temp = AtomicWrite.TempPathFor(Path.Combine(Path.GetTempPath(), "pipeline-latest"));
             try
             {
                 if (await _remote.TryDownloadAsync(uri, temp, ct)) return await File.ReadAllTextAsync(temp, ct);
@@ -192,7 +192,7 @@ public sealed partial class ShardStore
     private async Task<bool> DownloadAsync(string uri, string path, CancellationToken ct)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = TempPathFor(path);
+        var temp = AtomicWrite.TempPathFor(path);
         try
         {
             if (!await _remote!.TryDownloadAsync(uri, temp, ct)) return false;

@@ -16,7 +16,6 @@ namespace Pipeline.Storage;
 /// </summary>
 public sealed partial class ShardStore
 {
-    private const string TempSuffix = ".tmp";
     private readonly IObjectStore? _remote;
     private readonly LinkedList<(string Path, long Bytes)> _cached = new(); // shards only, least recently used first
     private readonly Lock _cacheGate = new();
@@ -69,32 +68,14 @@ public sealed partial class ShardStore
 
     public bool Exists(string uri) => File.Exists(Resolve(uri));
 
-    /// <summary>A temporary name beside <paramref name="path"/>, unique to this process and call.</summary>
-    internal static string TempPathFor(string path) => $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}";
-
     /// <summary>Writes a file atomically: the content appears under <paramref name="uri"/> only when complete.</summary>
     public async Task<(string Sha256, long Bytes)> WriteAtomicAsync(string uri, Func<Stream, Task> write, CancellationToken ct = default)
     {
         var path = Resolve(uri);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = TempPathFor(path);
-        try
-        {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
-            {
-                await write(file);
-                await file.FlushAsync(ct);
-                file.Flush(flushToDisk: true);
-            }
-            var (sha, bytes) = await HashFileAsync(temp, ct);
-            File.Move(temp, path, overwrite: true);
-            if (_remote is not null) await _remote.UploadAsync(uri, path, ct);
-            return (sha, bytes);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        await AtomicWrite.FileAsync(path, write, ct);
+        var (sha, bytes) = await HashFileAsync(path, ct);
+        if (_remote is not null) await _remote.UploadAsync(uri, path, ct);
+        return (sha, bytes);
     }
 
     /// <summary>Parquet key-value metadata key naming a shard's row type (RawPage, CleanDocument, TokenRow, ...).</summary>

@@ -58,7 +58,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         var texts = byId.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value).ToList();
         var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
         var uri = $"tokenizers/{runId}";
-        var hash = model.Save(store.Resolve(uri));
+        var hash = AtomicWrite.Folder(store.Resolve(uri), model.Save);
         await store.PublishFolderAsync(uri, ct);
         RunArtifacts.RecordTokenizer(ledger, runId, uri, hash);
         return (uri, hash, model.VocabSize);
@@ -111,7 +111,6 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
             }
             var manifest = new TokenManifest(tokenizer.Hash, tokenizerUri, tokenizer.VocabSize, tokenizer.VocabSize >= 65_536 ? "int32" : "uint16", entries);
             var path = store.Resolve(RunArtifacts.TokenManifestUri(runId));
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             // An unchanged manifest is not uploaded again: readers on other hosts never see it replaced for nothing.
             // (Once per process whatever: a crash may have left the local file written and the upload not done.)
             if (manifest.Save(path) || !_publishedManifests.Contains(runId)) await store.PublishFileAsync(RunArtifacts.TokenManifestUri(runId), ct);

@@ -12,8 +12,10 @@ public sealed class CheckpointFolderTests : IDisposable
         File.WriteAllText(Path.Combine(whole, "checkpoint.json"), "{}");
         var partial = Directory.CreateDirectory(Path.Combine(_root, "step-0000020.tmp-4242")).FullName;
         File.WriteAllText(Path.Combine(partial, "model.bin"), "half");
+        var killed = Directory.CreateDirectory(Storage.AtomicWrite.TempPathFor(Path.Combine(_root, "step-0000030"))).FullName;
         Checkpoints.RemovePartial(_root);
         Assert.False(Directory.Exists(partial));
+        Assert.False(Directory.Exists(killed));
         Assert.Equal([whole], Checkpoints.List(_root));
     }
 

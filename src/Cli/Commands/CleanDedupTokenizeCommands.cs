@@ -147,7 +147,7 @@ public static class CleanDedupTokenizeCommands
                 input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
                 r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);
             await corpus.WriteManifestAsync(runId, tokenizer, Path.GetFullPath(tokenizer.Folder), ct);
-            var manifest = TokenManifest.Load(store.Resolve(RunArtifacts.TokenManifestUri(runId)));
+            var manifest = TokenManifestFile.Load(store.Resolve(RunArtifacts.TokenManifestUri(runId)));
             AnsiConsole.MarkupLine($"[green]tokenize[/]: {manifest.TrainTokens:N0} training and {manifest.ValidationTokens:N0} validation tokens; manifest {Markup.Escape(store.Resolve(RunArtifacts.TokenManifestUri(runId)))}");
             if (parse.GetValue(alsoBin))
             {

@@ -40,7 +40,7 @@ public static class ModelCommands
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
             var manifestUri = job.Manifest ?? RunArtifacts.TokenManifestUri(parse.GetValue(runOption)!);
-            var manifest = TokenManifest.Load(new ShardStore(dataRoot).Resolve(manifestUri));
+            var manifest = TokenManifestFile.Load(new ShardStore(dataRoot).Resolve(manifestUri));
             var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || parse.GetValue(resetOptimizer) }).Resolved();
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
             using var logging = CliConfig.Logging(quiet: false);

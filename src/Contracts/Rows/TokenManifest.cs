@@ -8,12 +8,6 @@ public sealed record TokenManifest(string TokenizerHash, string TokenizerUri, in
     public long TrainTokens => Shards.Sum(s => s.TrainTokens);
     public long ValidationTokens => Shards.Sum(s => s.ValidationTokens);
 
-    public static TokenManifest Load(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"token manifest '{path}' does not exist", path);
-        return Parse(File.ReadAllText(path), path);
-    }
-
     public static TokenManifest Parse(string json, string name)
     {
         try
@@ -26,16 +20,7 @@ public sealed record TokenManifest(string TokenizerHash, string TokenizerUri, in
         }
     }
 
-    /// <summary>Writes the manifest (temp file, then rename); false when the file already held exactly this.</summary>
-    public bool Save(string path)
-    {
-        var json = JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
-        if (File.Exists(path) && File.ReadAllText(path) == json) return false;
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, json);
-        File.Move(temp, path, overwrite: true);
-        return true;
-    }
+    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
 }
 
 public sealed record TokenShardEntry(string ShardId, string Uri, string Sha256, long TrainTokens, long ValidationTokens);
