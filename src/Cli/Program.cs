@@ -185,17 +185,21 @@ catch (OperationCanceledException e)
 catch (Exception e) when (CliErrors.IsUserError(e))
 {
     // Bad input: one clear line naming the input and the problem, not a stack trace.
-    Console.Error.WriteLine($"error: {CliErrors.Describe(e)}");
+    Console.Error.WriteLine($"error: {CliErrors.Describe(e, DataRoot(parsed))}");
     return 2;
 }
 catch (Exception e)
 {
     // Anything else is still one line and exit 2 (a failed run), never an abort with a stack trace; the trace is
     // there for a bug report with PIPELINE_TRACE=1.
-    Console.Error.WriteLine($"error: {CliErrors.Describe(e)} ({e.GetType().Name}; PIPELINE_TRACE=1 shows where)");
+    Console.Error.WriteLine($"error: {CliErrors.Describe(e, DataRoot(parsed))} ({e.GetType().Name}; PIPELINE_TRACE=1 shows where)");
     if (Environment.GetEnvironmentVariable("PIPELINE_TRACE") == "1") Console.Error.WriteLine(e);
     return 2;
 }
+
+// The command's --out (its data root), when it has one.
+static string? DataRoot(ParseResult parsed) =>
+    parsed.CommandResult.Command.Options.Any(o => o.Name == "--out") ? parsed.GetValue<string>("--out") : null;
 
 static async Task<T> NamingTheFileAsync<T>(Func<Task<T>> read, string path)
 {

@@ -298,5 +298,82 @@ public sealed class BadInputTests : IDisposable
         await FailsWith("no page was stored", "crawl", "--seed", "file:///etc/passwd", "--out", outDir);
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task A_full_disk_is_one_line_saying_so_and_what_finished_is_kept()
+    {
+        // Regression (#26): `clean` onto a full disk crashed with "SQLite Error 10: 'disk I/O error'" and a stack trace.
+        // A small disk (tmpfs), filled up after the first shard is done, with room left for less than a shard.
+        // Two shards of the sample site's English and Japanese pages (real text, which the recipe keeps).
+        var input = new ShardStore(Path.Combine(_root, "in"));
+        var files = Directory.GetFiles(SampleSite.Folder(), "*.html", SearchOption.AllDirectories).Where(p => p.Contains("/en/") || p.Contains("/ja/")).Order(StringComparer.Ordinal).ToList();
+        var half = (files.Count + 1) / 2;
+        for (var shard = 1; shard <= 2; shard++)
+        {
+            var pages = files.Skip((shard - 1) * half).Take(half).Select(file =>
+            {
+                var url = "http://sample.test/" + Path.GetRelativePath(SampleSite.Folder(), file);
+                return new RawPage { Url = url, FinalUrl = url, Status = 200, ContentType = "text/html", Html = File.ReadAllText(file) };
+            }).ToList();
+            await input.WriteParquetAsync($"raw/raw-{shard}.parquet", pages, new ShardDescriptor($"r{shard}", "crawl", "", [], "t"));
+        }
+        string Raw(int shard) => Path.Combine(_root, "in", "raw", $"raw-{shard}.parquet");
+
+        var disk = Path.Combine(_root, "disk");
+        Directory.CreateDirectory(disk);
+        var mount = await RunToolAsync("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk);
+        if (mount.Exit != 0 && Environment.UserName != "root") return; // only root mounts a small disk; CI runs as root
+        Assert.True(mount.Exit == 0, $"mount: {mount.Output}");
+        try
+        {
+            var outDir = Path.Combine(disk, "out");
+            var (exit, stdout, stderr) = await RunAsync("clean", Raw(1), "--out", outDir);
+            Assert.True(exit == 0, stdout + stderr);
+            var shardOutput = Directory.GetFiles(Path.Combine(outDir, "shards"), "clean-*.parquet", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+            Assert.True(shardOutput > 64 * 1024, $"the first shard's output is {shardOutput} bytes");
+            var filler = Path.Combine(disk, "filler");
+            await using (var fill = File.Create(filler))
+            {
+                var block = new byte[4096];
+                try
+                {
+                    while (new DriveInfo(disk).AvailableFreeSpace > 48 * 1024) fill.Write(block);
+                    fill.Flush();
+                }
+                catch (IOException)
+                {
+                    // Full already: the point.
+                }
+            }
+
+            var (fullExit, fullOut, fullError) = await RunAsync("clean", Raw(1), Raw(2), "--out", outDir);
+            Assert.True(fullExit == 2, $"exit {fullExit}:\n{fullOut}\n{fullError}");
+            var error = Assert.Single(fullError.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error: "));
+            Assert.Contains($"no space left on the disk of '{outDir}'", error);
+            Assert.DoesNotContain("   at ", fullError + fullOut);
+
+            // With room again, the same command finishes, and the shard done before the disk filled is not done again.
+            File.Delete(filler);
+            var (again, againOut, againError) = await RunAsync("clean", Raw(1), Raw(2), "--out", outDir);
+            Assert.True(again == 0, againOut + againError);
+            Assert.Contains("raw-1.parquet already done", againOut + againError);
+            Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "shards"), "clean-*.parquet", SearchOption.AllDirectories).Length);
+        }
+        finally
+        {
+            await RunToolAsync("umount", disk);
+        }
+    }
+
+    private static async Task<(int Exit, string Output)> RunToolAsync(string tool, params string[] args)
+    {
+        var start = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output + await error);
+    }
+
     public void Dispose() => Directory.Delete(_root, true);
 }

@@ -136,30 +136,11 @@ public sealed class EndToEndTests : IDisposable
 
     [Fact(Timeout = 300_000)]
     [Trait("Category", "RabbitMq")]
-    public async Task A_broker_restart_mid_run_loses_nothing()
-    {
-        await _broker.RequireAsync();
-        Task? restart = null;
-        var options = SmallRun(_out) with
-        {
-            MaxPages = 1000,
-            Settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Crawler:PagesPerShard"] = "50" },
-            // Restart mid-crawl: the crawl request is unacknowledged, shards are being announced, cleaned and deduplicated.
-            OnPhase = phase => restart ??= phase == "crawl" ? Task.Delay(1500).ContinueWith(_ => RabbitMqBroker.RestartAsync()).Unwrap() : null,
-        };
-        await RunOverBrokerAsync(options);
-        Assert.NotNull(restart);
-        await restart;
-        var outcome = await RunAssertions.CheckAsync(_out);
-        Assert.True(outcome.CrawledUrls.Count > 300, $"{outcome.CrawledUrls.Count} pages crawled");
-    }
-
-    [Fact(Timeout = 300_000)]
-    [Trait("Category", "RabbitMq")]
     public async Task A_broker_replaced_by_an_empty_one_mid_run_loses_nothing_and_nothing_restarts()
     {
         // Regression (#26): a new, empty broker node mid-run lost every announcement it held or that was published
-        // meanwhile; the cleaner never saw those shards and the coordinator waited forever without a word.
+        // meanwhile; the cleaner never saw those shards and the coordinator waited forever without a word. (This also
+        // covers a restart of the same node, which loses less: every connection drops and the services reconnect.)
         await _broker.RequireAsync();
         Task? replace = null;
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();

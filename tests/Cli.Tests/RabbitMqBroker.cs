@@ -141,23 +141,6 @@ internal sealed class RabbitMqBroker : IDisposable
         [property: System.Text.Json.Serialization.JsonPropertyName("messages_unacknowledged")] long Unacked,
         [property: System.Text.Json.Serialization.JsonPropertyName("consumers")] long Consumers);
 
-    /// <summary>Stops and starts the RabbitMQ application on the local node (rabbitmqctl; node from RABBITMQ_LOCAL_NODE).</summary>
-    public static async Task RestartAsync()
-    {
-        var node = Environment.GetEnvironmentVariable("RABBITMQ_LOCAL_NODE") ?? "ci@localhost";
-        foreach (var command in new[] { "stop_app", "start_app" })
-        {
-            using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("rabbitmqctl", ["-n", node, command])
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            })!;
-            var error = await process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            Assert.True(process.ExitCode == 0, $"rabbitmqctl -n {node} {command} failed: {error}");
-        }
-    }
-
     /// <summary>Deletes the test's virtual host with every queue and message in it.</summary>
     public void Dispose()
     {
