@@ -39,7 +39,7 @@ public static class CliErrors
         for (Exception? x = e; x is not null; x = x.InnerException)
         {
             if (x is IOException { HResult: NoSpaceErrno } or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteFull }) return true;
-            ioError |= x is IOException or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteIoError };
+            ioError |= x is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteIoError };
         }
         // SQLite reports a write that ran out of space as a plain I/O error: the disk's free space tells which.
         return ioError && FreeBytes(dataRoot) is < 64 * 1024;
@@ -50,7 +50,8 @@ public static class CliErrors
         try
         {
             var full = Path.GetFullPath(path);
-            return DriveInfo.GetDrives().Where(d => d.IsReady && full.StartsWith(d.RootDirectory.FullName, StringComparison.Ordinal))
+            // File systems of no size (/proc, /sys) are not disks that fill up.
+            return DriveInfo.GetDrives().Where(d => d.IsReady && d.TotalSize > 0 && full.StartsWith(d.RootDirectory.FullName, StringComparison.Ordinal))
                 .MaxBy(d => d.RootDirectory.FullName.Length)?.AvailableFreeSpace;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
