@@ -39,7 +39,10 @@ public static class ExtractBench
 
         Console.WriteLine("| pages | generator | main-text recall | boilerplate in output | empty (2,000+ chars of main text) |");
         Console.WriteLine("|---|---|---|---|---|");
-        foreach (var group in rows.GroupBy(r => r.Generator).Append(rows.GroupBy(_ => "all").Single()))
+        // Generators with a folder per language (publican/en-US, publican/ja-JP) also show each language.
+        var languages = rows.Where(r => System.Text.RegularExpressions.Regex.IsMatch(r.Path, "^[^/]+/[a-z]{2}-[A-Z]{2}/"))
+            .GroupBy(r => string.Join('/', r.Path.Split('/')[..2]));
+        foreach (var group in rows.GroupBy(r => r.Generator).Concat(languages).Append(rows.GroupBy(_ => "all").Single()))
         {
             var recall = (double)group.Sum(r => r.Matched) / group.Sum(r => r.Reference);
             var boilerplate = 1 - (double)group.Sum(r => r.Matched) / group.Sum(r => r.Extracted);
@@ -48,6 +51,8 @@ public static class ExtractBench
         }
         foreach (var worst in rows.Where(r => r.Reference > 200).OrderBy(r => (double)r.Matched / r.Reference).Take(5))
             Console.WriteLine($"lowest recall: {worst.Path} {(double)worst.Matched / worst.Reference:F3} ({worst.Reference} units)");
+        foreach (var worst in rows.Where(r => r.Extracted > 200).OrderByDescending(r => (double)(r.Extracted - r.Matched) / r.Extracted).Take(5))
+            Console.WriteLine($"most boilerplate: {worst.Path} {(double)(worst.Extracted - worst.Matched) / worst.Extracted:P1} of {worst.Extracted} units");
 
         Profile(rows.Select(r => File.ReadAllText(Path.Combine(root, r.Path))).ToList());
         return Task.CompletedTask;

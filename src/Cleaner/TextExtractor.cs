@@ -33,11 +33,11 @@ public static class TextExtractor
         var title = Collapse(document.Title ?? "");
         foreach (var element in document.QuerySelectorAll(string.Join(',', Removed)).ToList())
             element.Remove();
-        // Boilerplate by class or role: cookie banners, share bars, breadcrumbs. A class or id match is only a hint, so
+        // Boilerplate by class or role: cookie banners, share bars, breadcrumbs, footers written as <div class="footer">. A class or id match is only a hint, so
         // only short elements go: Python's docs for http.cookies keep their whole text in <section id="module-http.cookies">.
         foreach (var element in document.QuerySelectorAll("[role=navigation]").ToList())
             element.Remove();
-        foreach (var element in document.QuerySelectorAll("[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie]").ToList())
+        foreach (var element in document.QuerySelectorAll("[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie],[class~=footer],[id=footer],[role=contentinfo]").ToList())
             if (element.TextContent.Length < MaxBoilerplateChars) element.Remove();
 
         var body = document.Body;
@@ -62,31 +62,69 @@ public static class TextExtractor
     /// </summary>
     private static IElement ParagraphOf(IElement block) => block.TagName switch
     {
-        "LI" => block.Closest("ul,ol") ?? block,
+        "LI" => OutermostList(block),
         "TD" or "TH" or "CAPTION" => block.Closest("table") ?? block,
         "DT" or "DD" => block.Closest("dl") ?? block,
         _ => block,
     };
 
-    private static void Walk(IElement element, Output output)
+    // Elements that start a box of their own: a run of text and inline elements between two of them (or beside one)
+    // is an anonymous block, as in CSS. Everything else (a, span, code, em, ...) is inline.
+    private static readonly HashSet<string> Boxes = new(Blocks, StringComparer.OrdinalIgnoreCase)
     {
-        foreach (var child in element.Children)
-        {
-            if (Blocks.Contains(child.TagName) && !child.Children.Any(c => Blocks.Contains(c.TagName) || c.TagName is "UL" or "OL" or "TABLE" or "DIV"))
-            {
-                EmitBlock(child, output);
-                continue;
-            }
-            if (child.TagName == "DIV" && child.Children.Length == 0)
-            {
-                EmitBlock(child, output);
-                continue;
-            }
-            Walk(child, output);
-        }
+        "DIV", "SECTION", "ARTICLE", "MAIN", "UL", "OL", "DL", "TABLE", "THEAD", "TBODY", "TFOOT", "TR", "FIGURE", "HR",
+        "ADDRESS", "DETAILS", "SUMMARY", "CENTER", "BODY", "HTML", "FIELDSET", "LEGEND", "HGROUP", "DIALOG", "MENU",
+    };
+
+    // A nested list is lines of the list it is nested in.
+    private static IElement OutermostList(IElement item)
+    {
+        var list = item.Closest("ul,ol");
+        while (list?.ParentElement?.Closest("li")?.Closest("ul,ol") is { } outer) list = outer;
+        return list ?? item;
     }
 
-    private static void EmitBlock(IElement block, Output output)
+    private static void Walk(IElement element, Output output)
+    {
+        // Text beside boxes: the prose of Publican's and DocBook's <div class="para">, whose inline <code> and <a>
+        // made it look like a container, and a list item's own text before its nested list.
+        List<INode>? run = null;
+        foreach (var node in element.ChildNodes)
+        {
+            if (node is not IElement child || !IsBox(child))
+            {
+                if (node is IText or IElement) (run ??= []).Add(node);
+                continue;
+            }
+            if (run is not null) EmitRun(element, run, output);
+            run = null;
+            if (Blocks.Contains(child.TagName) && !child.Children.Any(IsBox)) EmitBlock(child, output);
+            else Walk(child, output);
+        }
+        if (run is not null) EmitRun(element, run, output);
+    }
+
+    // An inline element that holds a box (a <span> or <a> around a <div>) is walked as a box.
+    private static bool IsBox(IElement element) => Boxes.Contains(element.TagName) || element.Children.Any(IsBox);
+
+    private static void EmitRun(IElement parent, List<INode> run, Output output)
+    {
+        // Separators between links ("|", "»") are not text.
+        if (!run.Any(n => n.TextContent.Any(char.IsLetterOrDigit))) return;
+        // All of the parent is inline (a leaf <div>, a list item without a nested list): the parent is the block.
+        if (run.Count == parent.ChildNodes.Count(n => n is IText or IElement))
+        {
+            EmitBlock(parent, output);
+            return;
+        }
+        // Else the run as an element of its own (links inside it, so they count towards its link density).
+        var box = parent.Owner!.CreateElement(parent.TagName is "LI" or "TD" or "TH" or "DT" or "DD" or "PRE" ? parent.TagName : "DIV");
+        foreach (var node in run) box.AppendChild(node.Clone(deep: true));
+        EmitBlock(box, output, parent);
+    }
+
+    /// <param name="within">For a run of inline content: the element it sits in (its paragraph).</param>
+    private static void EmitBlock(IElement block, Output output, IElement? within = null)
     {
         var text = block.TagName == "PRE" ? block.TextContent.Trim('\n') : Collapse(block.TextContent);
         if (text.Length == 0) return;
@@ -98,7 +136,7 @@ public static class TextExtractor
             else if (!InsideCode(inline, block)) codeChars += CollapsedLength(inline.TextContent);
         }
         if ((double)linkChars / text.Length > MaxLinkDensity) return;
-        var paragraph = ParagraphOf(block);
+        var paragraph = within is null ? ParagraphOf(block) : ParagraphOf(within) is var p && p != within ? p : block;
         if (output.Paragraph is not null && output.Paragraph != paragraph) output.Text.Append('\n');
         output.Paragraph = paragraph;
         if (block.TagName == "LI") output.Text.Append("- ");

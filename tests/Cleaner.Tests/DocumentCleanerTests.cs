@@ -7,6 +7,39 @@ public sealed class DocumentCleanerTests
     private static readonly DocumentCleaner Cleaner = new(new CleanerOptions(), ["殺す"]);
 
     [Fact]
+    public void Text_beside_inline_and_block_elements_is_kept_as_paragraphs_of_its_own()
+    {
+        // Regression (#31): Publican and DocBook write prose as <div class="para"> with inline <code>, <a> and <span>,
+        // which made the div look like a container of elements: its text nodes were dropped and the page came out as
+        // headings and lists only. A list item's own text before its nested list was dropped the same way.
+        const string html = """
+            <html><body><div id="content"><div class="section">
+            <h2 class="title">Configuring the firewall</h2>
+            <div class="para">
+              The <code class="command">firewall-cmd</code> tool changes the running configuration, and the
+              <span class="emphasis"><em>--permanent</em></span> option keeps a change across reboots; see
+              <a href="#zones">the zones section</a> for details.
+            </div>
+            <div class="para">Before the list:
+              <ul><li>Open a port <ul><li>with --add-port</li></ul></li><li>Close it</li></ul>
+              and after the list, more prose that belongs to the same para.
+            </div>
+            <div class="links"><a href="/a">Previous</a> <a href="/b">Next</a></div>
+            </div></div></body></html>
+            """;
+        var text = TextExtractor.Extract(html).Text;
+        Assert.Equal(
+            "Configuring the firewall\n\n" +
+            "The firewall-cmd tool changes the running configuration, and the --permanent option keeps a change across reboots; see the zones section for details.\n\n" +
+            "Before the list:\n\n" +
+            "- Open a port\n" +
+            "- with --add-port\n" +
+            "- Close it\n\n" +
+            "and after the list, more prose that belongs to the same para.",
+            text);
+    }
+
+    [Fact]
     public void A_page_whose_main_section_is_named_after_cookies_keeps_its_text()
     {
         // Regression: Python's library/http.cookiejar.html and http.cookies.html (Sphinx) came out empty: their main
