@@ -59,7 +59,8 @@ public static class HuggingFaceExport
             ["mlp_bias"] = false,
             ["tie_word_embeddings"] = true,
             ["initializer_range"] = 0.02,
-            ["bos_token_id"] = eot,
+            // The tokenizer has no beginning-of-sequence token (add_bos_token is false), so neither does the model.
+            ["bos_token_id"] = null,
             ["eos_token_id"] = new JsonArray(eot, end),
             ["pad_token_id"] = pad,
             ["torch_dtype"] = "float32",
@@ -73,7 +74,7 @@ public static class HuggingFaceExport
             });
         Write(outDir, "generation_config.json", new JsonObject
         {
-            ["bos_token_id"] = eot, ["eos_token_id"] = new JsonArray(eot, end), ["pad_token_id"] = pad,
+            ["bos_token_id"] = null, ["eos_token_id"] = new JsonArray(eot, end), ["pad_token_id"] = pad,
             ["do_sample"] = true, ["temperature"] = 0.8, ["top_k"] = 50, ["top_p"] = 0.95,
         });
 

@@ -15,7 +15,10 @@ public static class PeftExport
 {
     private const string Prefix = "base_model.model.model.layers.";
 
-    /// <param name="baseName">What PEFT loads the base from (base_model_name_or_path): a hub id or a relative path.</param>
+    /// <param name="baseName">
+    /// What PEFT loads the base from (base_model_name_or_path): a hub id or a relative path, which PEFT (through
+    /// transformers' from_pretrained) resolves against the working directory of the Python process, not the adapter's folder.
+    /// </param>
     public static void Write(string adapterFolder, string outDir, string baseName)
     {
         if (Path.IsPathRooted(baseName)) throw new ArgumentException($"--base-name '{baseName}': give a model id or a relative path, not an absolute one");

@@ -158,11 +158,16 @@ public sealed class ExportTests : IDisposable
         var adapterJson = File.ReadAllText(Path.Combine(result.Adapter!, "adapter.json"));
         Assert.DoesNotContain(_root, adapterJson); // the base is named relative to the adapter, not by absolute path
 
-        var baseDir = Path.Combine(_root, "export", "base");
+        // The README's layout and commands: both exported under out/, the adapter naming its base from the directory
+        // Python runs in, which is where PEFT resolves it (#31: "../base" resolved against the working directory).
+        var work = Path.Combine(_root, "work");
+        var baseDir = Path.Combine(work, "out", "base");
         var (baseModel, baseInfo, _) = (Checkpoints.Load(checkpoint, CPU).Model, Checkpoints.ReadInfo(checkpoint), 0);
         HuggingFaceExport.Write(baseModel, baseInfo, tokenizer, baseDir);
-        var adapterDir = Path.Combine(_root, "export", "adapter");
-        PeftExport.Write(result.Adapter!, adapterDir, "../base");
+        using (var hfConfig = JsonDocument.Parse(File.ReadAllText(Path.Combine(baseDir, "config.json"))))
+            Assert.Equal(JsonValueKind.Null, hfConfig.RootElement.GetProperty("bos_token_id").ValueKind); // the tokenizer has no BOS token
+        var adapterDir = Path.Combine(work, "out", "adapter");
+        PeftExport.Write(result.Adapter!, adapterDir, "out/base");
         var mergedDir = Path.Combine(_root, "export", "merged");
         var merged = AlignmentJob.Merge(result.Adapter!, Path.Combine(_root, "checkpoints", "merged"));
         var (mergedModel, mergedInfo) = Checkpoints.Load(merged, CPU);
@@ -170,10 +175,10 @@ public sealed class ExportTests : IDisposable
 
         using (var peft = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapterDir, "adapter_config.json"))))
         {
-            Assert.Equal("../base", peft.RootElement.GetProperty("base_model_name_or_path").GetString());
+            Assert.Equal("out/base", peft.RootElement.GetProperty("base_model_name_or_path").GetString());
             Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], peft.RootElement.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()));
         }
-        Ecosystem.Python("peft_merge.py", baseDir, adapterDir, mergedDir, Path.Combine(_root, "peft.json"));
+        Ecosystem.PythonIn(work, "peft_merge.py", "-", "out/adapter", mergedDir, Path.Combine(_root, "peft.json"));
         using var check = JsonDocument.Parse(File.ReadAllText(Path.Combine(_root, "peft.json")));
         Assert.Equal(2 * 7, check.RootElement.GetProperty("adapted").GetInt32());
         Assert.True(check.RootElement.GetProperty("max_abs_diff").GetDouble() < 1e-5, check.RootElement.ToString());

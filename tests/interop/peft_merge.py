@@ -2,8 +2,12 @@
 PEFT's definition, W + (lora_alpha / r) * B @ A for every target module, and compares the result with another
 Hugging Face model folder (the project's own merge, exported).
 
-Usage: python3 peft_merge.py BASE_DIR ADAPTER_DIR MERGED_DIR OUT_JSON"""
+Usage: python3 peft_merge.py BASE_DIR ADAPTER_DIR MERGED_DIR OUT_JSON
+BASE_DIR "-" finds the base as PEFT's AutoPeftModelForCausalLM does: the adapter's base_model_name_or_path, passed to
+transformers' from_pretrained, which takes it as a local folder relative to the working directory when one exists
+there (else as a hub id, which this stand-in cannot fetch)."""
 import json
+import os
 import sys
 
 from llama_forward import read_safetensors
@@ -14,6 +18,10 @@ def main():
     with open(f"{adapter_dir}/adapter_config.json") as f:
         config = json.load(f)
     assert config["peft_type"] == "LORA" and not config["use_rslora"]
+    if base_dir == "-":
+        base_dir = config["base_model_name_or_path"]
+        if not os.path.isdir(base_dir):
+            sys.exit(f"base_model_name_or_path '{base_dir}' is not a folder under the working directory {os.getcwd()}")
     scale = config["lora_alpha"] / config["r"]
     base = read_safetensors(f"{base_dir}/model.safetensors")
     adapter = read_safetensors(f"{adapter_dir}/adapter_model.safetensors")

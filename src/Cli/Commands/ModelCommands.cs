@@ -94,7 +94,7 @@ public static class ModelCommands
         var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (…/checkpoints/<run>/adapter-step-NNNNNNN) to export in PEFT's layout" };
         var format = new Option<string>("--format") { Description = "hf (Hugging Face Llama folder, the default) or safetensors (this project's tensor names)", DefaultValueFactory = _ => "hf" };
         format.AcceptOnlyFromAmong("hf", "safetensors");
-        var baseName = new Option<string?>("--base-name") { Description = "With --adapter: base_model_name_or_path, a hub id or a path relative to --out (default: ../base)" };
+        var baseName = new Option<string?>("--base-name") { Description = "With --adapter: base_model_name_or_path, a hub id or a local path, which PEFT resolves against the directory Python runs in, not the adapter folder (default: the 'base' folder beside --out, named from this directory)" };
         var command = new Command("export", "Write a checkpoint as a Hugging Face Llama model folder (or a LoRA adapter as a PEFT adapter) to --out")
         {
             checkpoint, adapter, format, baseName, TokenizerOption, outOption,
@@ -104,7 +104,8 @@ public static class ModelCommands
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             if (parse.GetValue(adapter) is { } adapterFolder)
             {
-                Interop.PeftExport.Write(adapterFolder, outDir, parse.GetValue(baseName) ?? "../base");
+                Interop.PeftExport.Write(adapterFolder, outDir, parse.GetValue(baseName)
+                    ?? Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outDir))!, "base")).Replace('\\', '/'));
                 AnsiConsole.MarkupLine($"[green]export[/]: PEFT adapter in {Markup.Escape(outDir)}");
                 return 0;
             }
