@@ -18,15 +18,23 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
     public double MaxEllipsisSentences { get; init; } = 0.2;
     public double MaxNgWordChars { get; init; } = 0.05;
 
+    /// <summary>
+    /// Whether ASCII characters count in the hiragana and katakana fractions' denominator (Swallow: yes). Technical
+    /// Japanese names commands, options and APIs in ASCII inside its prose, which pushes an ordinary sentence under the
+    /// hiragana minimum. The Japanese fraction counts every character either way.
+    /// </summary>
+    public bool FractionsCountAscii { get; init; } = true;
+
     public string? Reject(Document d)
     {
         if (!d.IsJapanese) return null;
         var text = d.Text;
-        int hiragana = 0, katakana = 0, kanji = 0, chars = 0;
+        int hiragana = 0, katakana = 0, kanji = 0, chars = 0, ascii = 0;
         foreach (var c in text)
         {
             if (char.IsWhiteSpace(c)) continue;
             chars++;
+            if (char.IsAscii(c)) ascii++;
             if (c is >= '\u3040' and <= '\u309F') hiragana++;
             else if (c is >= '\u30A0' and <= '\u30FF') katakana++;
             else if (c is >= '\u4E00' and <= '\u9FFF') kanji++;
@@ -34,8 +42,10 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
         var japanese = hiragana + katakana + kanji;
         if (chars < MinChars) return "too few characters";
         if (japanese < MinJapaneseChars) return "too few Japanese characters";
-        if ((double)hiragana / chars < MinHiragana) return "hiragana fraction";
-        if ((double)katakana / chars > MaxKatakana) return "katakana fraction";
+        var counted = FractionsCountAscii ? chars : Math.Max(1, chars - ascii);
+        if ((double)hiragana / counted < MinHiragana) return "hiragana fraction";
+        if ((double)katakana / counted > MaxKatakana) return "katakana fraction";
+        // The Japanese fraction stays over every character: a page that is mostly ASCII is not Japanese prose.
         if ((double)japanese / chars < MinJapanese) return "Japanese fraction";
         var sentences = text.Split(['。', '．', '！', '？', '!', '?', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (sentences.Length > 0)
