@@ -18,6 +18,19 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["ledger"] = LedgerBench.RunAsync,
     ["storage"] = StorageBench.RunAsync,
     ["cleaners"] = CompetingCleanersBench.RunAsync,
+    // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
+    ["explain"] = pages =>
+    {
+        var cleaner = new Pipeline.Cleaner.DocumentCleaner(new Pipeline.Cleaner.CleanerOptions(), Pipeline.Cleaner.ShardCleaner.LoadNgWords(""));
+        foreach (var page in pages)
+        {
+            var html = File.ReadAllText(page);
+            Console.WriteLine(Pipeline.Cleaner.TextExtractor.Extract(html).Text);
+            var outcome = cleaner.Clean("d", "u", html);
+            Console.WriteLine($"--- {page}: {(outcome.Document is null ? $"removed by {outcome.RemovedBy}: {outcome.Detail}" : "kept")}");
+        }
+        return Task.CompletedTask;
+    },
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

@@ -19,11 +19,13 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
     public double MaxNgWordChars { get; init; } = 0.05;
 
     /// <summary>
-    /// Whether ASCII characters count in the hiragana and katakana fractions' denominator (Swallow: yes). Technical
-    /// Japanese names commands, options and APIs in ASCII inside its prose, which pushes an ordinary sentence under the
-    /// hiragana minimum. The Japanese fraction counts every character either way.
+    /// Whether ASCII counts as Swallow counts it: in the hiragana and katakana fractions' denominator, in the length of
+    /// the longest sentence, and as sentences of the sentence rules. Technical Japanese names commands, options and APIs in ASCII inside its prose (which pushes
+    /// an ordinary sentence under the hiragana minimum), and leaves option lists and untranslated English paragraphs
+    /// in place (short and long "sentences" without a Japanese character). The Japanese fraction counts every
+    /// character either way.
     /// </summary>
-    public bool FractionsCountAscii { get; init; } = true;
+    public bool CountAscii { get; init; } = true;
 
     public string? Reject(Document d)
     {
@@ -42,17 +44,18 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
         var japanese = hiragana + katakana + kanji;
         if (chars < MinChars) return "too few characters";
         if (japanese < MinJapaneseChars) return "too few Japanese characters";
-        var counted = FractionsCountAscii ? chars : Math.Max(1, chars - ascii);
+        var counted = CountAscii ? chars : Math.Max(1, chars - ascii);
         if ((double)hiragana / counted < MinHiragana) return "hiragana fraction";
         if ((double)katakana / counted > MaxKatakana) return "katakana fraction";
         // The Japanese fraction stays over every character: a page that is mostly ASCII is not Japanese prose.
         if ((double)japanese / chars < MinJapanese) return "Japanese fraction";
         var sentences = text.Split(['。', '．', '！', '？', '!', '?', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (!CountAscii) sentences = sentences.Where(ContainsJapanese).ToArray();
         if (sentences.Length > 0)
         {
             var mean = sentences.Average(s => s.Length);
             if (mean < MinMeanSentence || mean > MaxMeanSentence) return "mean sentence length";
-            if (sentences.Max(s => s.Length) > MaxSentence) return "longest sentence";
+            if (sentences.Max(SentenceLength) > MaxSentence) return "longest sentence";
             if ((double)sentences.Count(s => s.EndsWith('・') || s.EndsWith('…')) / sentences.Length > MaxEllipsisSentences) return "ellipsis sentences";
         }
         long ngChars = 0;
@@ -63,5 +66,31 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
         }
         if ((double)ngChars / chars >= MaxNgWordChars) return "NG words";
         return null;
+    }
+
+    // A sentence's length for the longest-sentence rule, which catches run-on text: as Swallow counts it, or (CountAscii
+    // off) with each run of ASCII (a URL, a path, a command line's word) counted as one character, since a long URL
+    // inside a sentence does not make it run-on. (The mean keeps every character: counted this way, the short lines of
+    // a man page fall under its minimum of 20.)
+    private int SentenceLength(string sentence)
+    {
+        if (CountAscii) return sentence.Length;
+        int length = 0;
+        var inAscii = false;
+        foreach (var c in sentence)
+        {
+            var ascii = char.IsAscii(c) && !char.IsWhiteSpace(c);
+            if (!ascii && !char.IsWhiteSpace(c)) length++;
+            else if (ascii && !inAscii) length++;
+            inAscii = ascii;
+        }
+        return length;
+    }
+
+    private static bool ContainsJapanese(string sentence)
+    {
+        foreach (var c in sentence)
+            if (c is >= '\u3040' and <= '\u30FF' or >= '\u4E00' and <= '\u9FFF') return true;
+        return false;
     }
 }
