@@ -84,7 +84,15 @@ public static class AtomicWrite
             // A folder cannot be renamed over another: an older one is moved aside first (still a temporary name if
             // the process dies in between, so nothing half-written is ever under the final name).
             if (Directory.Exists(path)) Directory.Move(path, aside);
-            Directory.Move(temp, path);
+            try
+            {
+                Directory.Move(temp, path);
+            }
+            catch when (Directory.Exists(aside) && !Directory.Exists(path))
+            {
+                Directory.Move(aside, path); // the old folder back, rather than none
+                throw;
+            }
             return result;
         }
         finally
