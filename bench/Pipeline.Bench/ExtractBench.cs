@@ -18,10 +18,13 @@ public static class ExtractBench
 {
     public static Task RunAsync(string[] args)
     {
-        var root = args.Length > 0 ? args[0] : throw new ArgumentException("usage: extract OUT (built by bench/build-docs-pages.py OUT)");
+        var root = args.Length > 0 ? args[0] : throw new ArgumentException("usage: extract OUT [--others DIR] (OUT built by bench/build-docs-pages.py OUT, DIR by bench/extract-others.py OUT DIR)");
+        var others = args.Length > 2 && args[1] == "--others" ? args[2] : null;
         var selectors = File.ReadAllLines(Path.Combine(root, "main-content.tsv")).Select(l => l.Split('\t')).ToDictionary(p => p[0], p => p[1]);
         var parser = new HtmlParser();
         var rows = new List<(string Generator, string Path, long Bytes, int Reference, int Extracted, int Matched, int ReferenceChars, int ExtractedChars)>();
+        var tools = others is null ? [] : Directory.GetDirectories(others).Select(Path.GetFileName).OfType<string>().Order().ToList();
+        var toolRows = tools.ToDictionary(t => t, _ => new List<(string Generator, string Path, int Reference, int Extracted, int Matched)>());
         foreach (var (generator, selector) in selectors)
         {
             foreach (var path in Directory.GetFiles(Path.Combine(root, generator), "*.html", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -31,7 +34,14 @@ public static class ExtractBench
                 foreach (var e in document.QuerySelectorAll("script,style").ToList()) e.Remove();
                 var reference = string.Join('\n', document.QuerySelectorAll(selector).Select(e => e.TextContent));
                 var extracted = TextExtractor.Extract(html).Text;
-                var (r, x, m) = Compare(Units(reference), Units(extracted));
+                var referenceUnits = Units(reference);
+                var (r, x, m) = Compare(referenceUnits, Units(extracted));
+                foreach (var tool in tools)
+                {
+                    var file = Path.Combine(others!, tool, Path.GetRelativePath(root, path) + ".txt");
+                    var (tr, tx, tm) = Compare(referenceUnits, Units(File.Exists(file) ? File.ReadAllText(file) : ""));
+                    toolRows[tool].Add((generator, Path.GetRelativePath(root, path), tr, tx, tm));
+                }
                 rows.Add((generator, Path.GetRelativePath(root, path), Encoding.UTF8.GetByteCount(html), r, x, m,
                     TextNormalizer.Normalize(reference, true).Count(c => !char.IsWhiteSpace(c)), extracted.Length));
             }
@@ -48,6 +58,33 @@ public static class ExtractBench
             var boilerplate = 1 - (double)group.Sum(r => r.Matched) / group.Sum(r => r.Extracted);
             var empty = group.Count(r => r.ReferenceChars >= 2000 && r.ExtractedChars == 0);
             Console.WriteLine($"| {group.Count()} | {group.Key} | {recall:F3} | {boilerplate:P1} | {empty} |");
+        }
+        if (tools.Count > 0)
+        {
+            // Recall and precision of the units, per generator and language, this project beside the yardsticks.
+            var extractors = toolRows.Select(t => (Name: t.Key, Rows: t.Value)).Prepend((Name: "this project", Rows: rows.Select(r => (r.Generator, r.Path, r.Reference, r.Extracted, r.Matched)).ToList())).ToList();
+            static string GroupOf(string path) => System.Text.RegularExpressions.Regex.Match(path, "^[^/]+/[a-z]{2}-[A-Z]{2}/").Success ? string.Join('/', path.Split('/')[..2]) : path.Split('/')[0];
+            var groups = rows.Select(r => GroupOf(r.Path)).Distinct().Order(StringComparer.Ordinal).Append("all").ToList();
+            Console.WriteLine();
+            Console.WriteLine($"| generator | pages | {string.Join(" | ", extractors.Select(e => $"{e.Name}: recall / precision"))} |");
+            Console.WriteLine($"|---|---:|{string.Concat(extractors.Select(_ => "---|"))}");
+            foreach (var group in groups)
+            {
+                var cells = extractors.Select(e =>
+                {
+                    var inGroup = e.Rows.Where(r => group == "all" || GroupOf(r.Path) == group).ToList();
+                    return $"{(double)inGroup.Sum(r => r.Matched) / inGroup.Sum(r => r.Reference):F3} / {(double)inGroup.Sum(r => r.Matched) / Math.Max(1, inGroup.Sum(r => r.Extracted)):F3}";
+                });
+                Console.WriteLine($"| {group} | {rows.Count(r => group == "all" || GroupOf(r.Path) == group)} | {string.Join(" | ", cells)} |");
+            }
+            // Extraction alone on one core, as the yardsticks are timed: CPU time of this thread, pages read beforehand.
+            var htmls = rows.Select(r => File.ReadAllText(Path.Combine(root, r.Path))).ToList();
+            foreach (var html in htmls.Take(30)) TextExtractor.Extract(html); // warm-up
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            foreach (var html in htmls) TextExtractor.Extract(html);
+            var seconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+            Console.WriteLine($"this project's extraction (parse + extract), one thread: {rows.Sum(r => r.Bytes) / 1e6:F1} MB of HTML in {seconds:F2} CPU-seconds = {rows.Sum(r => r.Bytes) / 1e6 / seconds:F2} MB per CPU-second");
+            Console.WriteLine();
         }
         foreach (var worst in rows.Where(r => r.Reference > 200).OrderBy(r => (double)r.Matched / r.Reference).Take(5))
             Console.WriteLine($"lowest recall: {worst.Path} {(double)worst.Matched / worst.Reference:F3} ({worst.Reference} units)");

@@ -132,10 +132,12 @@ public static class TextExtractor
         int linkChars = 0, codeChars = 0;
         foreach (var inline in block.QuerySelectorAll("a,code,kbd,samp,tt"))
         {
-            if (inline.TagName == "A") linkChars += CollapsedLength(inline.TextContent);
+            // An <a> without href is an anchor, not a link (DocBook's <a id="..."/>, which HTML parsers leave open
+            // around the heading that follows it).
+            if (inline.TagName == "A") linkChars += inline.HasAttribute("href") ? CollapsedLength(inline.TextContent) : 0;
             else if (!InsideCode(inline, block)) codeChars += CollapsedLength(inline.TextContent);
         }
-        if ((double)linkChars / text.Length > MaxLinkDensity) return;
+        if ((double)linkChars / text.Length > MaxLinkDensity && !InContentRow(block)) return;
         var paragraph = within is null ? ParagraphOf(block) : ParagraphOf(within) is var p && p != within ? p : block;
         if (output.Paragraph is not null && output.Paragraph != paragraph) output.Text.Append('\n');
         output.Paragraph = paragraph;
@@ -160,6 +162,16 @@ public static class TextExtractor
             if (classes is not null && CodeClasses.Any(c => classes.Contains(c, StringComparison.OrdinalIgnoreCase))) return true;
         }
         return false;
+    }
+
+    // A table cell that is one link (a package name linked to its page, a figure linked to its source) is data when
+    // its row is mostly text: link density is judged on the row, so a row of links (a navigation table) still goes.
+    private static bool InContentRow(IElement block)
+    {
+        if (block.TagName is not ("TD" or "TH") || block.ParentElement is not { TagName: "TR" } row) return false;
+        var rowChars = CollapsedLength(row.TextContent);
+        var rowLinks = row.QuerySelectorAll("a[href]").Sum(a => CollapsedLength(a.TextContent));
+        return rowChars > 0 && (double)rowLinks / rowChars <= MaxLinkDensity;
     }
 
     // Nested code elements (<code><kbd>...</kbd></code>) count once: only the outermost within the block.

@@ -13,24 +13,28 @@ public sealed class RecipeTests : IDisposable
     private static DocumentCleaner With(string recipe) => new(new CleanerOptions { Recipe = recipe }, []);
 
     [Fact]
-    public void The_strict_recipe_gives_exactly_what_the_fixed_stack_gave_on_every_sample_page()
+    public void The_strict_recipe_decides_every_sample_page_as_the_golden_file_records()
     {
         // Golden/strict.tsv was written by the cleaner before recipes existed (the seven rules fixed in its
         // constructor): for each of the sample site's 336 pages, the rule that removed it, why, or the kept text's hash.
+        // Written again when extraction changed what it keeps (#31: DocBook's headings behind <a id="..."/> anchors,
+        // linked cells in rows of text; 55 pages decided otherwise, most now kept): WRITE_GOLDEN=FILE writes it.
         var cleaner = With("strict");
         var root = Path.Combine(AppContext.BaseDirectory, "fixtures", "site");
         var expected = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Golden", "strict.tsv"));
         Assert.Equal(336, expected.Length);
-        foreach (var line in expected)
+        var actual = expected.Select(line =>
         {
-            var fields = line.Split('\t');
-            var outcome = cleaner.Clean(fields[0], "u", File.ReadAllText(Path.Combine(root, fields[0])));
+            var page = line.Split('\t')[0];
+            var outcome = cleaner.Clean(page, "u", File.ReadAllText(Path.Combine(root, page)));
             // Hashed with paragraphs joined by one newline, as the extractor wrote them when the file was made: since
-            // then a blank line separates paragraphs (so Gopher's paragraph rules can fire), and nothing else changed.
+            // then a blank line separates paragraphs (so Gopher's paragraph rules can fire).
             var text = outcome.Document?.Text.Replace("\n\n", "\n");
             var hash = text is null ? "-" : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
-            Assert.Equal(line, $"{fields[0]}\t{outcome.RemovedBy ?? "kept"}\t{outcome.Detail ?? ""}\t{hash}");
-        }
+            return $"{page}\t{outcome.RemovedBy ?? "kept"}\t{outcome.Detail ?? ""}\t{hash}";
+        }).ToList();
+        if (Environment.GetEnvironmentVariable("WRITE_GOLDEN") is { Length: > 0 } golden) File.WriteAllLines(golden, actual);
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i]);
     }
 
     [Theory]
