@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the junk fixture (tests/Cleaner.Tests/Junk): pages no corpus should keep, in English and Japanese, five
 seeded variants of each kind: keyword lists, boilerplate-only pages, lorem ipsum, repeated lines, navigation farms
-and machine-generated listings. Usage: bench/build-junk-pages.py OUT"""
+and machine-generated listings; and, in Japanese only, SEO pages of katakana product words strung together with a few
+particles. Usage: bench/build-junk-pages.py OUT"""
 import html, os, random, shutil, sys
 
 out = sys.argv[1]
@@ -66,9 +67,24 @@ def listing(lang, i):
             rows.append(f"<tr><td>商品番号 {rng.randint(10000, 99999)}</td><td>{rng.choice(JA_WORDS)}{rng.choice(JA_WORDS)}</td><td>{price}円</td><td>在庫あり。</td></tr>")
     return page(lang, "Products" if lang == "en" else "商品一覧", f"<table>{''.join(rows)}</table>")
 
-kinds = {"keywords": keyword_list, "boilerplate": boilerplate, "lorem": lorem, "repeated": repeated, "navigation": navigation_farm, "listing": listing}
+KATAKANA_WORDS = ("スマートウォッチ ワイヤレスイヤホン プレミアム アウトレット セール キャンペーン ポイント クーポン ランキング レビュー "
+                  "サプリメント ダイエット コスメ ファッション ブランド アイテム オンラインショップ スペシャル プライス ボーナス "
+                  "ギフト プレゼント メンズ レディース トレンド コーデ バッグ スニーカー アクセサリー コスパ").split()
+GLUE = ["の", "と", "で", "が", "なら", "も"]
+
+def katakana_seo(lang, i):
+    sentences = []
+    for _ in range(24):
+        words = rng.sample(KATAKANA_WORDS, 5)
+        sentences.append("".join(w + rng.choice(GLUE) for w in words[:-1]) + words[-1] + rng.choice(["！", "。", "♪"]))
+    return page(lang, "".join(rng.sample(KATAKANA_WORDS, 3)), "".join(para(" ".join(sentences[n:n + 3])) for n in range(0, 24, 3)))
+
+# New kinds go last, so the pages of the kinds before them stay as they were.
+kinds = {"keywords": keyword_list, "boilerplate": boilerplate, "lorem": lorem, "repeated": repeated, "navigation": navigation_farm, "listing": listing,
+         "katakana": katakana_seo}
+languages = {"katakana": ("ja",)}
 for kind, make in kinds.items():
-    for lang in ("en", "ja"):
+    for lang in languages.get(kind, ("en", "ja")):
         for i in range(5):
             with open(os.path.join(out, f"{kind}-{lang}-{i}.html"), "w", encoding="utf-8") as f:
                 f.write(make(lang, i))
