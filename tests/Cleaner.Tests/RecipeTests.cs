@@ -57,10 +57,12 @@ public sealed class RecipeTests : IDisposable
     public void The_default_recipe_is_fineweb_for_english_and_swallow_for_japanese()
     {
         var recipe = With(Recipe.Default).Recipe;
-        Assert.Equal(0.05, recipe.StepsFor("en").Select(s => s.Filter).OfType<FineWebFilter>().Single().MaxDuplicateLineChars);
+        Assert.Equal(0.1, recipe.StepsFor("en").Select(s => s.Filter).OfType<FineWebFilter>().Single().MaxDuplicateLineChars);
         Assert.All(recipe.StepsFor("en").Skip(1), s => Assert.True(s.ExemptCode));
         Assert.Equal(["gopher_repetition", "gopher_quality", "c4", "fineweb"], recipe.StepsFor("en").Select(s => s.Filter.Name));
         Assert.Equal(["gopher_repetition", "japanese_quality"], recipe.StepsFor("ja").Select(s => s.Filter.Name));
+        var japanese = recipe.StepsFor("ja").Select(s => s.Filter).OfType<JapaneseQualityFilter>().Single();
+        Assert.Equal((false, 0.3), (japanese.CountAscii, japanese.MinJapanese));
         // On the real Japanese pages, no English rule ever removes a Japanese document.
         var cleaner = new DocumentCleaner(new CleanerOptions { Languages = ["ja"] }, []);
         var removedBy = Fixtures.Pages("ja").Select(p => cleaner.Clean("a", "u", File.ReadAllText(p)).RemovedBy).Where(r => r is not null).ToList();
