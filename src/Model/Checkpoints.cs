@@ -80,7 +80,6 @@ public static class Checkpoints
         List(runFolder).Select(f => (Folder: f, Loss: ReadInfo(f).ValidationLoss)).Where(x => x.Loss is not null)
             .OrderBy(x => x.Loss).Select(x => x.Folder).FirstOrDefault();
 
-    /// <summary>Complete checkpoints of a run, oldest first.</summary>
     /// <summary>
     /// Removes the half-written checkpoint folders (temporary names, <see cref="AtomicWrite"/>) a killed or failed save
     /// left behind (a full disk, say); a run that starts or resumes calls it, so nothing half-written stays.
@@ -93,6 +92,7 @@ public static class Checkpoints
             foreach (var partial in Directory.GetDirectories(runFolder, "step-*.tmp-*")) Directory.Delete(partial, recursive: true);
     }
 
+    /// <summary>Complete checkpoints of a run, oldest first.</summary>
     public static IReadOnlyList<string> List(string runFolder) =>
         Directory.Exists(runFolder)
             ? Directory.GetDirectories(runFolder, "step-*").Where(d => !d.Contains(".tmp") && File.Exists(Path.Combine(d, "checkpoint.json"))).Order(StringComparer.Ordinal).ToList()
