@@ -48,7 +48,7 @@ public sealed class ExactDedupIndex : IExactDedupClaims
         cmd.ExecuteNonQuery();
     }
 
-    public static string PathOf(ShardStore store, string runId) => store.Resolve($"index/runs/{SafeName.Check(runId, "run")}/exact-dedup.db");
+    public static string PathOf(ShardStore store, string runId) => store.Resolve(RunArtifacts.IndexFolder(runId) + "/exact-dedup.db");
 
     public static long HashOf(string text)
     {

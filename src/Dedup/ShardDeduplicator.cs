@@ -32,11 +32,8 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
     private readonly Dictionary<string, LshIndex> _open = [];
     private readonly List<string> _recent = []; // run ids of _open, least recently used first
 
-    /// <summary>The folder of a run's index in a data root (with S3, also its changes and snapshots).</summary>
-    public static string IndexFolder(string runId) => $"index/runs/{SafeName.Check(runId, "run")}";
-
     /// <summary>Where a run's index lives in a data root (the band log sits beside it).</summary>
-    public static string IndexUri(string runId) => IndexFolder(runId) + "/lsh.db";
+    public static string IndexUri(string runId) => RunArtifacts.IndexFolder(runId) + "/lsh.db";
 
     public string IndexPath(string runId) => store.Resolve(IndexUri(runId));
 

@@ -24,7 +24,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string ru
     private string ChangeKeyPrefix => $"dedup-index:{runId}:change:";
     private string SnapshotKey => $"dedup-index:{runId}:snapshot";
 
-    private string Folder => ShardDeduplicator.IndexFolder(runId);
+    private string Folder => RunArtifacts.IndexFolder(runId);
 
     public int SnapshotEvery => snapshotEvery;
 

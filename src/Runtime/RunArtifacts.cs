@@ -12,6 +12,12 @@ public static class RunArtifacts
 {
     public static string TokenManifestUri(string runId) => $"shards/tokens/{runId}/manifest.json";
 
+    /// <summary>
+    /// The folder of a run's own dedup indexes in a data root (the cleaner's exact-dedup claims, the MinHash-LSH index
+    /// and, with S3, its changes and snapshots): runs side by side never share one.
+    /// </summary>
+    public static string IndexFolder(string runId) => $"index/runs/{SafeName.Check(runId, "run")}";
+
     /// <summary>Names a run's tokenizer in the ledger: the URI of its folder and its hash.</summary>
     public static void RecordTokenizer(RunLedger ledger, string runId, string uri, string hash) =>
         ledger.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
