@@ -29,8 +29,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
     // The index has one writer: shards are decided one at a time, in order, against everything kept before.
     private static readonly SemaphoreSlim IndexGate = new(1, 1);
     private readonly MinHasher _hasher = new(options);
-    private readonly Dictionary<string, LshIndex> _open = [];
-    private readonly List<string> _recent = []; // run ids of _open, least recently used first
+    private readonly List<(string RunId, LshIndex Index)> _open = []; // least recently used first
 
     /// <summary>Where a run's index lives in a data root (the band log sits beside it).</summary>
     public static string IndexUri(string runId) => RunArtifacts.IndexFolder(runId) + "/lsh.db";
@@ -53,7 +52,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
         await using var lease = ledger is null ? null : await new LedgerLease(ledger, "dedup-index:" + runId, LeaseTime).AcquireAsync(ct);
         try
         {
-            var open = _open.GetValueOrDefault(runId);
+            LshIndex? open = _open.Find(o => o.RunId == runId).Index; // null when not open (the default entry)
             if (shared is not null)
                 open = await shared.CatchUpAsync(open, indexPath, options, ct);
             else if (open is { ChangedElsewhere: true })
@@ -122,18 +121,18 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
 
     private LshIndex Remember(string runId, LshIndex index)
     {
-        _open[runId] = index; // one it replaces was disposed by whoever replaced it
-
-        _recent.Remove(runId);
-        _recent.Add(runId);
-        while (_recent.Count > OpenIndexes) Forget(_recent[0]);
+        _open.RemoveAll(o => o.RunId == runId); // one it replaces was disposed by whoever replaced it
+        _open.Add((runId, index));
+        while (_open.Count > OpenIndexes) Forget(_open[0].RunId);
         return index;
     }
 
     private void Forget(string runId)
     {
-        if (_open.Remove(runId, out var index)) index.Dispose();
-        _recent.Remove(runId);
+        var at = _open.FindIndex(o => o.RunId == runId);
+        if (at < 0) return;
+        _open[at].Index.Dispose();
+        _open.RemoveAt(at);
     }
 
     private (string Id, double Jaccard)? FindMatch(LshIndex index, long[] keys, uint[] signature,
@@ -165,7 +164,8 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
     {
         lock (IndexGate)
         {
-            foreach (var runId in _recent.ToList()) Forget(runId);
+            foreach (var (_, index) in _open) index.Dispose();
+            _open.Clear();
         }
     }
 }
