@@ -191,12 +191,11 @@ public sealed partial class ShardStore
     /// <summary>Downloads an object to <paramref name="path"/> under a temporary name, then renames it; false when there is no such object.</summary>
     private async Task<bool> DownloadAsync(string uri, string path, CancellationToken ct)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = AtomicWrite.TempPathFor(path);
+        var temp = AtomicWrite.Begin(path);
         try
         {
             if (!await _remote!.TryDownloadAsync(uri, temp, ct)) return false;
-            File.Move(temp, path, overwrite: true);
+            AtomicWrite.Commit(temp, path);
             return true;
         }
         finally
