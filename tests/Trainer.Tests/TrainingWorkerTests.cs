@@ -121,7 +121,13 @@ public sealed class TrainingWorkerTests : IDisposable
         Assert.Null(worker.TryStart(new StartTraining("t", "long", manifest, Config(100_000))));
         Assert.Contains("already running", worker.TryStart(new StartTraining("t", "long", manifest, Config(100_000))));
         await WaitForStateAsync(ledger, "long", "running");
-        await Task.Delay(1000);
+        // Cancelled once it has trained a step (its loss is logged), on that state rather than after a fixed wait.
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (!ledger.Metrics("long", "train").Any(m => m.Name == "loss"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "run long logged no step in 2 minutes");
+            await Task.Delay(50);
+        }
         await bus.Publish(new CancelTraining("long"));
         var cancelled = await WaitForStateAsync(ledger, "long", "cancelled", "failed");
         Assert.Equal(JobState.Cancelled, cancelled.State);
