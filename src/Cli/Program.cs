@@ -59,6 +59,10 @@ run.SetAction(async (parse, ct) =>
 });
 root.Subcommands.Add(run);
 
+var graph = new Command("graph", "Print the run's graph: every stage and job, what it reads and writes, what it waits for, and which service does it");
+graph.SetAction(_ => Console.Write(PipelineGraph.Describe()));
+root.Subcommands.Add(graph);
+
 var stageArgument = new Argument<string>("stage") { Description = "crawler, cleaner, dedup, tokenizer, trainer (with alignment jobs), evaluator, or dashboard (the web view of the runs in the ledger)" };
 var serve = new Command("serve", "Host one stage as its own process on the configured transport (Pipeline:Transport=RabbitMq)") { stageArgument, outOption, setOption };
 serve.SetAction(async (parse, ct) =>

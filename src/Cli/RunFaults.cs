@@ -29,7 +29,7 @@ public sealed class RunFaults(RunSignals signals)
 public sealed class RunFaultConsumer(RunFaults faults) :
     IConsumer<Fault<CrawlRequested>>, IConsumer<Fault<RawShardCreated>>, IConsumer<Fault<CleanShardCreated>>,
     IConsumer<Fault<DedupShardCreated>>, IConsumer<Fault<TrainTokenizer>>, IConsumer<Fault<StartTraining>>,
-    IConsumer<Fault<AlignmentRequested>>, IConsumer<Fault<CheckpointSaved>>
+    IConsumer<Fault<AlignmentRequested>>, IConsumer<Fault<CheckpointSaved>>, IConsumer<Fault<RunStageRequested>>
 {
     public Task Consume(ConsumeContext<Fault<CrawlRequested>> c) => Add(c.Message.Message.RunId, "crawl", c.Message);
     public Task Consume(ConsumeContext<Fault<RawShardCreated>> c) => Add(c.Message.Message.Shard.RunId, "clean", c.Message);
@@ -39,6 +39,7 @@ public sealed class RunFaultConsumer(RunFaults faults) :
     public Task Consume(ConsumeContext<Fault<StartTraining>> c) => Add(c.Message.Message.RunId, "training", c.Message);
     public Task Consume(ConsumeContext<Fault<AlignmentRequested>> c) => Add(c.Message.Message.RunId ?? "", "alignment", c.Message);
     public Task Consume(ConsumeContext<Fault<CheckpointSaved>> c) => Add(c.Message.Message.RunId, "evaluation", c.Message);
+    public Task Consume(ConsumeContext<Fault<RunStageRequested>> c) => Add(c.Message.Message.RunId, c.Message.Message.Stage, c.Message);
 
     private Task Add<T>(string runId, string stage, Fault<T> fault)
     {

@@ -33,7 +33,7 @@ public static class RunReport
 
         var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
-        if (ledger.Get(CorpusTokenizer.ExcludedKey(runId)) is { } excludedJson)
+        if (ledger.Get(LedgerKeys.ExcludedDocuments(runId)) is { } excludedJson)
             md.Append($"Decontamination (Pipeline:Decontaminate:Remove): {JsonSerializer.Deserialize<ExcludedDocuments>(excludedJson)!.Documents:N0} documents that contain evaluation examples were removed before tokenization.\n\n");
         if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)
             md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
@@ -116,7 +116,7 @@ public static class RunReport
         var all = checkpoints.SelectMany(c => c.Rows).ToList();
         var columns = EvalMetrics.Columns(all);
         string Of(string task, string metric) => all.LastOrDefault(e => e.Task == task && e.Metric == metric) is { } e ? Format(e.Value) : "";
-        var contamination = ledger.Get(RunCoordinator.ContaminationKey(runId)) is { } contaminationJson
+        var contamination = ledger.Get(LedgerKeys.Contamination(runId)) is { } contaminationJson
             ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")
             : [];
 

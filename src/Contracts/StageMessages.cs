@@ -21,8 +21,11 @@ public sealed record InputProcessed(string RunId, string Stage, string InputShar
 /// <summary>A stage has finished every input it was given for a run (used to trigger the next phase).</summary>
 public sealed record StageCompleted(string RunId, string Stage, int Shards);
 
-/// <summary>Train a BPE vocabulary on the deduplicated shards of a run.</summary>
-public sealed record TrainTokenizer(string RunId, int VocabSize, IReadOnlyList<string> ShardUris);
+/// <summary>
+/// Train a BPE vocabulary on the deduplicated shards of a run (the tokenizer reads which they are from the ledger; a
+/// sender of version 1 also listed their URIs, which JSON readers of this version ignore).
+/// </summary>
+public sealed record TrainTokenizer(string RunId, int VocabSize);
 
 /// <summary>A vocabulary was trained; <see cref="Uri"/> is its folder relative to the storage root.</summary>
 public sealed record TokenizerTrained(string RunId, string Uri, string TokenizerHash, int VocabSize);
@@ -91,3 +94,10 @@ public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri
 /// </summary>
 public sealed record CrawlRequested(string RunId, IReadOnlyList<string> Seeds, int MaxPages, IReadOnlyList<string>? WarcFiles = null,
     int Partition = 0, int Partitions = 1);
+
+/// <summary>
+/// Run a barrier stage of a run (<see cref="Stage"/>): once, over every shard its input stage wrote
+/// (<see cref="InputStage"/>), with its settings as JSON. Every service that hosts a barrier stage hears it; the one
+/// hosting the stage named takes it. It answers with <see cref="StageCompleted"/> once the ledger has its result.
+/// </summary>
+public sealed record RunStageRequested(string RunId, string Stage, string InputStage, string SettingsJson);

@@ -27,9 +27,21 @@ public static class LedgerKeys
     /// <summary>A long job's state (LedgerJob: request, state, error) under its kind (<see cref="JobKinds"/>) and name.</summary>
     public static string Job(string kind, string name) => $"{kind}:{name}";
 
+    /// <summary>
+    /// A run's training documents that contain evaluation examples (<see cref="Runtime.ExcludedDocuments"/>, JSON):
+    /// written by the contamination stage when decontamination removes them, read by the tokenizer, which skips them.
+    /// </summary>
+    public static string ExcludedDocuments(string runId) => $"excluded-documents:{runId}";
+
+    /// <summary>A run's contamination table: evaluation examples found in its training corpus, per task (JSON).</summary>
+    public static string Contamination(string runId) => $"contamination:{runId}";
+
     /// <summary>What the WARC files named in a run's crawl request gave (records, pages, shards).</summary>
     public static string WarcSummary(string runId) => $"warc-summary:{runId}";
 }
+
+/// <summary>A run's documents that are not trained on: a JSON list of ids at <see cref="Uri"/> in the store, with its checksum.</summary>
+public sealed record ExcludedDocuments(string Uri, string Sha256, int Documents);
 
 /// <summary>The kinds of long job, each the prefix of its jobs' ledger keys.</summary>
 public static class JobKinds

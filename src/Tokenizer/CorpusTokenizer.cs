@@ -17,13 +17,10 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     private readonly HashSet<string> _publishedManifests = [];
 
 
-    /// <summary>The ledger key of a run's excluded documents (<see cref="ExcludedDocuments"/>, JSON), when decontamination removes any.</summary>
-    public static string ExcludedKey(string runId) => $"excluded-documents:{runId}";
-
     /// <summary>The ids of the run's documents that are not to be trained on (none unless decontamination removed some).</summary>
     public async Task<IReadOnlySet<string>> ExcludedIdsAsync(string runId, CancellationToken ct = default)
     {
-        if (ledger.Get(ExcludedKey(runId)) is not { } json) return new HashSet<string>();
+        if (ledger.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return new HashSet<string>();
         var excluded = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
         var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(excluded.Uri, ct), ct);
         if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(excluded.Sha256, StringComparison.OrdinalIgnoreCase))
@@ -71,7 +68,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     {
         var wide = tokenizer.VocabSize >= 65_536;
         var excluded = await ExcludedIdsAsync(input.RunId, ct);
-        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Get(ExcludedKey(input.RunId)) });
+        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Get(LedgerKeys.ExcludedDocuments(input.RunId)) });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         long train = 0, validation = 0;
         await using var writer = store.CreateParquetWriter<TokenRow>($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet",
@@ -127,6 +124,3 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
 }
 
 public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash);
-
-/// <summary>A run's documents that are not trained on: a JSON list of ids at <see cref="Uri"/> in the store, with its checksum.</summary>
-public sealed record ExcludedDocuments(string Uri, string Sha256, int Documents);

@@ -152,7 +152,7 @@ public sealed class TokenizerTests : IDisposable
 
         const string uri = "decontamination/x/excluded-documents.json";
         var (sha, _) = await store.WriteAtomicAsync(uri, s => System.Text.Json.JsonSerializer.SerializeAsync(s, new[] { "doc-2", "doc-7" }));
-        ledger.Set(CorpusTokenizer.ExcludedKey("x"), System.Text.Json.JsonSerializer.Serialize(new ExcludedDocuments(uri, sha, 2)));
+        ledger.Set(Runtime.LedgerKeys.ExcludedDocuments("x"), System.Text.Json.JsonSerializer.Serialize(new Runtime.ExcludedDocuments(uri, sha, 2)));
         var result = await corpus.ProcessAsync(input, Trained(), default);
         var after = await store.ReadParquetAsync<TokenRow>(result.Outputs[0]);
         Assert.Equal(before.Select(r => r.DocId).Except(["doc-2", "doc-7"]), after.Select(r => r.DocId));

@@ -39,6 +39,7 @@ public sealed class EvaluatorModule : IStageModule
     {
         bus.AddConsumer<CheckpointSavedConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
         bus.AddConsumer<EvaluateRequestedConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+        bus.AddRunStage<ContaminationStage>();
     }
 }
 

@@ -1,0 +1,245 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Pipeline.Contracts;
+using Pipeline.Contracts.V1;
+using Pipeline.Evaluator;
+using Pipeline.Evaluator.Tasks;
+using Pipeline.Hosting;
+using Pipeline.Model;
+using Pipeline.Runtime;
+using Pipeline.Storage;
+
+namespace Pipeline.Cli;
+
+// The long jobs of a run's graph (PipelineGraph): how each starts, and what in the ledger says it finished or failed.
+
+/// <summary>The crawl: one job per part of a crawl split by host; finished when the crawl's summary is written.</summary>
+public sealed class CrawlJob : JobNode
+{
+    public override async Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        for (var part = 0; part < run.Request.CrawlParts; part++) await run.PublishAsync(Request(run, part), ct);
+    }
+
+    public override bool IsDone(RunContext run) => run.Ledger.Get(LedgerKeys.CrawlSummary(run.RunId)) is not null;
+
+    public override string? Failure(RunContext run)
+    {
+        foreach (var part in Parts(run))
+            if (Job(run, part) is { State: JobState.Failed } failed) return $"crawl failed: {failed.Error}";
+        return null;
+    }
+
+    // A crawl request no crawler took (its job is not in the ledger) was lost: ask again.
+    public override async Task ReconcileAsync(RunContext run, CancellationToken ct)
+    {
+        foreach (var part in Parts(run).Where(p => Job(run, p) is null))
+            await run.AgainAsync(Request(run, part), $"crawl part {part} was not taken by any crawler", ct);
+    }
+
+    private static CrawlRequested Request(RunContext run, int part) =>
+        new(run.RunId, run.Request.Seeds, run.Request.MaxPages, Partition: part, Partitions: run.Request.CrawlParts);
+
+    private static IEnumerable<int> Parts(RunContext run) => Enumerable.Range(0, run.Request.CrawlParts);
+
+    private static LedgerJob<CrawlRequested>? Job(RunContext run, int part) =>
+        run.Ledger.Get(LedgerKeys.Job(JobKinds.Crawl, Crawler.CrawlWorker.JobName(run.RunId, part, run.Request.CrawlParts))) is { } json
+            ? JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(json) : null;
+}
+
+/// <summary>
+/// The vocabulary, trained once on every kept document; the tokenizer service then tokenizes the shards that waited
+/// for it. Finished when the ledger names the run's tokenizer.
+/// </summary>
+public sealed class TokenizerTrainJob : JobNode
+{
+    public const string Node = "tokenizer-train";
+
+    public override Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        if (run.Ledger.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows) == 0)
+            throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
+        return run.PublishAsync(Request(run), ct);
+    }
+
+    public override bool IsDone(RunContext run) => run.Ledger.Get(LedgerKeys.Tokenizer(run.RunId)) is not null;
+
+    // Without a tokenizer the request was lost (or is still training: the tokenizer skips a second request once it has one).
+    public override Task ReconcileAsync(RunContext run, CancellationToken ct) => run.AgainAsync(Request(run), "the run has no tokenizer yet", ct);
+
+    private static TrainTokenizer Request(RunContext run) => new(run.RunId, run.Request.VocabSize);
+}
+
+/// <summary>Pretraining on the run's token manifest; finished when the training job completed (or was cancelled).</summary>
+public sealed class TrainJob : JobNode
+{
+    public const string Node = "train";
+
+    private StartTraining? _request;
+
+    public override async Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        // Without validation documents the trainer would measure validation loss on training data: a run with more
+        // than a handful of documents and an empty validation split stops here instead, saying why.
+        var manifest = await run.Store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(run.RunId), ct);
+        var documents = run.Ledger.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows);
+        if (manifest.ValidationTokens == 0 && documents > 20)
+            throw new InvalidOperationException($"run {run.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
+                "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
+        var training = run.Request.Training with { Model = run.Request.Training.Model with { VocabSize = manifest.VocabSize } };
+        _request = new StartTraining(run.RunId, training.RunName, RunArtifacts.TokenManifestUri(run.RunId), JsonSerializer.Serialize(training));
+        await run.PublishAsync(_request, ct);
+    }
+
+    public override bool IsDone(RunContext run) => Job(run)?.State is JobState.Completed or JobState.Cancelled;
+
+    public override string? Failure(RunContext run) => Job(run) is { State: JobState.Failed } failed ? $"training failed: {failed.Error}" : null;
+
+    public override Task ReconcileAsync(RunContext run, CancellationToken ct) =>
+        Job(run) is null && _request is not null ? run.AgainAsync(_request, "no trainer took the training run", ct) : Task.CompletedTask;
+
+    private static LedgerJob<StartTraining>? Job(RunContext run) =>
+        run.Ledger.Get(LedgerKeys.Job(JobKinds.Training, run.Request.Training.RunName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) : null;
+}
+
+/// <summary>
+/// The evaluator scores every checkpoint on arrival (validation and the tasks it is configured with); finished when
+/// the final checkpoint is evaluated: validation and every configured task scored (or failed), not just the first score.
+/// </summary>
+public sealed class EvaluateJob : JobNode
+{
+    public const string Node = "evaluate";
+
+    // Resuming a run whose training had finished: a crash may have lost the final checkpoint's announcement before it
+    // was evaluated. Announce it again; the evaluator skips what it did.
+    public override Task StartAsync(RunContext run, CancellationToken ct) =>
+        run.FinishedBefore(TrainJob.Node) ? RunCheckpoints.AnnounceFinalAgainAsync(run, run.Request.Training.RunName, ct) : Task.CompletedTask;
+
+    public override bool IsDone(RunContext run) =>
+        run.Ledger.Get(LedgerKeys.Evaluated(run.Store.RelativeUri(Model.Checkpoints.Folder(
+            run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps)))) is not null;
+}
+
+/// <summary>
+/// Asks the evaluator for the run's tasks on every checkpoint of a run (over RabbitMQ the services have no tasks of
+/// their own; an evaluator configured with them skips what it scored on arrival), and waits until each is scored or has failed.
+/// </summary>
+public sealed class ScoreTasksJob(RunTasks tasks, Func<RunRequest, string> runName) : JobNode
+{
+    private List<(string Checkpoint, RunTasks.Staged Task)>? _missing;
+
+    public override async Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        var staged = await tasks.StageAsync(run, ct);
+        var checkpoints = await RunCheckpoints.OfAsync(run, runName(run.Request), ct);
+        _missing = checkpoints.SelectMany(c => staged.Where(t => !Scored(run, c, t)).Select(t => (Checkpoint: c, Task: t))).ToList();
+        if (_missing.Count == 0) return;
+        await run.PublishAsync(new EvaluateRequested([], _missing.Select(m => m.Checkpoint).Distinct().ToList(),
+            _missing.Select(m => m.Task.Uri).Distinct().ToList(), LatestOnly: false, Force: false), ct);
+    }
+
+    public override bool IsDone(RunContext run) => _missing is not null && _missing.All(m => Scored(run, m.Checkpoint, m.Task));
+
+    private static bool Scored(RunContext run, string checkpointUri, RunTasks.Staged t) => run.Ledger.HasEval(checkpointUri, t.Name, t.Version)
+        || run.Signals.TaskError(checkpointUri, t.Name) is not null || run.Signals.TaskError(checkpointUri, t.Uri) is not null;
+}
+
+/// <summary>The fine-tune of the final checkpoint the run asks for; finished when the aligned model is evaluated.</summary>
+public sealed class AlignJob : JobNode
+{
+    public const string Node = "align";
+
+    public override async Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        var aligned = run.Request.AlignedRun!;
+        // A resumed run whose alignment had finished may have lost the aligned checkpoint's announcement before it was
+        // evaluated: announce it again. Otherwise ask for it; the alignment service names the job by its inputs and
+        // does not rerun a completed one.
+        if ((await RunCheckpoints.OfAsync(run, aligned, ct)).Count > 0)
+        {
+            await RunCheckpoints.AnnounceFinalAgainAsync(run, aligned, ct);
+            return;
+        }
+        var alignment = run.Request.Alignment!;
+        var finalUri = run.Store.RelativeUri(Model.Checkpoints.Folder(run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps));
+        await run.PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, run.RunId), ct);
+    }
+
+    public override bool IsDone(RunContext run) =>
+        run.Ledger.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(run.Request.AlignedRun!) + "/")).Count > 0;
+
+    public override string? Failure(RunContext run)
+    {
+        foreach (var key in run.Ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, "")))
+            if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(run.Ledger.Get(key)!) is { State: JobState.Failed } a && a.Request.RunId == run.RunId)
+                return $"alignment failed: {a.Error}";
+        return null;
+    }
+}
+
+/// <summary>A run's checkpoints as the jobs of its graph find them.</summary>
+internal static class RunCheckpoints
+{
+    public static Task<IReadOnlyList<string>> OfAsync(RunContext run, string runName, CancellationToken ct) =>
+        Model.Checkpoints.ListAsync(run.Store, Model.Checkpoints.RunFolder(runName), ct);
+
+    public static async Task AnnounceFinalAgainAsync(RunContext run, string runName, CancellationToken ct)
+    {
+        var uri = (await OfAsync(run, runName, ct)).LastOrDefault();
+        if (uri is null || run.Ledger.Get(LedgerKeys.Evaluated(uri)) is not null) return;
+        run.Logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", uri);
+        await run.PublishAsync(await Model.Checkpoints.SavedMessageAsync(run.Store, run.RunId, await run.Store.FetchFolderAsync(uri, ct), ct), ct);
+    }
+}
+
+/// <summary>
+/// The run's task files travel with the run, not with the evaluator's configuration: each is copied under
+/// tasks/&lt;run&gt;/ in the data root with the data file it names, so an evaluator on another host can be asked for it
+/// by URI (messages never carry host paths). lm-eval task files, which may name more files, and data outside the
+/// task's folder are not copied; those tasks are scored only by an evaluator configured with them.
+/// </summary>
+public sealed class RunTasks(RunRequest request)
+{
+    /// <summary>A task of the run as the evaluator is asked for it: its URI under the data root, name and version.</summary>
+    public sealed record Staged(string Uri, string Name, string Version);
+
+    private IReadOnlyList<Staged>? _staged;
+
+    public async Task<IReadOnlyList<Staged>> StageAsync(RunContext run, CancellationToken ct)
+    {
+        if (_staged is not null) return _staged;
+        var staged = new List<Staged>();
+        foreach (var file in request.EvalTasks ?? [])
+        {
+            var task = TaskLoader.Load(file);
+            var dataPath = TaskLoader.DataPath(task);
+            var data = Path.GetRelativePath(Path.GetDirectoryName(task.SourceFile)!, dataPath);
+            if (LmEvalTaskFile.IsLmEval(file) || data.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(data))
+            {
+                run.Logger.LogWarning("run: task file {File} stays on this host: only an evaluator configured with it scores it", file);
+                continue;
+            }
+            var folder = $"tasks/{request.RunId}";
+            var uri = $"{folder}/{Path.GetFileName(file)}";
+            await CopyAsync(run.Store, file, uri, ct);
+            await CopyAsync(run.Store, dataPath, $"{folder}/{data.Replace('\\', '/')}", ct);
+            staged.Add(new Staged(uri, task.Name, task.Version.ToString()));
+        }
+        return _staged = staged;
+    }
+
+    /// <summary>The contamination stage's settings: every task, by its staged URI or (not staged) its file as the evaluator is configured with it.</summary>
+    public async Task<object> ContaminationSettingsAsync(RunContext run, CancellationToken ct)
+    {
+        var staged = await StageAsync(run, ct);
+        var references = (request.EvalTasks ?? []).Select(file =>
+            staged.FirstOrDefault(s => s.Uri.EndsWith("/" + Path.GetFileName(file), StringComparison.Ordinal))?.Uri ?? file).ToList();
+        return new ContaminationStage.Settings(references, request.RemoveContaminated);
+    }
+
+    private static Task CopyAsync(ShardStore store, string path, string uri, CancellationToken ct) => store.WriteAtomicAsync(uri, async s =>
+    {
+        await using var source = File.OpenRead(path);
+        await source.CopyToAsync(s, ct);
+    }, ct);
+}
