@@ -6,9 +6,13 @@ using Pipeline.Contracts.Rows;
 namespace Pipeline.Cleaner;
 
 /// <summary>Cleans one raw-page shard into one clean-document shard (plus an optional sample of rejected documents).</summary>
-public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLedger? ledger = null)
+public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLedger? ledger = null) : IShardStage
 {
     public const string Stage = Contracts.StageNames.Clean;
+
+    static string IShardStage.Name => Stage;
+
+    Task<StageResult> IShardStage.ProcessAsync(ShardRef input, CancellationToken ct) => ProcessAsync(input, ct);
 
     private readonly DocumentCleaner _cleaner = new(options, LoadNgWords(options.NgWordsFile));
 

@@ -137,26 +137,8 @@ public sealed class RunContext(RunRequest request, RunLedger ledger, ShardStore 
 
     public bool FinishedBefore(string node) => FinishedAtStart(node);
 
-    /// <summary>
-    /// Publishes, waiting out a broker that is away (restarting, a network blip) instead of failing the run: every
-    /// consumer is idempotent, so a message that did reach the broker before the error and is sent again does no harm.
-    /// </summary>
-    public async Task PublishAsync<T>(T message, CancellationToken ct) where T : class
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await bus.PublishBounded(message, ct);
-                return;
-            }
-            catch (Exception e) when (!ct.IsCancellationRequested && attempt < 60)
-            {
-                logger.LogWarning("run: publishing {Message} failed ({Error}); trying again", typeof(T).Name, e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            }
-        }
-    }
+    /// <summary>Publishes (<see cref="BoundedPublish"/>: a broker that is away is waited out).</summary>
+    public Task PublishAsync<T>(T message, CancellationToken ct) where T : class => bus.PublishBounded(message, ct);
 
     /// <summary>Publishes again what was lost, with a warning saying why.</summary>
     public Task AgainAsync<T>(T message, string why, CancellationToken ct) where T : class

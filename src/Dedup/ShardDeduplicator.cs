@@ -19,9 +19,13 @@ namespace Pipeline.Dedup;
 /// up before each shard and publishes what the shard added after it.
 /// </param>
 public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, RunLedger? ledger = null,
-    int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery) : IDisposable
+    int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery) : IShardStage, IDisposable
 {
     public const string Stage = Contracts.StageNames.Dedup;
+
+    static string IShardStage.Name => Stage;
+
+    Task<StageResult> IShardStage.ProcessAsync(ShardRef input, CancellationToken ct) => ProcessAsync(input, ct);
     // Indexes kept open across shards (opening loads the band-key bitmap, linear in the index size); a few runs at once.
     private const int OpenIndexes = 4;
     // Ten minutes outlasts any shard, and is how long a crashed holder keeps the others waiting.

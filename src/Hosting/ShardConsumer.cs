@@ -1,58 +1,98 @@
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
-using Pipeline.Storage;
 using Pipeline.Runtime;
+using Pipeline.Storage;
 
 namespace Pipeline.Hosting;
 
+/// <summary>How a per-shard stage's messages look on the bus: the shard an input announcement names, and the announcement of an output.</summary>
+public sealed record ShardMessages<TIn, TOut>(Func<TIn, ShardRef> InputOf, Func<ShardRef, object?, TOut> Announce);
+
 /// <summary>
-/// The shape every shard-in, shards-out consumer shares: skip inputs the ledger has finished (idempotent
-/// redelivery), process, announce the outputs, then record outputs and completion in one ledger transaction.
-/// A rejected shard is recorded as failed and rethrown, so MassTransit moves it to the error queue with the reason.
+/// The one consumer of every per-shard stage: skip inputs the ledger has finished (idempotent redelivery), process,
+/// announce the outputs, then record completion (<see cref="ShardStep"/>). A rejected shard is recorded as failed and
+/// rethrown, so MassTransit moves it to the error queue with the reason.
 /// </summary>
-public abstract class ShardConsumer<TIn, TOut>(RunLedger ledger, ILogger logger) : IConsumer<TIn>
+public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMessages<TIn, TOut> messages, RunLedger ledger,
+    ILogger<ShardStageConsumer<TStage, TIn, TOut>> logger) : IConsumer<TIn>
+    where TStage : class, IShardStage
     where TIn : class
     where TOut : class
 {
-    protected abstract string Stage { get; }
-
-    protected abstract ShardRef InputOf(TIn message);
-
-    protected abstract Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct);
-
-    protected abstract TOut Announce(ShardRef output);
-
     public async Task Consume(ConsumeContext<TIn> context)
     {
-        var input = InputOf(context.Message);
+        var input = messages.InputOf(context.Message);
+        if (!ledger.IsProcessed(TStage.Name, input.ShardId) && !stage.IsReadyFor(input.RunId))
+        {
+            logger.LogDebug("{Stage}: run {Run} is not ready for it yet; shard {Shard} waits", TStage.Name, input.RunId, input.ShardId);
+            return;
+        }
+        await RunAsync(stage, ledger, logger, input, context, (output, stats) => messages.Announce(output, stats), context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Runs one input of the stage and says so: the consumer's work, also used by a stage's other consumers (the
+    /// tokenizer's training takes up the shards that waited for it).
+    /// </summary>
+    public static async Task RunAsync(TStage stage, RunLedger ledger, ILogger logger, ShardRef input, IPublishEndpoint bus,
+        Func<ShardRef, object?, TOut> announce, CancellationToken ct)
+    {
         StageResult? result;
         try
         {
             // Announce first, record completion last (ShardStep): if the broker is away and a publish fails, the retry
             // or redelivery finds the input unfinished and does it again, so no announcement is ever lost.
-            result = await new ShardStep(ledger, Stage).RunAsync(input, async ct =>
+            result = await new ShardStep(ledger, TStage.Name).RunAsync(input, async token =>
             {
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                var processed = await ProcessAsync(input, ct);
-                PipelineMetrics.InputDuration(Stage, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                var processed = await stage.ProcessAsync(input, token);
+                PipelineMetrics.InputDuration(TStage.Name, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 return processed;
-            }, (output, _) => context.PublishBounded(Announce(output), context.CancellationToken), context.CancellationToken);
+            }, (output, stats) => bus.PublishBounded(announce(output, stats), ct), ct, processed => stage.AfterRecordAsync(input, processed, ct));
         }
         catch (ShardRejectedException e)
         {
-            logger.LogError("{Stage}: {Reason}", Stage, e.Message);
-            ledger.FailInput(Stage, input.ShardId, input.RunId, e.Message);
+            logger.LogError("{Stage}: {Reason}", TStage.Name, e.Message);
+            ledger.FailInput(TStage.Name, input.ShardId, input.RunId, e.Message);
             throw;
         }
         if (result is null)
         {
-            logger.LogInformation("{Stage}: shard {Shard} already processed; redelivery ignored", Stage, input.ShardId);
+            logger.LogInformation("{Stage}: shard {Shard} already processed; redelivery ignored", TStage.Name, input.ShardId);
             return;
         }
-        logger.LogInformation("{Stage}: shard {Shard} done, {Outputs} shard(s) written", Stage, input.ShardId, result.Outputs.Count);
+        logger.LogInformation("{Stage}: shard {Shard} done, {Outputs} shard(s) written", TStage.Name, input.ShardId, result.Outputs.Count);
         // After the record: a coordinator woken by this event finds the input done in the ledger. Losing it costs
         // nothing but a later wake-up; the ledger, not the event, is the truth.
-        await context.PublishBounded(new InputProcessed(input.RunId, Stage, input.ShardId, result.Outputs.Count), context.CancellationToken);
+        await bus.PublishBounded(new InputProcessed(input.RunId, TStage.Name, input.ShardId, result.Outputs.Count), ct);
+    }
+}
+
+public static class ShardStageRegistration
+{
+    /// <summary>
+    /// Hosts a per-shard stage on this service: its consumer on the endpoint named after its input message
+    /// (RawShardCreated: raw-shard), the names the services have always used.
+    /// </summary>
+    /// <param name="ordered">One shard at a time, whatever the configured limit (dedup's index updates, the tokenizer's manifest).</param>
+    public static void AddShardStage<TStage, TIn, TOut>(this IBusRegistrationConfigurator bus, StageLimits limits,
+        Func<TIn, ShardRef> inputOf, Func<ShardRef, object?, TOut> announce, bool ordered = false)
+        where TStage : class, IShardStage where TIn : class where TOut : class
+    {
+        bus.TryAddSingleton<TStage>();
+        bus.AddSingleton(new ShardMessages<TIn, TOut>(inputOf, announce));
+        bus.AddConsumer<ShardStageConsumer<TStage, TIn, TOut>>().Endpoint(e =>
+        {
+            e.Name = KebabCaseEndpointNameFormatter.Instance.SanitizeName(typeof(TIn).Name.Replace("Created", "", StringComparison.Ordinal));
+            if (ordered)
+            {
+                e.ConcurrentMessageLimit = 1;
+                e.PrefetchCount = limits.PrefetchCount;
+            }
+            else e.Apply(limits);
+        });
     }
 }

@@ -34,4 +34,14 @@ public sealed class ShardStep(RunLedger ledger, string stage)
         ledger.CompleteInput(stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
         return result;
     }
+
+    /// <summary>
+    /// A source stage's shard (the crawl's: it has no input shard): recorded as its own input, done, then announced.
+    /// A crash in between leaves it recorded; the coordinator announces shards the next stage has not taken.
+    /// </summary>
+    public async Task RecordSourceAsync(ShardRef shard, Func<Task> announce)
+    {
+        if (!ledger.IsProcessed(stage, shard.ShardId)) ledger.CompleteInput(stage, shard.ShardId, shard.RunId, [shard]);
+        await announce();
+    }
 }

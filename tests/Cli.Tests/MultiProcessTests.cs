@@ -30,7 +30,7 @@ public sealed class MultiProcessTests : IDisposable
     private static readonly string[] Services = ["crawler", "cleaner", "dedup", "tokenizer", "trainer", "evaluator"];
 
     // The queues the services consume from; each has a consumer once its process is up.
-    private static readonly string[] Queues = ["crawl-requested", "raw-shard", "clean-shard", "dedup-shard", "train-tokenizer", "start-training", "checkpoint-saved", "alignment-requested", "evaluate-requested"];
+    private static readonly string[] Queues = ["crawl-requested", "raw-shard", "clean-shard", "dedup-shard", "train-tokenizer", "start-training", "checkpoint-saved", "alignment-requested", "evaluate-requested", "stage-contamination"];
 
     private static readonly string[] CrawlerSettings =
     [

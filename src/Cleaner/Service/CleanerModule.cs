@@ -1,7 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Runtime;
@@ -22,17 +21,5 @@ public sealed class CleanerModule : IStageModule
     }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
-        bus.AddConsumer<RawShardConsumer>().Endpoint(e => e.Apply(limits));
-}
-
-public sealed class RawShardConsumer(ShardCleaner cleaner, RunLedger ledger, ILogger<RawShardConsumer> logger)
-    : ShardConsumer<RawShardCreated, CleanShardCreated>(ledger, logger)
-{
-    protected override string Stage => ShardCleaner.Stage;
-
-    protected override ShardRef InputOf(RawShardCreated message) => message.Shard;
-
-    protected override Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct) => cleaner.ProcessAsync(input, ct);
-
-    protected override CleanShardCreated Announce(ShardRef output) => new(output);
+        bus.AddShardStage<ShardCleaner, RawShardCreated, CleanShardCreated>(limits, m => m.Shard, (shard, _) => new(shard));
 }

@@ -48,12 +48,8 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         var crawlOptions = options;
         if (message.MaxPages > 0) crawlOptions = CloneWithMaxPages(options, message.MaxPages);
         var partition = split ? new CrawlPartition(message.Partition, message.Partitions, new LedgerCrawlHandoff(Ledger, message.RunId, message.Partition, message.Partitions)) : null;
-        async Task OnShard(ShardRef shard)
-        {
-            if (!Ledger.IsProcessed(WebCrawler.Stage, shard.ShardId))
-                Ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, message.RunId, [shard]);
-            await bus.PublishBounded(new RawShardCreated(shard), ct);
-        }
+        var step = new ShardStep(Ledger, WebCrawler.Stage);
+        Task OnShard(ShardRef shard) => step.RecordSourceAsync(shard, () => bus.PublishBounded(new RawShardCreated(shard), ct));
 
         var shards = 0;
         if (message.WarcFiles is { Count: > 0 } files && message.Partition == 0)

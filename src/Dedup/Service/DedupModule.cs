@@ -1,7 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
 using Pipeline.Runtime;
@@ -23,21 +22,5 @@ public sealed class DedupModule : IStageModule
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
-        bus.AddConsumer<CleanShardConsumer>().Endpoint(e =>
-        {
-            e.ConcurrentMessageLimit = 1;
-            e.PrefetchCount = limits.PrefetchCount;
-        });
-}
-
-public sealed class CleanShardConsumer(ShardDeduplicator deduplicator, RunLedger ledger, ILogger<CleanShardConsumer> logger)
-    : ShardConsumer<CleanShardCreated, DedupShardCreated>(ledger, logger)
-{
-    protected override string Stage => ShardDeduplicator.Stage;
-
-    protected override ShardRef InputOf(CleanShardCreated message) => message.Shard;
-
-    protected override Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct) => deduplicator.ProcessAsync(input, ct);
-
-    protected override DedupShardCreated Announce(ShardRef output) => new(output);
+        bus.AddShardStage<ShardDeduplicator, CleanShardCreated, DedupShardCreated>(limits, m => m.Shard, (shard, _) => new(shard), ordered: true);
 }
