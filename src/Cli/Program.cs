@@ -99,15 +99,8 @@ status.SetAction(parse =>
     AnsiConsole.Write(table);
     // Long jobs (crawls, training runs, alignment jobs) as their workers recorded them.
     var jobs = new Table().AddColumns("job", "state", "error");
-    foreach (var kind in JobKinds.All)
-    {
-        foreach (var key in ledger.KeysWithPrefix(kind + ":"))
-        {
-            using var job = System.Text.Json.JsonDocument.Parse(ledger.Get(key)!);
-            var error = job.RootElement.TryGetProperty("Error", out var e) && e.ValueKind == System.Text.Json.JsonValueKind.String ? e.GetString()! : "";
-            jobs.AddRow(Markup.Escape(key), job.RootElement.GetProperty("State").GetString() ?? "", Markup.Escape(error));
-        }
-    }
+    foreach (var job in ledger.Jobs.List())
+        jobs.AddRow(Markup.Escape(job.Key), job.State.Name(), Markup.Escape(job.Error ?? ""));
     if (jobs.Rows.Count > 0) AnsiConsole.Write(jobs);
     return 0;
 });

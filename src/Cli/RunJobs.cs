@@ -43,8 +43,7 @@ public sealed class CrawlJob : JobNode
     private static IEnumerable<int> Parts(RunContext run) => Enumerable.Range(0, run.Request.CrawlParts);
 
     private static LedgerJob<CrawlRequested>? Job(RunContext run, int part) =>
-        run.Ledger.Get(LedgerKeys.Job(JobKinds.Crawl, Crawler.CrawlWorker.JobName(run.RunId, part, run.Request.CrawlParts))) is { } json
-            ? JsonSerializer.Deserialize<LedgerJob<CrawlRequested>>(json) : null;
+        run.Ledger.Jobs.Get<CrawlRequested>(JobKinds.Crawl, Crawler.CrawlWorker.JobName(run.RunId, part, run.Request.CrawlParts));
 }
 
 /// <summary>
@@ -98,8 +97,7 @@ public sealed class TrainJob : JobNode
     public override Task ReconcileAsync(RunContext run, CancellationToken ct) =>
         Job(run) is null && _request is not null ? run.AgainAsync(_request, "no trainer took the training run", ct) : Task.CompletedTask;
 
-    private static LedgerJob<StartTraining>? Job(RunContext run) =>
-        run.Ledger.Get(LedgerKeys.Job(JobKinds.Training, run.Request.Training.RunName)) is { } json ? JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) : null;
+    private static LedgerJob<StartTraining>? Job(RunContext run) => run.Ledger.Jobs.Get<StartTraining>(JobKinds.Training, run.Request.Training.RunName);
 }
 
 /// <summary>
@@ -170,8 +168,8 @@ public sealed class AlignJob : JobNode
 
     public override string? Failure(RunContext run)
     {
-        foreach (var key in run.Ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, "")))
-            if (JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(run.Ledger.Get(key)!) is { State: JobState.Failed } a && a.Request.RunId == run.RunId)
+        foreach (var name in run.Ledger.Jobs.Names(JobKinds.Alignment))
+            if (run.Ledger.Jobs.Get<AlignmentRequested>(JobKinds.Alignment, name) is { State: JobState.Failed } a && a.Request.RunId == run.RunId)
                 return $"alignment failed: {a.Error}";
         return null;
     }

@@ -74,10 +74,7 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
 
     private string? AlignmentState()
     {
-        foreach (var key in ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, alignedRun + ":")))
-            if (ledger.Get(key) is { } json && JsonSerializer.Deserialize<LedgerJob<AlignmentRequested>>(json) is { } job)
-                return job.State.Name();
-        return null;
+        return ledger.Jobs.List(JobKinds.Alignment, alignedRun + ":").FirstOrDefault()?.State.Name();
     }
 
     private StageRow Row(DateTime now, string stage, string unit, long done, long? total, string detail)

@@ -132,28 +132,24 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     {
         // This run's jobs only: its crawl (or the parts of it), its training, and the alignments of models made from it
         // (named "<run name>-<method>-from-<step>"); a bare prefix would also take run "r2"'s jobs for run "r".
-        var crawl = LedgerKeys.Job(JobKinds.Crawl, runId);
-        var training = LedgerKeys.Job(JobKinds.Training, runName);
-        var keys = ledger.KeysWithPrefix(crawl).Where(k => k == crawl || k.StartsWith(crawl + "/p", StringComparison.Ordinal))
-            .Concat(ledger.Get(training) is null ? [] : [training])
-            .Concat(ledger.KeysWithPrefix(LedgerKeys.Job(JobKinds.Alignment, runName + "-"))).ToList();
+        var jobs = ledger.Jobs.List(JobKinds.Crawl, runId).Where(j => j.Name == runId || j.Name.StartsWith(runId + "/p", StringComparison.Ordinal))
+            .Concat(ledger.Jobs.List(JobKinds.Training, runName).Where(j => j.Name == runName))
+            .Concat(ledger.Jobs.List(JobKinds.Alignment, runName + "-")).ToList();
         html.Append("<section id=\"jobs\"><h2>Long jobs</h2>");
-        if (keys.Count == 0)
+        if (jobs.Count == 0)
         {
             html.Append("<p class=\"muted\">none yet</p></section>");
             return;
         }
         html.Append("<table><tr><th>job</th><th>state</th><th>error</th><th></th></tr>");
-        foreach (var key in keys)
+        foreach (var job in jobs)
         {
-            using var job = JsonDocument.Parse(ledger.Get(key)!);
-            var state = job.RootElement.TryGetProperty("State", out var s) ? s.GetString() : "";
-            var error = job.RootElement.TryGetProperty("Error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : "";
+            var state = job.State.Name();
             var cancel = "";
-            if (key.StartsWith("training:", StringComparison.Ordinal) && state == "running" && canCancel && formToken is not null)
-                cancel = $"<form class=\"cancel\" method=\"post\" action=\"/runs/{Uri.EscapeDataString(runId)}/cancel-training\"><input type=\"hidden\" name=\"run\" value=\"{E(key["training:".Length..])}\">" +
+            if (job is { Kind: JobKinds.Training, State: JobState.Running } && canCancel && formToken is not null)
+                cancel = $"<form class=\"cancel\" method=\"post\" action=\"/runs/{Uri.EscapeDataString(runId)}/cancel-training\"><input type=\"hidden\" name=\"run\" value=\"{E(job.Name)}\">" +
                     $"<input type=\"hidden\" name=\"{DashboardServer.FormTokenField}\" value=\"{E(formToken)}\"><button>cancel training</button></form>";
-            html.Append($"<tr><td>{E(key)}</td><td class=\"state-{E(state)}\">{E(state)}</td><td class=\"error\">{E(error)}</td><td>{cancel}</td></tr>");
+            html.Append($"<tr><td>{E(job.Key)}</td><td class=\"state-{E(state)}\">{E(state)}</td><td class=\"error\">{E(job.Error ?? "")}</td><td>{cancel}</td></tr>");
         }
         html.Append("</table></section>");
     }

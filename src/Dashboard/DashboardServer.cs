@@ -153,7 +153,7 @@ public static class DashboardServer
             }
             var form = await context.Request.ReadFormAsync(context.RequestAborted);
             var run = form["run"].ToString();
-            if (ledger.Get(LedgerKeys.Job(JobKinds.Training, run)) is null)
+            if (ledger.Jobs.List(JobKinds.Training, run).All(j => j.Name != run))
                 return Results.Text($"no training run '{run}'", statusCode: StatusCodes.Status404NotFound);
             await cancelTraining(run, context.RequestAborted);
             return Results.Redirect($"/runs/{Uri.EscapeDataString(id)}", permanent: false);

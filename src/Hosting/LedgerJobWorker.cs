@@ -1,29 +1,9 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipeline.Runtime;
 
 namespace Pipeline.Hosting;
-
-/// <summary>A long job as the ledger keeps it: its request, its state and the error.</summary>
-public sealed record LedgerJob<TRequest>(TRequest Request, JobState State, string? Error);
-
-/// <summary>The state of a long job; the ledger stores its lower-case name, as the dashboard and `pipeline status` read it.</summary>
-[System.Text.Json.Serialization.JsonConverter(typeof(Contracts.NamedEnumConverter<JobState>))]
-public enum JobState
-{
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-public static class JobStates
-{
-    /// <summary>The name the ledger and messages use for a state ("completed").</summary>
-    public static string Name(this JobState state) => Contracts.NamedEnum.Name(state);
-}
 
 /// <summary>
 /// Runs long jobs (a training run, a crawl, an alignment) outside the message handler, which acknowledges at once: a
@@ -67,7 +47,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
             if (_running.ContainsKey(name)) return $"{Kind} '{name}' is already running; the repeated request is refused";
             if (State(name)?.State == JobState.Completed) return $"{Kind} '{name}' has already completed";
             var job = new LedgerJob<TRequest>(request, JobState.Running, null);
-            ledger.Set(Key(name), JsonSerializer.Serialize(job));
+            ledger.Jobs.Put(Kind, name, job);
             Launch(name, job);
             return null;
         }
@@ -96,7 +76,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
-        foreach (var name in ledger.KeysWithPrefix(Kind + ":").Select(k => k[(Kind.Length + 1)..]))
+        foreach (var name in ledger.Jobs.Names(Kind))
             ResumeIfUnfinished(name);
         return Task.CompletedTask;
     }
@@ -115,10 +95,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
         await Task.WhenAny(Task.WhenAll(jobs), Task.Delay(Timeout.Infinite, cancellationToken));
     }
 
-    private string Key(string name) => LedgerKeys.Job(Kind, name);
-
-    private LedgerJob<TRequest>? State(string name) =>
-        ledger.Get(Key(name)) is { } json ? JsonSerializer.Deserialize<LedgerJob<TRequest>>(json) : null;
+    private LedgerJob<TRequest>? State(string name) => ledger.Jobs.Get<TRequest>(Kind, name);
 
     private void Launch(string name, LedgerJob<TRequest> job)
     {
@@ -148,7 +125,7 @@ public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger
             }
             _running.TryRemove(name, out _);
             if (_stopping.IsCancellationRequested) return;
-            ledger.Set(Key(name), JsonSerializer.Serialize(job with { State = state, Error = error }));
+            ledger.Jobs.Put(Kind, name, job with { State = state, Error = error });
             await OnFinishedAsync(job.Request, state, progress, error);
         });
         _running[name] = (task, cancel);

@@ -79,6 +79,9 @@ public sealed partial class RunLedger
     /// <summary>Where the ledger lives: a file path or postgresql://host:port/database (no credentials).</summary>
     public string Location { get; }
 
+    /// <summary>The long jobs (crawls, training runs, alignment jobs), typed.</summary>
+    public JobStore Jobs => new(this);
+
     private void Migrate()
     {
         using var c = _open();

@@ -67,7 +67,7 @@ public sealed class TrainingWorkerTests : IDisposable
         }
         var ledgerAfter = new RunLedger(Path.Combine(_root, "ledger.db"));
         // As a kill -9 would leave it: the job still "running", step 5 evaluated, step 10 announced but never scored.
-        var job = JsonSerializer.Deserialize<LedgerJob<StartTraining>>(ledgerAfter.Get(LedgerKeys.Job(JobKinds.Training, "again"))!)!;
+        var job = ledgerAfter.Jobs.Get<StartTraining>(JobKinds.Training, "again")!;
         ledgerAfter.Set(LedgerKeys.Job(JobKinds.Training, "again"), JsonSerializer.Serialize(job with { Request = job.Request with { ConfigJson = Config(15) }, State = JobState.Running }));
         ledgerAfter.Set(LedgerKeys.Evaluated("checkpoints/again/step-0000005"), "[]");
 
@@ -94,7 +94,7 @@ public sealed class TrainingWorkerTests : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            if (ledger.Get(LedgerKeys.Job(JobKinds.Training, run)) is { } json && JsonSerializer.Deserialize<LedgerJob<StartTraining>>(json) is { } job && states.Contains(job.State.Name())) return job;
+            if (ledger.Jobs.Get<StartTraining>(JobKinds.Training, run) is { } job && states.Contains(job.State.Name())) return job;
             Assert.True(DateTime.UtcNow < deadline, $"run {run} did not reach {string.Join('/', states)}");
             await Task.Delay(50);
         }
