@@ -18,7 +18,7 @@ public sealed record TaskContamination(string Task, int Examples, int Contaminat
 /// corpus. English uses lm-eval's 13-grams of words (lower-cased, punctuation removed); Japanese, which has no word
 /// boundaries, 50-character windows (whitespace removed), long enough that shared boilerplate phrases do not count.
 /// An example's text is its filled prompt and its answer (the right choice); a perplexity task's examples are the
-/// paragraphs of its text. An example shorter than one n-gram but of at least 20 characters is looked for whole.
+/// documents it scores (<see cref="TaskRunner.PerplexityDocuments"/>). An example shorter than one n-gram but of at least 20 characters is looked for whole.
 /// </summary>
 public static partial class Contamination
 {
@@ -115,7 +115,7 @@ public static partial class Contamination
     private static List<string> Texts(EvalTask task)
     {
         if (task.Type == "perplexity")
-            return File.ReadAllText(TaskLoader.DataPath(task)).Split("\n\n").Where(p => p.Trim().Length > 0).ToList();
+            return TaskRunner.PerplexityDocuments(File.ReadAllText(TaskLoader.DataPath(task))).ToList();
         return TaskLoader.Examples(task).Select(e => TaskLoader.Fill(task.Prompt, e) + " " + Answer(task, e)).ToList();
     }
 

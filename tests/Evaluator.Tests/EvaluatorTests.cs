@@ -431,6 +431,54 @@ public sealed class EvaluatorTests : IDisposable
     }
 
     [Fact]
+    public void Perplexity_scores_every_token_of_each_document_as_lm_evals_rolling_loglikelihood()
+    {
+        // Regression (#31): the first token was not scored, words were counted per 128-token window and bytes after
+        // decoding each window (U+FFFD where a window split a character). Here the definition is computed directly:
+        // lm-eval's get_rolling_token_windows(prefix = end of text, context_len = 1) made disjoint, each window one
+        // forward pass of the model, log-softmax at the predicted positions; words as re.split(r"\s+", doc), bytes of
+        // the document's UTF-8 text.
+        var (_, model, tokenizer) = Checkpoint();
+        var lines = File.ReadAllLines(Shipped("data/debian-reference-ja-sample.txt"));
+        string[] documents = [string.Join("\n", lines.Take(8)), lines[8] + "  spaced\tout words "];
+        var text = string.Join("\n\n", documents) + "\n";
+        Assert.Equal(documents, TaskRunner.PerplexityDocuments(text));
+        var length = model.Config.Context;
+        double nll = 0;
+        long tokens = 0, bytes = 0, words = 0;
+        model.eval();
+        using (no_grad())
+        {
+            foreach (var document in documents)
+            {
+                var ids = tokenizer.Encode(document).ToList();
+                Assert.True(document != documents[0] || ids.Count > 2 * length, $"{ids.Count} tokens: the first document must span several windows");
+                tokens += ids.Count;
+                bytes += System.Text.Encoding.UTF8.GetByteCount(document);
+                words += System.Text.RegularExpressions.Regex.Split(document, @"\s+").Length;
+                for (var end = 0; end < ids.Count;)
+                {
+                    var predict = Math.Min(length, ids.Count - end);
+                    // The first window reads the prefix token and the document's start; later ones the tokens before them.
+                    var input = end == 0 ? ids.Take(predict - 1).Prepend(tokenizer.EndOfText).ToList() : ids.Skip(end + predict - length - 1).Take(length).ToList();
+                    using var scope = NewDisposeScope();
+                    var logProbs = nn.functional.log_softmax(model.forward(tensor(input.Select(i => (long)i).ToArray(), [1, input.Count])), -1)[0];
+                    for (var k = 0; k < predict; k++)
+                        nll -= logProbs[input.Count - predict + k, ids[end + k]].item<float>();
+                    end += predict;
+                }
+            }
+        }
+        var p = new TaskRunner(model, tokenizer).Perplexity(text);
+        Assert.Equal(Math.Exp(nll / words), p["word_perplexity"], 1e-3 * Math.Exp(nll / words));
+        Assert.Equal(nll / bytes / Math.Log(2), p["bits_per_byte"], 1e-4);
+        Assert.Equal(Math.Exp(nll / bytes), p["byte_perplexity"], 1e-4);
+        Assert.Equal(nll / tokens / Math.Log(2), p["bits_per_token"], 1e-4);
+        // Documents, not windows, are what the bootstrap resamples: two documents give a non-zero spread.
+        Assert.True(p["bits_per_byte_stderr"] > 0);
+    }
+
+    [Fact]
     public async Task A_sweep_scores_each_pair_once_and_survives_bad_checkpoints_and_mismatched_tokenizers()
     {
         var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));

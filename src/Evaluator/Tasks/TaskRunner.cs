@@ -26,33 +26,32 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     };
 
     /// <summary>
-    /// lm-eval's rolling log-likelihood metrics of a text, scored in windows of the model's context:
-    /// <c>word_perplexity</c> exp(NLL / words), <c>byte_perplexity</c> exp(NLL / UTF-8 bytes), <c>bits_per_byte</c>
-    /// NLL / bytes / ln 2; also <c>token_perplexity</c> and <c>bits_per_token</c> (tokenizer-dependent). Standard
-    /// errors by bootstrap over the windows (1,000 resamples, fixed seed), as lm-eval bootstraps corpus metrics.
+    /// lm-eval's rolling log-likelihood metrics (<c>loglikelihood_rolling</c>) of a text's documents: every token of a
+    /// document is scored, the first after the end-of-text token that precedes every document in training (lm-eval's
+    /// prefix token), in windows of the model's context, each with the tokens before it as context
+    /// (<see cref="RollingWindows"/>). <c>word_perplexity</c> is exp(NLL / words), <c>byte_perplexity</c>
+    /// exp(NLL / UTF-8 bytes), <c>bits_per_byte</c> NLL / bytes / ln 2, with words (<c>re.split(r"\s+")</c>) and bytes
+    /// counted once per document on its original text; also <c>token_perplexity</c> and <c>bits_per_token</c>
+    /// (tokenizer-dependent). Standard errors by bootstrap over the documents (1,000 resamples, fixed seed).
     /// </summary>
     public Dictionary<string, double> Perplexity(string text)
     {
-        var ids = tokenizer.Encode(text).ToArray();
-        if (ids.Length < 2) throw new InvalidDataException("the text is too short to score");
+        var documents = PerplexityDocuments(text);
+        if (documents.Count == 0) throw new InvalidDataException("the text is empty: nothing to score");
         model.eval();
         using var _ = no_grad();
-        var device = Device;
-        var context = model.Config.Context;
-        var windows = new List<(double Nll, long Tokens, long Bytes, long Words)>();
-        for (var start = 0; start < ids.Length - 1; start += context)
+        var scored = new List<(double Nll, long Tokens, long Bytes, long Words)>();
+        foreach (var document in documents)
         {
-            using var scope = NewDisposeScope();
-            var length = Math.Min(context, ids.Length - 1 - start);
-            var x = tensor(ids.AsSpan(start, length).ToArray().Select(i => (long)i).ToArray(), [1, length], device: device);
-            var y = tensor(ids.AsSpan(start + 1, length).ToArray().Select(i => (long)i).ToArray(), [1, length], device: device);
-            var nll = nn.functional.cross_entropy(model.forward(x).view(-1, model.Config.VocabSize), y.view(-1), reduction: nn.Reduction.Sum).item<float>();
-            var scoredText = tokenizer.Decode(ids.AsSpan(start + 1, length).ToArray());
-            windows.Add((nll, length, Encoding.UTF8.GetByteCount(scoredText), Words(scoredText)));
+            var ids = tokenizer.Encode(document);
+            var nll = 0.0;
+            foreach (var (context, continuation) in RollingWindows(ids, tokenizer.EndOfText, model.Config.Context))
+                nll -= LogLikelihood(context, continuation);
+            scored.Add((nll, ids.Count, Encoding.UTF8.GetByteCount(document), Words(document)));
         }
-        var metrics = RollingMetrics(windows);
+        var metrics = RollingMetrics(scored);
         var random = new Random(1234);
-        var samples = Enumerable.Range(0, 1000).Select(_ => RollingMetrics(windows.Select(__ => windows[random.Next(windows.Count)]).ToList())).ToList();
+        var samples = Enumerable.Range(0, 1000).Select(_ => RollingMetrics(scored.Select(__ => scored[random.Next(scored.Count)]).ToList())).ToList();
         foreach (var name in metrics.Keys.ToList())
         {
             var values = samples.Select(m => m[name]).ToList();
@@ -60,6 +59,41 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
             metrics[name + StderrSuffix] = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
         }
         return metrics;
+    }
+
+    /// <summary>
+    /// The documents of a perplexity task's text: paragraphs separated by blank lines, or, in a text without blank
+    /// lines, its lines (one paragraph per line); empty ones are skipped, and the text's final line break is not part of its last document. Each is scored on its own, as lm-eval scores
+    /// each document of a corpus.
+    /// </summary>
+    public static IReadOnlyList<string> PerplexityDocuments(string text)
+    {
+        text = text.Replace("\r\n", "\n", StringComparison.Ordinal);
+        var parts = Regex.IsMatch(text, @"\n[ \t]*\n") ? Regex.Split(text, @"\n(?:[ \t]*\n)+") : text.Split('\n');
+        // The file's last line break ends the text, not its last document.
+        return parts.Where(p => !string.IsNullOrWhiteSpace(p)).Select(p => p.TrimEnd('\n')).ToList();
+    }
+
+    /// <summary>
+    /// lm-eval's <c>get_rolling_token_windows</c> with a context of one token, made disjoint: the first window predicts
+    /// the first <paramref name="maxLength"/> tokens after <paramref name="prefix"/>; each later one the next
+    /// <paramref name="maxLength"/> (or what is left), read with as many of the tokens before them as fit. Returns
+    /// (context, continuation) pairs whose continuations cover every token once.
+    /// </summary>
+    public static IEnumerable<(List<int> Context, List<int> Continuation)> RollingWindows(IReadOnlyList<int> tokens, int prefix, int maxLength)
+    {
+        if (tokens.Count == 0) yield break;
+        var first = Math.Min(maxLength, tokens.Count);
+        yield return ([prefix], tokens.Take(first).ToList());
+        for (var predicted = first; predicted < tokens.Count;)
+        {
+            var length = Math.Min(tokens.Count - predicted, maxLength);
+            var end = predicted + length;
+            // The window's input is tokens[end - maxLength - 1, end - 1): what precedes the predicted tokens is context.
+            var start = Math.Max(0, end - maxLength - 1);
+            yield return (tokens.Skip(start).Take(end - length - start).ToList(), tokens.Skip(end - length).Take(length).ToList());
+            predicted = end;
+        }
     }
 
     /// <summary>The suffix of a metric's standard error in the ledger and reports.</summary>
