@@ -17,7 +17,7 @@ public static class AlignmentTrainer
     {
         var (kept, truncated, dropped, untrainable) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException($"no SFT example with trained tokens fits the model's context ({truncated} truncated, {dropped} dropped, {untrainable} left without trained tokens)");
-        var guard = new UpdateGuard(model, Prepare(model, config), config);
+        var (loop, optimizer, update) = Loop(model, config);
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
         var device = model.parameters().First().device;
@@ -26,24 +26,10 @@ public static class AlignmentTrainer
         var rows = config.Packing
             ? SequenceScoring.PackRows(kept, context).Select(r => (IReadOnlyList<(List<int>, List<bool>)>)r.Select(i => kept[i]).ToList()).ToList()
             : kept.Select(e => (IReadOnlyList<(List<int>, List<bool>)>)[e]).ToList();
-        var start = Resume(resume, model, guard, random, config.BatchSize, rows.Count);
-        for (var step = start + 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
-        {
-            using var scope = NewDisposeScope();
-            model.train();
-            var batch = Enumerable.Range(0, config.BatchSize).Select(_ => rows[random.Next(rows.Count)]).ToList();
-            Tensor input, labels;
-            SequencePacking? packing = null;
-            if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, context, padId, device);
-            else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), context, padId, device);
-            var loss = model.Loss(input, labels, SequenceScoring.Ignore, packing);
-            if (guard.Step(step, loss)) steps.Add((step, loss.item<float>(), 0, 0));
-            else steps.Add((step, double.NaN, 0, 0));
-            onStep?.Invoke(steps[^1]);
-            SaveIfDue(resume, step, config.Steps, model, guard);
-        }
-        SaveIfStopped(resume, steps, config.Steps, model, guard, ct);
-        return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count) { Untrainable = untrainable, SkippedSteps = guard.Skipped };
+        var start = Resume(resume, model, optimizer, random, config.BatchSize, rows.Count);
+        var objective = new SftObjective(model, rows, random, config, padId, device);
+        Run(loop, start, config, objective, steps, onStep, resume, model, optimizer, ct);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, rows.Count) { Untrainable = untrainable, SkippedSteps = update.Skipped };
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
@@ -75,7 +61,7 @@ public static class AlignmentTrainer
         }
         if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
         var device = model.parameters().First().device;
-        var guard = new UpdateGuard(model, Prepare(model, config), config);
+        var (loop, optimizer, update) = Loop(model, config);
 
         // Reference log-probabilities with the starting weights (the frozen reference model).
         var reference = new (double Chosen, double Rejected)[kept.Count];
@@ -91,50 +77,41 @@ public static class AlignmentTrainer
         var random = new Random((int)config.Seed);
         var steps = new List<(int, double, double, double)>();
         // Restored after the reference pass: the reference is the base model, not the state reached.
-        var start = Resume(resume, model, guard, random, Math.Min(config.BatchSize, kept.Count), kept.Count);
-        for (var step = start + 1; step <= config.Steps && !ct.IsCancellationRequested; step++)
-        {
-            using var scope = NewDisposeScope();
-            model.train();
-            var indexes = Enumerable.Range(0, Math.Min(config.BatchSize, kept.Count)).Select(_ => random.Next(kept.Count)).ToList();
-            var (cIn, cLabels) = SequenceScoring.Batch(indexes.Select(i => kept[i].Chosen).ToList(), model.Config.Context, padId, device);
-            var (rIn, rLabels) = SequenceScoring.Batch(indexes.Select(i => kept[i].Rejected).ToList(), model.Config.Context, padId, device);
-            var policyChosen = SequenceScoring.SequenceLogProbs(model, cIn, cLabels);
-            var policyRejected = SequenceScoring.SequenceLogProbs(model, rIn, rLabels);
-            var refChosen = tensor(indexes.Select(i => (float)reference[i].Chosen).ToArray()).to(device);
-            var refRejected = tensor(indexes.Select(i => (float)reference[i].Rejected).ToArray()).to(device);
-            var loss = Pipeline.Alignment.Dpo.Loss(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
-            var (margin, accuracy) = Pipeline.Alignment.Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
-            steps.Add(guard.Step(step, loss) ? (step, loss.item<float>(), margin, accuracy) : (step, double.NaN, margin, accuracy));
-            onStep?.Invoke(steps[^1]);
-            SaveIfDue(resume, step, config.Steps, model, guard);
-        }
-        SaveIfStopped(resume, steps, config.Steps, model, guard, ct);
-        return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count) { SkippedSteps = guard.Skipped };
+        var start = Resume(resume, model, optimizer, random, Math.Min(config.BatchSize, kept.Count), kept.Count);
+        var objective = new DpoObjective(model, kept, reference, random, config, padId, device);
+        Run(loop, start, config, objective, steps, onStep, resume, model, optimizer, ct);
+        return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count) { SkippedSteps = update.Skipped };
     }
 
     /// <summary>
     /// Restores a saved state, and draws the batches of the steps it covers from <paramref name="random"/> so that the
     /// next batch is the one an uninterrupted job would draw. Returns the step to continue after.
     /// </summary>
-    private static int Resume(AlignmentResume? resume, Gpt model, UpdateGuard guard, Random random, int drawsPerStep, int population)
+    private static int Resume(AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, Random random, int drawsPerStep, int population)
     {
-        var start = resume?.Restore(model, guard.Optimizer) ?? 0;
+        var start = resume?.Restore(model, optimizer) ?? 0;
         for (var draw = 0L; draw < (long)start * drawsPerStep; draw++) random.Next(population);
         return start;
     }
 
-    /// <summary>Saves every <see cref="AlignmentResume.Every"/> steps (not after the last: the job then writes its result).</summary>
-    private static void SaveIfDue(AlignmentResume? resume, int step, int steps, Gpt model, UpdateGuard guard)
+    /// <summary>
+    /// Runs the objective in the one training loop, recording each step (a skipped one with a NaN loss), and saves
+    /// the job's state every <see cref="AlignmentResume.Every"/> steps (not after the last: the job then writes its
+    /// result) and at the step reached when it is stopped.
+    /// </summary>
+    private static void Run(TrainingLoop loop, int start, AlignmentConfig config, ITrainingObjective objective, List<(int Step, double, double, double)> steps,
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct)
     {
-        if (resume is not null && step < steps && step % resume.Every == 0) resume.Save(step, model, guard.Optimizer);
-    }
-
-    /// <summary>A job stopped before its last step saves the step it reached.</summary>
-    private static void SaveIfStopped(AlignmentResume? resume, List<(int Step, double, double, double)> steps, int total, Gpt model, UpdateGuard guard, CancellationToken ct)
-    {
-        if (resume is not null && ct.IsCancellationRequested && steps.Count > 0 && steps[^1].Step < total && steps[^1].Step % resume.Every != 0)
-            resume.Save(steps[^1].Step, model, guard.Optimizer);
+        loop.RunAsync(start, config.Steps, objective, outcome =>
+        {
+            var step = (int)outcome.Step;
+            steps.Add((step, outcome.Applied ? outcome.Loss : double.NaN, outcome.Figures.GetValueOrDefault("margin"), outcome.Figures.GetValueOrDefault("accuracy")));
+            onStep?.Invoke(steps[^1]);
+            if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer);
+            return Task.FromResult(true);
+        }, ct).GetAwaiter().GetResult(); // every hook here is synchronous: the task is complete when it returns
+        if (resume is not null && ct.IsCancellationRequested && steps.Count > 0 && steps[^1].Step < config.Steps && steps[^1].Step % resume.Every != 0)
+            resume.Save(steps[^1].Step, model, optimizer);
     }
 
     /// <summary>Sum of log-probabilities of a sequence's trained tokens under the model.</summary>
@@ -168,30 +145,18 @@ public static class AlignmentTrainer
     }
 
     /// <summary>
-    /// One update with the pretraining loop's safeguards (<see cref="GuardedUpdate"/>: clipping, non-finite steps
-    /// skipped, five in a row an error) at the learning rate of TRL's default schedule: linear warm-up, then linear
-    /// decay to 0.
+    /// The training loop of an alignment job: AdamW on the trainable parameters (the LoRA adapters only, with LoRA),
+    /// the pretraining loop's safeguards (<see cref="GuardedUpdate"/>), at the learning rate of TRL's default
+    /// schedule: linear warm-up, then linear decay to 0.
     /// </summary>
-    private sealed class UpdateGuard(Gpt model, TorchSharp.Modules.AdamW optimizer, AlignmentConfig config)
+    private static (TrainingLoop Loop, TorchSharp.Modules.AdamW Optimizer, GuardedUpdate Update) Loop(Gpt model, AlignmentConfig config)
     {
-        private readonly GuardedUpdate _update = new(model.parameters().Where(p => p.requires_grad).ToList(), optimizer, config.GradClip, "alignment");
-
-        public TorchSharp.Modules.AdamW Optimizer => optimizer;
-
-        public int Skipped => _update.Skipped;
-
-        /// <summary>Backpropagates <paramref name="loss"/> and updates; false when the step was skipped.</summary>
-        public bool Step(int step, Tensor loss)
-        {
-            var lr = config.EffectiveLearningRate * (step <= config.WarmupSteps
-                ? (double)step / Math.Max(1, config.WarmupSteps)
-                : Math.Max(0.0, (double)(config.Steps - step + 1) / Math.Max(1, config.Steps - config.WarmupSteps)));
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            optimizer.zero_grad();
-            var value = loss.item<float>();
-            if (double.IsFinite(value)) loss.backward();
-            return _update.Apply(value, step);
-        }
+        var optimizer = Prepare(model, config);
+        var update = new GuardedUpdate(model.parameters().Where(p => p.requires_grad).ToList(), optimizer, config.GradClip, "alignment");
+        double Schedule(long step) => config.EffectiveLearningRate * (step <= config.WarmupSteps
+            ? (double)step / Math.Max(1, config.WarmupSteps)
+            : Math.Max(0.0, (double)(config.Steps - step + 1) / Math.Max(1, config.Steps - config.WarmupSteps)));
+        return (new TrainingLoop(model, optimizer, update, Schedule), optimizer, update);
     }
 
     private static TorchSharp.Modules.AdamW Prepare(Gpt model, AlignmentConfig config)
@@ -200,5 +165,42 @@ public static class AlignmentTrainer
         if (config.LoraRank > 0) model.AddLora(config.LoraRank, config.LoraAlpha, config.LoraDropout, config.LoraTargets);
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         return optim.AdamW(trainable, lr: config.EffectiveLearningRate, weight_decay: config.WeightDecay);
+    }
+}
+
+/// <summary>SFT's objective: the loss on assistant tokens of a batch of rows drawn from a generator seeded once (packed rows hold several examples).</summary>
+internal sealed class SftObjective(Gpt model, IReadOnlyList<IReadOnlyList<(List<int> Ids, List<bool> Trained)>> rows, Random random, AlignmentConfig config, int padId, Device device)
+    : ITrainingObjective
+{
+    public Tensor Loss(long step, int micro)
+    {
+        var batch = Enumerable.Range(0, config.BatchSize).Select(_ => rows[random.Next(rows.Count)]).ToList();
+        Tensor input, labels;
+        SequencePacking? packing = null;
+        if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, model.Config.Context, padId, device);
+        else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), model.Config.Context, padId, device);
+        return model.Loss(input, labels, SequenceScoring.Ignore, packing);
+    }
+}
+
+/// <summary>DPO's objective: the preference loss of a batch of pairs against the reference log-probabilities, with the reward margin and accuracy as figures.</summary>
+internal sealed class DpoObjective(Gpt model, IReadOnlyList<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)> pairs,
+    IReadOnlyList<(double Chosen, double Rejected)> reference, Random random, AlignmentConfig config, int padId, Device device) : ITrainingObjective
+{
+    private readonly Dictionary<string, double> _figures = [];
+
+    public IReadOnlyDictionary<string, double> Figures => _figures;
+
+    public Tensor Loss(long step, int micro)
+    {
+        var indexes = Enumerable.Range(0, Math.Min(config.BatchSize, pairs.Count)).Select(_ => random.Next(pairs.Count)).ToList();
+        var (cIn, cLabels) = SequenceScoring.Batch(indexes.Select(i => pairs[i].Chosen).ToList(), model.Config.Context, padId, device);
+        var (rIn, rLabels) = SequenceScoring.Batch(indexes.Select(i => pairs[i].Rejected).ToList(), model.Config.Context, padId, device);
+        var policyChosen = SequenceScoring.SequenceLogProbs(model, cIn, cLabels);
+        var policyRejected = SequenceScoring.SequenceLogProbs(model, rIn, rLabels);
+        var refChosen = tensor(indexes.Select(i => (float)reference[i].Chosen).ToArray()).to(device);
+        var refRejected = tensor(indexes.Select(i => (float)reference[i].Rejected).ToArray()).to(device);
+        (_figures["margin"], _figures["accuracy"]) = Dpo.Rewards(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
+        return Dpo.Loss(policyChosen, policyRejected, refChosen, refRejected, config.Beta);
     }
 }

@@ -8,18 +8,16 @@ using Pipeline.Runtime;
 
 namespace Pipeline.Cli;
 
-/// <summary>Builds a host for some stages: configuration from pipeline.json, PIPELINE__* variables and overrides.</summary>
+/// <summary>Builds a host for some stages, configured as every command is (<see cref="Commands.PipelineContext"/>).</summary>
 public static class PipelineHost
 {
     /// <param name="coordinatesRuns">This process drives runs (`pipeline run`): it listens for the stages' faults.</param>
     public static IHost Build(IEnumerable<IStageModule> modules, IDictionary<string, string?> overrides, bool quiet, bool coordinatesRuns = false)
     {
         var builder = Host.CreateApplicationBuilder();
+        // The one configuration chain of every command (Commands.PipelineContext).
         builder.Configuration.Sources.Clear();
-        builder.Configuration
-            .AddJsonFile("pipeline.json", optional: true)
-            .AddEnvironmentVariables()
-            .AddInMemoryCollection(overrides);
+        builder.Configuration.AddConfiguration(Commands.PipelineContext.LoadConfiguration(overrides));
         // SIGINT/SIGTERM: services get this long to stop their jobs (within the CLI's 25 s termination bound).
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();

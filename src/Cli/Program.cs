@@ -87,7 +87,7 @@ root.Subcommands.Add(serve);
 var status = new Command("status", "Print the run ledger: runs, shards per stage, rows and bytes") { outOption };
 status.SetAction(parse =>
 {
-    var ledger = CliConfig.Ledger(Path.GetFullPath(parse.GetValue(outOption)!), existing: true);
+    var ledger = PipelineContext.Open(Path.GetFullPath(parse.GetValue(outOption)!), existingRun: true).Ledger;
     var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
     // Every run in the ledger, also those with no shard yet (just started, or only coordinating so far).
     foreach (var r in ledger.Runs())

@@ -86,51 +86,42 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var watch = Stopwatch.StartNew();
         long tokensSinceLog = 0;
         var savedStep = step;
-        while (step < config.MaxSteps && !ct.IsCancellationRequested)
+        var loop = new TrainingLoop(model, optimizer, update, s => config.LearningRateAt(s - 1) * lrScale)
         {
-            var lr = config.LearningRateAt(step) * lrScale;
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            double lossValue = 0;
-            double gradNorm;
-            using (var scope = NewDisposeScope())
+            AccumulationSteps = config.AccumulationSteps,
+            BeforeMicroBatches = bf16 is null ? null : bf16.LoadMaster,
+            AfterMicroBatches = bf16 is null ? null : bf16.GradientsToMaster,
+        };
+        var objective = new NextTokenObjective(bf16?.Model ?? model, data, config, device);
+        try
+        {
+            step = await loop.RunAsync(step, config.MaxSteps, objective, AfterStepAsync, ct);
+        }
+        catch (Exception e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("bad_alloc") || e is OutOfMemoryException)
+        {
+            throw new InvalidOperationException(
+                $"training {config.RunName} ran out of memory on {device.type} with batch {config.BatchSize} x {config.Model.Context} tokens and a " +
+                $"{config.Model.Parameters():N0}-parameter model ({config.Model.Layers} layers, width {config.Model.Width}); lower BatchSize (TokensPerStep keeps the effective batch by accumulation) or the model size", e);
+        }
+        // Stopped (a signal, a cancel message) just after the check above: the current step is still saved.
+        if (step > savedStep) await SaveAsync();
+        return step;
+
+        async Task<bool> AfterStepAsync(StepOutcome outcome)
+        {
+            step = outcome.Step;
+            if (!outcome.Applied && config.OnNonFinite == NonFiniteAction.Stop)
             {
-                model.train();
-                optimizer.zero_grad();
-                bf16?.LoadMaster();
-                var net = bf16?.Model ?? model;
-                try
-                {
-                    for (var micro = 0; micro < config.AccumulationSteps; micro++)
-                    {
-                        var (x, y) = data.Batch(data.Train, config.Seed, step, micro, config.BatchSize, config.Model.Context, device);
-                        var loss = net.Loss(x, y) / config.AccumulationSteps;
-                        loss.backward();
-                        lossValue += loss.item<float>();
-                    }
-                }
-                catch (Exception e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("bad_alloc") || e is OutOfMemoryException)
-                {
-                    throw new InvalidOperationException(
-                        $"training {config.RunName} ran out of memory on {device.type} with batch {config.BatchSize} x {config.Model.Context} tokens and a " +
-                        $"{config.Model.Parameters():N0}-parameter model ({config.Model.Layers} layers, width {config.Model.Width}); lower BatchSize (TokensPerStep keeps the effective batch by accumulation) or the model size", e);
-                }
-                bf16?.GradientsToMaster();
-                var applied = update.Apply(lossValue, step + 1);
-                gradNorm = update.GradNorm;
-                if (!applied && config.OnNonFinite == NonFiniteAction.Stop)
-                {
-                    var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
-                    var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
-                    throw new InvalidOperationException($"training {config.RunName}: non-finite loss at step {step + 1}; stopped with checkpoint {folder} (OnNonFinite=stop)");
-                }
-                if (!applied)
-                {
-                    // The update was skipped; the learning rate is halved for the rest of the run (and kept on resume).
-                    lrScale *= 0.5;
-                    logger.LogWarning("train: non-finite loss at step {Step}; update skipped, learning rate halved", step + 1);
-                }
+                var info = new CheckpointInfo(config.RunName, step - 1, (step - 1) * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
+                var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
+                throw new InvalidOperationException($"training {config.RunName}: non-finite loss at step {step}; stopped with checkpoint {folder} (OnNonFinite=stop)");
             }
-            step++;
+            if (!outcome.Applied)
+            {
+                // The update was skipped; the learning rate is halved for the rest of the run (and kept on resume).
+                lrScale *= 0.5;
+                logger.LogWarning("train: non-finite loss at step {Step}; update skipped, learning rate halved", step);
+            }
             tokensSinceLog += tokensPerStep;
             double? val = null;
             if (step % config.EvalEvery == 0 || step == config.MaxSteps)
@@ -141,6 +132,7 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                     if (fresh.Train.Length != data.Train.Length)
                         logger.LogInformation("train: corpus grew from {Old:N0} to {New:N0} training tokens", data.Train.Length, fresh.Train.Length);
                     data = fresh;
+                    objective.Data = fresh;
                 }
                 lastVal = val = data.ValidationLoss(model, device, config.EvalBatches);
             }
@@ -148,19 +140,17 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             {
                 var seconds = watch.Elapsed.TotalSeconds;
                 var tps = tokensSinceLog / Math.Max(seconds, 1e-9);
-                var log = new StepLog(step, lossValue, lr, gradNorm, tps, peak > 0 ? tps * flopsPerToken / peak : double.NaN, val);
+                var log = new StepLog(step, outcome.Loss, outcome.LearningRate, outcome.GradNorm, tps, peak > 0 ? tps * flopsPerToken / peak : double.NaN, val);
                 logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s{Mfu}{Val}",
-                    config.RunName, step, config.MaxSteps, lossValue, lr, gradNorm, tps, double.IsNaN(log.Mfu) ? "" : $" mfu {log.Mfu:P1}", val is null ? "" : $" val {val:F4}");
+                    config.RunName, step, config.MaxSteps, outcome.Loss, outcome.LearningRate, outcome.GradNorm, tps, double.IsNaN(log.Mfu) ? "" : $" mfu {log.Mfu:P1}", val is null ? "" : $" val {val:F4}");
                 if (OnStep is not null) await OnStep(log);
                 watch.Restart();
                 tokensSinceLog = 0;
             }
             if (step % config.CheckpointEvery == 0 || step == config.MaxSteps || ct.IsCancellationRequested)
                 await SaveAsync();
+            return true;
         }
-        // Stopped (a signal, a cancel message) just after the check above: the current step is still saved.
-        if (step > savedStep) await SaveAsync();
-        return step;
 
         async Task SaveAsync()
         {
@@ -190,5 +180,18 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         var b = System.Text.Json.JsonSerializer.SerializeToElement(current);
         return a.EnumerateObject().Select(p => (p.Name, Saved: p.Value.GetRawText(), Now: b.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "none"))
             .Where(x => x.Saved != x.Now).ToList();
+    }
+}
+
+/// <summary>Pretraining's objective: next-token cross-entropy on the corpus's deterministic batches (seed, step, micro-batch).</summary>
+internal sealed class NextTokenObjective(Gpt model, TokenData data, TrainingConfig config, Device device) : ITrainingObjective
+{
+    /// <summary>The corpus (replaced when a run that follows the corpus reloads it).</summary>
+    public TokenData Data { get; set; } = data;
+
+    public Tensor Loss(long step, int micro)
+    {
+        var (x, y) = Data.Batch(Data.Train, config.Seed, step - 1, micro, config.BatchSize, config.Model.Context, device);
+        return model.Loss(x, y);
     }
 }

@@ -33,7 +33,7 @@ public static class AlignCommands
                 settings = settings with { Method = method };
                 if (parse.GetValue(lora) >= 0) settings = settings with { LoraRank = parse.GetValue(lora) };
                 var (_, _, tokenizer) = ModelCommands.Load(parse.GetValue(baseOption)!, parse.GetValue(tokenizerOption));
-                using var logging = CliConfig.Logging(quiet: false);
+                using var logging = PipelineContext.Logging(quiet: false);
                 var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
                 var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, parse.GetValue(data)!, settings,
                     new ShardStore(outDir).Resolve(Checkpoints.RunFolder(runName)), runName, ct);

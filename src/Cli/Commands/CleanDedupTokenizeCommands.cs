@@ -44,10 +44,10 @@ public static class CleanDedupTokenizeCommands
         command.SetAction(async (parse, ct) =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipe)));
-            var cleaner = new ShardCleaner(config.Section<CleanerOptions>(CleanerOptions.Section), new ShardStore(outDir));
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipe)));
+            var cleaner = new ShardCleaner(context.Section<CleanerOptions>(CleanerOptions.Section), context.Store);
             var runId = parse.GetValue(runOption)!;
-            var ledger = CliConfig.Ledger(outDir, config);
+            var ledger = context.Ledger;
             await RunStageAsync("clean", ShardCleaner.Stage, ledger, runId, parse.GetValue(inputs)!,
                 input => cleaner.ProcessAsync(input.Ref, ct, input.Store),
                 r => $"kept {((CleanReport)r.Stats!).Kept} of {((CleanReport)r.Stats!).Input}", ct);
@@ -57,7 +57,7 @@ public static class CleanDedupTokenizeCommands
             foreach (var stats in ledger.Stats(runId, ShardCleaner.Stage))
                 total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
             // Through the store's atomic write: confined to --out (a reports/ link leading out is refused) and never half-written.
-            var store = new ShardStore(outDir);
+            var store = context.Store;
             await store.WriteAtomicAsync("reports/clean-report.json", stream => JsonSerializer.SerializeAsync(stream, total, new JsonSerializerOptions { WriteIndented = true }, ct), ct);
             var reportPath = store.Resolve("reports/clean-report.json");
             var table = new Table().AddColumns("rule (in order)", "documents removed", "characters removed");
@@ -78,9 +78,9 @@ public static class CleanDedupTokenizeCommands
         command.SetAction(async (parse, ct) =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
-            var options = config.Section<DedupOptions>(DedupOptions.Section);
-            var store = new ShardStore(outDir);
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
+            var options = context.Section<DedupOptions>(DedupOptions.Section);
+            var store = context.Store;
             var runId = SafeName.Check(parse.GetValue(runOption)!, "--run");
             using var dedup = new ShardDeduplicator(options, store);
             if (parse.GetValue(rebuild))
@@ -90,7 +90,7 @@ public static class CleanDedupTokenizeCommands
             }
             if (parse.GetValue(inputs) is { Length: > 0 } paths)
             {
-                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, CliConfig.Ledger(outDir, config), runId, paths,
+                var results = await RunStageAsync("dedup", ShardDeduplicator.Stage, context.Ledger, runId, paths,
                     input => dedup.ProcessAsync(input.Ref, ct, input.Store),
                     r => $"kept {((DedupStats)r.Stats!).Kept} of {((DedupStats)r.Stats!).Input}", ct);
                 var kept = results.Sum(r => ((DedupStats)r.Stats!).Kept);
@@ -112,10 +112,10 @@ public static class CleanDedupTokenizeCommands
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
-            var ledger = CliConfig.Ledger(outDir, config);
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
+            var ledger = context.Ledger;
             ledger.EnsureRun(runId, runId, "{}");
-            var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), new ShardStore(outDir), ledger);
+            var corpus = new CorpusTokenizer(context.Section<TokenizerOptions>(TokenizerOptions.Section), context.Store, ledger);
             var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
             var stores = shards.ToDictionary(s => s.Ref.ShardId, s => s.Store);
             var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -138,11 +138,10 @@ public static class CleanDedupTokenizeCommands
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
-            var store = new ShardStore(outDir);
-            var ledger = CliConfig.Ledger(outDir, config);
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
+            var (store, ledger) = (context.Store, context.Ledger);
             var tokenizer = TextTokenizer.Load(parse.GetValue(tokenizerOption)!);
-            var corpus = new CorpusTokenizer(config.Section<TokenizerOptions>(TokenizerOptions.Section), store, ledger);
+            var corpus = new CorpusTokenizer(context.Section<TokenizerOptions>(TokenizerOptions.Section), store, ledger);
             await RunStageAsync("tokenize", CorpusTokenizer.Stage, ledger, runId, parse.GetValue(inputs)!,
                 input => corpus.ProcessAsync(input.Ref, tokenizer, ct, input.Store),
                 r => $"{((TokenShardStats)r.Stats!).TrainTokens + ((TokenShardStats)r.Stats!).ValidationTokens:N0} tokens", ct);

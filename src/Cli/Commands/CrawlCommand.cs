@@ -27,8 +27,8 @@ public static class CrawlCommand
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var runId = parse.GetValue(runOption)!;
-            var config = CliConfig.Load(CliInputs.Settings(parse.GetValue(setOption)));
-            var options = config.Section<CrawlOptions>(CrawlOptions.Section);
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
+            var options = context.Section<CrawlOptions>(CrawlOptions.Section);
             if (parse.GetValue(maxPages) > 0) options.MaxPages = parse.GetValue(maxPages);
             var seedList = (parse.GetValue(seeds) ?? []).ToList();
             if (parse.GetValue(seedsFile) is { } file)
@@ -39,10 +39,9 @@ public static class CrawlCommand
             var warcFiles = parse.GetValue(warc) ?? [];
             if (seedList.Count == 0 && warcFiles.Length == 0) throw new ArgumentException("give --seed, --seeds-file or --warc");
 
-            var store = new ShardStore(outDir);
-            var ledger = CliConfig.Ledger(outDir, config);
+            var (store, ledger) = (context.Store, context.Ledger);
             ledger.EnsureRun(runId, runId, "{}");
-            using var logging = CliConfig.Logging(quiet: StageProgress.Interactive);
+            using var logging = PipelineContext.Logging(quiet: StageProgress.Interactive);
             var logger = logging.CreateLogger("crawl");
             Task OnShard(ShardRef shard)
             {

@@ -23,9 +23,10 @@ public static class EvalCommands
             // Every task file is read before any checkpoint is loaded: a bad one is an `error:` line naming it at once.
             foreach (var file in parse.GetValue(tasks)!) Pipeline.Evaluator.Tasks.TaskLoader.Load(file);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var store = new ShardStore(outDir);
-            using var logging = CliConfig.Logging(quiet: true);
-            var evaluator = new CheckpointEvaluator(store, CliConfig.Ledger(outDir), new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
+            var context = PipelineContext.Open(outDir);
+            var store = context.Store;
+            using var logging = PipelineContext.Logging(quiet: true);
+            var evaluator = new CheckpointEvaluator(store, context.Ledger, new EvaluatorOptions(), logging.CreateLogger<CheckpointEvaluator>());
             var table = new Table().AddColumns("checkpoint", "task", "metric", "value");
             var failed = 0;
             foreach (var checkpoint in parse.GetValue(checkpoints)!)
@@ -53,7 +54,8 @@ public static class EvalCommands
             // Every task file is read before any checkpoint is loaded: a bad one is an `error:` line naming it at once.
             foreach (var file in parse.GetValue(tasks)!) Pipeline.Evaluator.Tasks.TaskLoader.Load(file);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var path = EvalReport.Write(CliConfig.Ledger(outDir), new ShardStore(outDir).Resolve("reports"));
+            var context = PipelineContext.Open(outDir);
+            var path = EvalReport.Write(context.Ledger, context.Store.Resolve("reports"));
             AnsiConsole.MarkupLine($"[green]eval report[/]: {Markup.Escape(path)}");
             return 0;
         });

@@ -43,7 +43,7 @@ public static class ModelCommands
             var manifest = TokenManifestFile.Load(new ShardStore(dataRoot).Resolve(manifestUri));
             var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || parse.GetValue(resetOptimizer) }).Resolved();
             var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
-            using var logging = CliConfig.Logging(quiet: false);
+            using var logging = PipelineContext.Logging(quiet: false);
             AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
             // Through the store: a checkpoints/ folder that is a link leading out of --out is refused, never followed.
             var runFolder = new ShardStore(outDir).Resolve(Checkpoints.RunFolder(config.RunName));
