@@ -24,9 +24,9 @@ public static class LedgerBench
             Console.WriteLine("|---|---|---|---|");
             foreach (var workers in new[] { 1, 4 })
             {
-                var sqlite = await MeasureAsync(() => new RunLedger(Path.Combine(folder, $"ledger-{workers}.db")), workers, inputs);
+                var sqlite = await MeasureAsync(() => new Ledger(Path.Combine(folder, $"ledger-{workers}.db")), workers, inputs);
                 Console.WriteLine($"| SQLite (WAL) | {workers} | {workers * inputs:N0} | {sqlite:N0} |");
-                var pg = await MeasureAsync(() => RunLedger.PostgreSql(postgres), workers, inputs);
+                var pg = await MeasureAsync(() => Ledger.PostgreSql(postgres), workers, inputs);
                 Console.WriteLine($"| PostgreSQL 15 (loopback) | {workers} | {workers * inputs:N0} | {pg:N0} |");
             }
         }
@@ -36,7 +36,7 @@ public static class LedgerBench
         }
     }
 
-    private static async Task<double> MeasureAsync(Func<RunLedger> open, int workers, int inputs)
+    private static async Task<double> MeasureAsync(Func<Ledger> open, int workers, int inputs)
     {
         var run = "bench-" + Guid.NewGuid().ToString("N")[..8];
         var ledgers = Enumerable.Range(0, workers).Select(_ => open()).ToList();
@@ -46,9 +46,9 @@ public static class LedgerBench
             for (var i = 0; i < inputs; i++)
             {
                 var input = $"{run}-in-{w}-{i}";
-                if (ledger.IsProcessed("clean", input)) continue;
+                if (ledger.Artifacts.IsProcessed("clean", input)) continue;
                 var output = new ShardRef($"{run}-out-{w}-{i}", $"shards/clean/{run}/{w}-{i}.parquet", "00", 100, 10_000, "clean", "cfg", [input], run);
-                ledger.CompleteInput("clean", input, run, [output], new { Input = 100, Kept = 60 });
+                ledger.Artifacts.CompleteInput("clean", input, run, [output], new { Input = 100, Kept = 60 });
             }
         })));
         return workers * inputs / watch.Elapsed.TotalSeconds;

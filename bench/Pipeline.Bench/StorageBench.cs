@@ -107,7 +107,7 @@ public static class StorageBench
 
         watch.Restart();
         var store = host("tokenizer");
-        var corpus = new CorpusTokenizer(new TokenizerOptions(), store, new RunLedger(Path.Combine(place, "tokenizer-ledger.db")));
+        var corpus = new CorpusTokenizer(new TokenizerOptions(), store, new Ledger(Path.Combine(place, "tokenizer-ledger.db")));
         var tokens = new List<ShardRef>();
         foreach (var shard in deduplicated) tokens.AddRange((await corpus.ProcessAsync(shard, tokenizer, default)).Outputs);
         return new Timings(write, cleanSeconds, dedupSeconds, watch.Elapsed.TotalSeconds,

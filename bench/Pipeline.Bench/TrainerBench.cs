@@ -76,7 +76,7 @@ public static class TrainerBench
     {
         var root = Path.Combine(folder, "trainer-bench");
         var store = new Storage.ShardStore(root);
-        var ledger = new Runtime.RunLedger(Path.Combine(root, "ledger.db"));
+        var ledger = new Runtime.Ledger(Path.Combine(root, "ledger.db"));
         var corpus = new Tokenizer.CorpusTokenizer(new Tokenizer.TokenizerOptions(), store, ledger);
         if (!File.Exists(store.Resolve(Runtime.RunArtifacts.TokenManifestUri("bench"))))
         {
@@ -86,7 +86,7 @@ public static class TrainerBench
             var (uri, _, _) = await corpus.TrainAsync("bench", [input], 4096, default);
             var tokenizer = Bpe.TextTokenizer.Load(store.Resolve(uri));
             var result = await corpus.ProcessAsync(input, tokenizer, default);
-            ledger.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
+            ledger.Artifacts.CompleteInput(Tokenizer.CorpusTokenizer.Stage, input.ShardId, "bench", result.Outputs, result.Stats);
             await corpus.WriteManifestAsync("bench", tokenizer, uri);
         }
         return await TokenData.LoadAsync(store, Runtime.RunArtifacts.TokenManifestUri("bench"), null, Shape.Context);

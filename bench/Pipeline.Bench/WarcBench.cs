@@ -39,7 +39,7 @@ public static class WarcBench
             }
             var fileBytes = new FileInfo(path).Length;
             var options = new CrawlOptions { PagesPerShard = 1000 };
-            var ingester = new WarcIngester(options, new ShardStore(work), new RunLedger(Path.Combine(work, "ledger.db")), NullLogger.Instance);
+            var ingester = new WarcIngester(options, new ShardStore(work), new Ledger(Path.Combine(work, "ledger.db")), NullLogger.Instance);
 
             var watch = Stopwatch.StartNew();
             long records = 0, bytes = 0, pagesRead = 0;

@@ -21,9 +21,9 @@ public interface IExactDedupClaims : IDisposable
 }
 
 /// <summary>The claims of cleaners on several hosts: a table in the shared (PostgreSQL) ledger.</summary>
-public sealed class LedgerExactDedupClaims(RunLedger ledger, string runId) : IExactDedupClaims
+public sealed class LedgerExactDedupClaims(Ledger ledger, string runId) : IExactDedupClaims
 {
-    public string[] Claim(IReadOnlyList<long> hashes, string shard) => ledger.ClaimHashes(runId, hashes, shard);
+    public string[] Claim(IReadOnlyList<long> hashes, string shard) => ledger.Claims.Claim(runId, hashes, shard);
 
     public void Dispose()
     {

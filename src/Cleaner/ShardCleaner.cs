@@ -6,7 +6,7 @@ using Pipeline.Contracts.Rows;
 namespace Pipeline.Cleaner;
 
 /// <summary>Cleans one raw-page shard into one clean-document shard (plus an optional sample of rejected documents).</summary>
-public sealed class ShardCleaner(CleanerOptions options, ShardStore store, RunLedger? ledger = null) : IShardStage
+public sealed class ShardCleaner(CleanerOptions options, ShardStore store, Ledger? ledger = null) : IShardStage
 {
     public const string Stage = Contracts.StageNames.Clean;
 

@@ -86,7 +86,7 @@ public static class EmbeddedRun
         await host.StartCheckedAsync("run", ct);
         try
         {
-            var ledger = host.Services.GetRequiredService<RunLedger>();
+            var ledger = host.Services.GetRequiredService<Ledger>();
             var store = host.Services.GetRequiredService<ShardStore>();
             var runId = RunNames.Resolve(options.RunId, outDir, ledger);
             options.OnRunName?.Invoke(runId);
@@ -210,7 +210,7 @@ public static class RunNames
 {
     private const string FileName = "run-name";
 
-    public static string Resolve(string? requested, string outDir, RunLedger ledger)
+    public static string Resolve(string? requested, string outDir, Ledger ledger)
     {
         var file = Path.Combine(outDir, FileName);
         var recorded = File.Exists(file) ? File.ReadAllText(file).Trim() : null;
@@ -221,7 +221,7 @@ public static class RunNames
         {
             var stem = FromFolder(outDir);
             name = stem;
-            for (var n = 2; ledger.RunConfig(name) is not null; n++) name = $"{stem}-{n}";
+            for (var n = 2; ledger.Runs.Config(name) is not null; n++) name = $"{stem}-{n}";
         }
         if (recorded != name)
         {

@@ -65,7 +65,7 @@ public static class PipelineHost
         var options = host.Services.GetRequiredService<PipelineOptions>();
         var queues = host.Services.GetRequiredService<ReadyEndpoints>().Addresses.Select(a => a.AbsolutePath.Trim('/').Split('/')[^1]).Where(q => !q.StartsWith("vm_", StringComparison.Ordinal) && !q.Contains("_bus_")).Order();
         logger.LogInformation("{What} ready on {Transport}, ledger {Ledger}, storage {Storage}; consuming: {Queues}", what, options.Transport,
-            host.Services.GetRequiredService<RunLedger>().Location, host.Services.GetRequiredService<Pipeline.Storage.ShardStore>().Describe(),
+            host.Services.GetRequiredService<Ledger>().Location, host.Services.GetRequiredService<Pipeline.Storage.ShardStore>().Describe(),
             string.Join(", ", queues) is { Length: > 0 } list ? list : "none");
     }
 }

@@ -90,7 +90,7 @@ status.SetAction(parse =>
     var ledger = PipelineContext.Open(Path.GetFullPath(parse.GetValue(outOption)!), existingRun: true).Ledger;
     var table = new Table().AddColumns("run", "state", "stage", "shards", "rows", "bytes");
     // Every run in the ledger, also those with no shard yet (just started, or only coordinating so far).
-    foreach (var r in ledger.Runs())
+    foreach (var r in ledger.Runs.List())
     {
         if (r.Stages.Count == 0) table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.State), "-", "0", "0", "0");
         foreach (var s in r.Stages)

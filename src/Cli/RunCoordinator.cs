@@ -39,7 +39,7 @@ public sealed record RunAlignment(string Method, string DataUri, string ConfigJs
 /// finished, and waits until the ledger says each is finished; a node that can no longer finish, or a stage fault,
 /// ends the run with that error. Running it again resumes: nodes the ledger says are finished are not started again.
 /// </summary>
-public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store, RunFaults faults, RunSignals signals, ILogger logger)
+public sealed class RunCoordinator(IBus bus, Ledger ledger, ShardStore store, RunFaults faults, RunSignals signals, ILogger logger)
 {
     public Action<string>? OnPhase { get; init; }
 
@@ -67,14 +67,14 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
 
     public async Task RunAsync(RunRequest request, CancellationToken ct)
     {
-        if (ledger.RunConfig(request.RunId) is { } recorded) RunSettings.CheckResume(request, recorded);
-        ledger.EnsureRun(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
+        if (ledger.Runs.Config(request.RunId) is { } recorded) RunSettings.CheckResume(request, recorded);
+        ledger.Runs.Ensure(request.RunId, request.Training.RunName, JsonSerializer.Serialize(request));
         var graph = PipelineGraph.For(request);
         var states = graph.ToDictionary(n => n.Name, n => new NodeState { Done = !n.When(request) });
         foreach (var node in graph)
             if (node.After.Concat(node.Input is { } i ? [i] : []).FirstOrDefault(a => !states.ContainsKey(a)) is { } unknown)
                 throw new InvalidOperationException($"graph: node '{node.Name}' waits for '{unknown}', which is not in the graph");
-        var run = new RunContext(request, ledger, store, signals, bus, logger)
+        var run = new RunContext(request, ledger, store, bus, logger)
         {
             Finished = name => states[name].Done,
             FinishedAtStart = name => states[name].FinishedAtStart,
@@ -122,7 +122,7 @@ public sealed class RunCoordinator(IBus bus, RunLedger ledger, ShardStore store,
             await Task.WhenAny(next, Task.Delay(Recheck, ct));
             ct.ThrowIfCancellationRequested();
         }
-        ledger.SetRunState(request.RunId, "completed");
+        ledger.Runs.SetState(request.RunId, "completed");
         Phase("done");
     }
 

@@ -69,7 +69,7 @@ public sealed class ShardStageNode<TMessage>(Func<ShardRef, TMessage> announce, 
     }
 
     public override bool IsDone(RunContext run) =>
-        run.IsDone(Input!) && run.Ledger.Pending(run.RunId, Input!, Name).Count == run.Ledger.Failures(run.RunId, Name).Count;
+        run.IsDone(Input!) && run.Ledger.Artifacts.Pending(run.RunId, Input!, Name).Count == run.Ledger.Artifacts.Failures(run.RunId, Name).Count;
 
     public override async Task ReconcileAsync(RunContext run, CancellationToken ct)
     {
@@ -80,8 +80,8 @@ public sealed class ShardStageNode<TMessage>(Func<ShardRef, TMessage> announce, 
     /// <summary>Input shards neither finished nor failed for good.</summary>
     private IEnumerable<ShardRef> Unfinished(RunContext run)
     {
-        var failed = run.Ledger.Failures(run.RunId, Name).Select(f => f.InputId).ToHashSet();
-        return run.Ledger.Pending(run.RunId, Input!, Name).Where(s => !failed.Contains(s.ShardId)).ToList();
+        var failed = run.Ledger.Artifacts.Failures(run.RunId, Name).Select(f => f.InputId).ToHashSet();
+        return run.Ledger.Artifacts.Pending(run.RunId, Input!, Name).Where(s => !failed.Contains(s.ShardId)).ToList();
     }
 }
 
@@ -102,7 +102,7 @@ public sealed class BarrierNode<TStage>(Func<RunContext, CancellationToken, Task
         await run.PublishAsync(_request, ct);
     }
 
-    public override bool IsDone(RunContext run) => run.Ledger.IsProcessed(TStage.Name, RunStages.InputId(run.RunId));
+    public override bool IsDone(RunContext run) => run.Ledger.Artifacts.IsProcessed(TStage.Name, RunStages.InputId(run.RunId));
 
     public override Task ReconcileAsync(RunContext run, CancellationToken ct) =>
         _request is null ? Task.CompletedTask : run.AgainAsync(_request, $"the {TStage.Name} stage has not finished the run", ct);
@@ -115,13 +115,12 @@ public abstract class JobNode : GraphNode
 }
 
 /// <summary>What a node sees of the run it belongs to.</summary>
-public sealed class RunContext(RunRequest request, RunLedger ledger, ShardStore store, RunSignals signals, IBus bus, ILogger logger)
+public sealed class RunContext(RunRequest request, Ledger ledger, ShardStore store, IBus bus, ILogger logger)
 {
     public RunRequest Request => request;
     public string RunId => request.RunId;
-    public RunLedger Ledger => ledger;
+    public Ledger Ledger => ledger;
     public ShardStore Store => store;
-    public RunSignals Signals => signals;
     public ILogger Logger => logger;
 
     /// <summary>Whether a node has finished (or does not apply to this run): the coordinator's answer.</summary>

@@ -21,7 +21,7 @@ public sealed class CrawlJob : JobNode
         for (var part = 0; part < run.Request.CrawlParts; part++) await run.PublishAsync(Request(run, part), ct);
     }
 
-    public override bool IsDone(RunContext run) => run.Ledger.Get(LedgerKeys.CrawlSummary(run.RunId)) is not null;
+    public override bool IsDone(RunContext run) => run.Ledger.Documents.Get(LedgerKeys.CrawlSummary(run.RunId)) is not null;
 
     public override string? Failure(RunContext run)
     {
@@ -56,12 +56,12 @@ public sealed class TokenizerTrainJob : JobNode
 
     public override Task StartAsync(RunContext run, CancellationToken ct)
     {
-        if (run.Ledger.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows) == 0)
+        if (run.Ledger.Artifacts.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows) == 0)
             throw new InvalidOperationException("no documents survived cleaning and dedup; nothing to train on");
         return run.PublishAsync(Request(run), ct);
     }
 
-    public override bool IsDone(RunContext run) => run.Ledger.Get(LedgerKeys.Tokenizer(run.RunId)) is not null;
+    public override bool IsDone(RunContext run) => run.Ledger.Documents.Get(LedgerKeys.Tokenizer(run.RunId)) is not null;
 
     // Without a tokenizer the request was lost (or is still training: the tokenizer skips a second request once it has one).
     public override Task ReconcileAsync(RunContext run, CancellationToken ct) => run.AgainAsync(Request(run), "the run has no tokenizer yet", ct);
@@ -81,7 +81,7 @@ public sealed class TrainJob : JobNode
         // Without validation documents the trainer would measure validation loss on training data: a run with more
         // than a handful of documents and an empty validation split stops here instead, saying why.
         var manifest = await run.Store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(run.RunId), ct);
-        var documents = run.Ledger.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows);
+        var documents = run.Ledger.Artifacts.Shards(run.RunId, StageNames.Dedup).Sum(s => s.Rows);
         if (manifest.ValidationTokens == 0 && documents > 20)
             throw new InvalidOperationException($"run {run.RunId}: the validation split is empty ({documents} documents, none drawn for validation); " +
                 "raise Pipeline:Tokenizer:ValidationPerMille so that validation loss is not measured on training data");
@@ -114,7 +114,7 @@ public sealed class EvaluateJob : JobNode
         run.FinishedBefore(TrainJob.Node) ? RunCheckpoints.AnnounceFinalAgainAsync(run, run.Request.Training.RunName, ct) : Task.CompletedTask;
 
     public override bool IsDone(RunContext run) =>
-        run.Ledger.Get(LedgerKeys.Evaluated(run.Store.RelativeUri(Model.Checkpoints.Folder(
+        run.Ledger.Documents.Get(LedgerKeys.Evaluated(run.Store.RelativeUri(Model.Checkpoints.Folder(
             run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps)))) is not null;
 }
 
@@ -138,8 +138,9 @@ public sealed class ScoreTasksJob(RunTasks tasks, Func<RunRequest, string> runNa
 
     public override bool IsDone(RunContext run) => _missing is not null && _missing.All(m => Scored(run, m.Checkpoint, m.Task));
 
-    private static bool Scored(RunContext run, string checkpointUri, RunTasks.Staged t) => run.Ledger.HasEval(checkpointUri, t.Name, t.Version)
-        || run.Signals.TaskError(checkpointUri, t.Name) is not null || run.Signals.TaskError(checkpointUri, t.Uri) is not null;
+    private static bool Scored(RunContext run, string checkpointUri, RunTasks.Staged t) => run.Ledger.Evaluations.HasEval(checkpointUri, t.Name, t.Version)
+        || run.Ledger.Documents.Get(LedgerKeys.EvaluationFailure(checkpointUri, t.Name)) is not null
+        || run.Ledger.Documents.Get(LedgerKeys.EvaluationFailure(checkpointUri, t.Uri)) is not null;
 }
 
 /// <summary>The fine-tune of the final checkpoint the run asks for; finished when the aligned model is evaluated.</summary>
@@ -164,7 +165,7 @@ public sealed class AlignJob : JobNode
     }
 
     public override bool IsDone(RunContext run) =>
-        run.Ledger.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(run.Request.AlignedRun!) + "/")).Count > 0;
+        run.Ledger.Documents.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(run.Request.AlignedRun!) + "/")).Count > 0;
 
     public override string? Failure(RunContext run)
     {
@@ -184,7 +185,7 @@ internal static class RunCheckpoints
     public static async Task AnnounceFinalAgainAsync(RunContext run, string runName, CancellationToken ct)
     {
         var uri = (await OfAsync(run, runName, ct)).LastOrDefault();
-        if (uri is null || run.Ledger.Get(LedgerKeys.Evaluated(uri)) is not null) return;
+        if (uri is null || run.Ledger.Documents.Get(LedgerKeys.Evaluated(uri)) is not null) return;
         run.Logger.LogInformation("run: announcing the final checkpoint {Checkpoint} again", uri);
         await run.PublishAsync(await Model.Checkpoints.SavedMessageAsync(run.Store, run.RunId, await run.Store.FetchFolderAsync(uri, ct), ct), ct);
     }

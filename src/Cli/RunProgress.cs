@@ -23,21 +23,21 @@ public sealed record StageRow(string Stage, string Unit, long Done, long? Total,
 /// train, evaluate, align): what `pipeline run` draws on a terminal and prints as plain lines elsewhere. Rates are
 /// measured from the first reading at which a stage had moved, so they need successive calls on one instance.
 /// </summary>
-public sealed class RunProgress(RunLedger ledger, string runId, string trainingRun, int maxPages, long maxSteps, string? alignedRun)
+public sealed class RunProgress(Ledger ledger, string runId, string trainingRun, int maxPages, long maxSteps, string? alignedRun)
 {
     private readonly Dictionary<string, (DateTime At, long Done)> _first = [];
 
     public IReadOnlyList<StageRow> Read(DateTime now)
     {
-        var stages = ledger.Runs().FirstOrDefault(r => r.RunId == runId)?.Stages.ToDictionary(s => s.Stage) ?? [];
+        var stages = ledger.Runs.List().FirstOrDefault(r => r.RunId == runId)?.Stages.ToDictionary(s => s.Stage) ?? [];
         StageSummary Of(string stage) => stages.GetValueOrDefault(stage) ?? new StageSummary(stage, 0, 0, 0);
-        var crawlDone = ledger.Get(LedgerKeys.CrawlSummary(runId)) is not null;
+        var crawlDone = ledger.Documents.Get(LedgerKeys.CrawlSummary(runId)) is not null;
         var rows = new List<StageRow>();
 
         var crawl = Of(StageNames.Crawl);
         // While crawling, pages fetched count before their shard is committed (the crawl job's live counters).
-        var fetched = crawlDone ? crawl.Rows : Math.Max(crawl.Rows, ledger.CrawlProgressKeys(runId)
-            .Sum(key => JsonSerializer.Deserialize<Crawler.CrawlCounters>(ledger.Get(key)!)?.Fetched ?? 0));
+        var fetched = crawlDone ? crawl.Rows : Math.Max(crawl.Rows, ledger.Documents.CrawlProgressKeys(runId)
+            .Sum(key => JsonSerializer.Deserialize<Crawler.CrawlCounters>(ledger.Documents.Get(key)!)?.Fetched ?? 0));
         rows.Add(Row(now, StageNames.Crawl, "pages", fetched, crawlDone ? crawl.Rows : maxPages, $"{crawl.Shards:N0} shards, {crawl.Bytes / 1e6:F1} MB"));
         // A stage's total is its upstream's shard count once the upstream has finished (before that it still grows).
         var upstreamDone = crawlDone;
@@ -49,12 +49,12 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
             upstreamDone = upstreamDone && done >= upstream.Shards;
         }
 
-        var train = ledger.Metrics(trainingRun, "train");
+        var train = ledger.Evaluations.Metrics(trainingRun, "train");
         var step = train.Count == 0 ? 0 : train.Max(m => m.Step);
         string Last(string name, string format) => train.LastOrDefault(m => m.Name == name) is { Name: not null } m ? m.Value.ToString(format, CultureInfo.InvariantCulture) : "-";
         rows.Add(Row(now, "train", "steps", step, maxSteps, $"loss {Last("loss", "F3")}, val {Last("val_loss", "F3")}, {Last("tokens_per_second", "N0")} tok/s"));
 
-        var evals = ledger.Evals(trainingRun);
+        var evals = ledger.Evaluations.Evals(trainingRun);
         var checkpoints = evals.Select(e => e.Checkpoint).Distinct().Count();
         var valLoss = evals.LastOrDefault(e => e.Metric == "loss" && e.Task == "validation");
         rows.Add(new StageRow("evaluate", "checkpoints", checkpoints, null, null, null,
@@ -63,14 +63,14 @@ public sealed class RunProgress(RunLedger ledger, string runId, string trainingR
         if (alignedRun is not null)
         {
             var job = AlignmentState();
-            var aligned = ledger.Evals(alignedRun);
+            var aligned = ledger.Evaluations.Evals(alignedRun);
             rows.Add(new StageRow("align", "checkpoints", aligned.Select(e => e.Checkpoint).Distinct().Count(), null, null, null,
                 $"{alignedRun}: {job ?? "waiting for the final checkpoint"}" + (aligned.Count > 0 ? $", {aligned.Select(e => e.Task).Distinct().Count()} tasks scored" : "")));
         }
         return rows;
     }
 
-    private long ProcessedCount(string stage) => ledger.ProcessedCount(runId, stage);
+    private long ProcessedCount(string stage) => ledger.Artifacts.ProcessedCount(runId, stage);
 
     private string? AlignmentState()
     {

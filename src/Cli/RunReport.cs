@@ -21,19 +21,19 @@ namespace Pipeline.Cli;
 public static class RunReport
 {
     /// <param name="alignedRun">The run the alignment made from the final checkpoint, at <paramref name="alignedBaseStep"/>.</param>
-    public static string Write(RunLedger ledger, string runId, string runName, string folder, string? alignedRun = null, long alignedBaseStep = 0)
+    public static string Write(Ledger ledger, string runId, string runName, string folder, string? alignedRun = null, long alignedBaseStep = 0)
     {
         Directory.CreateDirectory(folder);
         var md = new StringBuilder($"# Run {runId}\n\n");
         WriteCrawl(md, ledger, runId);
         WriteClean(md, ledger, runId);
 
-        var dedup = ledger.Stats(runId, ShardDeduplicator.Stage).Select(j => JsonSerializer.Deserialize<DedupStats>(j)!).ToList();
+        var dedup = ledger.Artifacts.Stats(runId, ShardDeduplicator.Stage).Select(j => JsonSerializer.Deserialize<DedupStats>(j)!).ToList();
         md.Append($"## Dedup\n\n{dedup.Sum(d => d.Input):N0} documents in, {dedup.Sum(d => d.Kept):N0} kept, {dedup.Sum(d => d.Removed):N0} near-duplicates removed.\n\n");
 
-        var tokens = ledger.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
+        var tokens = ledger.Artifacts.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
-        if (ledger.Get(LedgerKeys.ExcludedDocuments(runId)) is { } excludedJson)
+        if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is { } excludedJson)
             md.Append($"Decontamination (Pipeline:Decontaminate:Remove): {JsonSerializer.Deserialize<ExcludedDocuments>(excludedJson)!.Documents:N0} documents that contain evaluation examples were removed before tokenization.\n\n");
         if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)
             md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
@@ -47,9 +47,9 @@ public static class RunReport
         return path;
     }
 
-    private static void WriteCrawl(StringBuilder md, RunLedger ledger, string runId)
+    private static void WriteCrawl(StringBuilder md, Ledger ledger, string runId)
     {
-        if (ledger.Get(LedgerKeys.CrawlSummary(runId)) is not { } json) return;
+        if (ledger.Documents.Get(LedgerKeys.CrawlSummary(runId)) is not { } json) return;
         var crawl = JsonSerializer.Deserialize<CrawlSummary>(json)!;
         md.Append("## Crawl\n\n| pages | shards | retries | failed URLs queued again |\n|---:|---:|---:|---:|\n")
             .Append($"| {crawl.Pages:N0} | {crawl.Shards:N0} | {crawl.Retries:N0} | {crawl.Requeued:N0} |\n\n");
@@ -63,19 +63,19 @@ public static class RunReport
         md.Append('\n');
     }
 
-    private static void WriteClean(StringBuilder md, RunLedger ledger, string runId)
+    private static void WriteClean(StringBuilder md, Ledger ledger, string runId)
     {
         var clean = new CleanReport();
-        foreach (var json in ledger.Stats(runId, ShardCleaner.Stage)) clean.Add(JsonSerializer.Deserialize<CleanReport>(json)!);
+        foreach (var json in ledger.Artifacts.Stats(runId, ShardCleaner.Stage)) clean.Add(JsonSerializer.Deserialize<CleanReport>(json)!);
         md.Append($"## Clean\n\n{clean.Input:N0} pages in ({clean.InputChars:N0} characters), {clean.Kept:N0} documents kept ({clean.KeptChars:N0} characters), {clean.PiiMasked:N0} PII spans masked.\n\n");
         md.Append("| rule, in the order the cleaner applies them | documents removed | characters removed |\n|---|---:|---:|\n");
         foreach (var (rule, count) in clean.RemovalsInOrder()) md.Append($"| {rule} | {count.Documents:N0} | {count.Chars:N0} |\n");
         md.Append("\nKept by language: ").Append(string.Join(", ", clean.Languages.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))).Append("\n\n");
     }
 
-    private static void WriteTraining(StringBuilder md, RunLedger ledger, string runName, string folder)
+    private static void WriteTraining(StringBuilder md, Ledger ledger, string runName, string folder)
     {
-        var metrics = ledger.Metrics(runName, "train");
+        var metrics = ledger.Evaluations.Metrics(runName, "train");
         md.Append("## Training\n\n");
         if (metrics.Count == 0)
         {
@@ -99,14 +99,14 @@ public static class RunReport
     /// per task metric with its standard error; under the header, each task's number of examples, the chance score of
     /// a multiple-choice task and how many of its examples were found in the training corpus.
     /// </summary>
-    private static void WriteEvaluation(StringBuilder md, RunLedger ledger, string runId, string runName, string folder, string? alignedRun, long alignedBaseStep)
+    private static void WriteEvaluation(StringBuilder md, Ledger ledger, string runId, string runName, string folder, string? alignedRun, long alignedBaseStep)
     {
         md.Append("## Evaluation\n\n");
         var checkpoints = new List<(string Label, double X, IReadOnlyList<EvalRow> Rows)>();
-        foreach (var group in ledger.Evals(runName).GroupBy(e => e.Step).OrderBy(g => g.Key))
+        foreach (var group in ledger.Evaluations.Evals(runName).GroupBy(e => e.Step).OrderBy(g => g.Key))
             checkpoints.Add(($"{runName} step {group.Key}", group.Key, group.ToList()));
         if (alignedRun is not null)
-            foreach (var group in ledger.Evals(alignedRun).GroupBy(e => e.Step).OrderBy(g => g.Key))
+            foreach (var group in ledger.Evaluations.Evals(alignedRun).GroupBy(e => e.Step).OrderBy(g => g.Key))
                 checkpoints.Add(($"{alignedRun} step {group.Key} (from base step {alignedBaseStep})", alignedBaseStep + group.Key, group.ToList()));
         if (checkpoints.Count == 0)
         {
@@ -116,7 +116,7 @@ public static class RunReport
         var all = checkpoints.SelectMany(c => c.Rows).ToList();
         var columns = EvalMetrics.Columns(all);
         string Of(string task, string metric) => all.LastOrDefault(e => e.Task == task && e.Metric == metric) is { } e ? Format(e.Value) : "";
-        var contamination = ledger.Get(LedgerKeys.Contamination(runId)) is { } contaminationJson
+        var contamination = ledger.Documents.Get(LedgerKeys.Contamination(runId)) is { } contaminationJson
             ? JsonSerializer.Deserialize<List<TaskContamination>>(contaminationJson)!.ToDictionary(c => c.Task, c => $"{c.Contaminated}/{c.Examples}")
             : [];
 

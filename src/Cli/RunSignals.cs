@@ -18,14 +18,6 @@ public sealed class RunSignals
 
     public void Notify() =>
         Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Checkpoint, string Task), string> _failedTasks = new();
-
-    /// <summary>Remembers a task that could not be scored on a checkpoint (the ledger keeps only scores).</summary>
-    public void TaskFailed(string checkpointUri, string task, string error) => _failedTasks.TryAdd((checkpointUri, task), error);
-
-    /// <summary>Why <paramref name="task"/> (its name or the file the run named) could not be scored on the checkpoint, or null.</summary>
-    public string? TaskError(string checkpointUri, string task) => _failedTasks.TryGetValue((checkpointUri, task), out var error) ? error : null;
 }
 
 /// <summary>
@@ -59,7 +51,6 @@ public sealed class RunEventConsumer(RunSignals signals, ILogger<RunEventConsume
         if (m.Error is not null)
         {
             logger.LogWarning("run: {Checkpoint}: {Task} failed: {Error}", m.CheckpointUri, m.Task, m.Error);
-            signals.TaskFailed(m.CheckpointUri, m.Task, m.Error);
         }
         return Wake();
     }

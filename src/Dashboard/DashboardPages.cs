@@ -12,7 +12,7 @@ namespace Pipeline.Dashboard;
 /// (the fragment) the browser swaps in again on every live update. Everything from the ledger is HTML-encoded: URLs
 /// and errors there come from crawled pages and messages.
 /// </summary>
-public sealed class DashboardPages(RunLedger ledger, bool canCancel)
+public sealed class DashboardPages(Ledger ledger, bool canCancel)
 {
     private static readonly string[] StageOrder = [.. Contracts.StageNames.InOrder];
 
@@ -32,7 +32,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     public string Runs()
     {
         var html = new StringBuilder("<main><section><h2>Runs</h2><table><tr><th>run</th><th>name</th><th>created</th><th>state</th><th>stages</th></tr>");
-        foreach (var run in ledger.Runs().OrderByDescending(r => r.Created, StringComparer.Ordinal))
+        foreach (var run in ledger.Runs.List().OrderByDescending(r => r.Created, StringComparer.Ordinal))
         {
             var stages = string.Join(", ", run.Stages.Select(s => $"{s.Stage} {N(s.Rows)}"));
             html.Append($"<tr><td><a href=\"/runs/{Uri.EscapeDataString(run.RunId)}\">{E(run.RunId)}</a></td><td>{E(run.Name)}</td><td>{E(run.Created)}</td>")
@@ -51,7 +51,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     /// <param name="formToken">The anti-forgery token a state-changing form must carry (the cancel form); null: no form is offered.</param>
     public string? RunFragment(string runId, IReadOnlyList<QueueInfo>? queues, string? formToken = null)
     {
-        var run = ledger.Runs().FirstOrDefault(r => r.RunId == runId);
+        var run = ledger.Runs.List().FirstOrDefault(r => r.RunId == runId);
         if (run is null) return null;
         var html = new StringBuilder();
         html.Append($"<section><h2>Run {E(run.RunId)} <span class=\"state-{E(run.State)}\">{E(run.State)}</span></h2><p class=\"muted\">training run {E(run.Name)}, created {E(run.Created)}</p></section>");
@@ -70,14 +70,14 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
         html.Append("<section id=\"stages\"><h2>Stages</h2><table><tr><th>stage</th><th>shards</th><th>rows</th><th>MB</th><th>inputs done</th><th>failed</th></tr>");
         foreach (var stage in stages)
         {
-            var failed = ledger.Failures(run.RunId, stage.Stage).Count;
+            var failed = ledger.Artifacts.Failures(run.RunId, stage.Stage).Count;
             html.Append($"<tr data-stage=\"{E(stage.Stage)}\"><td>{E(stage.Stage)}</td><td class=\"n\">{N(stage.Shards)}</td><td class=\"n\">{N(stage.Rows)}</td>")
-                .Append($"<td class=\"n\">{N(stage.Bytes / 1e6, "F1")}</td><td class=\"n\">{N(ledger.ProcessedCount(run.RunId, stage.Stage))}</td>")
+                .Append($"<td class=\"n\">{N(stage.Bytes / 1e6, "F1")}</td><td class=\"n\">{N(ledger.Artifacts.ProcessedCount(run.RunId, stage.Stage))}</td>")
                 .Append($"<td class=\"n{(failed > 0 ? " state-failed" : "")}\">{N(failed)}</td></tr>");
         }
         html.Append("</table>");
         // Throughput: rows written over time, per stage, in minutes since the run's first shard.
-        var timeline = ledger.ShardTimeline(run.RunId);
+        var timeline = ledger.Artifacts.Timeline(run.RunId);
         if (timeline.Count > 0)
         {
             var start = timeline.Min(t => t.Created);
@@ -88,7 +88,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
             }).ToList();
             html.Append(SvgChart.Lines("rows written (cumulative)", series, "min"));
         }
-        var failures = StageOrder.Concat(stages.Select(s => s.Stage)).Distinct().SelectMany(s => ledger.Failures(run.RunId, s).Select(f => (Stage: s, f.InputId, f.Error))).ToList();
+        var failures = StageOrder.Concat(stages.Select(s => s.Stage)).Distinct().SelectMany(s => ledger.Artifacts.Failures(run.RunId, s).Select(f => (Stage: s, f.InputId, f.Error))).ToList();
         if (failures.Count > 0)
         {
             html.Append("<h2>Failures</h2><table><tr><th>stage</th><th>input shard</th><th>error</th></tr>");
@@ -101,13 +101,13 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     private void Crawl(StringBuilder html, string runId)
     {
         html.Append("<section id=\"crawl\"><h2>Crawl</h2>");
-        if (ledger.Get(LedgerKeys.CrawlSummary(runId)) is not { } json)
+        if (ledger.Documents.Get(LedgerKeys.CrawlSummary(runId)) is not { } json)
         {
             // Still crawling: the job's live counters (one row per part of a split crawl); URL states come at the end.
             html.Append("<table><tr><th>crawl job</th><th>fetched</th><th>failed</th><th>queued</th><th>shards</th></tr>");
-            foreach (var key in ledger.CrawlProgressKeys(runId))
+            foreach (var key in ledger.Documents.CrawlProgressKeys(runId))
             {
-                using var counters = JsonDocument.Parse(ledger.Get(key)!);
+                using var counters = JsonDocument.Parse(ledger.Documents.Get(key)!);
                 long Count(string name) => counters.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
                 html.Append($"<tr class=\"crawl-progress\"><td>{E(key)}</td><td class=\"n\">{N(Count("Fetched"))}</td><td class=\"n\">{N(Count("Failed"))}</td>")
                     .Append($"<td class=\"n\">{N(Count("Queued"))}</td><td class=\"n\">{N(Count("Shards"))}</td></tr>");
@@ -156,7 +156,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
 
     private void Training(StringBuilder html, string runName)
     {
-        var metrics = ledger.Metrics(runName, "train");
+        var metrics = ledger.Evaluations.Metrics(runName, "train");
         html.Append("<section id=\"training\"><h2>Training</h2>");
         if (metrics.Count == 0)
         {
@@ -175,7 +175,7 @@ public sealed class DashboardPages(RunLedger ledger, bool canCancel)
     private void Evaluation(StringBuilder html, string runName)
     {
         // The run's checkpoints and those of the models aligned from it (their run names extend the base's).
-        var evals = ledger.Evals().Where(e => e.RunName == runName || e.RunName.StartsWith(runName + "-", StringComparison.Ordinal)).ToList();
+        var evals = ledger.Evaluations.Evals().Where(e => e.RunName == runName || e.RunName.StartsWith(runName + "-", StringComparison.Ordinal)).ToList();
         html.Append("<section id=\"evaluation\"><h2>Evaluation</h2>");
         if (evals.Count == 0)
         {

@@ -28,7 +28,7 @@ public static class DashboardServer
     public const string FormTokenField = "__RequestVerificationToken";
 
     /// <param name="cancelTraining">Asks the trainer to stop a training run (publishes CancelTraining); null: not offered.</param>
-    public static WebApplication Build(PipelineOptions pipeline, RunLedger ledger, Func<string, CancellationToken, Task>? cancelTraining, TimeSpan? poll = null)
+    public static WebApplication Build(PipelineOptions pipeline, Ledger ledger, Func<string, CancellationToken, Task>? cancelTraining, TimeSpan? poll = null)
     {
         var options = pipeline.Dashboard;
         var loopback = options.Host == "localhost" || IPAddress.TryParse(options.Host, out var address) && IPAddress.IsLoopback(address);

@@ -18,7 +18,7 @@ namespace Pipeline.Dedup;
 /// folders of their own), the index is also shared through it (<see cref="SharedLshIndex"/>): the local copy catches
 /// up before each shard and publishes what the shard added after it.
 /// </param>
-public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, RunLedger? ledger = null,
+public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ledger? ledger = null,
     int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery) : IShardStage, IDisposable
 {
     public const string Stage = Contracts.StageNames.Dedup;
@@ -53,7 +53,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Ru
         var indexPath = IndexPath(runId);
         var shared = ledger is not null && store.HasObjectStore ? new SharedLshIndex(store, ledger, runId, snapshotEvery) : null;
         await IndexGate.WaitAsync(ct);
-        await using var lease = ledger is null ? null : await new LedgerLease(ledger, "dedup-index:" + runId, LeaseTime).AcquireAsync(ct);
+        await using var lease = ledger is null ? null : await new LedgerLease(ledger, LedgerKeys.DedupIndexLease(runId), LeaseTime).AcquireAsync(ct);
         try
         {
             LshIndex? open = _open.Find(o => o.RunId == runId).Index; // null when not open (the default entry)

@@ -15,14 +15,12 @@ namespace Pipeline.Dedup;
 /// A change replays as "forget the shard, add its documents", so replaying one twice (a crash after applying it but
 /// before recording that) leaves the same index.
 /// </summary>
-public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string runId, int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery)
+public sealed class SharedLshIndex(ShardStore store, Ledger ledger, string runId, int snapshotEvery = SharedLshIndex.DefaultSnapshotEvery)
 {
     public const int DefaultSnapshotEvery = 64;
 
-    // Ledger keys: the number of changes so far, change N's object, and the generation of the latest snapshot.
-    private string GenerationKey => $"dedup-index:{runId}:generation";
-    private string ChangeKeyPrefix => $"dedup-index:{runId}:change:";
-    private string SnapshotKey => $"dedup-index:{runId}:snapshot";
+    private string GenerationKey => LedgerKeys.DedupIndexGeneration(runId);
+    private string SnapshotKey => LedgerKeys.DedupIndexSnapshot(runId);
 
     private string Folder => RunArtifacts.IndexFolder(runId);
 
@@ -33,7 +31,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string ru
     /// <summary>The generation this host's copy has reached (0 for none).</summary>
     private long Applied => File.Exists(AppliedPath) ? long.Parse(File.ReadAllText(AppliedPath)) : 0;
 
-    private static long Generation(RunLedger ledger, string key) => ledger.Get(key) is { } text ? long.Parse(text) : 0;
+    private static long Generation(Ledger ledger, string key) => ledger.Documents.Get(key) is { } text ? long.Parse(text) : 0;
 
     /// <summary>
     /// Brings the local index at <paramref name="indexPath"/> up to the shared generation. Returns the index to use:
@@ -57,7 +55,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string ru
         var index = open ?? new LshIndex(indexPath, options.Bands, options.Rows);
         for (var change = applied + 1; change <= generation; change++)
         {
-            var record = JsonSerializer.Deserialize<ChangeRecord>(ledger.Get(ChangeKeyPrefix + change)
+            var record = JsonSerializer.Deserialize<ChangeRecord>(ledger.Documents.Get(LedgerKeys.DedupIndexChange(runId, change))
                 ?? throw new InvalidDataException($"the ledger lacks dedup index change {change} of {generation}"))!;
             var rows = await store.ReadParquetAsync<IndexChangeRow>(record.Object, ct);
             index.RemoveShard(record.Shard);
@@ -82,8 +80,8 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string ru
         // The object goes up before the ledger names it; a crash in between leaves an object the next change overwrites.
         var reference = await store.WriteParquetAsync($"{Folder}/changes/{change:D10}.parquet", rows,
             new ShardDescriptor($"dedup-index-{change:D10}", "dedup-index", "", [shard], runId), ct);
-        ledger.Set(ChangeKeyPrefix + change, JsonSerializer.Serialize(new ChangeRecord(shard, reference)));
-        ledger.Set(GenerationKey, change.ToString());
+        ledger.Documents.Set(LedgerKeys.DedupIndexChange(runId, change), JsonSerializer.Serialize(new ChangeRecord(shard, reference)));
+        ledger.Documents.Set(GenerationKey, change.ToString());
         SetApplied(change);
         return change % snapshotEvery == 0;
     }
@@ -99,7 +97,7 @@ public sealed class SharedLshIndex(ShardStore store, RunLedger ledger, string ru
         File.Copy(Path.ChangeExtension(indexPath, ".bands"), Path.Combine(folder, "lsh.bands"), overwrite: true);
         await store.PublishFolderAsync(uri, ct);
         var previous = Generation(ledger, SnapshotKey);
-        ledger.Set(SnapshotKey, generation.ToString());
+        ledger.Documents.Set(SnapshotKey, generation.ToString());
         Directory.Delete(folder, recursive: true);
         // Only the latest snapshot is ever read; the changes before it are still named by the ledger but no longer needed.
         if (previous > 0) await store.UnpublishFolderAsync($"{Folder}/snapshots/{previous:D10}", ct);

@@ -17,7 +17,7 @@ public sealed record EvalOutcome(string RunName, long Step, string CheckpointUri
 /// A missing or corrupt checkpoint, a task file with errors or a tokenizer mismatch fails that item with a clear
 /// error; the sweep goes on with the rest.
 /// </summary>
-public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, EvaluatorOptions options, ILogger<CheckpointEvaluator> logger)
+public sealed class CheckpointEvaluator(ShardStore store, Ledger ledger, EvaluatorOptions options, ILogger<CheckpointEvaluator> logger)
 {
     public const string ValidationTask = EvalMetrics.ValidationTask;
 
@@ -49,11 +49,11 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         {
             logger.LogError("eval: {Error}", e.Message);
             outcomes.Add(new EvalOutcome("", 0, checkpointUri, "*", "", new Dictionary<string, double>(), e.Message));
-            return outcomes;
+            return RecordFailures(outcomes);
         }
         using (model)
         {
-            if (includeValidation && !string.IsNullOrEmpty(runId) && (force || !ledger.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
+            if (includeValidation && !string.IsNullOrEmpty(runId) && (force || !ledger.Evaluations.HasEval(checkpointUri, ValidationTask, PerplexityTask.Version)))
                 outcomes.Add(await RunOneAsync(info, checkpointUri, ValidationTask, PerplexityTask.Version, () => PerplexityTask.RunAsync(store, folder, RunArtifacts.TokenManifestUri(runId), ct)));
             foreach (var file in taskFiles)
             {
@@ -68,7 +68,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
                     outcomes.Add(new EvalOutcome(info.RunName, info.Step, checkpointUri, file, "", new Dictionary<string, double>(), e.Message));
                     continue;
                 }
-                if (!force && ledger.HasEval(checkpointUri, task.Name, task.Version.ToString())) continue;
+                if (!force && ledger.Evaluations.HasEval(checkpointUri, task.Name, task.Version.ToString())) continue;
                 if (tokenizer is null)
                 {
                     var error = $"no tokenizer with hash {info.TokenizerHash} under '{store.Resolve("tokenizers")}'; refusing to score checkpoint '{checkpointUri}' with another tokenizer";
@@ -79,6 +79,14 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
                 outcomes.Add(await RunOneAsync(info, checkpointUri, task.Name, task.Version.ToString(), () => runner.RunAsync(task, ct)));
             }
         }
+        return RecordFailures(outcomes);
+    }
+
+    /// <summary>The ledger keeps why a task could not be scored, so a run waiting for it (on any host, after any restart) stops waiting.</summary>
+    private List<EvalOutcome> RecordFailures(List<EvalOutcome> outcomes)
+    {
+        foreach (var failed in outcomes.Where(o => o.Error is not null))
+            ledger.Documents.Set(LedgerKeys.EvaluationFailure(failed.CheckpointUri, failed.Task), failed.Error!);
         return outcomes;
     }
 
@@ -87,7 +95,7 @@ public sealed class CheckpointEvaluator(ShardStore store, RunLedger ledger, Eval
         try
         {
             var metrics = await run();
-            ledger.AddEval(info.RunName, info.Step, uri, task, version, metrics);
+            ledger.Evaluations.AddEval(info.RunName, info.Step, uri, task, version, metrics);
             logger.LogInformation("eval: {Run} step {Step} {Task}: {Metrics}", info.RunName, info.Step, task, string.Join(", ", metrics.Select(kv => $"{kv.Key} {kv.Value:G4}")));
             return new EvalOutcome(info.RunName, info.Step, uri, task, version, metrics, null);
         }

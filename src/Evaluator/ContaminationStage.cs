@@ -14,7 +14,7 @@ namespace Pipeline.Evaluator;
 /// checked one row group at a time. With <see cref="Settings.Remove"/>, the ids of the documents that contain any
 /// example go to a file the tokenizer skips.
 /// </summary>
-public sealed class ContaminationStage(ShardStore store, RunLedger ledger, CheckpointEvaluator evaluator, ILogger<ContaminationStage> logger) : IRunStage
+public sealed class ContaminationStage(ShardStore store, Ledger ledger, CheckpointEvaluator evaluator, ILogger<ContaminationStage> logger) : IRunStage
 {
     public static string Name => "contamination";
 
@@ -51,10 +51,10 @@ public sealed class ContaminationStage(ShardStore store, RunLedger ledger, Check
         {
             var uri = $"decontamination/{runId}/excluded-documents.json";
             var (sha256, _) = await store.WriteAtomicAsync(uri, s => JsonSerializer.SerializeAsync(s, contaminated, cancellationToken: ct), ct);
-            ledger.Set(LedgerKeys.ExcludedDocuments(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, contaminated.Count)));
+            ledger.Documents.Set(LedgerKeys.ExcludedDocuments(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, contaminated.Count)));
             logger.LogInformation("{Stage}: {Documents} training documents that contain evaluation examples are removed before tokenization ({Uri})", Name, contaminated.Count, uri);
         }
-        ledger.Set(LedgerKeys.Contamination(runId), JsonSerializer.Serialize(result));
+        ledger.Documents.Set(LedgerKeys.Contamination(runId), JsonSerializer.Serialize(result));
         return result;
     }
 }

@@ -23,16 +23,16 @@ public static class EvalReport
             yield return (e, stderr.TryGetValue((e.Checkpoint, e.Task, e.Metric), out var se) ? $"{e.Value.ToString(format)} ± {se.ToString(format)}" : e.Value.ToString(format));
     }
 
-    public static string Write(RunLedger ledger, string folder)
+    public static string Write(Ledger ledger, string folder)
     {
         Directory.CreateDirectory(folder);
-        var evals = ledger.Evals();
+        var evals = ledger.Evaluations.Evals();
         var runs = evals.Select(e => e.RunName).Distinct().Order(StringComparer.Ordinal).ToList();
         var md = new StringBuilder("# Evaluation report\n\n");
         foreach (var run in runs)
         {
             md.Append($"## {run}\n\n");
-            var train = ledger.Metrics(run, "train").Where(m => m.Name == "loss").OrderBy(m => m.Step).ToList();
+            var train = ledger.Evaluations.Metrics(run, "train").Where(m => m.Name == "loss").OrderBy(m => m.Step).ToList();
             var validation = evals.Where(e => e.RunName == run && e.Metric == "loss").OrderBy(e => e.Step).ToList();
             if (train.Count > 0 || validation.Count > 0)
             {

@@ -18,7 +18,7 @@ public static class BusSetup
         var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         services.AddSingleton(options);
         services.AddSingleton(_ => options.Storage.Open(options.DataRoot));
-        services.AddSingleton(_ => RunLedger.Open(options.DataRoot, options.Ledger.ConnectionString));
+        services.AddSingleton(_ => Ledger.Open(options.DataRoot, options.Ledger.ConnectionString));
 
         var moduleList = modules.ToList();
         foreach (var module in moduleList)

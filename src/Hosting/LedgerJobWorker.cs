@@ -13,10 +13,10 @@ namespace Pipeline.Hosting;
 /// job resumes from its own saved state: checkpoints, the crawl frontier). MassTransit's job consumers would need a
 /// persistent saga store, and none is on this package mirror.
 /// </summary>
-public abstract class LedgerJobWorker<TRequest>(RunLedger ledger, ILogger logger) : BackgroundService where TRequest : class
+public abstract class LedgerJobWorker<TRequest>(Ledger ledger, ILogger logger) : BackgroundService where TRequest : class
 {
     /// <summary>The run ledger, for jobs that record more than their state.</summary>
-    protected RunLedger Ledger => ledger;
+    protected Ledger Ledger => ledger;
 
     protected ILogger Logger => logger;
 

@@ -11,7 +11,7 @@ namespace Pipeline.Hosting;
 /// stage's shards from the ledger, runs the stage, records its result, and announces it. A crash before the record
 /// leaves the run unfinished, so the request (sent again by the coordinator) runs it again.
 /// </summary>
-public sealed class RunStageConsumer<TStage>(TStage stage, RunLedger ledger, ILogger<RunStageConsumer<TStage>> logger) : IConsumer<RunStageRequested>
+public sealed class RunStageConsumer<TStage>(TStage stage, Ledger ledger, ILogger<RunStageConsumer<TStage>> logger) : IConsumer<RunStageRequested>
     where TStage : class, IRunStage
 {
     public async Task Consume(ConsumeContext<RunStageRequested> context)
@@ -19,13 +19,13 @@ public sealed class RunStageConsumer<TStage>(TStage stage, RunLedger ledger, ILo
         var request = context.Message;
         if (request.Stage != TStage.Name) return;
         var input = RunStages.InputId(request.RunId);
-        var shards = ledger.Shards(request.RunId, request.InputStage);
-        if (ledger.IsProcessed(TStage.Name, input))
+        var shards = ledger.Artifacts.Shards(request.RunId, request.InputStage);
+        if (ledger.Artifacts.IsProcessed(TStage.Name, input))
             logger.LogInformation("{Stage}: run {Run} already done; request ignored", TStage.Name, request.RunId);
         else
         {
             var stats = await stage.RunAsync(request.RunId, shards, request.SettingsJson, context.CancellationToken);
-            ledger.CompleteInput(TStage.Name, input, request.RunId, [], stats);
+            ledger.Artifacts.CompleteInput(TStage.Name, input, request.RunId, [], stats);
             logger.LogInformation("{Stage}: run {Run} done over {Shards} {Input} shard(s)", TStage.Name, request.RunId, shards.Count, request.InputStage);
         }
         await context.PublishBounded(new StageCompleted(request.RunId, TStage.Name, shards.Count), context.CancellationToken);

@@ -16,7 +16,7 @@ public sealed record ShardMessages<TIn, TOut>(Func<TIn, ShardRef> InputOf, Func<
 /// announce the outputs, then record completion (<see cref="ShardStep"/>). A rejected shard is recorded as failed and
 /// rethrown, so MassTransit moves it to the error queue with the reason.
 /// </summary>
-public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMessages<TIn, TOut> messages, RunLedger ledger,
+public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMessages<TIn, TOut> messages, Ledger ledger,
     ILogger<ShardStageConsumer<TStage, TIn, TOut>> logger) : IConsumer<TIn>
     where TStage : class, IShardStage
     where TIn : class
@@ -25,7 +25,7 @@ public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMes
     public async Task Consume(ConsumeContext<TIn> context)
     {
         var input = messages.InputOf(context.Message);
-        if (!ledger.IsProcessed(TStage.Name, input.ShardId) && !stage.IsReadyFor(input.RunId))
+        if (!ledger.Artifacts.IsProcessed(TStage.Name, input.ShardId) && !stage.IsReadyFor(input.RunId))
         {
             logger.LogDebug("{Stage}: run {Run} is not ready for it yet; shard {Shard} waits", TStage.Name, input.RunId, input.ShardId);
             return;
@@ -37,7 +37,7 @@ public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMes
     /// Runs one input of the stage and says so: the consumer's work, also used by a stage's other consumers (the
     /// tokenizer's training takes up the shards that waited for it).
     /// </summary>
-    public static async Task RunAsync(TStage stage, RunLedger ledger, ILogger logger, ShardRef input, IPublishEndpoint bus,
+    public static async Task RunAsync(TStage stage, Ledger ledger, ILogger logger, ShardRef input, IPublishEndpoint bus,
         Func<ShardRef, object?, TOut> announce, CancellationToken ct)
     {
         StageResult? result;
@@ -56,7 +56,7 @@ public sealed class ShardStageConsumer<TStage, TIn, TOut>(TStage stage, ShardMes
         catch (ShardRejectedException e)
         {
             logger.LogError("{Stage}: {Reason}", TStage.Name, e.Message);
-            ledger.FailInput(TStage.Name, input.ShardId, input.RunId, e.Message);
+            ledger.Artifacts.FailInput(TStage.Name, input.ShardId, input.RunId, e.Message);
             throw;
         }
         if (result is null)

@@ -13,7 +13,7 @@ namespace Pipeline.Hosting;
 /// a consumer of the ledger (a coordinator on another host) that sees the input done finds its outputs recorded and
 /// followed up.
 /// </summary>
-public sealed class ShardStep(RunLedger ledger, string stage)
+public sealed class ShardStep(Ledger ledger, string stage)
 {
     public string Stage => stage;
 
@@ -23,15 +23,15 @@ public sealed class ShardStep(RunLedger ledger, string stage)
     public async Task<StageResult?> RunAsync(ShardRef input, Func<CancellationToken, Task<StageResult>> process,
         Func<ShardRef, object?, Task>? announce, CancellationToken ct, Func<StageResult, Task>? afterRecord = null)
     {
-        if (ledger.IsProcessed(stage, input.ShardId)) return null;
+        if (ledger.Artifacts.IsProcessed(stage, input.ShardId)) return null;
         var result = await process(ct);
         // A shard's own stats travel with it (the tokenizer's manifest reads its token counts from them).
         var extra = result.Stats is null ? null : JsonSerializer.Serialize(result.Stats);
-        foreach (var output in result.Outputs) ledger.RecordShard(output, extra);
+        foreach (var output in result.Outputs) ledger.Artifacts.RecordShard(output, extra);
         if (afterRecord is not null) await afterRecord(result);
         if (announce is not null)
             foreach (var output in result.Outputs) await announce(output, result.Stats);
-        ledger.CompleteInput(stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
+        ledger.Artifacts.CompleteInput(stage, input.ShardId, input.RunId, result.Outputs, result.Stats);
         return result;
     }
 
@@ -41,7 +41,7 @@ public sealed class ShardStep(RunLedger ledger, string stage)
     /// </summary>
     public async Task RecordSourceAsync(ShardRef shard, Func<Task> announce)
     {
-        if (!ledger.IsProcessed(stage, shard.ShardId)) ledger.CompleteInput(stage, shard.ShardId, shard.RunId, [shard]);
+        if (!ledger.Artifacts.IsProcessed(stage, shard.ShardId)) ledger.Artifacts.CompleteInput(stage, shard.ShardId, shard.RunId, [shard]);
         await announce();
     }
 }

@@ -19,7 +19,7 @@ public static class StartupCheck
     public static async Task RunAsync(IServiceProvider services, ILogger logger, CancellationToken ct, TimeSpan? waitForServers = null)
     {
         var options = services.GetRequiredService<PipelineOptions>();
-        _ = services.GetRequiredService<RunLedger>(); // opening it migrates it; a bad ledger throws here
+        _ = services.GetRequiredService<Ledger>(); // opening it migrates it; a bad ledger throws here
         var store = services.GetRequiredService<ShardStore>();
         var deadline = DateTime.UtcNow + (waitForServers ?? TimeSpan.FromSeconds(30));
         await UntilUpAsync(() => store.CheckRemoteAsync(ct), "storage", deadline, logger, ct);

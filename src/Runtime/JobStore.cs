@@ -32,16 +32,16 @@ public sealed record JobRecord(string Kind, string Name, JobState State, string?
 /// The long jobs (crawls, training runs, alignment jobs) in the ledger, typed: one record per kind and name, written
 /// by the job workers and read by the coordinator, `pipeline status` and the dashboard. Nobody parses a job's JSON by hand.
 /// </summary>
-public sealed class JobStore(RunLedger ledger)
+public sealed class JobStore(Ledger ledger)
 {
     public LedgerJob<TRequest>? Get<TRequest>(string kind, string name) =>
-        ledger.Get(LedgerKeys.Job(kind, name)) is { } json ? JsonSerializer.Deserialize<LedgerJob<TRequest>>(json) : null;
+        ledger.Documents.Get(LedgerKeys.Job(kind, name)) is { } json ? JsonSerializer.Deserialize<LedgerJob<TRequest>>(json) : null;
 
-    public void Put<TRequest>(string kind, string name, LedgerJob<TRequest> job) => ledger.Set(LedgerKeys.Job(kind, name), JsonSerializer.Serialize(job));
+    public void Put<TRequest>(string kind, string name, LedgerJob<TRequest> job) => ledger.Documents.Set(LedgerKeys.Job(kind, name), JsonSerializer.Serialize(job));
 
     /// <summary>The names of a kind's jobs, those starting with <paramref name="prefix"/> when given.</summary>
     public IReadOnlyList<string> Names(string kind, string prefix = "") =>
-        ledger.KeysWithPrefix(LedgerKeys.Job(kind, prefix)).Select(k => k[(kind.Length + 1)..]).ToList();
+        ledger.Documents.KeysWithPrefix(LedgerKeys.Job(kind, prefix)).Select(k => k[(kind.Length + 1)..]).ToList();
 
     /// <summary>Every job of a kind (every kind when null) whose name starts with <paramref name="prefix"/>, without requests.</summary>
     public IReadOnlyList<JobRecord> List(string? kind = null, string prefix = "")

@@ -9,6 +9,9 @@ public static class LedgerKeys
     /// <summary>Set by the evaluator once every task of a checkpoint is scored (or failed); value: the failures.</summary>
     public static string Evaluated(string checkpointUri) => $"evaluated:{checkpointUri}";
 
+    /// <summary>Why a task (its name, or the file it was asked for by) could not be scored on a checkpoint, written by the evaluator.</summary>
+    public static string EvaluationFailure(string checkpointUri, string task) => $"eval-failed:{checkpointUri}:{task}";
+
     /// <summary>A run's crawl summary (pages, shards, skip reasons), written once the whole crawl is finished.</summary>
     public static string CrawlSummary(string runId) => $"crawl-summary:{runId}";
 
@@ -35,6 +38,21 @@ public static class LedgerKeys
 
     /// <summary>A run's contamination table: evaluation examples found in its training corpus, per task (JSON).</summary>
     public static string Contamination(string runId) => $"contamination:{runId}";
+
+    /// <summary>How far a run's ingestion of one WARC file got (its resume offset and shard count).</summary>
+    public static string WarcProgress(string runId, string file) => $"warc:{runId}:{file}";
+
+    /// <summary>The lease of a run's dedup index: one writer at a time across every dedup service.</summary>
+    public static string DedupIndexLease(string runId) => $"dedup-index:{runId}";
+
+    /// <summary>A run's shared dedup index (S3): the number of changes so far.</summary>
+    public static string DedupIndexGeneration(string runId) => $"dedup-index:{runId}:generation";
+
+    /// <summary>Change <paramref name="change"/> of a run's shared dedup index: the shard it decided and its object.</summary>
+    public static string DedupIndexChange(string runId, long change) => $"dedup-index:{runId}:change:{change}";
+
+    /// <summary>The change count of a run's latest dedup index snapshot.</summary>
+    public static string DedupIndexSnapshot(string runId) => $"dedup-index:{runId}:snapshot";
 
     /// <summary>What the WARC files named in a run's crawl request gave (records, pages, shards).</summary>
     public static string WarcSummary(string runId) => $"warc-summary:{runId}";

@@ -19,12 +19,12 @@ public static class RunArtifacts
     public static string IndexFolder(string runId) => $"index/runs/{SafeName.Check(runId, "run")}";
 
     /// <summary>Names a run's tokenizer in the ledger: the URI of its folder and its hash.</summary>
-    public static void RecordTokenizer(RunLedger ledger, string runId, string uri, string hash) =>
-        ledger.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
+    public static void RecordTokenizer(Ledger ledger, string runId, string uri, string hash) =>
+        ledger.Documents.Set(LedgerKeys.Tokenizer(runId), JsonSerializer.Serialize(new[] { uri, hash }));
 
     /// <summary>The URI and hash of a run's tokenizer, or null when it has none yet.</summary>
-    public static (string Uri, string Hash)? TokenizerOf(RunLedger ledger, string runId) =>
-        ledger.Get(LedgerKeys.Tokenizer(runId)) is { } value
+    public static (string Uri, string Hash)? TokenizerOf(Ledger ledger, string runId) =>
+        ledger.Documents.Get(LedgerKeys.Tokenizer(runId)) is { } value
             ? ParseTokenizer(value) ?? throw new InvalidDataException($"ledger key {LedgerKeys.Tokenizer(runId)}: '{value}' is not [uri, hash]")
             : null;
 
@@ -35,12 +35,12 @@ public static class RunArtifacts
     /// The local folder of the tokenizer with this hash: one already under tokenizers/ on this host, else a run's
     /// tokenizer with that hash (named in the ledger) fetched from the object store; null when there is none.
     /// </summary>
-    public static async Task<string?> FindTokenizerFolderAsync(ShardStore store, RunLedger ledger, string hash, CancellationToken ct = default)
+    public static async Task<string?> FindTokenizerFolderAsync(ShardStore store, Ledger ledger, string hash, CancellationToken ct = default)
     {
         if (TextTokenizer.FindFolder(store.Resolve("tokenizers"), hash) is { } local) return local;
-        foreach (var key in ledger.KeysWithPrefix(LedgerKeys.Tokenizer("")))
+        foreach (var key in ledger.Documents.KeysWithPrefix(LedgerKeys.Tokenizer("")))
         {
-            if (ledger.Get(key) is not { } value || ParseTokenizer(value) is not { } named || named.Hash != hash) continue;
+            if (ledger.Documents.Get(key) is not { } value || ParseTokenizer(value) is not { } named || named.Hash != hash) continue;
             var folder = await store.FetchFolderAsync(named.Uri, ct);
             if (Directory.Exists(folder)) return folder;
         }

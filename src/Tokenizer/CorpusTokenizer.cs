@@ -10,7 +10,7 @@ using Pipeline.Contracts.Rows;
 namespace Pipeline.Tokenizer;
 
 /// <summary>Trains a run's vocabulary from its dedup shards and turns dedup shards into token shards plus a manifest.</summary>
-public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, RunLedger ledger)
+public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, Ledger ledger)
 {
     public const string Stage = Contracts.StageNames.Tokenize;
     private static readonly SemaphoreSlim ManifestGate = new(1);
@@ -20,7 +20,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     /// <summary>The ids of the run's documents that are not to be trained on (none unless decontamination removed some).</summary>
     public async Task<IReadOnlySet<string>> ExcludedIdsAsync(string runId, CancellationToken ct = default)
     {
-        if (ledger.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return new HashSet<string>();
+        if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return new HashSet<string>();
         var excluded = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
         var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(excluded.Uri, ct), ct);
         if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(excluded.Sha256, StringComparison.OrdinalIgnoreCase))
@@ -68,7 +68,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     {
         var wide = tokenizer.VocabSize >= 65_536;
         var excluded = await ExcludedIdsAsync(input.RunId, ct);
-        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Get(LedgerKeys.ExcludedDocuments(input.RunId)) });
+        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Documents.Get(LedgerKeys.ExcludedDocuments(input.RunId)) });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         long train = 0, validation = 0;
         await using var writer = store.CreateParquetWriter<TokenRow>($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet",
@@ -99,9 +99,9 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         {
             var entries = new List<TokenShardEntry>();
             // Ordered by shard id, so the trainer's token stream does not depend on the order shards finished in.
-            foreach (var shard in ledger.Shards(runId, Stage).OrderBy(s => s.ShardId, StringComparer.Ordinal))
+            foreach (var shard in ledger.Artifacts.Shards(runId, Stage).OrderBy(s => s.ShardId, StringComparer.Ordinal))
             {
-                var extra = ledger.ShardExtra(shard.ShardId);
+                var extra = ledger.Artifacts.ShardExtra(shard.ShardId);
                 var counts = extra is null ? null : JsonSerializer.Deserialize<TokenShardStats>(extra);
                 if (counts is null || counts.TokenizerHash != tokenizer.Hash) continue;
                 entries.Add(new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, counts.TrainTokens, counts.ValidationTokens));

@@ -164,10 +164,10 @@ public sealed class BadInputTests : IDisposable
         // Regression (#26): a second `run` on the same ledger with other --max-pages or --vocab silently kept the first
         // run's settings and waited for a checkpoint that would never exist.
         var outDir = Path.Combine(_root, "resumed");
-        var ledger = new Runtime.RunLedger(Path.Combine(outDir, "ledger.db"));
-        ledger.EnsureRun("first", "first-gpt", """{"RunId":"first","MaxPages":400,"VocabSize":2048}""");
+        var ledger = new Runtime.Ledger(Path.Combine(outDir, "ledger.db"));
+        ledger.Runs.Ensure("first", "first-gpt", """{"RunId":"first","MaxPages":400,"VocabSize":2048}""");
         await FailsWith("--max-pages was 400, now 30; --vocab was 2048, now 300", "run", "--run", "first", "--out", outDir, "--max-pages", "30", "--vocab", "300", "--eval-tasks", "none");
-        Assert.Equal("running", ledger.RunState("first"));
+        Assert.Equal("running", ledger.Runs.State("first"));
     }
 
     [Fact(Timeout = 240_000)]
@@ -229,9 +229,9 @@ public sealed class BadInputTests : IDisposable
     {
         // Regression (#26): `status --out DIR` said "holds no run (no ledger.db there)" with the ledger in PostgreSQL.
         using var database = new Pipeline.Tests.Shared.PostgresTestDatabase();
-        var ledger = Runtime.RunLedger.PostgreSql(database.ConnectionString);
-        ledger.EnsureRun("remote-run", "remote-run-gpt", "{}");
-        ledger.EnsureRun("other-run", "other-run-gpt", "{}");
+        var ledger = Runtime.Ledger.PostgreSql(database.ConnectionString);
+        ledger.Runs.Ensure("remote-run", "remote-run-gpt", "{}");
+        ledger.Runs.Ensure("other-run", "other-run-gpt", "{}");
         var (exit, stdout, stderr) = await RunAsync(new Dictionary<string, string?> { ["PIPELINE__LEDGER__CONNECTIONSTRING"] = database.ConnectionString },
             "status", "--out", Path.Combine(_root, "empty"));
         Assert.True(exit == 0, stderr);

@@ -82,7 +82,7 @@ public sealed class CompetingCleanersTests : IDisposable
         foreach (var shard in raw) await publisher.Bus().Publish(new RawShardCreated(shard));
 
         // Kill the first cleaner as soon as it has finished a shard: it is then on its next one.
-        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
+        var ledger = Ledger.PostgreSql(_ledgerDatabase.ConnectionString);
         var (victim, victimLog) = _cleaners[0];
         while (!victimLog.Any(IsShardDone))
         {
@@ -91,12 +91,12 @@ public sealed class CompetingCleanersTests : IDisposable
         }
         victim.Kill(entireProcessTree: true);
         await victim.WaitForExitAsync();
-        var doneWhenKilled = ledger.Stats(RunId, ShardCleaner.Stage).Count;
+        var doneWhenKilled = ledger.Artifacts.Stats(RunId, ShardCleaner.Stage).Count;
         Assert.True(doneWhenKilled < raw.Count, "every shard was done before the kill");
 
-        while (ledger.Stats(RunId, ShardCleaner.Stage).Count < raw.Count)
+        while (ledger.Artifacts.Stats(RunId, ShardCleaner.Stage).Count < raw.Count)
         {
-            Assert.True(DateTime.UtcNow < deadline.AddMinutes(2), $"{ledger.Stats(RunId, ShardCleaner.Stage).Count} of {raw.Count} shards cleaned after the kill");
+            Assert.True(DateTime.UtcNow < deadline.AddMinutes(2), $"{ledger.Artifacts.Stats(RunId, ShardCleaner.Stage).Count} of {raw.Count} shards cleaned after the kill");
             Assert.False(_cleaners[1].Process.HasExited, "the surviving cleaner exited");
             await Task.Delay(100);
         }
@@ -104,7 +104,7 @@ public sealed class CompetingCleanersTests : IDisposable
 
         // Both cleaners did some of the work; every raw shard was cleaned once, into one shard each.
         Assert.Contains(_cleaners[1].Log, IsShardDone);
-        var outputs = ledger.Shards(RunId, ShardCleaner.Stage);
+        var outputs = ledger.Artifacts.Shards(RunId, ShardCleaner.Stage);
         Assert.Equal(raw.Count, outputs.Count);
         Assert.Equal(raw.Select(r => r.ShardId).Order(), outputs.Select(o => Assert.Single(o.ParentShardIds)).Order());
         var documents = new List<CleanDocument>();

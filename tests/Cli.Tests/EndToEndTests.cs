@@ -159,8 +159,8 @@ public sealed class EndToEndTests : IDisposable
 
         async Task ReplaceOnceShardsFlowAsync()
         {
-            var ledger = new Runtime.RunLedger(Path.Combine(_out, "ledger.db"));
-            while (ledger.Shards("sample", "crawl").Count == 0) await Task.Delay(50);
+            var ledger = new Runtime.Ledger(Path.Combine(_out, "ledger.db"));
+            while (ledger.Artifacts.Shards("sample", "crawl").Count == 0) await Task.Delay(50);
             await _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3));
         }
         // The same invariants as the embedded run: every page crawled once, cleaned once, deduplicated once, tokenized.
@@ -183,7 +183,7 @@ public sealed class EndToEndTests : IDisposable
         }
         catch (Exception) when (deadline.IsCancellationRequested)
         {
-            var ledger = new Runtime.RunLedger(Path.Combine(_out, "ledger.db"));
+            var ledger = new Runtime.Ledger(Path.Combine(_out, "ledger.db"));
             var rows = new RunProgress(ledger, options.RunId!, $"{options.RunId}-gpt", options.MaxPages, options.Steps, null).Read(DateTime.UtcNow);
             Assert.Fail($"the run did not finish in 4 minutes, in phase '{phase}'. Stages: {string.Join("; ", rows.Select(RunProgress.PlainLine))}. " +
                         $"Queues: {await _broker.DescribeQueuesAsync()}");
@@ -207,7 +207,7 @@ public sealed class EndToEndTests : IDisposable
         using var host = PipelineHost.Build(Stages.All, settings, quiet: true, coordinatesRuns: true);
         await host.StartAsync();
         var services = host.Services;
-        var coordinator = new RunCoordinator(host.Bus(), services.GetRequiredService<Runtime.RunLedger>(), services.GetRequiredService<Storage.ShardStore>(),
+        var coordinator = new RunCoordinator(host.Bus(), services.GetRequiredService<Runtime.Ledger>(), services.GetRequiredService<Storage.ShardStore>(),
             services.GetRequiredService<RunFaults>(), services.GetRequiredService<RunSignals>(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         var request = new RunRequest("faulty", [site.Address.ToString()], 60, 10, EmbeddedRun.SampleTraining("faulty", 10));
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => coordinator.RunAsync(request, default));

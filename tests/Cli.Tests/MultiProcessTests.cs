@@ -63,7 +63,7 @@ public sealed class MultiProcessTests : IDisposable
         // environment and nothing else (smaller than the sample's defaults). Its settings (the shipped evaluation
         // tasks, the LoRA SFT of the final checkpoint) reach the services in its messages, not in their configuration.
         string[] runArguments = ["run", "--run", "sample", "--out", Folder("coordinator"), "--services", "none", "--max-pages", "80", "--crawl-parts", "2", "--vocab", "400", "--steps", "10"];
-        var ledger = RunLedger.PostgreSql(_ledgerDatabase.ConnectionString);
+        var ledger = Ledger.PostgreSql(_ledgerDatabase.ConnectionString);
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
 
         // The coordinator is killed (-9) once the crawl is over, mid-way through the later phases, and started again:
@@ -71,12 +71,12 @@ public sealed class MultiProcessTests : IDisposable
         using (var first = PipelineProcess.Start(runArguments, [], Environment(), log.Enqueue))
         {
             var crawlDeadline = DateTime.UtcNow.AddMinutes(2);
-            while (ledger.Get("crawl-summary:sample") is null && !first.HasExited && DateTime.UtcNow < crawlDeadline) await Task.Delay(50);
+            while (ledger.Documents.Get("crawl-summary:sample") is null && !first.HasExited && DateTime.UtcNow < crawlDeadline) await Task.Delay(50);
             Assert.False(first.HasExited, "the first coordinator ended before it could be killed:\n" + string.Join("\n", log.TakeLast(40)));
             first.Kill(entireProcessTree: true);
             await first.WaitForExitAsync();
         }
-        Assert.NotEqual("completed", ledger.RunState("sample"));
+        Assert.NotEqual("completed", ledger.Runs.State("sample"));
         // Meanwhile the broker is replaced by an empty one (its virtual host deleted with every queue, message and
         // connection, and created again): the services reconnect on their own, and what it held is announced again.
         await _broker.ReplaceWithEmptyAsync(TimeSpan.FromSeconds(3));
@@ -116,7 +116,7 @@ public sealed class MultiProcessTests : IDisposable
         Assert.Equal(Paths(outcome.CrawledUrls), Paths(other.CrawledUrls));
         Assert.Equal((outcome.CleanKept, outcome.DedupKept, outcome.TokenRows), (other.CleanKept, other.DedupKept, other.TokenRows));
         // The crawl ran as two jobs (the sample site is one host, so one part crawled it and the other waited idle).
-        var parts = new[] { "p0", "p1" }.Select(p => System.Text.Json.JsonSerializer.Deserialize<Crawler.CrawlSummary>(ledger.Get($"crawl-summary:sample:{p}")!)!).ToList();
+        var parts = new[] { "p0", "p1" }.Select(p => System.Text.Json.JsonSerializer.Deserialize<Crawler.CrawlSummary>(ledger.Documents.Get($"crawl-summary:sample:{p}")!)!).ToList();
         Assert.Equal([0, outcome.CrawledUrls.Count], parts.Select(p => p.Pages).Order());
 
         // No service was configured with a task: the run asked for each on every base and aligned checkpoint, as the
@@ -131,7 +131,7 @@ public sealed class MultiProcessTests : IDisposable
             Assert.True(runName.Contains("sft") || steps.Count > 1, $"{runName}: checkpoints at steps {string.Join(", ", steps)}");
             foreach (var step in steps)
             {
-                var scored = ledger.Evals(runName).Where(e => e.Step == step).Select(e => e.Task).ToHashSet();
+                var scored = ledger.Evaluations.Evals(runName).Where(e => e.Step == step).Select(e => e.Task).ToHashSet();
                 Assert.All(shipped, task => Assert.Contains(task, scored));
             }
         }

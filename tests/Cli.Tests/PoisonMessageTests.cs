@@ -33,7 +33,7 @@ public sealed class PoisonMessageTests : IDisposable
         await host.StartAsync();
         var bus = host.Bus();
         var store = host.Services.GetRequiredService<ShardStore>();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         var announced = 0;
         var handle = bus.ConnectReceiveEndpoint($"test-clean-shards-{Guid.NewGuid():N}", e => e.Handler<CleanShardCreated>(_ =>
         {
@@ -48,14 +48,14 @@ public sealed class PoisonMessageTests : IDisposable
         await bus.Publish(new RawShardCreated(good with { ShardId = "escape", Uri = "../../etc/passwd" }));
         await bus.Publish(new RawShardCreated(good));
         await bus.Publish(new RawShardCreated(good)); // redelivery of a processed shard
-        await WaitFor(() => ledger.Failures("poison", ShardCleaner.Stage).Count == 3 && ledger.IsProcessed(ShardCleaner.Stage, "good-1"));
+        await WaitFor(() => ledger.Artifacts.Failures("poison", ShardCleaner.Stage).Count == 3 && ledger.Artifacts.IsProcessed(ShardCleaner.Stage, "good-1"));
         var second = await GoodShard(store, "good-2");
         await bus.Publish(new RawShardCreated(second));
-        await WaitFor(() => ledger.IsProcessed(ShardCleaner.Stage, "good-2") && announced == 2);
+        await WaitFor(() => ledger.Artifacts.IsProcessed(ShardCleaner.Stage, "good-2") && announced == 2);
         await Task.Delay(500);
         Assert.Equal(2, announced); // good-1 announced once despite the redelivery, then good-2
 
-        var failures = ledger.Failures("poison", ShardCleaner.Stage).ToDictionary(f => f.InputId, f => f.Error);
+        var failures = ledger.Artifacts.Failures("poison", ShardCleaner.Stage).ToDictionary(f => f.InputId, f => f.Error);
         Assert.Contains("does not exist", failures["missing"]);
         Assert.Contains("checksum mismatch", failures["tampered"]);
         Assert.Contains("'..'", failures["escape"]);

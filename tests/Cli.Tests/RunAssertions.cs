@@ -16,32 +16,32 @@ internal static class RunAssertions
 
     /// <param name="outDir">The coordinator's folder (its report).</param>
     /// <param name="store">Where the services' files are (by default the same folder).</param>
-    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true, RunLedger? ledger = null, ShardStore? store = null)
+    public static async Task<Outcome> CheckAsync(string outDir, string runId = "sample", bool aligned = true, Ledger? ledger = null, ShardStore? store = null)
     {
-        ledger ??= new RunLedger(Path.Combine(outDir, "ledger.db"));
+        ledger ??= new Ledger(Path.Combine(outDir, "ledger.db"));
         store ??= new ShardStore(outDir);
-        Assert.Equal("completed", ledger.RunState(runId));
+        Assert.Equal("completed", ledger.Runs.State(runId));
 
         var urls = new List<string>();
-        foreach (var shard in ledger.Shards(runId, "crawl"))
+        foreach (var shard in ledger.Artifacts.Shards(runId, "crawl"))
             urls.AddRange((await store.ReadParquetAsync<RawPage>(shard)).Select(p => p.Url));
         Assert.NotEmpty(urls);
         Assert.Equal(urls.Count, urls.Distinct().Count()); // no page written twice
 
-        var clean = ledger.Stats(runId, ShardCleaner.Stage).Select(s => JsonSerializer.Deserialize<CleanReport>(s)!).ToList();
+        var clean = ledger.Artifacts.Stats(runId, ShardCleaner.Stage).Select(s => JsonSerializer.Deserialize<CleanReport>(s)!).ToList();
         Assert.Equal(urls.Count, clean.Sum(r => r.Input)); // every crawled page was cleaned once
         var cleanKept = 0;
-        foreach (var shard in ledger.Shards(runId, ShardCleaner.Stage)) cleanKept += (await store.ReadParquetAsync<CleanDocument>(shard)).Count;
+        foreach (var shard in ledger.Artifacts.Shards(runId, ShardCleaner.Stage)) cleanKept += (await store.ReadParquetAsync<CleanDocument>(shard)).Count;
         Assert.Equal(clean.Sum(r => r.Kept), cleanKept);
 
-        var dedup = ledger.Stats(runId, ShardDeduplicator.Stage).Select(s => JsonSerializer.Deserialize<DedupStats>(s)!).ToList();
+        var dedup = ledger.Artifacts.Stats(runId, ShardDeduplicator.Stage).Select(s => JsonSerializer.Deserialize<DedupStats>(s)!).ToList();
         Assert.Equal(cleanKept, dedup.Sum(d => d.Input));
         Assert.Equal(dedup.Sum(d => d.Input), dedup.Sum(d => d.Kept + d.Removed));
 
         // Documents that decontamination removed (Pipeline:Decontaminate:Remove) are the only ones not tokenized.
         var excluded = await new CorpusTokenizer(new TokenizerOptions(), store, ledger).ExcludedIdsAsync(runId);
         var tokenRows = 0;
-        foreach (var shard in ledger.Shards(runId, CorpusTokenizer.Stage))
+        foreach (var shard in ledger.Artifacts.Shards(runId, CorpusTokenizer.Stage))
         {
             var rows = await store.ReadParquetAsync<TokenRow>(shard);
             Assert.DoesNotContain(rows, r => excluded.Contains(r.DocId));
@@ -49,9 +49,9 @@ internal static class RunAssertions
         }
         Assert.Equal(dedup.Sum(d => d.Kept) - excluded.Count, tokenRows);
         var manifest = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(runId));
-        Assert.Equal(ledger.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
+        Assert.Equal(ledger.Artifacts.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
 
-        var evals = ledger.Evals($"{runId}-gpt");
+        var evals = ledger.Evaluations.Evals($"{runId}-gpt");
         Assert.Contains(evals, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
 
         // The alignment rule fine-tuned the final checkpoint (LoRA SFT on the shipped chat examples) and the evaluator
@@ -59,7 +59,7 @@ internal static class RunAssertions
         if (aligned)
         {
             var finalStep = evals.Max(e => e.Step);
-            var alignedEvals = ledger.Evals($"{runId}-gpt-sft-from-{finalStep}");
+            var alignedEvals = ledger.Evaluations.Evals($"{runId}-gpt-sft-from-{finalStep}");
             Assert.Contains(alignedEvals, e => e.Task == "validation_perplexity" && e.Metric == "loss" && double.IsFinite(e.Value));
             var lineage = JsonDocument.Parse(File.ReadAllText(Path.Combine(await store.FetchFolderAsync(alignedEvals[0].Checkpoint), "lineage.json"))).RootElement;
             Assert.Equal("sft+lora", lineage.GetProperty("method").GetString());

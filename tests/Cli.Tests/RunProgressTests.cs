@@ -13,13 +13,13 @@ public sealed class RunProgressTests : IDisposable
     [Fact]
     public void Rows_follow_the_pipeline_with_totals_rates_and_time_left_and_plain_lines_only_when_something_changed()
     {
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
-        ledger.EnsureRun("r", "r-gpt", "{}");
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
+        ledger.Runs.Ensure("r", "r-gpt", "{}");
         var progress = new RunProgress(ledger, "r", "r-gpt", maxPages: 400, maxSteps: 100, alignedRun: "r-gpt-sft-from-100");
         var t0 = new DateTime(2026, 12, 2, 0, 0, 0, DateTimeKind.Utc);
 
-        ledger.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
-        ledger.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 80)]);
+        ledger.Artifacts.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
+        ledger.Artifacts.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 80)]);
         var first = progress.Read(t0);
         Assert.Equal(["crawl", "clean", "dedup", "tokenize", "train", "evaluate", "align"], first.Select(r => r.Stage));
         Assert.Equal((100L, (long?)400), (first[0].Done, first[0].Total));
@@ -27,11 +27,11 @@ public sealed class RunProgressTests : IDisposable
         Assert.Null(first[1].Total); // the crawl is still going: clean's total is not known yet
 
         // Ten seconds later: 100 more pages (10 pages/s), so 200 left take 20 s; the crawl then finishes.
-        ledger.CompleteInput("crawl", "crawl-2", "r", [Shard("crawl", 2, 100)]);
+        ledger.Artifacts.CompleteInput("crawl", "crawl-2", "r", [Shard("crawl", 2, 100)]);
         for (var step = 10; step <= 40; step += 10)
         {
-            ledger.AddMetric("r-gpt", "train", step, "loss", 5.0 - step / 100.0);
-            ledger.AddMetric("r-gpt", "train", step, "tokens_per_second", 1234);
+            ledger.Evaluations.AddMetric("r-gpt", "train", step, "loss", 5.0 - step / 100.0);
+            ledger.Evaluations.AddMetric("r-gpt", "train", step, "tokens_per_second", 1234);
         }
         var second = progress.Read(t0.AddSeconds(10));
         Assert.Equal(10, second[0].Rate!.Value, 6);
@@ -42,11 +42,11 @@ public sealed class RunProgressTests : IDisposable
         Assert.Equal("r-gpt-sft-from-100: waiting for the final checkpoint", second[6].Detail);
 
         // The crawl job's live counters: pages fetched before their shard is committed count too.
-        ledger.Set(LedgerKeys.CrawlProgress("r"), "{\"Fetched\":260,\"Failed\":3,\"Queued\":40,\"Shards\":2}");
-        ledger.Set(LedgerKeys.CrawlProgress("r2"), "{\"Fetched\":900,\"Failed\":0,\"Queued\":0,\"Shards\":0}"); // another run
+        ledger.Documents.Set(LedgerKeys.CrawlProgress("r"), "{\"Fetched\":260,\"Failed\":3,\"Queued\":40,\"Shards\":2}");
+        ledger.Documents.Set(LedgerKeys.CrawlProgress("r2"), "{\"Fetched\":900,\"Failed\":0,\"Queued\":0,\"Shards\":0}"); // another run
         Assert.Equal(260, progress.Read(t0.AddSeconds(10.5))[0].Done);
 
-        ledger.Set(LedgerKeys.CrawlSummary("r"), "{}");
+        ledger.Documents.Set(LedgerKeys.CrawlSummary("r"), "{}");
         var finished = progress.Read(t0.AddSeconds(11));
         Assert.Equal((200L, (long?)200), (finished[0].Done, finished[0].Total)); // a crawl that ended below the limit is whole
         Assert.Equal((1L, (long?)2), (finished[1].Done, finished[1].Total));
@@ -57,7 +57,7 @@ public sealed class RunProgressTests : IDisposable
         var output = new StringWriter();
         display.PrintChanged(output);
         Assert.Equal(7, Lines(output).Length);
-        ledger.AddMetric("r-gpt", "train", 50, "loss", 4.5);
+        ledger.Evaluations.AddMetric("r-gpt", "train", 50, "loss", 4.5);
         output.GetStringBuilder().Clear();
         display.PrintChanged(output);
         var line = Assert.Single(Lines(output));

@@ -13,9 +13,9 @@ public sealed class RunReportTests : IDisposable
     [Fact]
     public void The_report_has_tables_in_pipeline_order_a_wide_evaluation_table_and_an_html_copy_with_the_plots_inline()
     {
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
-        ledger.EnsureRun("r", "r-gpt", "{}");
-        ledger.Set(LedgerKeys.CrawlSummary("r"), JsonSerializer.Serialize(new CrawlSummary(120, 2,
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
+        ledger.Runs.Ensure("r", "r-gpt", "{}");
+        ledger.Documents.Set(LedgerKeys.CrawlSummary("r"), JsonSerializer.Serialize(new CrawlSummary(120, 2,
             new Dictionary<string, int> { ["done"] = 120, ["skipped"] = 7 }, new Dictionary<string, int> { ["robots"] = 5, ["http-404"] = 2 })));
         // Two shards whose removals were counted in different orders: the table follows the cleaner's order.
         var order = new List<string> { "empty", "language", "gopher_repetition", "gopher_quality", "exact_dedup" };
@@ -25,14 +25,14 @@ public sealed class RunReportTests : IDisposable
         var second = new CleanReport { RemovalOrder = order, Input = 60, Kept = 55 };
         second.Remove("language", 5);
         second.Remove("gopher_repetition", 5);
-        ledger.CompleteInput(ShardCleaner.Stage, "a", "r", [], first);
-        ledger.CompleteInput(ShardCleaner.Stage, "b", "r", [], second);
-        for (var step = 10; step <= 100; step += 10) ledger.AddMetric("r-gpt", "train", step, "loss", 6 - step / 50.0);
+        ledger.Artifacts.CompleteInput(ShardCleaner.Stage, "a", "r", [], first);
+        ledger.Artifacts.CompleteInput(ShardCleaner.Stage, "b", "r", [], second);
+        for (var step = 10; step <= 100; step += 10) ledger.Evaluations.AddMetric("r-gpt", "train", step, "loss", 6 - step / 50.0);
         foreach (var (run, step, acc) in new[] { ("r-gpt", 50L, 0.30), ("r-gpt", 100L, 0.40), ("r-gpt-sft-from-100", 20L, 0.45) })
         {
-            ledger.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "jcommonsenseqa", "1",
+            ledger.Evaluations.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "jcommonsenseqa", "1",
                 new Dictionary<string, double> { ["acc"] = acc, ["acc_stderr"] = 0.05, ["examples"] = 100, ["chance"] = 0.2 });
-            ledger.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5 - acc });
+            ledger.Evaluations.AddEval(run, step, $"checkpoints/{run}/step-{step:D7}", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5 - acc });
         }
 
         var folder = Path.Combine(_root, "reports");

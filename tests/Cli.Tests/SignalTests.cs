@@ -101,8 +101,8 @@ public sealed class SignalTests : IDisposable
         // Wait for the first checkpoint of the cadence (step 100), then for training to log a step past it.
         await WaitUntilAsync(process, () => Checkpoints.List(runFolder).Count > 0, "the first checkpoint");
         var before = Checkpoints.ReadInfo(Checkpoints.List(runFolder)[^1]).Step;
-        var ledger = new Runtime.RunLedger(Path.Combine(outDir, "ledger.db"));
-        await WaitUntilAsync(process, () => ledger.Metrics("sample-gpt", "train").Any(m => m.Step > before), $"a training step past {before}");
+        var ledger = new Runtime.Ledger(Path.Combine(outDir, "ledger.db"));
+        await WaitUntilAsync(process, () => ledger.Evaluations.Metrics("sample-gpt", "train").Any(m => m.Step > before), $"a training step past {before}");
         await SignalAsync(process, "TERM");
         await StoppedWithinAsync(process, TimeSpan.FromSeconds(30));
         Assert.Equal(130, process.ExitCode);

@@ -230,7 +230,7 @@ public sealed class CrawlerTests : IDisposable
                 await next();
             }), ports[part]));
         }
-        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Runtime.Ledger(Path.Combine(_root, "ledger.db"));
         async Task<List<string>> Part(int index, string runId, int maxPages)
         {
             var options = new CrawlOptions { AllowedAddressRanges = ["127.0.0.0/8"], PerHostDelay = TimeSpan.Zero, AllowedDomains = ["127.0.0.1"], MaxPages = maxPages };

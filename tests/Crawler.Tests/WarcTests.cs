@@ -66,7 +66,7 @@ public sealed class WarcTests : IDisposable
     {
         var path = BuildWarc(gzip ? "b.warc.gz" : "b.warc", gzip);
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var shards = new List<ShardRef>();
         var summary = await new WarcIngester(new CrawlOptions { PagesPerShard = 5 }, store, ledger, NullLogger.Instance)
             .IngestAsync("r", [path], s => { shards.Add(s); return Task.CompletedTask; }, default);
@@ -153,7 +153,7 @@ public sealed class WarcTests : IDisposable
     {
         var path = BuildWarc("d.warc.gz", gzip: true);
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var options = new CrawlOptions { PagesPerShard = 5 };
         using var cancel = new CancellationTokenSource();
         var first = new List<ShardRef>();
@@ -182,7 +182,7 @@ public sealed class WarcTests : IDisposable
             for (var i = 0; i < 40; i++) writer.WriteResponse($"http://other.test/p{i}.html", date, 200, "text/html", System.Text.Encoding.UTF8.GetBytes($"<p>page {i}</p>"));
         }
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var shards = new List<ShardRef>();
         var ingester = new WarcIngester(new CrawlOptions { PagesPerShard = 5 }, store, ledger, NullLogger.Instance);
         await ingester.IngestAsync("r", [a], s => { shards.Add(s); return Task.CompletedTask; }, default);
@@ -275,7 +275,7 @@ public sealed class WarcTests : IDisposable
         using var host = builder.Build();
         await host.StartAsync();
         var worker = host.Services.GetRequiredService<CrawlWorker>();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         BuildWarc("inside.warc", gzip: false);
         Assert.Null(worker.TryStart(new CrawlRequested("outside", [], 0, ["/etc/hostname"])));
         Assert.Null(worker.TryStart(new CrawlRequested("inside", [], 0, ["inside.warc"])));
@@ -283,14 +283,14 @@ public sealed class WarcTests : IDisposable
         {
             var deadline = DateTime.UtcNow.AddSeconds(30);
             string? json;
-            while ((json = ledger.Get(LedgerKeys.Job(JobKinds.Crawl, run))) is null || !json.Contains($"\"State\":\"{state}\""))
+            while ((json = ledger.Documents.Get(LedgerKeys.Job(JobKinds.Crawl, run))) is null || !json.Contains($"\"State\":\"{state}\""))
             {
                 Assert.True(DateTime.UtcNow < deadline, $"crawl {run}: {json}");
                 await Task.Delay(50);
             }
             if (state == "failed") Assert.Contains("absolute paths are not allowed", json);
         }
-        Assert.Equal(14, ledger.Shards("inside", "crawl").Sum(s => s.Rows));
+        Assert.Equal(14, ledger.Artifacts.Shards("inside", "crawl").Sum(s => s.Rows));
         await host.StopAsync();
     }
 

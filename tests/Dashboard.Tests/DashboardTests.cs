@@ -11,7 +11,7 @@ public sealed class DashboardTests : IAsyncLifetime
 {
     private readonly string _root = Directory.CreateTempSubdirectory("dashboard-").FullName;
     private readonly List<string> _cancelled = [];
-    private RunLedger _ledger = null!;
+    private Ledger _ledger = null!;
     private Microsoft.AspNetCore.Builder.WebApplication _app = null!;
     private string _address = "";
 
@@ -22,17 +22,17 @@ public sealed class DashboardTests : IAsyncLifetime
     {
         // A run as the services leave it mid-way: crawl, clean and dedup shards, a failed input (whose error holds
         // markup, as a hostile page's URL can), a running training job with its curve, one scored checkpoint.
-        _ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
-        _ledger.EnsureRun("r", "r-gpt", "{}");
-        _ledger.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
-        _ledger.CompleteInput("crawl", "crawl-2", "r", [Shard("crawl", 2, 60)]);
-        _ledger.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 70)]);
-        _ledger.CompleteInput("dedup", "clean-1", "r", [Shard("dedup", 1, 65)]);
-        _ledger.FailInput("clean", "crawl-2", "r", "shard 'http://x/<script>alert(1)</script>' failed its checksum");
-        _ledger.Set(LedgerKeys.CrawlSummary("r"), JsonSerializer.Serialize(new { Pages = 160, Shards = 2, ByState = new { done = 160, skipped = 4 }, ByReason = new { robots = 4 } }));
-        _ledger.Set("training:r-gpt", """{"Request":{},"State":"running","Error":null}""");
-        for (var step = 1; step <= 5; step++) _ledger.AddMetric("r-gpt", "train", step, "loss", 6 - step * 0.2);
-        _ledger.AddEval("r-gpt", 5, "checkpoints/r-gpt/step-0000005", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.5 });
+        _ledger = new Ledger(Path.Combine(_root, "ledger.db"));
+        _ledger.Runs.Ensure("r", "r-gpt", "{}");
+        _ledger.Artifacts.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
+        _ledger.Artifacts.CompleteInput("crawl", "crawl-2", "r", [Shard("crawl", 2, 60)]);
+        _ledger.Artifacts.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 70)]);
+        _ledger.Artifacts.CompleteInput("dedup", "clean-1", "r", [Shard("dedup", 1, 65)]);
+        _ledger.Artifacts.FailInput("clean", "crawl-2", "r", "shard 'http://x/<script>alert(1)</script>' failed its checksum");
+        _ledger.Documents.Set(LedgerKeys.CrawlSummary("r"), JsonSerializer.Serialize(new { Pages = 160, Shards = 2, ByState = new { done = 160, skipped = 4 }, ByReason = new { robots = 4 } }));
+        _ledger.Documents.Set("training:r-gpt", """{"Request":{},"State":"running","Error":null}""");
+        for (var step = 1; step <= 5; step++) _ledger.Evaluations.AddMetric("r-gpt", "train", step, "loss", 6 - step * 0.2);
+        _ledger.Evaluations.AddEval("r-gpt", 5, "checkpoints/r-gpt/step-0000005", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.5 });
 
         var port = FreePort();
         var options = new PipelineOptions { Dashboard = { Port = port, Token = "secret-token" } };
@@ -71,7 +71,7 @@ public sealed class DashboardTests : IAsyncLifetime
 
         // A new checkpoint is scored while the page is open: it appears without a reload (the marker survives).
         await page.EvaluateAsync("window.marker = 42");
-        _ledger.AddEval("r-gpt", 10, "checkpoints/r-gpt/step-0000010", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.1 });
+        _ledger.Evaluations.AddEval("r-gpt", 10, "checkpoints/r-gpt/step-0000010", "validation_perplexity", "1", new Dictionary<string, double> { ["loss"] = 5.1 });
         await page.Locator("tr.checkpoint[data-checkpoint='checkpoints/r-gpt/step-0000010']").WaitForAsync(new LocatorWaitForOptions { Timeout = 15_000 });
         Assert.Equal(42, await page.EvaluateAsync<int>("window.marker"));
         // The screenshot (a test artifact beside the binaries) through the DevTools protocol: Playwright's own waits on
@@ -151,11 +151,11 @@ public sealed class DashboardTests : IAsyncLifetime
         Assert.Contains("script-src 'self'", headers.GetValues("Content-Security-Policy").Single());
 
         // A run still crawling shows the crawl jobs' live counters (here two parts of a split crawl).
-        _ledger.EnsureRun("crawling", "crawling-gpt", "{}");
-        _ledger.Set(LedgerKeys.CrawlProgress("crawling", 0), "{\"Fetched\":42,\"Failed\":1,\"Queued\":7,\"Shards\":0}");
-        _ledger.Set(LedgerKeys.CrawlProgress("crawling", 1), "{\"Fetched\":5,\"Failed\":0,\"Queued\":2,\"Shards\":0}");
-        _ledger.Set(LedgerKeys.CrawlProgress("crawling2"), "{\"Fetched\":9}"); // another run whose id extends this one
-        _ledger.Set("crawl:crawling2", "{\"Request\":{},\"State\":\"running\",\"Error\":null}");
+        _ledger.Runs.Ensure("crawling", "crawling-gpt", "{}");
+        _ledger.Documents.Set(LedgerKeys.CrawlProgress("crawling", 0), "{\"Fetched\":42,\"Failed\":1,\"Queued\":7,\"Shards\":0}");
+        _ledger.Documents.Set(LedgerKeys.CrawlProgress("crawling", 1), "{\"Fetched\":5,\"Failed\":0,\"Queued\":2,\"Shards\":0}");
+        _ledger.Documents.Set(LedgerKeys.CrawlProgress("crawling2"), "{\"Fetched\":9}"); // another run whose id extends this one
+        _ledger.Documents.Set("crawl:crawling2", "{\"Request\":{},\"State\":\"running\",\"Error\":null}");
         var crawling = await http.GetStringAsync("/runs/crawling/fragment");
         Assert.DoesNotContain("crawling2", crawling);
         Assert.Contains("<td>crawl-progress:crawling:p0</td><td class=\"n\">42</td><td class=\"n\">1</td><td class=\"n\">7</td>", crawling);

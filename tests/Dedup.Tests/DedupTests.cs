@@ -188,7 +188,7 @@ public sealed class DedupTests : IDisposable
     {
         // Two dedup services on one data root (two processes: separate index objects), serialized by the ledger lease.
         var store = new ShardStore(_root);
-        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Runtime.Ledger(Path.Combine(_root, "ledger.db"));
         using var a = new ShardDeduplicator(_options, store, ledger);
         using var b = new ShardDeduplicator(_options, store, ledger);
         var english = RealDocuments("en");
@@ -217,7 +217,7 @@ public sealed class DedupTests : IDisposable
     {
         // Three hosts: each its own folder, one bucket prefix (the test S3 server) and one ledger between them.
         var bucket = new Pipeline.Tests.Shared.S3TestBucket();
-        var ledger = new Runtime.RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Runtime.Ledger(Path.Combine(_root, "ledger.db"));
         var clients = new List<S3ObjectStore>();
         ShardDeduplicator Host(string name)
         {

@@ -38,7 +38,7 @@ public sealed class EvaluatorTests : IDisposable
         return (new ShardStore(_root).RelativeUri(saved), model, tokenizer);
     }
 
-    private CheckpointEvaluator Evaluator(RunLedger ledger) => new(new ShardStore(_root), ledger, new EvaluatorOptions(), NullLogger<CheckpointEvaluator>.Instance);
+    private CheckpointEvaluator Evaluator(Ledger ledger) => new(new ShardStore(_root), ledger, new EvaluatorOptions(), NullLogger<CheckpointEvaluator>.Instance);
 
     [Fact]
     public void Shipped_task_files_load()
@@ -481,7 +481,7 @@ public sealed class EvaluatorTests : IDisposable
     [Fact]
     public async Task A_sweep_scores_each_pair_once_and_survives_bad_checkpoints_and_mismatched_tokenizers()
     {
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var evaluator = Evaluator(ledger);
         var (good, _, _) = Checkpoint(10);
         var task = Shipped("debian-reference-ja-ppl.yaml");
@@ -525,15 +525,15 @@ public sealed class EvaluatorTests : IDisposable
         builder.Services.AddPipeline(builder.Configuration, [new EvaluatorModule()]);
         using var host = builder.Build();
         await host.StartAsync();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!ledger.HasEval(latest, "debian_reference_ja_bpb", "1"))
+        while (!ledger.Evaluations.HasEval(latest, "debian_reference_ja_bpb", "1"))
         {
             Assert.True(DateTime.UtcNow < deadline, "the scheduled sweep did not run");
             await Task.Delay(200);
         }
         await host.StopAsync();
-        Assert.All(ledger.Evals("r"), e => Assert.Equal(20, e.Step)); // latest only
+        Assert.All(ledger.Evaluations.Evals("r"), e => Assert.Equal(20, e.Step)); // latest only
 
         var bad = Host.CreateApplicationBuilder();
         bad.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pipeline:DataRoot"] = _root, ["Pipeline:Evaluator:Schedules:0:Name"] = "nightly", ["Pipeline:Evaluator:Schedules:0:Cron"] = "every night" });
@@ -546,7 +546,7 @@ public sealed class EvaluatorTests : IDisposable
         // Regression: EvaluateRequested.Tasks carried raw host paths, so any message could make the evaluator read any file.
         var configured = Path.Combine(_root, "tasks", "cloze.yaml");
         var options = new EvaluatorOptions { Tasks = [configured], Schedules = [new EvaluationSchedule { Cron = "0 0 * * * ?", Tasks = ["/opt/tasks/nightly.yaml"] }] };
-        var evaluator = new CheckpointEvaluator(new ShardStore(_root), new RunLedger(Path.Combine(_root, "ledger.db")), options, NullLogger<CheckpointEvaluator>.Instance);
+        var evaluator = new CheckpointEvaluator(new ShardStore(_root), new Ledger(Path.Combine(_root, "ledger.db")), options, NullLogger<CheckpointEvaluator>.Instance);
         Assert.Equal(configured, await evaluator.ResolveRequestedTaskAsync(configured));
         Assert.Equal(configured, await evaluator.ResolveRequestedTaskAsync("cloze"));
         Assert.Equal("/opt/tasks/nightly.yaml", await evaluator.ResolveRequestedTaskAsync("nightly.yaml"));

@@ -88,13 +88,13 @@ public sealed class HostingTests : IDisposable
     public void Ledger_records_completion_once_and_survives_reopen()
     {
         var path = Path.Combine(_root, "ledger.db");
-        var ledger = new RunLedger(path);
+        var ledger = new Ledger(path);
         var output = new ShardRef("out", "o.parquet", "ab", 3, 10, "clean", "c", ["in"], "run");
-        Assert.False(ledger.IsProcessed("clean", "in"));
-        ledger.CompleteInput("clean", "in", "run", [output], new { Kept = 3 });
-        var reopened = new RunLedger(path);
-        Assert.True(reopened.IsProcessed("clean", "in"));
-        Assert.Single(reopened.Shards("run", "clean"));
+        Assert.False(ledger.Artifacts.IsProcessed("clean", "in"));
+        ledger.Artifacts.CompleteInput("clean", "in", "run", [output], new { Kept = 3 });
+        var reopened = new Ledger(path);
+        Assert.True(reopened.Artifacts.IsProcessed("clean", "in"));
+        Assert.Single(reopened.Artifacts.Shards("run", "clean"));
     }
 
     public sealed class ScoreConsumer : IConsumer<EvaluationCompleted>

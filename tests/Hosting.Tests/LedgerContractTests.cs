@@ -10,7 +10,7 @@ namespace Pipeline.Hosting.Tests;
 /// </summary>
 public abstract class LedgerContractTests : IDisposable
 {
-    protected abstract RunLedger OpenLedger();
+    protected abstract Ledger OpenLedger();
 
     private static ShardRef Shard(string id, long rows = 3) => new(id, $"runs/r/clean/{id}.parquet", "ab12", rows, 10, "clean", "cfg", ["in"], "run");
 
@@ -18,31 +18,31 @@ public abstract class LedgerContractTests : IDisposable
     public void A_completed_input_and_its_shards_are_there_for_the_next_process()
     {
         var ledger = OpenLedger();
-        Assert.False(ledger.IsProcessed("clean", "in"));
-        ledger.CompleteInput("clean", "in", "run", [Shard("out-1"), Shard("out-2", rows: 5_000_000_000)], new { Kept = 3 });
+        Assert.False(ledger.Artifacts.IsProcessed("clean", "in"));
+        ledger.Artifacts.CompleteInput("clean", "in", "run", [Shard("out-1"), Shard("out-2", rows: 5_000_000_000)], new { Kept = 3 });
 
         var reopened = OpenLedger();
-        Assert.True(reopened.IsProcessed("clean", "in"));
-        var shards = reopened.Shards("run", "clean");
+        Assert.True(reopened.Artifacts.IsProcessed("clean", "in"));
+        var shards = reopened.Artifacts.Shards("run", "clean");
         Assert.Equal(["out-1", "out-2"], shards.Select(s => s.ShardId).Order());
         var big = shards.Single(s => s.ShardId == "out-2");
         Assert.Equal((5_000_000_000L, 10L, "ab12", "cfg", "runs/r/clean/out-2.parquet"), (big.Rows, big.Bytes, big.Sha256, big.ConfigHash, big.Uri));
         Assert.Equal(["in"], big.ParentShardIds);
-        Assert.Equal("""{"Kept":3}""", Assert.Single(reopened.Stats("run", "clean")));
-        Assert.Equal("""{"Kept":3}""", reopened.ShardExtra("out-1"));
-        Assert.Equal(2, reopened.Pending("run", "clean", "dedup").Count);
+        Assert.Equal("""{"Kept":3}""", Assert.Single(reopened.Artifacts.Stats("run", "clean")));
+        Assert.Equal("""{"Kept":3}""", reopened.Artifacts.ShardExtra("out-1"));
+        Assert.Equal(2, reopened.Artifacts.Pending("run", "clean", "dedup").Count);
     }
 
     [Fact]
     public void A_failed_input_is_listed_until_it_is_done()
     {
         var ledger = OpenLedger();
-        ledger.FailInput("clean", "bad", "run", "checksum mismatch");
-        Assert.False(ledger.IsProcessed("clean", "bad"));
-        Assert.Equal(("bad", "checksum mismatch"), Assert.Single(ledger.Failures("run", "clean")));
-        ledger.CompleteInput("clean", "bad", "run", []);
-        Assert.True(ledger.IsProcessed("clean", "bad"));
-        Assert.Empty(ledger.Failures("run", "clean"));
+        ledger.Artifacts.FailInput("clean", "bad", "run", "checksum mismatch");
+        Assert.False(ledger.Artifacts.IsProcessed("clean", "bad"));
+        Assert.Equal(("bad", "checksum mismatch"), Assert.Single(ledger.Artifacts.Failures("run", "clean")));
+        ledger.Artifacts.CompleteInput("clean", "bad", "run", []);
+        Assert.True(ledger.Artifacts.IsProcessed("clean", "bad"));
+        Assert.Empty(ledger.Artifacts.Failures("run", "clean"));
     }
 
     [Fact]
@@ -52,15 +52,15 @@ public abstract class LedgerContractTests : IDisposable
         await Task.WhenAll(ledgers.Select(l => Task.Run(() =>
         {
             for (var i = 0; i < 20; i++)
-                l.CompleteInput("clean", $"in-{i}", "run", [Shard($"out-{i}")], new { Kept = i });
+                l.Artifacts.CompleteInput("clean", $"in-{i}", "run", [Shard($"out-{i}")], new { Kept = i });
         })));
         var ledger = OpenLedger();
-        Assert.Equal(20, ledger.Shards("run", "clean").Count);
-        Assert.Equal(20, ledger.Stats("run", "clean").Count);
+        Assert.Equal(20, ledger.Artifacts.Shards("run", "clean").Count);
+        Assert.Equal(20, ledger.Artifacts.Stats("run", "clean").Count);
 
-        var winners = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.SetIfAbsent("owner:x", $"host-{i}"))));
+        var winners = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.Documents.SetIfAbsent("owner:x", $"host-{i}"))));
         Assert.Equal(1, winners.Count(w => w));
-        Assert.Equal($"host-{Array.IndexOf(winners, true)}", ledger.Get("owner:x"));
+        Assert.Equal($"host-{Array.IndexOf(winners, true)}", ledger.Documents.Get("owner:x"));
     }
 
     [Fact]
@@ -71,7 +71,7 @@ public abstract class LedgerContractTests : IDisposable
         var ledgers = Enumerable.Range(0, 6).Select(_ => OpenLedger()).ToList();
         var sets = ledgers.Select((_, i) => Enumerable.Range(i * 300, 1_200).Select(n => (long)n * 7919 - 4_000_000_000L))
             .Select((set, i) => (i % 2 == 0 ? set.Reverse() : set).ToList()).ToList();
-        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.ClaimHashes("r", sets[i], $"shard-{i}"))));
+        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.Claims.Claim("r", sets[i], $"shard-{i}"))));
         var holders = new Dictionary<long, string>();
         for (var i = 0; i < sets.Count; i++)
             for (var j = 0; j < sets[i].Count; j++)
@@ -84,10 +84,10 @@ public abstract class LedgerContractTests : IDisposable
         // The first host owns at least the hashes nobody else asked for; a repeated claim (a shard redone after a
         // crash) returns the same holders, and a duplicate inside one claim is answered for every occurrence.
         Assert.All(sets[0].TakeLast(300), h => Assert.Equal("shard-0", holders[h])); // reversed: its lowest 300
-        var again = OpenLedger().ClaimHashes("r", [.. sets[0], sets[0][0]], "shard-0");
+        var again = OpenLedger().Claims.Claim("r", [.. sets[0], sets[0][0]], "shard-0");
         Assert.Equal(sets[0].Select(h => holders[h]).Append(holders[sets[0][0]]), again);
         // Another run over the same pages claims them for itself: runs side by side do not remove each other's documents.
-        Assert.All(OpenLedger().ClaimHashes("other-run", sets[1], "other-shard"), holder => Assert.Equal("other-shard", holder));
+        Assert.All(OpenLedger().Claims.Claim("other-run", sets[1], "other-shard"), holder => Assert.Equal("other-shard", holder));
     }
 
     [Fact]
@@ -95,38 +95,38 @@ public abstract class LedgerContractTests : IDisposable
     {
         // Four parts (hosts) take pages at once: exactly the limit is granted in all.
         var ledgers = Enumerable.Range(0, 4).Select(_ => OpenLedger()).ToList();
-        var granted = await Task.WhenAll(ledgers.Select((l, part) => Task.Run(() => Enumerable.Range(0, 40).Count(_ => l.TakeCrawlPage("r", part, 100)))));
+        var granted = await Task.WhenAll(ledgers.Select((l, part) => Task.Run(() => Enumerable.Range(0, 40).Count(_ => l.CrawlParts.TakePage("r", part, 100)))));
         Assert.Equal(100, granted.Sum());
         // A restarted part counts only the pages it committed, which frees the rest.
-        ledgers[0].SetCrawlPartitionPages("r", 0, 0);
-        Assert.True(ledgers[1].TakeCrawlPage("r", 1, 100));
+        ledgers[0].CrawlParts.SetPages("r", 0, 0);
+        Assert.True(ledgers[1].CrawlParts.TakePage("r", 1, 100));
 
         var ledger = ledgers[0];
-        ledger.SetCrawlPartitionIdle("r", 0, 0);
-        Assert.False(ledger.CrawlPartitionsQuiescent("r", 2)); // part 1 has not said anything yet
-        ledger.HandOffUrls("r", 1, [("http://b/1", 1), ("http://b/2", 2), ("http://b/1", 1)]);
-        ledger.SetCrawlPartitionIdle("r", 1, 0);
-        Assert.False(ledger.CrawlPartitionsQuiescent("r", 2)); // part 1 is idle but has not taken its two URLs
-        Assert.Equal([("http://b/1", 1), ("http://b/2", 2)], ledger.HandedOffUrls("r", 1).Order());
-        ledger.SetCrawlPartitionIdle("r", 1, null);
-        ledger.SetCrawlPartitionIdle("r", 1, 2);
-        Assert.True(ledger.CrawlPartitionsQuiescent("r", 2));
-        Assert.False(ledger.CrawlPartitionsQuiescent("other-run", 2));
+        ledger.CrawlParts.SetIdle("r", 0, 0);
+        Assert.False(ledger.CrawlParts.Quiescent("r", 2)); // part 1 has not said anything yet
+        ledger.CrawlParts.HandOffUrls("r", 1, [("http://b/1", 1), ("http://b/2", 2), ("http://b/1", 1)]);
+        ledger.CrawlParts.SetIdle("r", 1, 0);
+        Assert.False(ledger.CrawlParts.Quiescent("r", 2)); // part 1 is idle but has not taken its two URLs
+        Assert.Equal([("http://b/1", 1), ("http://b/2", 2)], ledger.CrawlParts.HandedOffUrls("r", 1).Order());
+        ledger.CrawlParts.SetIdle("r", 1, null);
+        ledger.CrawlParts.SetIdle("r", 1, 2);
+        Assert.True(ledger.CrawlParts.Quiescent("r", 2));
+        Assert.False(ledger.CrawlParts.Quiescent("other-run", 2));
     }
 
     [Fact]
     public void A_lease_has_one_holder_until_it_is_released_or_expires()
     {
         var ledger = OpenLedger();
-        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-a", TimeSpan.FromMinutes(1)));
-        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
-        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-a", TimeSpan.FromMinutes(1))); // renewal
-        ledger.ReleaseLease("dedup-index:run", "host-b"); // not the holder: no effect
-        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
-        ledger.ReleaseLease("dedup-index:run", "host-a");
-        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMilliseconds(-1))); // already expired
-        Assert.True(ledger.TryAcquireLease("dedup-index:run", "host-c", TimeSpan.FromMinutes(1))); // a dead holder's lease
-        Assert.False(ledger.TryAcquireLease("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+        Assert.True(ledger.Leases.TryAcquire("dedup-index:run", "host-a", TimeSpan.FromMinutes(1)));
+        Assert.False(ledger.Leases.TryAcquire("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+        Assert.True(ledger.Leases.TryAcquire("dedup-index:run", "host-a", TimeSpan.FromMinutes(1))); // renewal
+        ledger.Leases.Release("dedup-index:run", "host-b"); // not the holder: no effect
+        Assert.False(ledger.Leases.TryAcquire("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
+        ledger.Leases.Release("dedup-index:run", "host-a");
+        Assert.True(ledger.Leases.TryAcquire("dedup-index:run", "host-b", TimeSpan.FromMilliseconds(-1))); // already expired
+        Assert.True(ledger.Leases.TryAcquire("dedup-index:run", "host-c", TimeSpan.FromMinutes(1))); // a dead holder's lease
+        Assert.False(ledger.Leases.TryAcquire("dedup-index:run", "host-b", TimeSpan.FromMinutes(1)));
     }
 
     [Fact]
@@ -134,44 +134,44 @@ public abstract class LedgerContractTests : IDisposable
     {
         var ledger = OpenLedger();
         foreach (var key in new[] { "evaluated:b", "evaluated:B", "evaluated:é", "evaluated:a", "evaluatedx", "alignment:1", "evaluated:" })
-            ledger.Set(key, "v-" + key);
-        ledger.Set("evaluated:a", "second");
-        Assert.Equal(["evaluated:", "evaluated:B", "evaluated:a", "evaluated:b", "evaluated:é"], ledger.KeysWithPrefix("evaluated:"));
-        Assert.Equal("second", ledger.Get("evaluated:a"));
-        Assert.Null(ledger.Get("missing"));
+            ledger.Documents.Set(key, "v-" + key);
+        ledger.Documents.Set("evaluated:a", "second");
+        Assert.Equal(["evaluated:", "evaluated:B", "evaluated:a", "evaluated:b", "evaluated:é"], ledger.Documents.KeysWithPrefix("evaluated:"));
+        Assert.Equal("second", ledger.Documents.Get("evaluated:a"));
+        Assert.Null(ledger.Documents.Get("missing"));
     }
 
     [Fact]
     public void Runs_metrics_and_scores_round_trip()
     {
         var ledger = OpenLedger();
-        ledger.EnsureRun("run", "sample", "{}");
-        ledger.EnsureRun("run", "renamed", "{}"); // a second start keeps the first record
-        ledger.SetRunState("run", "completed");
-        ledger.CompleteInput("crawl", "seed", "run", [Shard("a", 3_000_000_000), Shard("b", 3_000_000_000)]);
-        var run = Assert.Single(ledger.Runs());
+        ledger.Runs.Ensure("run", "sample", "{}");
+        ledger.Runs.Ensure("run", "renamed", "{}"); // a second start keeps the first record
+        ledger.Runs.SetState("run", "completed");
+        ledger.Artifacts.CompleteInput("crawl", "seed", "run", [Shard("a", 3_000_000_000), Shard("b", 3_000_000_000)]);
+        var run = Assert.Single(ledger.Runs.List());
         Assert.Equal(("sample", "completed"), (run.Name, run.State));
         Assert.Equal(new StageSummary("clean", 2, 6_000_000_000, 20), Assert.Single(run.Stages));
-        Assert.Equal("completed", ledger.RunState("run"));
+        Assert.Equal("completed", ledger.Runs.State("run"));
 
-        ledger.AddMetric("run", "train", 20, "loss", 3.5);
-        ledger.AddMetric("run", "train", 10, "loss", 4.25);
-        Assert.Equal([(10L, "loss", 4.25), (20L, "loss", 3.5)], ledger.Metrics("run", "train"));
+        ledger.Evaluations.AddMetric("run", "train", 20, "loss", 3.5);
+        ledger.Evaluations.AddMetric("run", "train", 10, "loss", 4.25);
+        Assert.Equal([(10L, "loss", 4.25), (20L, "loss", 3.5)], ledger.Evaluations.Metrics("run", "train"));
 
-        ledger.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.25, ["acc_stderr"] = 0.01 });
-        ledger.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.5 });
-        ledger.AddEval("other", 5, "ckpt-5", "task", "1", new Dictionary<string, double> { ["acc"] = 0.125 });
-        Assert.True(ledger.HasEval("ckpt-10", "task", "1"));
-        Assert.False(ledger.HasEval("ckpt-10", "task", "2"));
-        Assert.Equal([0.5, 0.01], ledger.Evals("run").Select(e => e.Value));
-        Assert.Equal(3, ledger.Evals().Count);
+        ledger.Evaluations.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.25, ["acc_stderr"] = 0.01 });
+        ledger.Evaluations.AddEval("run", 10, "ckpt-10", "task", "1", new Dictionary<string, double> { ["acc"] = 0.5 });
+        ledger.Evaluations.AddEval("other", 5, "ckpt-5", "task", "1", new Dictionary<string, double> { ["acc"] = 0.125 });
+        Assert.True(ledger.Evaluations.HasEval("ckpt-10", "task", "1"));
+        Assert.False(ledger.Evaluations.HasEval("ckpt-10", "task", "2"));
+        Assert.Equal([0.5, 0.01], ledger.Evaluations.Evals("run").Select(e => e.Value));
+        Assert.Equal(3, ledger.Evaluations.Evals().Count);
     }
 
     [Fact]
     public async Task Hosts_opening_a_new_ledger_at_once_migrate_it_once()
     {
         var ledgers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(OpenLedger)));
-        Assert.All(ledgers, l => Assert.Equal(RunLedger.LatestSchemaVersion, l.SchemaVersion()));
+        Assert.All(ledgers, l => Assert.Equal(Ledger.LatestSchemaVersion, l.SchemaVersion()));
     }
 
     public abstract void Dispose();
@@ -181,7 +181,7 @@ public sealed class SqliteLedgerTests : LedgerContractTests
 {
     private readonly string _root = Directory.CreateTempSubdirectory("ledger-").FullName;
 
-    protected override RunLedger OpenLedger() => new(Path.Combine(_root, "ledger.db"));
+    protected override Ledger OpenLedger() => new(Path.Combine(_root, "ledger.db"));
 
     [Fact]
     [Trait("Category", "Postgres")]
@@ -202,11 +202,11 @@ public sealed class SqliteLedgerTests : LedgerContractTests
                 """;
             cmd.ExecuteNonQuery();
         }
-        var ledger = new RunLedger(path);
-        Assert.Equal(RunLedger.LatestSchemaVersion, ledger.SchemaVersion());
-        Assert.Equal("{}", ledger.Get("crawl-summary:run"));
-        Assert.True(ledger.IsProcessed("clean", "in"));
-        Assert.True(ledger.TryAcquireLease("x", "a", TimeSpan.FromMinutes(1)));
+        var ledger = new Ledger(path);
+        Assert.Equal(Ledger.LatestSchemaVersion, ledger.SchemaVersion());
+        Assert.Equal("{}", ledger.Documents.Get("crawl-summary:run"));
+        Assert.True(ledger.Artifacts.IsProcessed("clean", "in"));
+        Assert.True(ledger.Leases.TryAcquire("x", "a", TimeSpan.FromMinutes(1)));
     }
 
     public override void Dispose() => Directory.Delete(_root, true);
@@ -217,14 +217,14 @@ public sealed class PostgresLedgerTests : LedgerContractTests
 {
     private readonly PostgresTestDatabase _database = new();
 
-    protected override RunLedger OpenLedger() => RunLedger.PostgreSql(_database.ConnectionString);
+    protected override Ledger OpenLedger() => Ledger.PostgreSql(_database.ConnectionString);
 
     [Fact]
     public void Configuration_selects_postgresql_and_an_unreachable_server_is_an_error_naming_it()
     {
         var options = new PipelineOptions { DataRoot = "/nonexistent", Ledger = { ConnectionString = _database.ConnectionString } };
-        Assert.StartsWith("postgresql://127.0.0.1:", RunLedger.Open(options.DataRoot, options.Ledger.ConnectionString).Location);
-        var error = Assert.Throws<InvalidOperationException>(() => RunLedger.PostgreSql("Host=127.0.0.1;Port=1;Username=postgres;Database=nowhere;Timeout=2"));
+        Assert.StartsWith("postgresql://127.0.0.1:", Ledger.Open(options.DataRoot, options.Ledger.ConnectionString).Location);
+        var error = Assert.Throws<InvalidOperationException>(() => Ledger.PostgreSql("Host=127.0.0.1;Port=1;Username=postgres;Database=nowhere;Timeout=2"));
         Assert.StartsWith("ledger postgresql://127.0.0.1:1/nowhere:", error.Message);
     }
 

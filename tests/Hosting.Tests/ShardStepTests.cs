@@ -24,7 +24,7 @@ public sealed class ShardStepTests : IDisposable
     [InlineData("none")]
     public async Task A_crash_anywhere_leaves_the_input_to_be_done_again_and_loses_no_announcement(string crashAt)
     {
-        var ledger = new RunLedger(Path.Combine(_root, $"{crashAt}.db"));
+        var ledger = new Ledger(Path.Combine(_root, $"{crashAt}.db"));
         var step = new ShardStep(ledger, "dedup");
         var processed = 0;
         var announced = new List<string>();
@@ -44,7 +44,7 @@ public sealed class ShardStepTests : IDisposable
         Task FollowUp(bool crash)
         {
             // What a follow-up sees: the outputs recorded, the input not yet done.
-            followedUp.Add(ledger.Shards("r", "dedup").Count == 2 && !ledger.IsProcessed("dedup", "in-1"));
+            followedUp.Add(ledger.Artifacts.Shards("r", "dedup").Count == 2 && !ledger.Artifacts.IsProcessed("dedup", "in-1"));
             return crash && crashAt == "after record" ? throw new Crash() : Task.CompletedTask;
         }
 
@@ -58,15 +58,15 @@ public sealed class ShardStepTests : IDisposable
             crashed = true;
         }
         Assert.Equal(crashAt != "none", crashed);
-        Assert.Equal(!crashed, ledger.IsProcessed("dedup", "in-1"));
+        Assert.Equal(!crashed, ledger.Artifacts.IsProcessed("dedup", "in-1"));
 
         // The redelivery: done again from the start when the first attempt did not finish, skipped when it did.
         var again = await step.RunAsync(Input, _ => Process(false), Announce(false), default, _ => FollowUp(false));
         Assert.Equal(crashed, again is not null);
-        Assert.True(ledger.IsProcessed("dedup", "in-1"));
-        Assert.Equal(["out-1", "out-2"], ledger.Shards("r", "dedup").Select(s => s.ShardId).Order());
+        Assert.True(ledger.Artifacts.IsProcessed("dedup", "in-1"));
+        Assert.Equal(["out-1", "out-2"], ledger.Artifacts.Shards("r", "dedup").Select(s => s.ShardId).Order());
         Assert.Superset(new HashSet<string> { "out-1", "out-2" }, announced.ToHashSet());
-        Assert.Equal("{\"Kept\":9}", ledger.ShardExtra("out-1"));
+        Assert.Equal("{\"Kept\":9}", ledger.Artifacts.ShardExtra("out-1"));
         Assert.All(followedUp, Assert.True);
         Assert.Equal(crashed ? 2 : 1, processed);
         // Once done, never again.

@@ -117,7 +117,7 @@ public sealed class TokenizerTests : IDisposable
     public async Task Token_shards_hold_documents_with_end_of_text_and_a_deterministic_split()
     {
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var tokenizer = Trained();
         var corpus = new CorpusTokenizer(new TokenizerOptions { ValidationPerMille = 200 }, store, ledger);
         var docs = Corpus.Value.Select((t, i) => new CleanDocument { Id = $"doc-{i}", Text = t, Language = "en" }).ToList();
@@ -144,7 +144,7 @@ public sealed class TokenizerTests : IDisposable
     public async Task Excluded_documents_are_not_tokenized_and_a_changed_list_is_refused()
     {
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var corpus = new CorpusTokenizer(new TokenizerOptions(), store, ledger);
         var docs = Corpus.Value.Take(10).Select((t, i) => new CleanDocument { Id = $"doc-{i}", Text = t, Language = "en" }).ToList();
         var input = await store.WriteParquetAsync("shards/dedup/x/d.parquet", docs, new ShardDescriptor("dx", "dedup", "c", [], "x"));
@@ -152,7 +152,7 @@ public sealed class TokenizerTests : IDisposable
 
         const string uri = "decontamination/x/excluded-documents.json";
         var (sha, _) = await store.WriteAtomicAsync(uri, s => System.Text.Json.JsonSerializer.SerializeAsync(s, new[] { "doc-2", "doc-7" }));
-        ledger.Set(Runtime.LedgerKeys.ExcludedDocuments("x"), System.Text.Json.JsonSerializer.Serialize(new Runtime.ExcludedDocuments(uri, sha, 2)));
+        ledger.Documents.Set(Runtime.LedgerKeys.ExcludedDocuments("x"), System.Text.Json.JsonSerializer.Serialize(new Runtime.ExcludedDocuments(uri, sha, 2)));
         var result = await corpus.ProcessAsync(input, Trained(), default);
         var after = await store.ReadParquetAsync<TokenRow>(result.Outputs[0]);
         Assert.Equal(before.Select(r => r.DocId).Except(["doc-2", "doc-7"]), after.Select(r => r.DocId));
@@ -176,7 +176,7 @@ public sealed class TokenizerTests : IDisposable
         // Regression: the sample run's ids carried the site's random port and shards filled in crawl order, so two
         // identical runs trained different tokenizers. Ids leave the port out, and training reads documents in id order.
         var store = new ShardStore(_root);
-        var ledger = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         var documents = Corpus.Value.Select((text, i) => new CleanDocument { Id = $"doc-{i:D4}", Text = text, Language = "ja" }).ToList();
         async Task<string> Train(string run, IEnumerable<IEnumerable<CleanDocument>> shards)
         {

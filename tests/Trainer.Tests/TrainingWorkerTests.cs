@@ -60,22 +60,22 @@ public sealed class TrainingWorkerTests : IDisposable
         using (var host = Host())
         {
             await host.StartAsync();
-            var ledger = host.Services.GetRequiredService<RunLedger>();
+            var ledger = host.Services.GetRequiredService<Ledger>();
             Assert.Null(host.Services.GetRequiredService<TrainingWorker>().TryStart(new StartTraining("t", "again", manifest, Config(10))));
             await WaitForStateAsync(ledger, "again", "completed");
             await host.StopAsync();
         }
-        var ledgerAfter = new RunLedger(Path.Combine(_root, "ledger.db"));
+        var ledgerAfter = new Ledger(Path.Combine(_root, "ledger.db"));
         // As a kill -9 would leave it: the job still "running", step 5 evaluated, step 10 announced but never scored.
         var job = ledgerAfter.Jobs.Get<StartTraining>(JobKinds.Training, "again")!;
-        ledgerAfter.Set(LedgerKeys.Job(JobKinds.Training, "again"), JsonSerializer.Serialize(job with { Request = job.Request with { ConfigJson = Config(15) }, State = JobState.Running }));
-        ledgerAfter.Set(LedgerKeys.Evaluated("checkpoints/again/step-0000005"), "[]");
+        ledgerAfter.Documents.Set(LedgerKeys.Job(JobKinds.Training, "again"), JsonSerializer.Serialize(job with { Request = job.Request with { ConfigJson = Config(15) }, State = JobState.Running }));
+        ledgerAfter.Documents.Set(LedgerKeys.Evaluated("checkpoints/again/step-0000005"), "[]");
 
         CheckpointRecorder.Seen.Clear();
         using (var host = Host(recordCheckpoints: true))
         {
             await host.StartAsync();
-            await WaitForStateAsync(host.Services.GetRequiredService<RunLedger>(), "again", "completed");
+            await WaitForStateAsync(host.Services.GetRequiredService<Ledger>(), "again", "completed");
             var deadline = DateTime.UtcNow.AddSeconds(20);
             while (!CheckpointRecorder.Seen.Any(c => c.Step == 15) && DateTime.UtcNow < deadline) await Task.Delay(50);
             await host.StopAsync();
@@ -89,7 +89,7 @@ public sealed class TrainingWorkerTests : IDisposable
         BatchSize = 4, MaxSteps = steps, WarmupSteps = 2, EvalEvery = 5, CheckpointEvery = 5, LogEvery = 1, Threads = 1, Device = "cpu",
     });
 
-    private static async Task<LedgerJob<StartTraining>> WaitForStateAsync(RunLedger ledger, string run, params string[] states)
+    private static async Task<LedgerJob<StartTraining>> WaitForStateAsync(Ledger ledger, string run, params string[] states)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
@@ -107,15 +107,15 @@ public sealed class TrainingWorkerTests : IDisposable
         using var host = Host();
         await host.StartAsync();
         var bus = host.Services.GetRequiredService<MassTransit.IBus>();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         var worker = host.Services.GetRequiredService<TrainingWorker>();
 
         await bus.Publish(new StartTraining("t", "short", manifest, Config(10)));
         await bus.Publish(new StartTraining("t", "short", manifest, Config(10))); // a redelivery
         var done = await WaitForStateAsync(ledger, "short", "completed", "failed");
         Assert.Null(done.Error);
-        Assert.Equal(10, ledger.Metrics("short", "train").Where(m => m.Name == "loss").Max(m => m.Step));
-        Assert.Equal(10, ledger.Metrics("short", "train").Count(m => m.Name == "loss")); // every step logged once: one run
+        Assert.Equal(10, ledger.Evaluations.Metrics("short", "train").Where(m => m.Name == "loss").Max(m => m.Step));
+        Assert.Equal(10, ledger.Evaluations.Metrics("short", "train").Count(m => m.Name == "loss")); // every step logged once: one run
         Assert.NotNull(worker.TryStart(new StartTraining("t", "short", manifest, Config(10)))); // completed: refused
 
         Assert.Null(worker.TryStart(new StartTraining("t", "long", manifest, Config(100_000))));
@@ -123,7 +123,7 @@ public sealed class TrainingWorkerTests : IDisposable
         await WaitForStateAsync(ledger, "long", "running");
         // Cancelled once it has trained a step (its loss is logged), on that state rather than after a fixed wait.
         var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (!ledger.Metrics("long", "train").Any(m => m.Name == "loss"))
+        while (!ledger.Evaluations.Metrics("long", "train").Any(m => m.Name == "loss"))
         {
             Assert.True(DateTime.UtcNow < deadline, "run long logged no step in 2 minutes");
             await Task.Delay(50);
@@ -142,7 +142,7 @@ public sealed class TrainingWorkerTests : IDisposable
         using var host = Host();
         await host.StartAsync();
         var worker = host.Services.GetRequiredService<TrainingWorker>();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         Assert.Null(worker.TryStart(new StartTraining("t", "bad", "shards/tokens/none/manifest.json", Config(5))));
         var job = await WaitForStateAsync(ledger, "bad", "failed");
         Assert.Contains("does not exist", job.Error);

@@ -69,7 +69,7 @@ public sealed class AlignmentRuleConsumer(AlignmentOptions options, ILogger<Alig
 /// under tokenizers/. A job is named by its run and a hash of base, method, data and config, so a repeated request
 /// is not run again.
 /// </summary>
-public sealed class AlignmentWorker(ShardStore store, IBus bus, RunLedger ledger, ILogger<AlignmentWorker> logger)
+public sealed class AlignmentWorker(ShardStore store, IBus bus, Ledger ledger, ILogger<AlignmentWorker> logger)
     : LedgerJobWorker<AlignmentRequested>(ledger, logger)
 {
     private readonly SemaphoreSlim _oneAtATime = new(1);

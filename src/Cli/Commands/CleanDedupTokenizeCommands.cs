@@ -19,10 +19,10 @@ public static class CleanDedupTokenizeCommands
     private static Argument<string[]> Inputs(string what) => new("inputs") { Description = $"{what} shards (Parquet files or folders)", Arity = ArgumentArity.OneOrMore };
 
     /// <summary>Runs a shard stage over inputs, skipping those the ledger in --out has finished, with progress.</summary>
-    private static async Task<List<StageResult>> RunStageAsync(string title, string stage, RunLedger ledger, string runId, string[] inputs,
+    private static async Task<List<StageResult>> RunStageAsync(string title, string stage, Ledger ledger, string runId, string[] inputs,
         Func<InputShard, Task<StageResult>> process, Func<StageResult, string> describe, CancellationToken ct)
     {
-        ledger.EnsureRun(runId, runId, "{}");
+        ledger.Runs.Ensure(runId, runId, "{}");
         var shards = await CliInputs.ResolveAsync(inputs, runId, stage, ct);
         var results = new List<StageResult>();
         var step = new ShardStep(ledger, stage);
@@ -54,7 +54,7 @@ public static class CleanDedupTokenizeCommands
             // The report covers every shard the ledger has cleaned for this run, this time or before, so a rerun that
             // had nothing left to do rewrites the same report rather than one of zeros.
             var total = new CleanReport();
-            foreach (var stats in ledger.Stats(runId, ShardCleaner.Stage))
+            foreach (var stats in ledger.Artifacts.Stats(runId, ShardCleaner.Stage))
                 total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
             // Through the store's atomic write: confined to --out (a reports/ link leading out is refused) and never half-written.
             var store = context.Store;
@@ -114,7 +114,7 @@ public static class CleanDedupTokenizeCommands
             var runId = parse.GetValue(runOption)!;
             var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
             var ledger = context.Ledger;
-            ledger.EnsureRun(runId, runId, "{}");
+            ledger.Runs.Ensure(runId, runId, "{}");
             var corpus = new CorpusTokenizer(context.Section<TokenizerOptions>(TokenizerOptions.Section), context.Store, ledger);
             var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
             var stores = shards.ToDictionary(s => s.Ref.ShardId, s => s.Store);

@@ -40,12 +40,12 @@ public static class CrawlCommand
             if (seedList.Count == 0 && warcFiles.Length == 0) throw new ArgumentException("give --seed, --seeds-file or --warc");
 
             var (store, ledger) = (context.Store, context.Ledger);
-            ledger.EnsureRun(runId, runId, "{}");
+            ledger.Runs.Ensure(runId, runId, "{}");
             using var logging = PipelineContext.Logging(quiet: StageProgress.Interactive);
             var logger = logging.CreateLogger("crawl");
             Task OnShard(ShardRef shard)
             {
-                if (!ledger.IsProcessed(WebCrawler.Stage, shard.ShardId)) ledger.CompleteInput(WebCrawler.Stage, shard.ShardId, runId, [shard]);
+                if (!ledger.Artifacts.IsProcessed(WebCrawler.Stage, shard.ShardId)) ledger.Artifacts.CompleteInput(WebCrawler.Stage, shard.ShardId, runId, [shard]);
                 return Task.CompletedTask;
             }
 
@@ -82,14 +82,14 @@ public static class CrawlCommand
                 await stop.CancelAsync();
                 await display;
                 status.End();
-                ledger.Set(LedgerKeys.CrawlSummary(runId), System.Text.Json.JsonSerializer.Serialize(summary));
+                ledger.Documents.Set(LedgerKeys.CrawlSummary(runId), System.Text.Json.JsonSerializer.Serialize(summary));
                 AnsiConsole.MarkupLine($"[green]crawl[/]: {summary.Pages:N0} pages in {summary.Shards} shards, {watch.Elapsed.TotalSeconds:F1} s; " +
                     $"{summary.Retries:N0} requests retried, {summary.Requeued:N0} failed URLs tried again");
                 Reasons("by state", summary.ByState);
                 Reasons("by reason", summary.ByReason);
             }
             // A crawl that stored nothing (every seed refused, unreachable or disallowed) is a failure, not a success.
-            if (ledger.Shards(runId, WebCrawler.Stage).Sum(s => s.Rows) == 0)
+            if (ledger.Artifacts.Shards(runId, WebCrawler.Stage).Sum(s => s.Rows) == 0)
                 throw new InvalidOperationException("crawl: no page was stored; see the reasons above");
             return 0;
         });

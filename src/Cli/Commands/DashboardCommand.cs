@@ -15,7 +15,7 @@ public static class DashboardCommand
     {
         using var host = PipelineHost.Build([], overrides, quiet: false);
         var options = host.Services.GetRequiredService<PipelineOptions>();
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<Ledger>();
         await using var app = DashboardServer.Build(options, ledger, (run, token) => host.Bus().PublishBounded(new CancelTraining(run), token));
         await host.StartAsync(ct);
         try

@@ -14,7 +14,7 @@ namespace Pipeline.Cli.Commands;
 /// </summary>
 public sealed class PipelineContext
 {
-    private readonly Lazy<RunLedger> _ledger;
+    private readonly Lazy<Ledger> _ledger;
     private readonly Lazy<ShardStore> _store;
 
     private PipelineContext(string dataRoot, IConfigurationRoot configuration, bool existingRun)
@@ -28,7 +28,7 @@ public sealed class PipelineContext
             var connectionString = options.Ledger.ConnectionString;
             if (existingRun && string.IsNullOrWhiteSpace(connectionString) && !File.Exists(Path.Combine(dataRoot, "ledger.db")))
                 throw new ArgumentException($"--out '{dataRoot}' holds no run (no ledger.db there, and Pipeline:Ledger:ConnectionString is not set)");
-            return RunLedger.Open(dataRoot, connectionString);
+            return Ledger.Open(dataRoot, connectionString);
         });
     }
 
@@ -40,7 +40,7 @@ public sealed class PipelineContext
     public ShardStore Store => _store.Value;
 
     /// <summary>The run ledger (opened when first used).</summary>
-    public RunLedger Ledger => _ledger.Value;
+    public Ledger Ledger => _ledger.Value;
 
     /// <param name="existingRun">The folder must already hold a run (status, reports): its ledger is never created by looking.</param>
     public static PipelineContext Open(string dataRoot, IReadOnlyDictionary<string, string?>? settings = null, bool existingRun = false) =>

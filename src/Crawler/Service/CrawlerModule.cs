@@ -30,7 +30,7 @@ public sealed class CrawlerModule : IStageModule
 /// Runs a run's crawl (WARC files, then seeds) as a ledger-tracked job; each committed shard is recorded in the
 /// ledger and announced. A restarted service resumes an unfinished crawl from its persisted frontier.
 /// </summary>
-public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus, RunLedger ledger, ILogger<WebCrawler> logger)
+public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus, Ledger ledger, ILogger<WebCrawler> logger)
     : LedgerJobWorker<CrawlRequested>(ledger, logger)
 {
     protected override string Kind => JobKinds.Crawl;
@@ -59,7 +59,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             var paths = new List<string>();
             foreach (var file in files) paths.Add(await store.FetchFileAsync(file, ct));
             var warc = await new WarcIngester(crawlOptions, store, Ledger, Logger).IngestAsync(message.RunId, paths, OnShard, ct);
-            Ledger.Set(LedgerKeys.WarcSummary(message.RunId), JsonSerializer.Serialize(warc));
+            Ledger.Documents.Set(LedgerKeys.WarcSummary(message.RunId), JsonSerializer.Serialize(warc));
             shards += warc.Shards;
         }
         ct.ThrowIfCancellationRequested();
@@ -70,7 +70,7 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
             // Live counters for the run view and the dashboard, every few seconds while the crawl goes.
             using var reporting = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var progressKey = LedgerKeys.CrawlProgress(message.RunId, split ? message.Partition : null);
-            void WriteProgress() => Ledger.Set(progressKey, JsonSerializer.Serialize(
+            void WriteProgress() => Ledger.Documents.Set(progressKey, JsonSerializer.Serialize(
                 new CrawlCounters(crawler.Progress.Fetched, crawler.Progress.Failed, crawler.Progress.Queued, crawler.Progress.Shards)));
             var reporter = Task.Run(async () =>
             {
@@ -104,12 +104,12 @@ public sealed class CrawlWorker(CrawlOptions options, ShardStore store, IBus bus
         {
             // The crawl's summary is written by whichever part finds every part's summary there (each writes its own
             // first, so the last to finish always does; two that finish together write the same).
-            Ledger.Set(LedgerKeys.CrawlPartSummary(message.RunId, message.Partition), JsonSerializer.Serialize(summary));
-            var parts = Enumerable.Range(0, message.Partitions).Select(i => Ledger.Get(LedgerKeys.CrawlPartSummary(message.RunId, i))).ToList();
+            Ledger.Documents.Set(LedgerKeys.CrawlPartSummary(message.RunId, message.Partition), JsonSerializer.Serialize(summary));
+            var parts = Enumerable.Range(0, message.Partitions).Select(i => Ledger.Documents.Get(LedgerKeys.CrawlPartSummary(message.RunId, i))).ToList();
             if (parts.All(p => p is not null))
-                Ledger.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(CrawlSummary.Merge(parts.Select(p => JsonSerializer.Deserialize<CrawlSummary>(p!)!).ToList())));
+                Ledger.Documents.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(CrawlSummary.Merge(parts.Select(p => JsonSerializer.Deserialize<CrawlSummary>(p!)!).ToList())));
         }
-        else Ledger.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(summary));
+        else Ledger.Documents.Set(LedgerKeys.CrawlSummary(message.RunId), JsonSerializer.Serialize(summary));
         shards += summary.Shards;
         await bus.PublishBounded(new StageCompleted(message.RunId, WebCrawler.Stage, shards), ct);
         return summary.Pages;

@@ -27,7 +27,7 @@ public sealed class WarcSummary
 /// crawl writes. Progress is kept per file in the run ledger (last committed record offset), so an ingestion that is
 /// stopped or killed resumes after the last shard it wrote.
 /// </summary>
-public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedger ledger, ILogger logger)
+public sealed class WarcIngester(CrawlOptions options, ShardStore store, Ledger ledger, ILogger logger)
 {
     public const string Stage = Contracts.StageNames.Crawl;
 
@@ -46,8 +46,6 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
         return StableId.Of(full, stream.Length.ToString(), hash);
     }
 
-    public static string ProgressKey(string runId, string identity) => $"warc:{runId}:{identity}";
-
     public async Task<WarcSummary> IngestAsync(string runId, IReadOnlyList<string> files, Func<ShardRef, Task> onShard, CancellationToken ct, IProgress<WarcSummary>? progress = null)
     {
         var summary = new WarcSummary();
@@ -58,7 +56,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
         {
             var name = Path.GetFileName(file);
             var identity = Identity(file);
-            var state = ledger.Get(ProgressKey(runId, identity)) is { } json ? JsonSerializer.Deserialize<FileProgress>(json)! : new FileProgress(-1, 0);
+            var state = ledger.Documents.Get(LedgerKeys.WarcProgress(runId, identity)) is { } json ? JsonSerializer.Deserialize<FileProgress>(json)! : new FileProgress(-1, 0);
             var seq = state.Shards;
             var batch = new List<RawPage>();
             long batchChars = 0;
@@ -71,7 +69,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
                 var shard = await WebCrawler.WriteShardAsync(store, $"shards/crawl/{runId}/warc-{SafeStem(name)}-{identity[..8]}-{seq:D5}.parquet",
                     batch, new ShardDescriptor(shardId, Stage, configHash, [], runId), options, ct);
                 // Shard first, then the progress mark: a crash in between rewrites the same shard, never skips one.
-                ledger.Set(ProgressKey(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
+                ledger.Documents.Set(LedgerKeys.WarcProgress(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
                 summary.Shards++;
                 logger.LogInformation("warc: shard {Shard} with {Pages} pages from {File}", shard.Uri, batch.Count, name);
                 batch.Clear();
@@ -100,7 +98,7 @@ public sealed class WarcIngester(CrawlOptions options, ShardStore store, RunLedg
                 if (summary.Records % 1000 == 0) progress?.Report(summary);
             }
             if (batch.Count > 0) await FlushAsync();
-            else if (lastOffset > state.LastOffset) ledger.Set(ProgressKey(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
+            else if (lastOffset > state.LastOffset) ledger.Documents.Set(LedgerKeys.WarcProgress(runId, identity), JsonSerializer.Serialize(new FileProgress(lastOffset, seq)));
         }
         summary.Seconds = watch.Elapsed.TotalSeconds;
         progress?.Report(summary);

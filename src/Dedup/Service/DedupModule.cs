@@ -17,7 +17,7 @@ public sealed class DedupModule : IStageModule
         // Each run's index has one writer at a time across every dedup service on this deployment (a lease in the
         // ledger); with an object store each host has a folder of its own, so the index is shared through the store.
         services.AddSingleton(provider => new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(),
-            provider.GetRequiredService<Storage.ShardStore>(), provider.GetRequiredService<RunLedger>()));
+            provider.GetRequiredService<Storage.ShardStore>(), provider.GetRequiredService<Ledger>()));
     }
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.

@@ -47,7 +47,7 @@ public sealed class EvaluatorModule : IStageModule
 /// Scores every new checkpoint on the validation split and the configured tasks, then marks it evaluated in the
 /// ledger (with the tasks that failed), so a run waiting for its scores knows when there are no more to come.
 /// </summary>
-public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, RunLedger ledger) : IConsumer<CheckpointSaved>
+public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, Ledger ledger) : IConsumer<CheckpointSaved>
 {
     public async Task Consume(ConsumeContext<CheckpointSaved> context)
     {
@@ -56,7 +56,7 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, RunLe
         foreach (var outcome in outcomes)
             await context.PublishBounded(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
         var failed = outcomes.Where(o => o.Error is not null).ToList();
-        ledger.Set(CheckpointEvaluator.EvaluatedKey(message.Uri), System.Text.Json.JsonSerializer.Serialize(failed.Select(o => new { o.Task, o.Error })));
+        ledger.Documents.Set(CheckpointEvaluator.EvaluatedKey(message.Uri), System.Text.Json.JsonSerializer.Serialize(failed.Select(o => new { o.Task, o.Error })));
         await context.PublishBounded(new CheckpointEvaluated(message.RunId, message.RunName, message.Uri, failed.Select(o => o.Task).ToList()));
     }
 }

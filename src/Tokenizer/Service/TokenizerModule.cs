@@ -30,7 +30,7 @@ public sealed class TokenizerModule : IStageModule
 }
 
 /// <summary>Trains a run's vocabulary, then tokenizes every dedup shard of the run that waited for it.</summary>
-public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, TokenizeStage tokenize, RunLedger ledger, ILogger<TrainTokenizerConsumer> logger)
+public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, TokenizeStage tokenize, Ledger ledger, ILogger<TrainTokenizerConsumer> logger)
     : IConsumer<TrainTokenizer>
 {
     public async Task Consume(ConsumeContext<TrainTokenizer> context)
@@ -40,14 +40,14 @@ public sealed class TrainTokenizerConsumer(CorpusTokenizer corpus, TokenizeStage
             logger.LogInformation("tokenizer: run {Run} already has tokenizer {Hash}", message.RunId, existing.Hash);
         else
         {
-            var shards = ledger.Shards(message.RunId, Contracts.StageNames.Dedup);
+            var shards = ledger.Artifacts.Shards(message.RunId, Contracts.StageNames.Dedup);
             var (_, hash, vocab) = await corpus.TrainAsync(message.RunId, shards, message.VocabSize, context.CancellationToken);
             logger.LogInformation("tokenizer: trained {Vocab} tokens for run {Run} ({Hash})", vocab, message.RunId, hash);
         }
         var (uri, tokenizerHash) = corpus.TokenizerOf(message.RunId)!.Value;
         var tokenizer = await tokenize.TokenizerAsync(message.RunId, context.CancellationToken);
         await context.PublishBounded(new TokenizerTrained(message.RunId, uri, tokenizerHash, tokenizer.VocabSize));
-        foreach (var shard in ledger.Pending(message.RunId, Contracts.StageNames.Dedup, TokenizeStage.Name))
+        foreach (var shard in ledger.Artifacts.Pending(message.RunId, Contracts.StageNames.Dedup, TokenizeStage.Name))
             await ShardStageConsumer<TokenizeStage, DedupShardCreated, TokenShardCreated>.RunAsync(tokenize, ledger, logger, shard, context, TokenizerModule.Announce, context.CancellationToken);
         await corpus.WriteManifestAsync(message.RunId, tokenizer, uri, context.CancellationToken);
     }

@@ -14,7 +14,7 @@ namespace Pipeline.Trainer;
 /// Runs training jobs outside the message handler (see <see cref="LedgerJobWorker{TRequest}"/>): a restarted service
 /// resumes unfinished runs from their last checkpoint, and a repeated StartTraining never starts a run twice.
 /// </summary>
-public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger, ILogger<TrainingWorker> logger)
+public sealed class TrainingWorker(ShardStore store, IBus bus, Ledger ledger, ILogger<TrainingWorker> logger)
     : LedgerJobWorker<StartTraining>(ledger, logger)
 {
     protected override string Kind => JobKinds.Training;
@@ -32,16 +32,16 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, RunLedger ledger,
         // died too, or the announcement was lost). Announce every one without the evaluated mark again; the
         // evaluator skips what it has already scored.
         foreach (var folder in Checkpoints.List(runFolder))
-            if (Ledger.Get(LedgerKeys.Evaluated(store.RelativeUri(folder))) is null)
+            if (Ledger.Documents.Get(LedgerKeys.Evaluated(store.RelativeUri(folder))) is null)
                 await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId, folder, ct), ct);
         var run = new TrainingRun(config, data, runFolder, Logger)
         {
             Reload = () => TokenData.LoadAsync(store, request.ManifestUri, data.TokenizerHash, config.Model.Context, ct),
             OnStep = async log =>
             {
-                Ledger.AddMetric(request.RunName, "train", log.Step, "loss", log.Loss);
-                Ledger.AddMetric(request.RunName, "train", log.Step, "tokens_per_second", log.TokensPerSecond);
-                if (log.ValidationLoss is { } v) Ledger.AddMetric(request.RunName, "train", log.Step, "val_loss", v);
+                Ledger.Evaluations.AddMetric(request.RunName, "train", log.Step, "loss", log.Loss);
+                Ledger.Evaluations.AddMetric(request.RunName, "train", log.Step, "tokens_per_second", log.TokensPerSecond);
+                if (log.ValidationLoss is { } v) Ledger.Evaluations.AddMetric(request.RunName, "train", log.Step, "val_loss", v);
                 await bus.PublishBounded(new TrainingProgress(request.RunName, log.Step, config.MaxSteps, log.Loss, log.TokensPerSecond));
             },
             // Not cancellable: a cancelled run saves a last checkpoint, and it must still be announced.

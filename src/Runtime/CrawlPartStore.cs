@@ -1,4 +1,8 @@
+using System.Text.Json;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Pipeline.Contracts.V1;
+using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
@@ -8,13 +12,17 @@ namespace Pipeline.Runtime;
 /// when one read finds every partition idle having taken every URL handed to it: no partition can then make work again.
 /// The parts also share the crawl's page limit here, a page at a time.
 /// </summary>
-public sealed partial class RunLedger
+public sealed class CrawlPartStore
 {
+    private readonly Ledger db;
+
+    internal CrawlPartStore(Ledger db) => this.db = db;
+
     /// <summary>Hands URLs (with their depth) to partition <paramref name="part"/>; one transaction, each URL once.</summary>
     public void HandOffUrls(string runId, int part, IReadOnlyCollection<(string Url, int Depth)> urls)
     {
         if (urls.Count == 0) return;
-        using var c = _open();
+        using var c = db.Connect();
         using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
         foreach (var (url, depth) in urls)
             Execute(c, "INSERT INTO crawl_handoffs VALUES(@r, @p, @u, @d) ON CONFLICT DO NOTHING", ("@r", runId), ("@p", (long)part), ("@u", url), ("@d", (long)depth));
@@ -24,7 +32,7 @@ public sealed partial class RunLedger
     /// <summary>Every URL handed to partition <paramref name="part"/> so far.</summary>
     public IReadOnlyList<(string Url, int Depth)> HandedOffUrls(string runId, int part)
     {
-        using var c = _open();
+        using var c = db.Connect();
         using var cmd = Command(c, "SELECT url, depth FROM crawl_handoffs WHERE run_id=@r AND part=@p", ("@r", runId), ("@p", (long)part));
         using var reader = cmd.ExecuteReader();
         var list = new List<(string, int)>();
@@ -36,9 +44,9 @@ public sealed partial class RunLedger
     /// Records partition <paramref name="part"/> as idle after taking <paramref name="taken"/> handed-off URLs, or
     /// as working (null).
     /// </summary>
-    public void SetCrawlPartitionIdle(string runId, int part, long? taken)
+    public void SetIdle(string runId, int part, long? taken)
     {
-        using var c = _open();
+        using var c = db.Connect();
         Execute(c, "INSERT INTO crawl_parts VALUES(@r, @p, @t, 0) ON CONFLICT(run_id, part) DO UPDATE SET idle_after=excluded.idle_after",
             ("@r", runId), ("@p", (long)part), ("@t", taken ?? -1L));
     }
@@ -47,20 +55,20 @@ public sealed partial class RunLedger
     /// Sets the pages partition <paramref name="part"/> counts against the crawl's limit: at its (re)start, the pages
     /// it has committed (what a killed process had taken but not committed is free again).
     /// </summary>
-    public void SetCrawlPartitionPages(string runId, int part, long pages)
+    public void SetPages(string runId, int part, long pages)
     {
-        using var c = _open();
+        using var c = db.Connect();
         Execute(c, "INSERT INTO crawl_parts VALUES(@r, @p, -1, @n) ON CONFLICT(run_id, part) DO UPDATE SET pages=excluded.pages",
             ("@r", runId), ("@p", (long)part), ("@n", pages));
     }
 
     /// <summary>Takes one page of the crawl's limit <paramref name="maxPages"/> for partition <paramref name="part"/>; false when all are taken.</summary>
-    public bool TakeCrawlPage(string runId, int part, long maxPages)
+    public bool TakePage(string runId, int part, long maxPages)
     {
-        using var c = _open();
+        using var c = db.Connect();
         using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
         // Read and update as one: SQLite's immediate transaction already excludes other writers; PostgreSQL needs the lock.
-        if (_postgres) Execute(c, "LOCK TABLE crawl_parts IN SHARE ROW EXCLUSIVE MODE");
+        if (db.IsPostgres) Execute(c, "LOCK TABLE crawl_parts IN SHARE ROW EXCLUSIVE MODE");
         var taken = Convert.ToInt64(Scalar(c, "SELECT COALESCE(SUM(pages), 0) FROM crawl_parts WHERE run_id=@r", ("@r", runId)));
         if (taken >= maxPages) return false;
         Execute(c, "INSERT INTO crawl_parts VALUES(@r, @p, -1, 1) ON CONFLICT(run_id, part) DO UPDATE SET pages=crawl_parts.pages + 1",
@@ -70,9 +78,9 @@ public sealed partial class RunLedger
     }
 
     /// <summary>Whether all <paramref name="parts"/> partitions are idle and each has taken every URL handed to it (one statement).</summary>
-    public bool CrawlPartitionsQuiescent(string runId, int parts)
+    public bool Quiescent(string runId, int parts)
     {
-        using var c = _open();
+        using var c = db.Connect();
         var idle = Convert.ToInt64(Scalar(c, """
             SELECT COUNT(*) FROM crawl_parts p WHERE p.run_id=@r AND p.idle_after >= 0
               AND p.idle_after = (SELECT COUNT(*) FROM crawl_handoffs h WHERE h.run_id=p.run_id AND h.part=p.part)

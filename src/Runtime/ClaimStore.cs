@@ -1,11 +1,17 @@
+using System.Text.Json;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Pipeline.Contracts.V1;
+using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
-public sealed partial class RunLedger
+/// <summary>Exact-dedup claims of a run in a shared (PostgreSQL) ledger: the first clean shard to keep a text holds it.</summary>
+public sealed class ClaimStore
 {
-    /// <summary>Whether the ledger is a PostgreSQL database (shared by hosts) rather than a SQLite file in one data root.</summary>
-    public bool IsShared => _postgres;
+    private readonly Ledger db;
+
+    internal ClaimStore(Ledger db) => this.db = db;
 
     private const int ClaimBatch = 500;
 
@@ -15,11 +21,11 @@ public sealed partial class RunLedger
     /// holder that claims again (a shard redone after a crash) finds its own claims. One transaction; the hashes are
     /// inserted in ascending order, so two hosts claiming overlapping sets wait for each other instead of deadlocking.
     /// </summary>
-    public string[] ClaimHashes(string runId, IReadOnlyList<long> hashes, string holder)
+    public string[] Claim(string runId, IReadOnlyList<long> hashes, string holder)
     {
         var holders = new Dictionary<long, string>(hashes.Count);
         if (hashes.Count == 0) return [];
-        using var c = _open();
+        using var c = db.Connect();
         using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
         foreach (var batch in hashes.Distinct().Order().Chunk(ClaimBatch))
         {
