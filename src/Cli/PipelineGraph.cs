@@ -34,11 +34,13 @@ public static class PipelineGraph
     }
 
     /// <summary>The graph as a table (docs/architecture.md and `pipeline graph`).</summary>
+    /// <summary>The graph's nodes, every one of them (as a run with tasks and an alignment has them).</summary>
+    public static IReadOnlyList<GraphNode> Declared() => For(new RunRequest("run", [], 1, 256, new Contracts.Checkpoints.TrainingConfig()));
+
     public static string Describe()
     {
-        var request = new RunRequest("run", [], 1, 256, new Contracts.Checkpoints.TrainingConfig());
         var md = new StringBuilder("| node | kind | reads | starts after | writes | service | only in |\n|---|---|---|---|---|---|---|\n");
-        foreach (var node in For(request))
+        foreach (var node in Declared())
         {
             var reads = node.Input is { } input ? $"`{input}`: {node.Reads}" : node.Reads;
             md.Append($"| `{node.Name}` | {node.Kind} | {reads} | {string.Join(", ", node.After.Select(a => $"`{a}`"))} | {node.Writes} | {node.Service} | {node.Only} |\n");

@@ -87,19 +87,23 @@ public sealed class RunCoordinator(IBus bus, Ledger ledger, ShardStore store, Ru
         var quietFor = Reconcile;
         var reported = -1;
         string? phase = null;
-        while (true)
+        // Every part of the run reached is named once, in graph order: a node's part when every node before it has
+        // finished (before it starts, so what is measured at a part's start precedes its work).
+        void ReportUpTo(int index)
         {
-            var next = signals.Next; // before the check: an event that lands during it still wakes the wait below
-            await AdvanceAsync(graph, states, run, ct);
-
-            // Every part of the run passed since the last report is named, in graph order, once.
-            var first = graph.ToList().FindIndex(n => !states[n.Name].Done);
-            for (; reported < (first < 0 ? graph.Count - 1 : first); reported++)
+            for (; reported < Math.Min(index, graph.Count - 1); reported++)
                 if (graph[reported + 1] is var node && node.When(request) && node.Phase != phase)
                 {
                     phase = node.Phase;
                     Phase(phase);
                 }
+        }
+        while (true)
+        {
+            var next = signals.Next; // before the check: an event that lands during it still wakes the wait below
+            await AdvanceAsync(graph, states, run, ReportUpTo, ct);
+            var first = graph.ToList().FindIndex(n => !states[n.Name].Done);
+            ReportUpTo(first < 0 ? graph.Count - 1 : first);
             if (first < 0) break;
 
             if (faults.For(request.RunId) is { } fault) throw new InvalidOperationException($"run {request.RunId}: {fault}");
@@ -131,10 +135,12 @@ public sealed class RunCoordinator(IBus bus, Ledger ledger, ShardStore store, Ru
     /// it had finished before: a resumed run), and marked finished when the ledger says so, which may let the nodes
     /// after it start in the same pass.
     /// </summary>
-    private static async Task AdvanceAsync(IReadOnlyList<GraphNode> graph, Dictionary<string, NodeState> states, RunContext run, CancellationToken ct)
+    private static async Task AdvanceAsync(IReadOnlyList<GraphNode> graph, Dictionary<string, NodeState> states, RunContext run,
+        Action<int> reportUpTo, CancellationToken ct)
     {
-        foreach (var node in graph)
+        for (var index = 0; index < graph.Count; index++)
         {
+            var node = graph[index];
             var state = states[node.Name];
             if (state.Done || node.After.Any(a => !states[a].Done)) continue;
             if (!state.Started)
@@ -145,6 +151,7 @@ public sealed class RunCoordinator(IBus bus, Ledger ledger, ShardStore store, Ru
                     state.Done = state.FinishedAtStart = true;
                     continue;
                 }
+                if (graph.Take(index).All(n => states[n.Name].Done)) reportUpTo(index);
                 await node.StartAsync(run, ct);
             }
             state.Done = node.IsDone(run);

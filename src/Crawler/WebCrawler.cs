@@ -110,15 +110,18 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             if (older != uri) await store.UnpublishFolderAsync(older, ct);
     }
 
+    /// <summary>
+    /// Crawls (or resumes crawling) a run from its seeds: the frontier restored and opened, shards a killed process
+    /// committed announced again, the seeds and their sitemaps queued, then pages fetched into shards until the page
+    /// limit or the frontier runs out (or the crawl is stopped: what was fetched is still committed).
+    /// </summary>
     /// <param name="onShard">Called after each shard is committed (record it in the ledger, announce it).</param>
     /// <param name="partition">This crawl's part, when the crawl is split by host (null: the whole crawl).</param>
     public async Task<CrawlSummary> RunAsync(string runId, IEnumerable<string> seeds, Func<ShardRef, Task> onShard, CancellationToken ct,
         CrawlPartition? partition = null)
     {
         _partition = partition;
-        var configHash = StableId.ConfigHash(options);
         var folder = partition is null ? $"crawl/{runId}" : $"crawl/{runId}/{partition.Tag}";
-        var tag = partition is null ? "" : partition.Tag + "-";
         var frontierPath = store.Resolve($"{folder}/frontier.db");
         if (store.HasObjectStore) await RestoreFrontierAsync(folder, frontierPath, ct);
         using var frontier = new Frontier(frontierPath);
@@ -127,81 +130,52 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         // A resume gives URLs that failed before (connection errors, 5xx) another attempt, up to MaxAttempts in all.
         var requeued = frontier.RequeueFailed(options.MaxAttempts);
         if (requeued > 0) logger.LogInformation("crawl: {Count} failed URLs queued again", requeued);
-        // Shards committed by an earlier, killed process may not have been announced: announce them again
-        // (downstream consumers are idempotent).
-        var committed = frontier.CommittedShards();
-        foreach (var (_, shard) in committed) await onShard(shard);
-        long shardSeq = committed.Count == 0 ? 0 : committed[^1].Seq;
-        Progress.Shards = committed.Count;
+        var shards = new ShardWriter(this, runId, partition is null ? "" : partition.Tag + "-", folder, frontier, onShard);
+        await shards.AnnounceCommittedAsync();
+        await SeedAsync(seeds, frontier, fetcher, partition, ct);
+        await FetchAsync(frontier, fetcher, shards, partition, ct);
+        // On a stop too, the pages fetched so far become a committed shard (and done in the frontier), so a resume
+        // does not fetch them again. Written without the stop's token: it is short and must not be cut in half.
+        await shards.FlushAsync(CancellationToken.None);
+        ct.ThrowIfCancellationRequested();
 
+        var byState = frontier.CountByState();
+        return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason()) { Retries = fetcher.Retries, Requeued = requeued };
+    }
+
+    /// <summary>Queues this part's seeds (every seed host is in scope for every part) and the sitemaps of their hosts.</summary>
+    private async Task SeedAsync(IEnumerable<string> seeds, Frontier frontier, PageFetcher fetcher, CrawlPartition? partition, CancellationToken ct)
+    {
         var normalizedSeeds = seeds.Select(s => (Seed: s, Url: _normalizer.Normalize(s))).ToList();
         var seedUrls = normalizedSeeds.Select(n => n.Url).OfType<string>().ToList();
         // A seed that is not an http(s) URL (file://, ftp://, a typo) is recorded as skipped, never silently dropped.
         frontier.AddSkipped(normalizedSeeds.Where(n => n.Url is null).Select(n => n.Seed), "scheme");
         _seedHosts = seedUrls.Select(u => new Uri(u).Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        // Every seed host is in scope for every part; each part starts from its own hosts' seeds.
         var ownSeeds = seedUrls.Where(u => partition?.Owns(u) ?? true).ToList();
         frontier.Add(ownSeeds.Select(u => (u, 0)));
         partition?.Handoff.SetIdle(null);
         foreach (var host in ownSeeds.Select(u => new Uri(u)).DistinctBy(u => u.Authority))
             await AddSitemapsAsync(host, frontier, fetcher, ct);
+    }
 
-        var counts = frontier.CountByState();
-        var accepted = counts.GetValueOrDefault("done");
+    /// <summary>
+    /// The fetch loop: queued URLs are taken within the page limit (shared by the parts of a split crawl) and fetched
+    /// at most <see cref="CrawlOptions.GlobalConcurrency"/> at once (per host as its gate allows); each page goes to
+    /// the shard writer. A part that runs out of work waits for URLs from the others until every part is idle.
+    /// </summary>
+    private async Task FetchAsync(Frontier frontier, PageFetcher fetcher, ShardWriter shards, CrawlPartition? partition, CancellationToken ct)
+    {
+        var accepted = frontier.CountByState().GetValueOrDefault("done");
         // A split crawl's parts share the page limit; each starts counting from the pages it committed.
         partition?.Handoff.SetPages(accepted);
         var limitReached = false;
-        var buffer = new List<(string Url, RawPage Page)>();
-        var bufferGate = new Lock();
-        long bufferChars = 0;
         var inFlight = new ConcurrentDictionary<string, byte>();
         // URLs this process has taken (their state in the frontier changes only when their shard is committed).
         var taken = new HashSet<string>();
         using var global = new SemaphoreSlim(options.GlobalConcurrency);
         var running = new List<Task>();
 
-        async Task FlushAsync(List<(string Url, RawPage Page)> pages, CancellationToken ct)
-        {
-            var seq = Interlocked.Increment(ref shardSeq);
-            var shardId = StableId.Of(runId, Stage, tag + seq);
-            var rows = pages.Select(p => p.Page).ToList();
-            var shard = await WriteShardAsync(store, $"shards/crawl/{runId}/raw-{tag}{seq:D5}.parquet", rows,
-                new ShardDescriptor(shardId, Stage, configHash, [], runId), options, ct);
-            if (options.ArchiveWarc)
-            {
-                // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
-                await store.WriteAtomicAsync($"warc/{runId}/crawl-{tag}{seq:D5}.warc.gz", stream =>
-                {
-                    var writer = new Warc.WarcWriter(stream);
-                    writer.WriteWarcInfo("PipelineBot");
-                    foreach (var page in rows)
-                        writer.WriteResponse(page.FinalUrl, page.FetchTime, page.Status, "text/html; charset=utf-8", System.Text.Encoding.UTF8.GetBytes(page.Html));
-                    return Task.CompletedTask;
-                }, ct);
-            }
-            if (store.HasObjectStore)
-            {
-                // Committed and snapshotted one shard at a time, so each snapshot holds every commit before it; the
-                // shard is announced only once a snapshot holding it is up, so a crawl resumed on another host never
-                // writes a different shard under an announced shard's id.
-                await _snapshotGate.WaitAsync(ct);
-                try
-                {
-                    frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
-                    await PublishFrontierAsync(folder, frontier, ct);
-                }
-                finally
-                {
-                    _snapshotGate.Release();
-                }
-            }
-            else frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
-            Progress.Shards++;
-            logger.LogInformation("crawl: shard {Shard} with {Pages} pages", shard.Uri, rows.Count);
-            await onShard(shard);
-        }
-
-        async Task CrawlOneAsync(string url, int depth)
+        async Task FetchOneAsync(string url, int depth)
         {
             try
             {
@@ -218,20 +192,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                     frontier.MarkTerminal(url, "failed", $"error: {e.GetType().Name}");
                     return;
                 }
-                if (page is null) return;
-                List<(string, RawPage)>? full = null;
-                lock (bufferGate)
-                {
-                    buffer.Add((url, page));
-                    bufferChars += page.Html.Length;
-                    if (buffer.Count >= options.PagesPerShard || bufferChars >= options.CharsPerShard)
-                    {
-                        full = [.. buffer];
-                        buffer.Clear();
-                        bufferChars = 0;
-                    }
-                }
-                if (full is not null) await FlushAsync(full, ct);
+                if (page is not null) await shards.AddAsync(url, page, ct);
             }
             finally
             {
@@ -268,12 +229,12 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
                 }
                 catch (OperationCanceledException)
                 {
-                    break; // stopping: what was fetched is still committed below
+                    break; // stopping: what was fetched is still committed
                 }
                 inFlight[url] = 0;
                 taken.Add(url);
                 accepted++;
-                running.Add(Task.Run(() => CrawlOneAsync(url, depth), ct));
+                running.Add(Task.Run(() => FetchOneAsync(url, depth), ct));
             }
             Progress.Queued = frontier.CountByState().GetValueOrDefault("queued");
         }
@@ -283,22 +244,110 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            // Stopping: the fetches in flight were abandoned; what is buffered is still written below.
+            // Stopping: the fetches in flight were abandoned; what is buffered is still written by the caller.
         }
-        List<(string, RawPage)> rest;
-        lock (bufferGate)
-        {
-            rest = [.. buffer];
-            buffer.Clear();
-        }
-        // On a stop too, the pages fetched so far become a committed shard (and done in the frontier), so a resume
-        // does not fetch them again. Written without the stop's token: it is short and must not be cut in half.
-        if (rest.Count > 0) await FlushAsync(rest, CancellationToken.None);
-        ct.ThrowIfCancellationRequested();
-
-        var byState = frontier.CountByState();
-        return new CrawlSummary(byState.GetValueOrDefault("done"), Progress.Shards, byState, frontier.CountByReason()) { Retries = fetcher.Retries, Requeued = requeued };
     }
+
+    /// <summary>
+    /// Raw-page shards as the crawl fills them: pages are buffered until a shard's worth (pages or characters), then
+    /// written (with its WARC archive when asked), committed in the frontier (its pages done; with an object store,
+    /// snapshotted before it is announced) and announced.
+    /// </summary>
+    private sealed class ShardWriter(WebCrawler crawler, string runId, string tag, string folder, Frontier frontier, Func<ShardRef, Task> onShard)
+    {
+        private readonly List<(string Url, RawPage Page)> _buffer = [];
+        private readonly Lock _gate = new();
+        private readonly string _configHash = StableId.ConfigHash(crawler.Options);
+        private long _chars;
+        private long _seq;
+
+        /// <summary>Shards committed by an earlier, killed process may not have been announced: announce them again (consumers are idempotent).</summary>
+        public async Task AnnounceCommittedAsync()
+        {
+            var committed = frontier.CommittedShards();
+            foreach (var (_, shard) in committed) await onShard(shard);
+            _seq = committed.Count == 0 ? 0 : committed[^1].Seq;
+            crawler.Progress.Shards = committed.Count;
+        }
+
+        public async Task AddAsync(string url, RawPage page, CancellationToken ct)
+        {
+            List<(string, RawPage)>? full = null;
+            lock (_gate)
+            {
+                _buffer.Add((url, page));
+                _chars += page.Html.Length;
+                if (_buffer.Count >= crawler.Options.PagesPerShard || _chars >= crawler.Options.CharsPerShard)
+                {
+                    full = [.. _buffer];
+                    _buffer.Clear();
+                    _chars = 0;
+                }
+            }
+            if (full is not null) await WriteAsync(full, ct);
+        }
+
+        /// <summary>Writes what is buffered as a last, smaller shard.</summary>
+        public async Task FlushAsync(CancellationToken ct)
+        {
+            List<(string, RawPage)> rest;
+            lock (_gate)
+            {
+                rest = [.. _buffer];
+                _buffer.Clear();
+                _chars = 0;
+            }
+            if (rest.Count > 0) await WriteAsync(rest, ct);
+        }
+
+        private async Task WriteAsync(List<(string Url, RawPage Page)> pages, CancellationToken ct)
+        {
+            var seq = Interlocked.Increment(ref _seq);
+            var shardId = StableId.Of(runId, Stage, tag + seq);
+            var rows = pages.Select(p => p.Page).ToList();
+            var store = crawler.Store;
+            var shard = await WriteShardAsync(store, $"shards/crawl/{runId}/raw-{tag}{seq:D5}.parquet", rows,
+                new ShardDescriptor(shardId, Stage, _configHash, [], runId), crawler.Options, ct);
+            if (crawler.Options.ArchiveWarc)
+            {
+                // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
+                await store.WriteAtomicAsync($"warc/{runId}/crawl-{tag}{seq:D5}.warc.gz", stream =>
+                {
+                    var writer = new Warc.WarcWriter(stream);
+                    writer.WriteWarcInfo("PipelineBot");
+                    foreach (var page in rows)
+                        writer.WriteResponse(page.FinalUrl, page.FetchTime, page.Status, "text/html; charset=utf-8", System.Text.Encoding.UTF8.GetBytes(page.Html));
+                    return Task.CompletedTask;
+                }, ct);
+            }
+            if (store.HasObjectStore)
+            {
+                // Committed and snapshotted one shard at a time, so each snapshot holds every commit before it; the
+                // shard is announced only once a snapshot holding it is up, so a crawl resumed on another host never
+                // writes a different shard under an announced shard's id.
+                await crawler._snapshotGate.WaitAsync(ct);
+                try
+                {
+                    frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
+                    await crawler.PublishFrontierAsync(folder, frontier, ct);
+                }
+                finally
+                {
+                    crawler._snapshotGate.Release();
+                }
+            }
+            else frontier.CommitShard(seq, shard, pages.Select(p => p.Url));
+            crawler.Progress.Shards++;
+            crawler.Logger.LogInformation("crawl: shard {Shard} with {Pages} pages", shard.Uri, rows.Count);
+            await onShard(shard);
+        }
+    }
+
+    private CrawlOptions Options => options;
+
+    private ShardStore Store => store;
+
+    private ILogger Logger => logger;
 
     /// <summary>Writes a raw-page shard in row groups of at most <see cref="CrawlOptions.CharsPerRowGroup"/> characters of HTML.</summary>
     internal static async Task<ShardRef> WriteShardAsync(ShardStore store, string uri, IReadOnlyList<RawPage> pages, ShardDescriptor descriptor, CrawlOptions options, CancellationToken ct)

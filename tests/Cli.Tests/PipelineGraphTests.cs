@@ -50,4 +50,15 @@ public sealed class PipelineGraphTests
         foreach (var name in new[] { "Crawl", "Clean", "Dedup", "Tokeniz", "StartTraining", "Evaluat", "Alignment", "Contamination", "Checkpoint", "StageNames", "LedgerKeys", "JobKinds" })
             Assert.DoesNotContain(name, coordinator, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_service_is_found_by_its_own_name_or_by_a_stage_it_runs()
+    {
+        Assert.Equal("cleaner", Assert.Single(Stages.ForService("clean")).Name);
+        Assert.Equal("tokenizer", Assert.Single(Stages.ForService("tokenize")).Name);
+        Assert.Equal("evaluator", Assert.Single(Stages.ForService("contamination")).Name);
+        Assert.Equal(["trainer", "alignment"], Stages.ForService("train").Select(m => m.Name));
+        Assert.Equal("crawler", Assert.Single(Stages.ForService("crawler")).Name);
+        Assert.Contains("unknown stage 'cleaning'", Assert.Throws<ArgumentException>(() => Stages.ForService("cleaning")).Message);
+    }
 }
