@@ -236,7 +236,7 @@ public sealed class RunTasks(RunRequest request)
         return new ContaminationStage.Settings(references, request.RemoveContaminated);
     }
 
-    private static Task CopyAsync(ShardStore store, string path, string uri, CancellationToken ct) => store.WriteAtomicAsync(uri, async s =>
+    private static Task CopyAsync(ShardStore store, string path, string uri, CancellationToken ct) => store.CommitFileAsync(uri, async s =>
     {
         await using var source = File.OpenRead(path);
         await source.CopyToAsync(s, ct);

@@ -101,11 +101,9 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     {
         var committed = frontier.CommittedShards().Count;
         var uri = $"{SnapshotsUri(crawlFolder)}/{committed:D6}";
-        var folder = store.Resolve(uri);
         // A folder here counts as a snapshot, so it is written whole.
-        AtomicWrite.Folder(folder, temp => frontier.SnapshotTo(Path.Combine(temp, "frontier.db")));
-        await store.PublishFolderAsync(uri, ct);
-        Directory.Delete(folder, recursive: true);
+        await store.CommitFolderAsync(uri, temp => frontier.SnapshotTo(Path.Combine(temp, "frontier.db")), ct);
+        Directory.Delete(store.Resolve(uri), recursive: true);
         foreach (var older in await store.ListFoldersAsync(SnapshotsUri(crawlFolder), ct))
             if (older != uri) await store.UnpublishFolderAsync(older, ct);
     }
@@ -311,7 +309,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
             if (crawler.Options.ArchiveWarc)
             {
                 // Written before the frontier commit: a crash in between rewrites both, never leaves a page unarchived.
-                await store.WriteAtomicAsync($"warc/{runId}/crawl-{tag}{seq:D5}.warc.gz", stream =>
+                await store.CommitFileAsync($"warc/{runId}/crawl-{tag}{seq:D5}.warc.gz", stream =>
                 {
                     var writer = new Warc.WarcWriter(stream);
                     writer.WriteWarcInfo("PipelineBot");

@@ -91,14 +91,14 @@ public sealed class SharedLshIndex(ShardStore store, Ledger ledger, string runId
     {
         var generation = Applied;
         var uri = $"{Folder}/snapshots/{generation:D10}";
-        var folder = store.Resolve(uri);
-        Directory.CreateDirectory(folder);
-        File.Copy(indexPath, Path.Combine(folder, "lsh.db"), overwrite: true);
-        File.Copy(Path.ChangeExtension(indexPath, ".bands"), Path.Combine(folder, "lsh.bands"), overwrite: true);
-        await store.PublishFolderAsync(uri, ct);
+        await store.CommitFolderAsync(uri, folder =>
+        {
+            File.Copy(indexPath, Path.Combine(folder, "lsh.db"), overwrite: true);
+            File.Copy(Path.ChangeExtension(indexPath, ".bands"), Path.Combine(folder, "lsh.bands"), overwrite: true);
+        }, ct);
         var previous = Generation(ledger, SnapshotKey);
         ledger.Documents.Set(SnapshotKey, generation.ToString());
-        Directory.Delete(folder, recursive: true);
+        Directory.Delete(store.Resolve(uri), recursive: true);
         // Only the latest snapshot is ever read; the changes before it are still named by the ledger but no longer needed.
         if (previous > 0) await store.UnpublishFolderAsync($"{Folder}/snapshots/{previous:D10}", ct);
     }

@@ -50,7 +50,7 @@ public sealed class ContaminationStage(ShardStore store, Ledger ledger, Checkpoi
         if (settings.Remove)
         {
             var uri = $"decontamination/{runId}/excluded-documents.json";
-            var (sha256, _) = await store.WriteAtomicAsync(uri, s => JsonSerializer.SerializeAsync(s, contaminated, cancellationToken: ct), ct);
+            var (sha256, _) = await store.CommitFileAsync(uri, s => JsonSerializer.SerializeAsync(s, contaminated, cancellationToken: ct), ct);
             ledger.Documents.Set(LedgerKeys.ExcludedDocuments(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, contaminated.Count)));
             logger.LogInformation("{Stage}: {Documents} training documents that contain evaluation examples are removed before tokenization ({Uri})", Name, contaminated.Count, uri);
         }

@@ -24,6 +24,21 @@ public sealed partial class ShardStore
     /// <summary>Checks that the object store (if any) answers and has its bucket (<see cref="IObjectStore.CheckAsync"/>).</summary>
     public Task CheckRemoteAsync(CancellationToken ct) => _remote?.CheckAsync(ct) ?? Task.CompletedTask;
 
+    /// <summary>
+    /// The way a folder artifact (a tokenizer, an index snapshot, a frontier snapshot, an adapter) enters the data
+    /// root: written by <paramref name="write"/> under a temporary name of its own inside the confined root, renamed
+    /// into place whole (<see cref="AtomicWrite"/>), then published to the object store when there is one.
+    /// </summary>
+    public async Task<T> CommitFolderAsync<T>(string uri, Func<string, T> write, CancellationToken ct = default)
+    {
+        var result = AtomicWrite.Folder(Resolve(uri), write);
+        await PublishFolderAsync(uri, ct);
+        return result;
+    }
+
+    public Task CommitFolderAsync(string uri, Action<string> write, CancellationToken ct = default) =>
+        CommitFolderAsync(uri, temp => { write(temp); return true; }, ct);
+
     /// <summary>Puts a file written in place in the folder into the object store (nothing without one).</summary>
     public async Task PublishFileAsync(string uri, CancellationToken ct = default)
     {

@@ -68,8 +68,12 @@ public sealed partial class ShardStore
 
     public bool Exists(string uri) => File.Exists(Resolve(uri));
 
-    /// <summary>Writes a file atomically: the content appears under <paramref name="uri"/> only when complete.</summary>
-    public async Task<(string Sha256, long Bytes)> WriteAtomicAsync(string uri, Func<Stream, Task> write, CancellationToken ct = default)
+    /// <summary>
+    /// The way a file artifact (a report, a task copy, a list of excluded documents) enters the data root: written
+    /// under a temporary name of its own inside the confined root, renamed into place only when complete, hashed, and
+    /// published to the object store when there is one.
+    /// </summary>
+    public async Task<(string Sha256, long Bytes)> CommitFileAsync(string uri, Func<Stream, Task> write, CancellationToken ct = default)
     {
         var path = Resolve(uri);
         await AtomicWrite.FileAsync(path, write, ct);

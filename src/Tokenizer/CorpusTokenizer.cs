@@ -55,8 +55,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         var texts = byId.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value).ToList();
         var model = new BpeTrainer(vocabSize, options.MinFrequency).Train(texts, progress);
         var uri = $"tokenizers/{runId}";
-        var hash = AtomicWrite.Folder(store.Resolve(uri), model.Save);
-        await store.PublishFolderAsync(uri, ct);
+        var hash = await store.CommitFolderAsync(uri, model.Save, ct);
         RunArtifacts.RecordTokenizer(ledger, runId, uri, hash);
         return (uri, hash, model.VocabSize);
     }

@@ -85,7 +85,7 @@ public sealed class ShardCleanerTests : IDisposable
         Assert.Contains("checksum", error.Message);
 
         // Same bytes but a matching checksum: the Parquet reader fails, still naming the shard.
-        var notParquet = await store.WriteAtomicAsync("shards/crawl/t/garbage.parquet", s => s.WriteAsync("not parquet at all"u8.ToArray()).AsTask());
+        var notParquet = await store.CommitFileAsync("shards/crawl/t/garbage.parquet", s => s.WriteAsync("not parquet at all"u8.ToArray()).AsTask());
         var garbage = bad with { Uri = "shards/crawl/t/garbage.parquet", Sha256 = notParquet.Sha256 };
         error = await Assert.ThrowsAsync<ShardRejectedException>(() => cleaner.ProcessAsync(garbage, default));
         Assert.Contains("garbage.parquet", error.Message);

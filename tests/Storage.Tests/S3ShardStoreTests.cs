@@ -53,7 +53,7 @@ public sealed class S3ShardStoreTests : IDisposable
         Assert.Empty(Directory.GetFiles(Path.Combine(_root, "b"), "*.tmp", SearchOption.AllDirectories));
 
         // Any file written goes to the bucket too (manifests, reports), under the same URI.
-        await writer.WriteAtomicAsync("reports/r.md", s => s.WriteAsync("# report"u8.ToArray()).AsTask());
+        await writer.CommitFileAsync("reports/r.md", s => s.WriteAsync("# report"u8.ToArray()).AsTask());
         using var s3 = new AmazonS3Client(Credentials, new AmazonS3Config { ServiceURL = Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
         using var report = await s3.GetObjectAsync(_options.Bucket, _options.Prefix + "/reports/r.md");
         Assert.Equal("# report", await new StreamReader(report.ResponseStream).ReadToEndAsync());
@@ -162,7 +162,7 @@ public sealed class S3ShardStoreTests : IDisposable
     public async Task A_replaced_file_is_read_as_its_latest_version_without_touching_the_local_copy()
     {
         var writer = Host("a");
-        await writer.WriteAtomicAsync("shards/tokens/run/manifest.json", s => s.WriteAsync("v1"u8.ToArray()).AsTask());
+        await writer.CommitFileAsync("shards/tokens/run/manifest.json", s => s.WriteAsync("v1"u8.ToArray()).AsTask());
         var reader = Host("b");
         Assert.Equal("v1", await File.ReadAllTextAsync(await reader.FetchFileAsync("shards/tokens/run/manifest.json")));
         await File.WriteAllTextAsync(writer.Resolve("shards/tokens/run/manifest.json"), "v2");

@@ -35,7 +35,7 @@ public sealed class ShardStoreTests : IDisposable
     public async Task Failed_write_leaves_no_file()
     {
         var store = new ShardStore(_root);
-        await Assert.ThrowsAsync<IOException>(() => store.WriteAtomicAsync("x/y.bin", async s =>
+        await Assert.ThrowsAsync<IOException>(() => store.CommitFileAsync("x/y.bin", async s =>
         {
             await s.WriteAsync(new byte[100]);
             throw new IOException("disk full");

@@ -151,7 +151,7 @@ public sealed class TokenizerTests : IDisposable
         var before = await store.ReadParquetAsync<TokenRow>((await corpus.ProcessAsync(input, Trained(), default)).Outputs[0]);
 
         const string uri = "decontamination/x/excluded-documents.json";
-        var (sha, _) = await store.WriteAtomicAsync(uri, s => System.Text.Json.JsonSerializer.SerializeAsync(s, new[] { "doc-2", "doc-7" }));
+        var (sha, _) = await store.CommitFileAsync(uri, s => System.Text.Json.JsonSerializer.SerializeAsync(s, new[] { "doc-2", "doc-7" }));
         ledger.Documents.Set(Runtime.LedgerKeys.ExcludedDocuments("x"), System.Text.Json.JsonSerializer.Serialize(new Runtime.ExcludedDocuments(uri, sha, 2)));
         var result = await corpus.ProcessAsync(input, Trained(), default);
         var after = await store.ReadParquetAsync<TokenRow>(result.Outputs[0]);

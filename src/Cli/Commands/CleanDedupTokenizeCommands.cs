@@ -58,7 +58,7 @@ public static class CleanDedupTokenizeCommands
                 total.Add(JsonSerializer.Deserialize<CleanReport>(stats)!);
             // Through the store's atomic write: confined to --out (a reports/ link leading out is refused) and never half-written.
             var store = context.Store;
-            await store.WriteAtomicAsync("reports/clean-report.json", stream => JsonSerializer.SerializeAsync(stream, total, new JsonSerializerOptions { WriteIndented = true }, ct), ct);
+            await store.CommitFileAsync("reports/clean-report.json", stream => JsonSerializer.SerializeAsync(stream, total, new JsonSerializerOptions { WriteIndented = true }, ct), ct);
             var reportPath = store.Resolve("reports/clean-report.json");
             var table = new Table().AddColumns("rule (in order)", "documents removed", "characters removed");
             foreach (var (rule, count) in total.RemovalsInOrder()) table.AddRow(rule, count.Documents.ToString("N0"), count.Chars.ToString("N0"));
