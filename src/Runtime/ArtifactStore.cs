@@ -1,18 +1,13 @@
 using System.Text.Json;
 using System.Data.Common;
-using Microsoft.Data.Sqlite;
 using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>The shards every stage wrote and which inputs each stage has finished (or failed): the record that makes every stage idempotent and every run resumable.</summary>
-public sealed class ArtifactStore
+public sealed class ArtifactStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal ArtifactStore(Ledger db) => this.db = db;
-
     public bool IsProcessed(string stage, string inputId)
     {
         using var c = db.Connect();

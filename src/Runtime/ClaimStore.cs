@@ -1,18 +1,11 @@
-using System.Text.Json;
-using System.Data.Common;
 using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>Exact-dedup claims of a run in a shared (PostgreSQL) ledger: the first clean shard to keep a text holds it.</summary>
-public sealed class ClaimStore
+public sealed class ClaimStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal ClaimStore(Ledger db) => this.db = db;
-
     private const int ClaimBatch = 500;
 
     /// <summary>

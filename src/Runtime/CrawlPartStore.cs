@@ -1,7 +1,4 @@
-using System.Text.Json;
-using System.Data.Common;
 using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
@@ -12,12 +9,8 @@ namespace Pipeline.Runtime;
 /// when one read finds every partition idle having taken every URL handed to it: no partition can then make work again.
 /// The parts also share the crawl's page limit here, a page at a time.
 /// </summary>
-public sealed class CrawlPartStore
+public sealed class CrawlPartStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal CrawlPartStore(Ledger db) => this.db = db;
-
     /// <summary>Hands URLs (with their depth) to partition <paramref name="part"/>; one transaction, each URL once.</summary>
     public void HandOffUrls(string runId, int part, IReadOnlyCollection<(string Url, int Depth)> urls)
     {

@@ -1,18 +1,10 @@
-using System.Text.Json;
-using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>Small documents by key (summaries, progress counters, the tokenizer's name, index generations): the key-value table, keys defined in LedgerKeys and beside their writers.</summary>
-public sealed class DocumentStore
+public sealed class DocumentStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal DocumentStore(Ledger db) => this.db = db;
-
     public string? Get(string key)
     {
         using var c = db.Connect();

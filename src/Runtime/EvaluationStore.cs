@@ -1,18 +1,10 @@
-using System.Text.Json;
-using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>Training curves and evaluation scores: metrics per run and step, scores per checkpoint, task, version and metric.</summary>
-public sealed class EvaluationStore
+public sealed class EvaluationStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal EvaluationStore(Ledger db) => this.db = db;
-
     public void AddMetric(string run, string kind, long step, string name, double value)
     {
         PipelineMetrics.TrainingMetric(run, step, name, value);

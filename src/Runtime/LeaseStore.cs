@@ -1,18 +1,10 @@
-using System.Text.Json;
-using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>Leases: one holder at a time for a name (a run's dedup index), expiring when a holder dies.</summary>
-public sealed class LeaseStore
+public sealed class LeaseStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal LeaseStore(Ledger db) => this.db = db;
-
     /// <summary>
     /// Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/> until now + <paramref name="ttl"/>,
     /// in one statement: it succeeds when nobody holds it, when the holder already does, or when the last holder's

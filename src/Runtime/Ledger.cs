@@ -22,14 +22,6 @@ public sealed class Ledger
     /// <summary>The embedded ledger: a SQLite file (WAL), shared by the processes of one host.</summary>
     public Ledger(string path)
     {
-        Runs = new(this);
-        Artifacts = new(this);
-        Jobs = new(this);
-        Evaluations = new(this);
-        Documents = new(this);
-        Leases = new(this);
-        Claims = new(this);
-        CrawlParts = new(this);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
         _open = () =>
@@ -55,14 +47,6 @@ public sealed class Ledger
 
     private Ledger(NpgsqlDataSource source, string location)
     {
-        Runs = new(this);
-        Artifacts = new(this);
-        Jobs = new(this);
-        Evaluations = new(this);
-        Documents = new(this);
-        Leases = new(this);
-        Claims = new(this);
-        CrawlParts = new(this);
         _postgres = true;
         _open = () => source.OpenConnection();
         Location = location;
@@ -100,25 +84,25 @@ public sealed class Ledger
     public bool IsShared => _postgres;
 
     /// <summary>The runs.</summary>
-    public RunStore Runs { get; }
+    public RunStore Runs => new(this);
 
     /// <summary>Shards written and inputs finished, per stage.</summary>
-    public ArtifactStore Artifacts { get; }
+    public ArtifactStore Artifacts => new(this);
 
     /// <summary>The long jobs (crawls, training runs, alignment jobs), typed.</summary>
-    public JobStore Jobs { get; }
+    public JobStore Jobs => new(this);
 
     /// <summary>Training curves and evaluation scores.</summary>
-    public EvaluationStore Evaluations { get; }
+    public EvaluationStore Evaluations => new(this);
 
     /// <summary>Small documents by key.</summary>
-    public DocumentStore Documents { get; }
+    public DocumentStore Documents => new(this);
 
-    public LeaseStore Leases { get; }
+    public LeaseStore Leases => new(this);
 
-    public ClaimStore Claims { get; }
+    public ClaimStore Claims => new(this);
 
-    public CrawlPartStore CrawlParts { get; }
+    public CrawlPartStore CrawlParts => new(this);
 
     internal DbConnection Connect() => _open();
 

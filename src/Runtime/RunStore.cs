@@ -1,18 +1,10 @@
-using System.Text.Json;
-using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Pipeline.Contracts.V1;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
 /// <summary>The runs: each run's name, state and the request it was started with.</summary>
-public sealed class RunStore
+public sealed class RunStore(Ledger db)
 {
-    private readonly Ledger db;
-
-    internal RunStore(Ledger db) => this.db = db;
-
     public void Ensure(string runId, string name, string config)
     {
         using var c = db.Connect();

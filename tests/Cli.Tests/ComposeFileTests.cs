@@ -6,7 +6,8 @@ namespace Pipeline.Cli.Tests;
 /// <summary>compose.yaml describes separate hosts: nothing shared but MinIO, PostgreSQL and RabbitMQ.</summary>
 public sealed class ComposeFileTests
 {
-    private static string Repository()
+    /// <summary>The repository's root (where compose.yaml is), found above the test binaries.</summary>
+    internal static string Repository()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "compose.yaml"))) return dir.FullName;

@@ -6,12 +6,7 @@ namespace Pipeline.Cli.Tests;
 /// <summary>The run's graph is declared once (PipelineGraph), drawn from that declaration, and driven by a coordinator that knows no stage.</summary>
 public sealed class PipelineGraphTests
 {
-    private static string Root()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Pipeline.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException("Pipeline.sln not found above the test binaries");
-    }
+    private static string Root() => ComposeFileTests.Repository();
 
     [Fact]
     public void Docs_show_the_graph_as_declared()
