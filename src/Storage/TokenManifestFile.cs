@@ -11,12 +11,10 @@ public static class TokenManifestFile
         return TokenManifest.Parse(File.ReadAllText(path), path);
     }
 
-    /// <summary>Writes the manifest (<see cref="AtomicWrite"/>); false when the file already held exactly this.</summary>
-    public static bool Save(this TokenManifest manifest, string path)
+    /// <summary>Writes the manifest into the store through its one commit (<see cref="ShardStore.CommitFileAsync"/>).</summary>
+    public static Task CommitAsync(this TokenManifest manifest, ShardStore store, string uri, CancellationToken ct = default)
     {
-        var json = manifest.ToJson();
-        if (File.Exists(path) && File.ReadAllText(path) == json) return false;
-        AtomicWrite.Text(path, json);
-        return true;
+        var json = System.Text.Encoding.UTF8.GetBytes(manifest.ToJson());
+        return store.CommitFileAsync(uri, s => s.WriteAsync(json, ct).AsTask(), ct);
     }
 }

@@ -106,10 +106,13 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
                 entries.Add(new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, counts.TrainTokens, counts.ValidationTokens));
             }
             var manifest = new TokenManifest(tokenizer.Hash, tokenizerUri, tokenizer.VocabSize, tokenizer.VocabSize >= 65_536 ? "int32" : "uint16", entries);
-            var path = store.Resolve(RunArtifacts.TokenManifestUri(runId));
-            // An unchanged manifest is not uploaded again: readers on other hosts never see it replaced for nothing.
-            // (Once per process whatever: a crash may have left the local file written and the upload not done.)
-            if (manifest.Save(path) || !_publishedManifests.Contains(runId)) await store.PublishFileAsync(RunArtifacts.TokenManifestUri(runId), ct);
+            var uri = RunArtifacts.TokenManifestUri(runId);
+            var json = manifest.ToJson();
+            var path = store.Resolve(uri);
+            // An unchanged manifest is not written or uploaded again: readers on other hosts never see it replaced for
+            // nothing. (Once per process whatever: a crash may have left the local file written and the upload not done.)
+            if (!File.Exists(path) || File.ReadAllText(path) != json || !_publishedManifests.Contains(runId))
+                await manifest.CommitAsync(store, uri, ct);
             _publishedManifests.Add(runId);
         }
         finally

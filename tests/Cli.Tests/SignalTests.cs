@@ -60,8 +60,8 @@ public sealed class SignalTests : IDisposable
             return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("tokens/tokens-1.parquet", rows, new ShardDescriptor("tok1", "tokenize", "", [], "t"));
-        new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 36 * 400, 4 * 400)])
-            .Save(store.Resolve("tokens/manifest.json"));
+        await new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 36 * 400, 4 * 400)])
+            .CommitAsync(store, "tokens/manifest.json");
         var config = Path.Combine(_root, "train.json");
         File.WriteAllText(config, $$"""
             { "DataRoot": "{{Path.Combine(_root, "data")}}", "Manifest": "tokens/manifest.json",

@@ -240,18 +240,22 @@ public sealed class EvaluatorTests : IDisposable
         // lm-eval mean_stderr: sample standard deviation over sqrt(n). [1,0,1,1]: mean 0.75, variance 0.25, 0.25.
         Assert.Equal(0.25, Scorers.MeanStderr([1, 0, 1, 1])!.Value, 9);
         Assert.Null(Scorers.MeanStderr([1]));
-        // Regression: tasks stopping at "。" cut it from the output but compared against a reference ending in "。",
-        // so exact_match was always 0. Both sides now lose the stop string.
-        var (output, reference) = TaskRunner.AtStop("東京です。次の文", "東京です。", ["。", "\n"]);
+        // The output is cut before the first stop string (lm-eval's until); the reference is compared as written, as
+        // llm-jp-eval compares it (#31: cutting "。" from references too changed exact_match, 0.8 against 0.6).
+        var (output, reference) = TaskRunner.AtStop("東京です。\n次の文", "東京です。", ["\n"]);
+        Assert.Equal(("東京です。", "東京です。"), (output, reference));
         Assert.Equal(1, Scorers.ExactMatch(output, reference));
-        Assert.Equal(1, Scorers.CharF1(output, reference));
+        Assert.Equal(("東京です", "東京です。"), TaskRunner.AtStop("東京です。次の文", "東京です。", ["。"]));
+        Assert.Equal(0, Scorers.ExactMatch("東京です", "東京です。"));
+        // Cutting it from the reference as well is the task's choice (generation.strip_stop_from_reference).
+        Assert.Equal(("東京です", "東京です"), TaskRunner.AtStop("東京です。次の文", "東京です。", ["。"], stripReference: true));
     }
 
     [Fact]
     public async Task A_model_that_reproduces_the_answers_scores_exact_match_on_the_shipped_japanese_task()
     {
-        // Regression: the task stops at "。", the output was cut before it, every reference ends in "。": exact_match
-        // was 0 even for a model that reproduces the answers. Here a small model memorizes three examples.
+        // A model that reproduces the answers scores exact_match: the task stops at a line break, so the output keeps
+        // the "。" its reference ends with. Here a small model memorizes three examples.
         var (_, _, tokenizer) = Checkpoint();
         var task = TaskLoader.Load(Shipped("debian-continuation-ja.yaml"));
         task.Limit = 3;

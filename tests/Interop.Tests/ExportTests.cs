@@ -202,7 +202,7 @@ public sealed class ExportTests : IDisposable
             return new TokenRow { DocId = $"d{i}", Split = split, Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("tokens/tokens-1.parquet", rows, new ShardDescriptor("t1", "tokenize", "", [], "r"));
-        new TokenManifest("h", "tokenizers/r", 1000, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 0, 0)]).Save(store.Resolve("tokens/manifest.json"));
+        await new TokenManifest("h", "tokenizers/r", 1000, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 0, 0)]).CommitAsync(store, "tokens/manifest.json");
         var (train, validation) = await LlmcTokenFiles.WriteAsync(store, "tokens/manifest.json", Path.Combine(_root, "bin"));
         foreach (var (file, split, count) in new[] { ("train.bin", "train", train), ("val.bin", "validation", validation) })
         {

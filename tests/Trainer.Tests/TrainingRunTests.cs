@@ -282,7 +282,7 @@ public sealed class TrainingRunTests : IDisposable
     public async Task A_manifest_of_another_tokenizer_is_refused()
     {
         var store = new ShardStore(_root);
-        new TokenManifest("abc", "tokenizers/x", 64, "uint16", []).Save(Path.Combine(_root, "manifest.json"));
+        await new TokenManifest("abc", "tokenizers/x", 64, "uint16", []).CommitAsync(store, "manifest.json");
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => TokenData.LoadAsync(store, "manifest.json", "def", 32));
         Assert.Contains("refusing to mix tokenizers", error.Message);
         var tooSmall = await Assert.ThrowsAsync<InvalidOperationException>(() => TokenData.LoadAsync(store, "manifest.json", "abc", 32));

@@ -27,8 +27,8 @@ public sealed class TrainingWorkerTests : IDisposable
             return new TokenRow { DocId = $"d{i}", Split = i % 10 == 0 ? "validation" : "train", Count = ids.Length, Tokens = TokenRow.Pack(ids, false) };
         }).ToList();
         var shard = await store.WriteParquetAsync("shards/tokens/t/tokens-1.parquet", rows, new ShardDescriptor("tok1", "tokenize", "", [], "t"));
-        new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 7200, 800)])
-            .Save(store.Resolve("shards/tokens/t/manifest.json"));
+        await new TokenManifest("toy", "tokenizers/t", 64, "uint16", [new TokenShardEntry(shard.ShardId, shard.Uri, shard.Sha256, 7200, 800)])
+            .CommitAsync(store, "shards/tokens/t/manifest.json");
         return "shards/tokens/t/manifest.json";
     }
 

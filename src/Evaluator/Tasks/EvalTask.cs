@@ -64,4 +64,10 @@ public sealed class GenerationSettings
     public double TopP { get; set; } = 1.0;
     public int MaxTokens { get; set; } = 64;
     public List<string> Stop { get; set; } = ["\n"];
+
+    /// <summary>
+    /// Also cut a stop string from the end of each reference (false: references are compared as written, as
+    /// llm-jp-eval and lm-eval compare them; a task that stops at "。" then never matches a reference ending in it).
+    /// </summary>
+    public bool StripStopFromReference { get; set; }
 }

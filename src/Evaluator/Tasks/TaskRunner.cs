@@ -230,8 +230,8 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
 
     /// <summary>
     /// Generation: greedy or sampled continuations until a stop string, scored against the reference. As in lm-eval
-    /// (<c>until</c>), the output is cut before the first stop string; a reference that ends with that stop string
-    /// loses it too, so a task that stops at "。" compares answers without their final "。" on both sides.
+    /// (<c>until</c>), the output is cut before the first stop string; the reference is compared as written
+    /// (llm-jp-eval), unless the task asks for its trailing stop string to be cut too.
     /// </summary>
     private async Task<Dictionary<string, double>> GenerationAsync(EvalTask task, CancellationToken ct)
     {
@@ -262,7 +262,8 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
             for (var i = 0; i < chunk.Length; i++)
             {
                 var example = chunk[i];
-                var (output, reference) = AtStop(tokenizer.Decode(generated[i].Where(id => !ends.Contains(id))), example[task.Answer]!.ToString(), settings.Stop);
+                var (output, reference) = AtStop(tokenizer.Decode(generated[i].Where(id => !ends.Contains(id))), example[task.Answer]!.ToString(), settings.Stop,
+                    settings.StripStopFromReference);
                 foreach (var scorer in task.Scorers)
                 {
                     perExample[scorer].Add(scorer switch
@@ -283,16 +284,16 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     }
 
     /// <summary>
-    /// The output up to the first of the stop strings (lm-eval's <c>until</c>), and the reference without a stop
-    /// string it ends with: both sides compared without the stop.
+    /// The output up to the first of the stop strings (lm-eval's <c>until</c>), and the reference as written (as
+    /// llm-jp-eval and lm-eval compare it), or, with <paramref name="stripReference"/>, without a stop string it ends with.
     /// </summary>
-    public static (string Output, string Reference) AtStop(string output, string reference, IReadOnlyList<string> stops)
+    public static (string Output, string Reference) AtStop(string output, string reference, IReadOnlyList<string> stops, bool stripReference = false)
     {
         foreach (var stop in stops.Where(s => s.Length > 0))
         {
             var at = output.IndexOf(stop, StringComparison.Ordinal);
             if (at >= 0) output = output[..at];
-            if (reference.EndsWith(stop, StringComparison.Ordinal)) reference = reference[..^stop.Length];
+            if (stripReference && reference.EndsWith(stop, StringComparison.Ordinal)) reference = reference[..^stop.Length];
         }
         return (output, reference);
     }
