@@ -152,6 +152,38 @@ public sealed class EvaluatorTests : IDisposable
         Assert.Contains("5 = right and genuinely helpful", judge.Requests[0]["rubric"]!.ToString());
     }
 
+    [Fact]
+    public void The_lm_eval_hooks_shipped_beside_the_tasks_score_as_this_project_does()
+    {
+        // lm-eval has no JSQuAD character F1 and no judge: the shipped YAML names hooks in tasks/lm-eval/utils.py
+        // (`!function utils.jsquad_char_f1`), which this loader maps to its own scorer. The Python hook, run by
+        // Python itself, gives the same scores as Scorers.JsquadCharF1.
+        var folder = LmEvalTasks();
+        var jsquad = TaskLoader.Load(Path.Combine(folder, "jsquad.yaml"));
+        Assert.Equal(["exact_match", "jsquad_char_f1"], jsquad.Scorers);
+        var elyza = Path.Combine(folder, "elyza-tasks-100.yaml");
+        File.WriteAllText(elyza, File.ReadAllText(elyza).Replace("judge_url: \"\"", "judge_url: \"http://127.0.0.1:9/judge\""));
+        Assert.Equal(["judge"], TaskLoader.Load(elyza).Scorers);
+        (string Output, string Reference)[] pairs = [("東京都", "都京東"), ("東京都", "東京"), ("ｄｅｂｉａｎ １２", "debian 12"), ("", ""), ("が", "か\u3099"), ("abc", "xyz"), (" 東 京 ", "東京")];
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", [Shipped("lm-eval/utils.py")])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.Environment["PYTHONIOENCODING"] = "utf-8";
+        using var python = System.Diagnostics.Process.Start(start)!;
+        foreach (var (output, reference) in pairs)
+            python.StandardInput.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { output, reference }));
+        python.StandardInput.Close();
+        var scores = python.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => double.Parse(l, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        python.WaitForExit();
+        Assert.True(python.ExitCode == 0, python.StandardError.ReadToEnd());
+        Assert.Equal(pairs.Select(p => Scorers.JsquadCharF1(p.Output, p.Reference)), scores, (a, b) => Math.Abs(a - b) < 1e-12);
+        // Other aggregations than the mean are refused by name.
+        var changed = Path.Combine(folder, "jsquad-max.yaml");
+        File.WriteAllText(changed, File.ReadAllText(Path.Combine(folder, "jsquad.yaml")).Replace("aggregation: mean", "aggregation: max"));
+        Assert.Contains("aggregation 'max'", Assert.Throws<InvalidDataException>(() => TaskLoader.Load(changed)).Message);
+    }
+
     [Theory]
     [InlineData("dataset_path: json", "dataset_path: shunk031/JGLUE", "no hub is reachable")]
     [InlineData("doc_to_target: label", "doc_to_target: !function utils.target", "!function")]

@@ -13,8 +13,10 @@ namespace Pipeline.Evaluator.Tasks;
 /// expressions, <see cref="JinjaExpressions"/>); <c>target_delimiter</c>, <c>fewshot_delimiter</c>,
 /// <c>num_fewshot</c>, <c>description</c>, <c>metric_list</c>, <c>generation_kwargs</c> (<c>until</c>,
 /// <c>max_gen_toks</c>, <c>do_sample</c>, <c>temperature</c>). Few-shot examples are the first <c>num_fewshot</c>
-/// of <c>fewshot_split</c> (lm-eval samples them at random with seed 1234). Anything else, <c>!function</c> hooks
-/// included, is an error naming it. A task becomes an <see cref="EvalTask"/> whose rows hold the rendered text,
+/// of <c>fewshot_split</c> (lm-eval samples them at random with seed 1234). A metric may be a <c>!function</c> hook
+/// (<c>metric: !function utils.jsquad_char_f1</c>, as lm-eval runs a metric it does not ship) when the function has
+/// the name of one of this project's scorers, which then scores it; <c>process_results: !function ...</c> is taken
+/// as lm-eval's way to the same metrics. Anything else is an error naming it. A task becomes an <see cref="EvalTask"/> whose rows hold the rendered text,
 /// choices and target, so it runs, and is scored, exactly like the project's own task files.
 /// </summary>
 public static class LmEvalTaskFile
@@ -39,6 +41,8 @@ public static class LmEvalTaskFile
         public int NumFewshot { get; set; }
         public string Description { get; set; } = "";
         public List<MetricEntry> MetricList { get; set; } = [];
+        /// <summary>lm-eval's per-document hook (<c>!function utils.name</c>); this project scores the metrics itself.</summary>
+        public string? ProcessResults { get; set; }
         public GenerationKwargs GenerationKwargs { get; set; } = new();
         public Metadata Metadata { get; set; } = new();
     }
@@ -84,16 +88,20 @@ public static class LmEvalTaskFile
         Definition definition;
         try
         {
-            definition = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build().Deserialize<Definition>(File.ReadAllText(path)) ?? new Definition();
+            definition = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance)
+                .WithTagMapping("!function", typeof(string)) // lm-eval's hook: its value names a Python function
+                .Build().Deserialize<Definition>(File.ReadAllText(path)) ?? new Definition();
         }
         catch (YamlDotNet.Core.YamlException e)
         {
             var detail = e.InnerException?.Message ?? e.Message;
-            throw new InvalidDataException($"lm-eval task file '{path}' ({e.Start}): {detail}" +
-                (File.ReadAllText(path).Contains("!function") ? "; !function hooks (Python code) are not supported" : ""), e);
+            throw new InvalidDataException($"lm-eval task file '{path}' ({e.Start}): {detail}", e);
         }
         void Fail(string field, string problem) => throw new InvalidDataException($"lm-eval task file '{path}', field '{field}': {problem}");
         if (definition.Task.Length == 0) Fail("task", "missing");
+        // A hook that renders documents is Python this project cannot run (a metric hook it can: by its scorer's name).
+        if (System.Text.RegularExpressions.Regex.Match(File.ReadAllText(path), @"^(doc_to_\w+|process_docs)\s*:\s*!function", System.Text.RegularExpressions.RegexOptions.Multiline) is { Success: true } hook)
+            Fail(hook.Groups[1].Value, "!function hooks that render documents (Python code) are not supported; use a field name or a Jinja template");
         if (definition.DatasetPath is not ("json" or "parquet")) Fail("dataset_path", $"'{definition.DatasetPath}' is a hub dataset; no hub is reachable here: use json or parquet with dataset_kwargs.data_files (docs/evaluator.md)");
         var type = definition.OutputType switch
         {
@@ -116,7 +124,10 @@ public static class LmEvalTaskFile
             return definition.DatasetPath == "parquet" ? ParquetRows(full) : TaskLoader.Examples(new EvalTask { Data = full, SourceFile = path });
         }
 
-        var metrics = definition.MetricList.Select(m => m.Metric).ToList();
+        // A hook is named by its function ("utils.jsquad_char_f1" scores as jsquad_char_f1), as lm-eval names its results.
+        var metrics = definition.MetricList.Select(m => m.Metric[(m.Metric.LastIndexOf('.') + 1)..]).ToList();
+        foreach (var entry in definition.MetricList.Where(m => m.Aggregation is not (null or "mean")))
+            Fail("metric_list", $"{entry.Metric}: aggregation '{entry.Aggregation}' is not supported (mean)");
         var rows = new List<JsonObject>();
         var source = fewshotSplit is null ? [] : Split(fewshotSplit).Take(definition.NumFewshot).ToList();
         if (source.Count < definition.NumFewshot) Fail("num_fewshot", $"{definition.NumFewshot} examples asked for, split '{fewshotSplit}' has {source.Count}");
