@@ -91,7 +91,7 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
         var fetched = await store.FetchFolderAsync(latest, ct);
         foreach (var file in new[] { frontierPath, frontierPath + "-wal", frontierPath + "-shm" }) File.Delete(file);
         Directory.CreateDirectory(Path.GetDirectoryName(frontierPath)!);
-        File.Move(Path.Combine(fetched, "frontier.db"), frontierPath);
+        AtomicWrite.Commit(Path.Combine(fetched, "frontier.db"), frontierPath);
         Directory.Delete(fetched, recursive: true);
         logger.LogInformation("crawl: resuming from the frontier snapshot {Snapshot} ({Shards} shards committed)", latest, committed);
     }

@@ -110,8 +110,8 @@ public sealed class SharedLshIndex(ShardStore store, Ledger ledger, string runId
         if (!File.Exists(Path.Combine(folder, "lsh.db")))
             throw new InvalidDataException($"the dedup index snapshot '{uri}' named by the ledger is missing");
         foreach (var file in LshIndex.Files(indexPath)) File.Delete(file);
-        File.Move(Path.Combine(folder, "lsh.db"), indexPath);
-        File.Move(Path.Combine(folder, "lsh.bands"), Path.ChangeExtension(indexPath, ".bands"));
+        AtomicWrite.Commit(Path.Combine(folder, "lsh.db"), indexPath);
+        AtomicWrite.Commit(Path.Combine(folder, "lsh.bands"), Path.ChangeExtension(indexPath, ".bands"));
         Directory.Delete(folder, recursive: true);
         SetApplied(generation);
     }

@@ -129,4 +129,22 @@ public static class AtomicWrite
 
     /// <summary>Puts a complete temporary file in place of <paramref name="path"/>.</summary>
     public static void Commit(string temp, string path) => System.IO.File.Move(temp, path, overwrite: true);
+
+    /// <summary>
+    /// Puts a complete folder (a copy fetched from the object store) at <paramref name="path"/> unless one is already
+    /// there; false when another copy arrived first (as good as this one, which the caller removes).
+    /// </summary>
+    public static bool CommitFolderIfAbsent(string temp, string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        try
+        {
+            Directory.Move(temp, path);
+            return true;
+        }
+        catch (IOException) when (Directory.Exists(path))
+        {
+            return false;
+        }
+    }
 }

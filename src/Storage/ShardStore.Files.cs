@@ -110,15 +110,8 @@ public sealed partial class ShardStore
                 if (!string.Equals(sha, entry.Sha256, StringComparison.OrdinalIgnoreCase))
                     throw new ShardRejectedException(uri, $"checksum mismatch: the index says {entry.Name} has {entry.Sha256}, {_remote.Describe($"{uri}/{entry.Name}")} has {sha}");
             }
-            Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
-            try
-            {
-                Directory.Move(temp, folder);
-            }
-            catch (IOException) when (Directory.Exists(folder))
-            {
-                // Another fetch of the same folder finished first; its copy is as good as this one.
-            }
+            // Another fetch of the same folder may finish first; its copy is as good as this one.
+            AtomicWrite.CommitFolderIfAbsent(temp, folder);
             return folder;
         }
         finally
