@@ -24,7 +24,8 @@ public static class Stages
         var node = PipelineGraph.Declared().FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase));
         if (node is not null) name = node.Service;
         var module = All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
-            ?? throw new ArgumentException($"unknown stage '{name}'; stages are: {string.Join(", ", All.Select(m => m.Name))}");
+            ?? throw new ArgumentException($"unknown stage '{name}'; services are: {string.Join(", ", All.Select(m => m.Name))}, " +
+                $"and the graph's stages (`pipeline graph`): {string.Join(", ", PipelineGraph.Declared().Select(n => n.Name))}");
         return module is TrainerModule ? [module, All.OfType<AlignmentModule>().Single()] : [module];
     }
 }
