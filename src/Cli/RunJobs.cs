@@ -113,9 +113,7 @@ public sealed class EvaluateJob : JobNode
     public override Task StartAsync(RunContext run, CancellationToken ct) =>
         run.FinishedBefore(TrainJob.Node) ? RunCheckpoints.AnnounceFinalAgainAsync(run, run.Request.Training.RunName, ct) : Task.CompletedTask;
 
-    public override bool IsDone(RunContext run) =>
-        run.Ledger.Documents.Get(LedgerKeys.Evaluated(run.Store.RelativeUri(Model.Checkpoints.Folder(
-            run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps)))) is not null;
+    public override bool IsDone(RunContext run) => run.Ledger.Documents.Get(LedgerKeys.Evaluated(RunCheckpoints.FinalUri(run))) is not null;
 }
 
 /// <summary>
@@ -160,8 +158,7 @@ public sealed class AlignJob : JobNode
             return;
         }
         var alignment = run.Request.Alignment!;
-        var finalUri = run.Store.RelativeUri(Model.Checkpoints.Folder(run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps));
-        await run.PublishAsync(new AlignmentRequested(aligned, finalUri, alignment.Method, alignment.DataUri, alignment.ConfigJson, run.RunId), ct);
+        await run.PublishAsync(new AlignmentRequested(aligned, RunCheckpoints.FinalUri(run), alignment.Method, alignment.DataUri, alignment.ConfigJson, run.RunId), ct);
     }
 
     public override bool IsDone(RunContext run) =>
@@ -179,6 +176,10 @@ public sealed class AlignJob : JobNode
 /// <summary>A run's checkpoints as the jobs of its graph find them.</summary>
 internal static class RunCheckpoints
 {
+    /// <summary>The URI of the checkpoint the run's training ends with (its last step).</summary>
+    public static string FinalUri(RunContext run) => run.Store.RelativeUri(Model.Checkpoints.Folder(
+        run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps));
+
     public static Task<IReadOnlyList<string>> OfAsync(RunContext run, string runName, CancellationToken ct) =>
         Model.Checkpoints.ListAsync(run.Store, Model.Checkpoints.RunFolder(runName), ct);
 
@@ -199,8 +200,8 @@ internal static class RunCheckpoints
 /// </summary>
 public sealed class RunTasks(RunRequest request)
 {
-    /// <summary>A task of the run as the evaluator is asked for it: its URI under the data root, name and version.</summary>
-    public sealed record Staged(string Uri, string Name, string Version);
+    /// <summary>A task of the run as the evaluator is asked for it: its URI under the data root, name and version, and the file it was copied from.</summary>
+    public sealed record Staged(string Uri, string Name, string Version, string File);
 
     private IReadOnlyList<Staged>? _staged;
 
@@ -222,7 +223,7 @@ public sealed class RunTasks(RunRequest request)
             var uri = $"{folder}/{Path.GetFileName(file)}";
             await CopyAsync(run.Store, file, uri, ct);
             await CopyAsync(run.Store, dataPath, $"{folder}/{data.Replace('\\', '/')}", ct);
-            staged.Add(new Staged(uri, task.Name, task.Version.ToString()));
+            staged.Add(new Staged(uri, task.Name, task.Version.ToString(), file));
         }
         return _staged = staged;
     }
@@ -231,8 +232,7 @@ public sealed class RunTasks(RunRequest request)
     public async Task<object> ContaminationSettingsAsync(RunContext run, CancellationToken ct)
     {
         var staged = await StageAsync(run, ct);
-        var references = (request.EvalTasks ?? []).Select(file =>
-            staged.FirstOrDefault(s => s.Uri.EndsWith("/" + Path.GetFileName(file), StringComparison.Ordinal))?.Uri ?? file).ToList();
+        var references = (request.EvalTasks ?? []).Select(file => staged.FirstOrDefault(s => s.File == file)?.Uri ?? file).ToList();
         return new ContaminationStage.Settings(references, request.RemoveContaminated);
     }
 

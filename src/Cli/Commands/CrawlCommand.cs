@@ -43,11 +43,8 @@ public static class CrawlCommand
             ledger.Runs.Ensure(runId, runId, "{}");
             using var logging = PipelineContext.Logging(quiet: StageProgress.Interactive);
             var logger = logging.CreateLogger("crawl");
-            Task OnShard(ShardRef shard)
-            {
-                if (!ledger.Artifacts.IsProcessed(WebCrawler.Stage, shard.ShardId)) ledger.Artifacts.CompleteInput(WebCrawler.Stage, shard.ShardId, runId, [shard]);
-                return Task.CompletedTask;
-            }
+            var step = new ShardStep(ledger, WebCrawler.Stage);
+            Task OnShard(ShardRef shard) => step.RecordSourceAsync(shard, () => Task.CompletedTask);
 
             if (warcFiles.Length > 0)
             {

@@ -21,6 +21,7 @@ public sealed class PipelineContext
     {
         DataRoot = dataRoot;
         Configuration = configuration;
+        // Commands bind only their own section; the root check catches misspelled sections and root keys.
         var options = StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
         _store = new(() => options.Storage.Open(dataRoot));
         _ledger = new(() =>
@@ -46,18 +47,16 @@ public sealed class PipelineContext
     public static PipelineContext Open(string dataRoot, IReadOnlyDictionary<string, string?>? settings = null, bool existingRun = false) =>
         new(dataRoot, LoadConfiguration(settings ?? new Dictionary<string, string?>()), existingRun);
 
-    /// <summary>The one configuration chain (hosts take it too: <see cref="PipelineHost.Build"/>).</summary>
-    public static IConfigurationRoot LoadConfiguration(IEnumerable<KeyValuePair<string, string?>> settings)
-    {
-        var configuration = new ConfigurationBuilder()
+    /// <summary>
+    /// The one configuration chain (hosts take it too: <see cref="PipelineHost.Build"/>). It is checked strictly where it
+    /// is bound: by <see cref="Open"/> here, by the host's AddPipeline there.
+    /// </summary>
+    public static IConfigurationRoot LoadConfiguration(IEnumerable<KeyValuePair<string, string?>> settings) =>
+        new ConfigurationBuilder()
             .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "pipeline.json"), optional: true)
             .AddEnvironmentVariables()
             .AddInMemoryCollection(settings)
             .Build();
-        // Commands bind only their own section; the root check catches misspelled sections and root keys.
-        StrictConfig.BindRoot<PipelineOptions>(configuration, PipelineOptions.Section, PipelineOptions.StageSections);
-        return configuration;
-    }
 
     public T Section<T>(string section) where T : class, new() => StrictConfig.Bind<T>(Configuration, section);
 
