@@ -16,7 +16,9 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     public const string Stage = Contracts.StageNames.Crawl;
 
     private readonly UrlNormalizer _normalizer = new(options.StrippedParameters);
-    private readonly ConcurrentDictionary<string, Task<HostRobots>> _robots = new();
+    // Lazy because GetOrAdd may run its factory more than once when two workers meet a new host together; robots.txt
+    // must be fetched once per host.
+    private readonly ConcurrentDictionary<string, Lazy<Task<HostRobots>>> _robots = new();
     private readonly ConcurrentDictionary<string, HostGate> _hosts = new();
     private readonly List<Regex> _blockedPatterns = options.BlockedUrlPatterns.Select(p => new Regex(p, RegexOptions.IgnoreCase | RegexOptions.Compiled)).ToList();
     private HashSet<string> _seedHosts = [];
@@ -465,27 +467,29 @@ public sealed class WebCrawler(CrawlOptions options, ShardStore store, ILogger l
     private Task<HostRobots> RobotsForAsync(Uri uri, PageFetcher fetcher, Frontier frontier, CancellationToken ct)
     {
         if (!options.RespectRobots) return Task.FromResult(new HostRobots(RobotsTxt.AllowAll, null));
-        return _robots.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), async origin =>
+        return _robots.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), origin => new(() => FetchRobotsAsync(origin, fetcher, frontier, ct))).Value;
+    }
+
+    private async Task<HostRobots> FetchRobotsAsync(string origin, PageFetcher fetcher, Frontier frontier, CancellationToken ct)
+    {
+        // Redirects of robots.txt pass the same scope checks as pages (and every connection the address guard).
+        var result = await fetcher.FetchAsync(origin + "/robots.txt", next => ScopeRefusal(next, ignoreExtension: true), ct, anyContentType: true);
+        if (result.Body is not null) return new HostRobots(RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent), null);
+        // RFC 9309 2.3.1: 4xx means no restrictions, and so does a redirect chain that cannot be followed
+        // (2.3.1.2: "MAY assume that the robots.txt file is unavailable"); 5xx or unreachable means complete disallow.
+        if (result.Status is >= 400 and < 500) return new HostRobots(RobotsTxt.AllowAll, null);
+        if (result.SkipReason is { } reason && (reason.StartsWith("redirect-") || reason == "scheme"))
         {
-            // Redirects of robots.txt pass the same scope checks as pages (and every connection the address guard).
-            var result = await fetcher.FetchAsync(origin + "/robots.txt", next => ScopeRefusal(next, ignoreExtension: true), ct, anyContentType: true);
-            if (result.Body is not null) return new HostRobots(RobotsTxt.Parse(System.Text.Encoding.UTF8.GetString(result.Body), options.UserAgent), null);
-            // RFC 9309 2.3.1: 4xx means no restrictions, and so does a redirect chain that cannot be followed
-            // (2.3.1.2: "MAY assume that the robots.txt file is unavailable"); 5xx or unreachable means complete disallow.
-            if (result.Status is >= 400 and < 500) return new HostRobots(RobotsTxt.AllowAll, null);
-            if (result.SkipReason is { } reason && (reason.StartsWith("redirect-") || reason == "scheme"))
-            {
-                frontier.AddSkipped([origin + "/robots.txt"], $"robots-{reason}");
-                logger.LogWarning("crawl: robots.txt of {Origin} not followed ({Reason}); treated as unavailable (no restrictions)", origin, reason);
-                return new HostRobots(RobotsTxt.AllowAll, reason);
-            }
-            logger.LogWarning("crawl: robots.txt of {Origin} unavailable ({Reason}); host treated as disallowed", origin, result.SkipReason);
-            return new HostRobots(RobotsTxt.DisallowAll, result.SkipReason);
-        });
+            frontier.AddSkipped([origin + "/robots.txt"], $"robots-{reason}");
+            logger.LogWarning("crawl: robots.txt of {Origin} not followed ({Reason}); treated as unavailable (no restrictions)", origin, reason);
+            return new HostRobots(RobotsTxt.AllowAll, reason);
+        }
+        logger.LogWarning("crawl: robots.txt of {Origin} unavailable ({Reason}); host treated as disallowed", origin, result.SkipReason);
+        return new HostRobots(RobotsTxt.DisallowAll, result.SkipReason);
     }
 
     private bool IsRobotsAllowedCached(Uri uri) =>
-        !_robots.TryGetValue(uri.GetLeftPart(UriPartial.Authority), out var task) || !task.IsCompletedSuccessfully || task.Result.Rules.IsAllowed(uri.PathAndQuery);
+        !_robots.TryGetValue(uri.GetLeftPart(UriPartial.Authority), out var robots) || !robots.IsValueCreated || !robots.Value.IsCompletedSuccessfully || robots.Value.Result.Rules.IsAllowed(uri.PathAndQuery);
 
     /// <summary>Why a URL is out of scope, or null when it may be crawled.</summary>
     internal string? ScopeRefusal(Uri uri, bool ignoreExtension = false)
