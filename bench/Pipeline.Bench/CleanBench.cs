@@ -29,7 +29,7 @@ public static class CleanBench
                 var outcome = cleaner.Clean("id", "http://x/", page);
                 if (outcome.Document is { } d)
                 {
-                    ExactDedupIndex.HashOf(d.Text);
+                    ExactDedup.HashOf(d.Text);
                     kept++;
                 }
             }

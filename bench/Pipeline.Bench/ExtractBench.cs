@@ -20,18 +20,19 @@ public static class ExtractBench
     {
         var root = args.Length > 0 ? args[0] : throw new ArgumentException("usage: extract OUT [--others DIR] (OUT built by bench/build-docs-pages.py OUT, DIR by bench/extract-others.py OUT DIR)");
         var others = args.Length > 2 && args[1] == "--others" ? args[2] : null;
-        var selectors = File.ReadAllLines(Path.Combine(root, "main-content.tsv")).Select(l => l.Split('\t')).ToDictionary(p => p[0], p => p[1]);
+        // generator -> (main-content selector, elements inside it that are not main text)
+        var selectors = File.ReadAllLines(Path.Combine(root, "main-content.tsv")).Select(l => l.Split('\t')).ToDictionary(p => p[0], p => (Main: p[1], Exclude: p.Length > 2 ? p[2] : null));
         var parser = new HtmlParser();
         var rows = new List<(string Generator, string Path, long Bytes, int Reference, int Extracted, int Matched, int ReferenceChars, int ExtractedChars)>();
         var tools = others is null ? [] : Directory.GetDirectories(others).Select(Path.GetFileName).OfType<string>().Order().ToList();
         var toolRows = tools.ToDictionary(t => t, _ => new List<(string Generator, string Path, int Reference, int Extracted, int Matched)>());
-        foreach (var (generator, selector) in selectors)
+        foreach (var (generator, (selector, exclude)) in selectors)
         {
             foreach (var path in Directory.GetFiles(Path.Combine(root, generator), "*.html", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
             {
                 var html = File.ReadAllText(path);
                 using var document = parser.ParseDocument(html);
-                foreach (var e in document.QuerySelectorAll("script,style").ToList()) e.Remove();
+                foreach (var e in document.QuerySelectorAll("script,style" + (exclude is null ? "" : "," + exclude)).ToList()) e.Remove();
                 var reference = string.Join('\n', document.QuerySelectorAll(selector).Select(e => e.TextContent));
                 var extracted = TextExtractor.Extract(html).Text;
                 var referenceUnits = Units(reference);

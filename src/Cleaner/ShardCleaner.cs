@@ -27,10 +27,9 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, Ledge
         var rejected = new List<RejectedDocument>();
         var configHash = StableId.ConfigHash(new { options, recipe = _cleaner.Recipe.Fingerprint });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
-        // With a shared ledger the claims are in it, so cleaners on several hosts decide every hash once.
-        using IExactDedupClaims? index = !options.ExactDedup ? null
-            : ledger is { IsShared: true } ? new LedgerExactDedupClaims(ledger, input.RunId) : new ExactDedupIndex(ExactDedupIndex.PathOf(store, input.RunId));
-        var shardHashes = new HashSet<long>();
+        // Exact duplicates are claimed in the run's ledger (shared by every cleaner of the run); without one, in a
+        // ledger file of the run's own in the data root.
+        var claims = !options.ExactDedup ? null : ledger ?? new Ledger(ExactDedup.LocalClaimsPath(store, input.RunId));
         await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/clean/{input.RunId}/clean-{shardId}.parquet",
             new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
         await foreach (var pages in (source ?? store).ReadRowGroupsAsync<RawPage>(input, ct))
@@ -39,11 +38,11 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, Ledge
             Parallel.For(0, pages.Count, new ParallelOptions { CancellationToken = ct }, i =>
             {
                 var page = pages[i];
-                outcomes[i] = _cleaner.Clean(DocumentId(input.RunId, page), page.FinalUrl, page.Html,
+                outcomes[i] = _cleaner.Clean(DocumentId(page), page.FinalUrl, page.Html,
                     isHtml: !page.ContentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase));
             });
             report.Input += pages.Count;
-            var candidates = new List<(CleanDocument Document, RawPage Page, long Hash)>();
+            var candidates = new List<(CleanDocument Document, RawPage Page)>();
             for (var i = 0; i < outcomes.Length; i++)
             {
                 var outcome = outcomes[i];
@@ -54,25 +53,20 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, Ledge
                     Sample(rejected, outcome.RemovedBy!, outcome.Detail, pages[i]);
                     continue;
                 }
-                var hash = index is null ? 0 : ExactDedupIndex.HashOf(document.Text);
-                if (index is not null && !shardHashes.Add(hash))
-                {
-                    report.Remove("exact_dedup", document.Chars);
-                    Sample(rejected, "exact_dedup", shardId, pages[i]);
-                    continue;
-                }
-                candidates.Add((document, pages[i], hash));
+                candidates.Add((document, pages[i]));
             }
-            // Exact dedup is ordered (first claim wins), decided for a row group at once against the shared index.
-            var holders = index?.Claim(candidates.Select(c => c.Hash).ToList(), shardId);
+            // Of exact duplicates the smallest document id is kept, wherever and whenever each copy arrives: a copy
+            // kept earlier that a smaller one displaces is recorded as superseded, and tokenization skips it.
+            var decided = claims?.Claims.Claim(input.RunId, candidates.Select(c => ExactDedup.HashOf(c.Document.Text)).ToList(), candidates.Select(c => c.Document.Id).ToList(), shardId);
+            if (decided is { Displaced.Count: > 0 }) claims!.Superseded.Add(input.RunId, "exact_dedup", decided.Displaced);
             var kept = new List<CleanDocument>();
             for (var i = 0; i < candidates.Count; i++)
             {
-                var (document, page, _) = candidates[i];
-                if (holders is not null && holders[i] != shardId)
+                var (document, page) = candidates[i];
+                if (decided is not null && !decided.Kept[i])
                 {
                     report.Remove("exact_dedup", document.Chars);
-                    Sample(rejected, "exact_dedup", holders[i], page);
+                    Sample(rejected, "exact_dedup", decided.Holders[i], page);
                     continue;
                 }
                 document.SourceShard = input.ShardId;
@@ -94,17 +88,18 @@ public sealed class ShardCleaner(CleanerOptions options, ShardStore store, Ledge
     }
 
     /// <summary>
-    /// A document's id depends on what the page is (run, URL without its port, source record), not on where it landed
-    /// in a shard, so a re-crawl after a crash gives a page the same id and the same train/validation split. The port
-    /// is left out so that the same site served on another port (the sample site takes a free one on each fresh run)
-    /// gives the same ids, and so the same split and the same tokenizer.
+    /// A document's id depends on what the page is (URL without its port, source record), not on where it landed in
+    /// a shard nor on the run, so a re-crawl after a crash, a second run and every arm of an ablation give a page the
+    /// same id, and so the same train/validation split, the same copy of a duplicate kept and the same tokenizer. The
+    /// port is left out so that the same site served on another port (the sample site takes a free one on each fresh
+    /// run) gives the same ids.
     /// </summary>
-    public static string DocumentId(string runId, RawPage page)
+    public static string DocumentId(RawPage page)
     {
         var url = page.FinalUrl.Length > 0 ? page.FinalUrl : page.Url;
         if (Uri.TryCreate(url, UriKind.Absolute, out var uri) && !uri.IsDefaultPort)
             url = new UriBuilder(uri) { Port = -1 }.Uri.ToString();
-        return StableId.Of(runId, url, page.Source);
+        return StableId.Of(url, page.Source);
     }
 
     private void Sample(List<RejectedDocument> rejected, string rule, string? detail, RawPage page)

@@ -33,6 +33,10 @@ public static class RunReport
 
         var tokens = ledger.Artifacts.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
+        // Of duplicates the copy with the smallest document id is kept whatever arrived first, so a copy kept before
+        // its smaller twin arrived is left in its dedup shard and skipped here.
+        if (tokens.Sum(t => t.Excluded) is > 0 and var skipped)
+            md.Append($"{skipped:N0} documents kept by dedup were not tokenized: duplicates kept before a copy with a smaller id arrived (the smallest id is kept, whatever the order of arrival), and any that decontamination removed.\n\n");
         if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is { } excludedJson)
             md.Append($"Decontamination (Pipeline:Decontaminate:Remove): {JsonSerializer.Deserialize<ExcludedDocuments>(excludedJson)!.Documents:N0} documents that contain evaluation examples were removed before tokenization.\n\n");
         if (tokens.Count > 0 && tokens.Sum(t => t.ValidationTokens) == 0)

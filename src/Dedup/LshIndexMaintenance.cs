@@ -16,7 +16,10 @@ public static class LshIndexMaintenance
         return Directory.Exists(folder) ? Directory.GetFiles(folder, prefix + "*.parquet").Order(StringComparer.Ordinal) : [];
     }
 
-    /// <summary>Deletes the run's index and re-adds every kept document of its dedup shards, in shard order.</summary>
+    /// <summary>
+    /// Deletes the run's index and re-adds every kept document of its dedup shards, in shard order. The documents removed
+    /// before are not in those shards, so they are not indexed again: a later near duplicate of only those is kept.
+    /// </summary>
     public static async Task<long> RebuildAsync(DedupOptions options, ShardStore store, string runId, CancellationToken ct)
     {
         var path = store.Resolve(ShardDeduplicator.IndexUri(runId));

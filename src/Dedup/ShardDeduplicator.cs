@@ -69,7 +69,8 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
             var added = new List<(string Id, uint[] Signature, long[] Keys)>();
             var pending = new Dictionary<long, List<int>>(); // band key -> indexes in `added` (this shard)
             var duplicates = new List<DuplicatePair>();
-            long seen = 0;
+            var superseded = new Dictionary<string, string>(StringComparer.Ordinal); // kept before -> the smaller duplicate found since
+            long seen = 0, removedLate = 0, written = 0;
             await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/dedup/{runId}/dedup-{shardId}.parquet",
                 new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], runId));
             await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
@@ -77,31 +78,47 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
                 var signatures = new uint[documents.Count][];
                 Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct },
                     i => signatures[i] = _hasher.Fingerprint(documents[i].Text, documents[i].Language));
+                // Of near duplicates the smaller document id is kept, whatever the order of arrival: a document with a
+                // near duplicate of smaller id is removed, and the kept documents it finds with larger ids are
+                // superseded. Every document is indexed, removed ones too, so that every pair is found once, by
+                // whichever of the two arrives second.
                 var kept = new List<CleanDocument>();
                 for (var i = 0; i < documents.Count; i++)
                 {
                     var keys = index.BandKeys(signatures[i]);
-                    var match = FindMatch(index, keys, signatures[i], pending, added);
-                    if (match is { } m)
+                    var id = documents[i].Id;
+                    var matches = FindMatches(index, keys, signatures[i], pending, added);
+                    (string Id, double Jaccard)? smaller = null;
+                    foreach (var match in matches)
                     {
-                        duplicates.Add(new DuplicatePair { RemovedId = documents[i].Id, KeptId = m.Id, EstimatedJaccard = Math.Round(m.Jaccard, 4), RemovedUrl = documents[i].Url });
-                        continue;
+                        var order = string.CompareOrdinal(match.Id, id);
+                        if (order > 0) superseded.TryAdd(match.Id, id);
+                        else if (order < 0 && (smaller is null || string.CompareOrdinal(match.Id, smaller.Value.Id) < 0)) smaller = match;
                     }
                     foreach (var key in keys)
                     {
                         if (!pending.TryGetValue(key, out var list)) pending[key] = list = [];
                         list.Add(added.Count);
                     }
-                    added.Add((documents[i].Id, signatures[i], keys));
-                    kept.Add(documents[i]);
+                    added.Add((id, signatures[i], keys));
+                    if (smaller is { } s)
+                        duplicates.Add(new DuplicatePair { RemovedId = id, KeptId = s.Id, EstimatedJaccard = Math.Round(s.Jaccard, 4), RemovedUrl = documents[i].Url });
+                    else
+                        kept.Add(documents[i]);
                 }
+                // Kept documents of this row group that a later one superseded are not written at all.
+                removedLate += kept.RemoveAll(d => superseded.ContainsKey(d.Id));
                 seen += documents.Count;
+                written += kept.Count;
                 await writer.AppendAsync(kept, ct);
             }
             var output = await writer.CompleteAsync(ct);
             if (duplicates.Count > 0)
                 await store.WriteParquetAsync($"shards/dedup/{runId}/duplicates-{shardId}.parquet", duplicates,
                     new ShardDescriptor(shardId + "-duplicates", "dedup-duplicates", configHash, [input.ShardId], runId), ct);
+            // Superseded documents already written (earlier row groups, other shards) stay where they are; tokenization,
+            // which starts once every shard is decided, skips them.
+            ledger?.Superseded.Add(runId, "near_dedup", superseded.Select(kv => (kv.Key, kv.Value)).ToList());
             index.AddAll(added, shardId);
             if (shared is not null && await shared.PublishChangeAsync(shardId, added, ct))
             {
@@ -109,7 +126,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
                 Forget(runId);
                 await shared.PublishSnapshotAsync(indexPath, ct);
             }
-            return new StageResult([output], new DedupStats((int)seen, added.Count, duplicates.Count));
+            return new StageResult([output], new DedupStats((int)seen, (int)written, (int)(seen - written)));
         }
         catch
         {
@@ -139,25 +156,29 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
         _open.RemoveAt(at);
     }
 
-    private (string Id, double Jaccard)? FindMatch(LshIndex index, long[] keys, uint[] signature,
+    /// <summary>Every indexed document (of earlier shards, or earlier in this one) that is a near duplicate of the signature.</summary>
+    private List<(string Id, double Jaccard)> FindMatches(LshIndex index, long[] keys, uint[] signature,
         Dictionary<long, List<int>> pending, List<(string Id, uint[] Signature, long[] Keys)> added)
     {
+        var matches = new List<(string Id, double Jaccard)>();
+        var seen = new HashSet<int>();
         foreach (var key in keys)
         {
             if (!pending.TryGetValue(key, out var list)) continue;
             foreach (var j in list)
             {
+                if (!seen.Add(j)) continue;
                 var jaccard = _hasher.Similarity(signature, added[j].Signature);
-                if (!options.Verify || jaccard >= options.Threshold) return (added[j].Id, jaccard);
+                if (!options.Verify || jaccard >= options.Threshold) matches.Add((added[j].Id, jaccard));
             }
         }
         foreach (var doc in index.Candidates(keys))
         {
             var (id, other) = index.Get(doc);
             var jaccard = _hasher.Similarity(signature, other);
-            if (options.Verify ? jaccard >= options.Threshold : SharesBand(index, keys, other)) return (id, jaccard);
+            if (options.Verify ? jaccard >= options.Threshold : SharesBand(index, keys, other)) matches.Add((id, jaccard));
         }
-        return null;
+        return matches;
     }
 
     // The in-memory band table keeps 32 bits of each key, so without verification a candidate's band match is

@@ -40,10 +40,12 @@ public sealed class ContaminationStage(ShardStore store, Ledger ledger, Checkpoi
         }
         var index = new Contamination.Index(tasks);
         var contaminated = new SortedSet<string>(StringComparer.Ordinal);
+        // Duplicates superseded by a copy with a smaller id are not trained on, so they are not counted either.
+        var superseded = ledger.Superseded.Ids(runId);
         foreach (var shard in inputs)
             await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(shard, ct))
                 foreach (var document in group)
-                    if (index.Check(document.Text)) contaminated.Add(document.Id);
+                    if (!superseded.Contains(document.Id) && index.Check(document.Text)) contaminated.Add(document.Id);
         var result = index.Result();
         foreach (var task in result)
             logger.LogInformation("{Stage}: {Task}: {Contaminated} of {Examples} examples overlap the training corpus", Name, task.Task, task.Contaminated, task.Examples);

@@ -3,34 +3,94 @@ using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
 
-/// <summary>Exact-dedup claims of a run in a shared (PostgreSQL) ledger: the first clean shard to keep a text holds it.</summary>
+/// <summary>What a set of exact-dedup claims decided (<see cref="ClaimStore.Claim"/>).</summary>
+/// <param name="Kept">Whether each claiming document holds its hash (is kept).</param>
+/// <param name="Holders">The document holding each claimed hash afterwards: the smallest id that ever claimed it.</param>
+/// <param name="Displaced">Earlier holders that a smaller id took over from: documents kept before that are now duplicates.</param>
+public sealed record ExactClaims(bool[] Kept, string[] Holders, IReadOnlyList<(string Document, string By)> Displaced);
+
+/// <summary>
+/// Exact-dedup claims of a run in the ledger: each hash of normalized text is held by the smallest document id that
+/// has it, whichever cleaner saw which copy first, so the copy kept does not depend on crawl timing.
+/// </summary>
 public sealed class ClaimStore(Ledger db)
 {
     private const int ClaimBatch = 500;
 
     /// <summary>
-    /// Claims each hash for <paramref name="holder"/> in run <paramref name="runId"/> unless another holder has it, and returns the holder of each
-    /// (<paramref name="holder"/> where the claim took): first claim wins across every host on this ledger, and a
-    /// holder that claims again (a shard redone after a crash) finds its own claims. One transaction; the hashes are
-    /// inserted in ascending order, so two hosts claiming overlapping sets wait for each other instead of deadlocking.
+    /// Claims hash <c>hashes[i]</c> for document <c>ids[i]</c> of <paramref name="shard"/> in run <paramref name="runId"/>, in
+    /// one transaction. A smaller id takes a hash over (the holder it displaces is returned); the same document claiming
+    /// again from the same shard (a shard redone after a crash) finds its own claim; the same document from another
+    /// shard (a page stored twice) loses to the copy that claimed first. Rows are locked in ascending hash order, so two
+    /// hosts claiming overlapping sets wait for each other instead of deadlocking.
     /// </summary>
-    public string[] Claim(string runId, IReadOnlyList<long> hashes, string holder)
+    public ExactClaims Claim(string runId, IReadOnlyList<long> hashes, IReadOnlyList<string> ids, string shard)
     {
-        var holders = new Dictionary<long, string>(hashes.Count);
-        if (hashes.Count == 0) return [];
+        if (hashes.Count != ids.Count) throw new ArgumentException("one id per hash", nameof(ids));
+        if (hashes.Count == 0) return new([], [], []);
+        // The smallest id of this batch per hash is its candidate; the others lose to it here.
+        var candidates = new SortedDictionary<long, string>();
+        for (var i = 0; i < hashes.Count; i++)
+            if (!candidates.TryGetValue(hashes[i], out var held) || string.CompareOrdinal(ids[i], held) < 0) candidates[hashes[i]] = ids[i];
+        var holders = new Dictionary<long, (string Id, string Shard)>(candidates.Count);
+        var displaced = new List<(string, string)>();
         using var c = db.Connect();
-        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
-        foreach (var batch in hashes.Distinct().Order().Chunk(ClaimBatch))
+        var sqlite = c is SqliteConnection;
+        using var tx = c is SqliteConnection s ? s.BeginTransaction(deferred: false) : c.BeginTransaction();
+        foreach (var batch in candidates.Chunk(ClaimBatch))
         {
             var names = batch.Select((_, i) => $"@h{i}").ToList();
-            var parameters = batch.Select((hash, i) => (names[i], (object?)hash)).ToList();
-            Execute(c, $"INSERT INTO run_exact_claims(run_id, hash, holder) VALUES {string.Join(", ", names.Select(n => $"(@run, {n}, @holder)"))} ON CONFLICT(run_id, hash) DO NOTHING",
-                [.. parameters, ("@run", runId), ("@holder", holder)]);
-            using var select = Command(c, $"SELECT hash, holder FROM run_exact_claims WHERE run_id = @run AND hash IN ({string.Join(", ", names)})", [.. parameters, ("@run", runId)]);
-            using var reader = select.ExecuteReader();
-            while (reader.Read()) holders[Convert.ToInt64(reader.GetValue(0))] = reader.GetString(1);
+            var parameters = batch.Select((claim, i) => (names[i], (object?)claim.Key)).ToList();
+            // Insert where absent (a concurrent insert of the same hash is waited for), then lock and read every row:
+            // PostgreSQL's FOR UPDATE, SQLite's write lock taken by BEGIN IMMEDIATE.
+            Execute(c, $"INSERT INTO run_exact_holders(run_id, hash, doc_id, shard_id) VALUES {string.Join(", ", batch.Select((_, i) => $"(@run, {names[i]}, @d{i}, @shard)"))} ON CONFLICT(run_id, hash) DO NOTHING",
+                [.. parameters, .. batch.Select((claim, i) => ($"@d{i}", (object?)claim.Value)), ("@run", runId), ("@shard", shard)]);
+            using (var select = Command(c, $"SELECT hash, doc_id, shard_id FROM run_exact_holders WHERE run_id = @run AND hash IN ({string.Join(", ", names)}) ORDER BY hash{(sqlite ? "" : " FOR UPDATE")}", [.. parameters, ("@run", runId)]))
+            using (var reader = select.ExecuteReader())
+                while (reader.Read()) holders[Convert.ToInt64(reader.GetValue(0))] = (reader.GetString(1), reader.GetString(2));
+            foreach (var (hash, id) in batch)
+            {
+                if (string.CompareOrdinal(id, holders[hash].Id) >= 0) continue;
+                displaced.Add((holders[hash].Id, id));
+                holders[hash] = (id, shard);
+                Execute(c, "UPDATE run_exact_holders SET doc_id = @d, shard_id = @shard WHERE run_id = @run AND hash = @h", ("@d", id), ("@shard", shard), ("@run", runId), ("@h", hash));
+            }
         }
         tx.Commit();
-        return hashes.Select(hash => holders[hash]).ToArray();
+        // A document appearing twice in the batch is kept once.
+        var taken = new HashSet<long>();
+        var kept = hashes.Select((hash, i) => holders[hash] == (ids[i], shard) && taken.Add(hash)).ToArray();
+        return new(kept, hashes.Select(hash => holders[hash].Id).ToArray(), displaced);
+    }
+}
+
+/// <summary>
+/// Documents kept by a stage and later found to be duplicates of a document with a smaller id that arrived after them
+/// (exact or near), per run. Deciding by the smallest id makes the kept copy independent of arrival order; what was
+/// already written out is left in its shard and skipped here by tokenization, which starts after every shard is
+/// decided.
+/// </summary>
+public sealed class SupersededStore(Ledger db)
+{
+    /// <summary>Records each (document, the smaller duplicate that supersedes it); a document recorded before keeps its first record.</summary>
+    public void Add(string runId, string reason, IReadOnlyCollection<(string Document, string By)> documents)
+    {
+        if (documents.Count == 0) return;
+        using var c = db.Connect();
+        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+        foreach (var (document, by) in documents.OrderBy(d => d.Document, StringComparer.Ordinal))
+            Execute(c, "INSERT INTO run_superseded VALUES(@r, @d, @b, @why) ON CONFLICT DO NOTHING", ("@r", runId), ("@d", document), ("@b", by), ("@why", reason));
+        tx.Commit();
+    }
+
+    /// <summary>The run's superseded documents.</summary>
+    public HashSet<string> Ids(string runId)
+    {
+        using var c = db.Connect();
+        using var cmd = Command(c, "SELECT doc_id FROM run_superseded WHERE run_id=@r", ("@r", runId));
+        using var reader = cmd.ExecuteReader();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        while (reader.Read()) ids.Add(reader.GetString(0));
+        return ids;
     }
 }

@@ -102,6 +102,9 @@ public sealed class Ledger
 
     public ClaimStore Claims => new(this);
 
+    /// <summary>Kept documents that a duplicate with a smaller id superseded later (skipped by tokenization).</summary>
+    public SupersededStore Superseded => new(this);
+
     public CrawlPartStore CrawlParts => new(this);
 
     internal DbConnection Connect() => _open();

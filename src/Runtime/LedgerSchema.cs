@@ -39,5 +39,13 @@ internal static class LedgerSchema
         CREATE TABLE IF NOT EXISTS run_exact_claims(run_id TEXT NOT NULL, hash BIGINT NOT NULL, holder TEXT NOT NULL, PRIMARY KEY(run_id, hash));
         DROP TABLE IF EXISTS exact_claims;
         """,
+        // Exact duplicates are decided by the smallest document id (reproducible whatever the crawl's timing), so a
+        // hash is held by a document, no longer by the shard that claimed it first; documents kept before a smaller
+        // duplicate arrived are recorded as superseded.
+        """
+        CREATE TABLE IF NOT EXISTS run_exact_holders(run_id TEXT NOT NULL, hash BIGINT NOT NULL, doc_id TEXT NOT NULL, shard_id TEXT NOT NULL, PRIMARY KEY(run_id, hash));
+        CREATE TABLE IF NOT EXISTS run_superseded(run_id TEXT NOT NULL, doc_id TEXT NOT NULL, by_id TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY(run_id, doc_id));
+        DROP TABLE IF EXISTS run_exact_claims;
+        """,
     ];
 }

@@ -17,16 +17,25 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     private readonly HashSet<string> _publishedManifests = [];
 
 
-    /// <summary>The ids of the run's documents that are not to be trained on (none unless decontamination removed some).</summary>
+    /// <summary>
+    /// The ids of the run's documents that are not to be trained on: duplicates kept before a copy with a smaller id
+    /// arrived (<see cref="SupersededStore"/>), and those decontamination removed.
+    /// </summary>
     public async Task<IReadOnlySet<string>> ExcludedIdsAsync(string runId, CancellationToken ct = default)
     {
-        if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return new HashSet<string>();
-        var excluded = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
-        var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(excluded.Uri, ct), ct);
-        if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(excluded.Sha256, StringComparison.OrdinalIgnoreCase))
-            throw new InvalidDataException($"{excluded.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
-        return JsonSerializer.Deserialize<HashSet<string>>(bytes)!;
+        var excluded = ledger.Superseded.Ids(runId);
+        if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return excluded;
+        var contaminated = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
+        var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(contaminated.Uri, ct), ct);
+        if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(contaminated.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new InvalidDataException($"{contaminated.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
+        excluded.UnionWith(JsonSerializer.Deserialize<HashSet<string>>(bytes)!);
+        return excluded;
     }
+
+    /// <summary>A digest of an excluded set, for the configuration hash of what was tokenized without it.</summary>
+    private static string? Digest(IReadOnlySet<string> excluded) => excluded.Count == 0 ? null
+        : Convert.ToHexStringLower(XxHash64.Hash(Encoding.UTF8.GetBytes(string.Join('\n', excluded.Order(StringComparer.Ordinal)))));
 
     /// <summary>Trains and saves the vocabulary; returns (folder URI, hash).</summary>
     public async Task<(string Uri, string Hash, int VocabSize)> TrainAsync(string runId, IReadOnlyList<ShardRef> shards, int vocabSize, CancellationToken ct,
@@ -67,14 +76,16 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     {
         var wide = tokenizer.VocabSize >= 65_536;
         var excluded = await ExcludedIdsAsync(input.RunId, ct);
-        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = excluded.Count == 0 ? null : ledger.Documents.Get(LedgerKeys.ExcludedDocuments(input.RunId)) });
+        var configHash = StableId.ConfigHash(new { options.ValidationPerMille, tokenizer.Hash, excluded = Digest(excluded) });
         var shardId = StableId.Of(input.ShardId, Stage, configHash);
         long train = 0, validation = 0;
+        var skipped = 0;
         await using var writer = store.CreateParquetWriter<TokenRow>($"shards/tokens/{input.RunId}/tokens-{shardId}.parquet",
             new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], input.RunId));
         await foreach (var group in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
         {
             var documents = excluded.Count == 0 ? group : group.Where(d => !excluded.Contains(d.Id)).ToList();
+            skipped += group.Count - documents.Count;
             var rows = new TokenRow[documents.Count];
             Parallel.For(0, documents.Count, new ParallelOptions { CancellationToken = ct }, i =>
             {
@@ -87,7 +98,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
             await writer.AppendAsync(rows, ct);
         }
         var shard = await writer.CompleteAsync(ct);
-        return new StageResult([shard], new TokenShardStats(train, validation, tokenizer.Hash));
+        return new StageResult([shard], new TokenShardStats(train, validation, tokenizer.Hash, skipped));
     }
 
     /// <summary>Rewrites the run's manifest from the ledger (after the ledger has recorded the new shard).</summary>
@@ -125,4 +136,5 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
         XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(docId)) % 1000 < (ulong)options.ValidationPerMille ? "validation" : "train";
 }
 
-public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash);
+/// <param name="Excluded">Documents of the input shard not tokenized: superseded duplicates, and decontamination's removals.</param>
+public sealed record TokenShardStats(long TrainTokens, long ValidationTokens, string TokenizerHash, int Excluded = 0);

@@ -43,6 +43,41 @@ public sealed class ShardCleanerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_copy_kept_of_exact_duplicates_is_the_smallest_id_whatever_the_order_of_the_shards()
+    {
+        // Ten pages, each stored twice under two URLs (so two document ids), the copies in different shards; the shards
+        // are cleaned in both orders. What survives (written and not superseded) is the same both times: one copy of
+        // each page, the one with the smaller id.
+        var files = Fixtures.Pages("en").Take(10).ToList();
+        RawPage Page(string file, string folder) => new() { Url = $"http://site/{folder}/{Path.GetFileName(file)}", FinalUrl = $"http://site/{folder}/{Path.GetFileName(file)}", Status = 200, Html = File.ReadAllText(file) };
+        var shards = new[]
+        {
+            files.Take(5).Select(f => Page(f, "p")).Concat(files.Skip(5).Select(f => Page(f, "q"))).ToList(),
+            files.Take(5).Select(f => Page(f, "q")).Concat(files.Skip(5).Select(f => Page(f, "p"))).ToList(),
+        };
+        var survivors = new List<List<(string Id, string Text)>>();
+        foreach (var order in new[] { new[] { 0, 1 }, [1, 0] })
+        {
+            var store = new ShardStore(Path.Combine(_root, string.Concat(order)));
+            var ledger = new Runtime.Ledger(Path.Combine(store.Root, "ledger.db"));
+            var cleaner = new ShardCleaner(new CleanerOptions(), store, ledger);
+            var written = new List<CleanDocument>();
+            foreach (var s in order)
+            {
+                var raw = await store.WriteParquetAsync($"shards/crawl/t/raw-{s}.parquet", shards[s], new ShardDescriptor($"raw-{s}", "crawl", "c", [], "t"));
+                written.AddRange(await store.ReadParquetAsync<CleanDocument>((await cleaner.ProcessAsync(raw, default)).Outputs[0]));
+            }
+            var superseded = ledger.Superseded.Ids("t");
+            survivors.Add(written.Where(d => !superseded.Contains(d.Id)).Select(d => (d.Id, d.Text)).OrderBy(d => d.Id, StringComparer.Ordinal).ToList());
+        }
+        Assert.True(survivors[0].Count > 5);
+        Assert.Equal(survivors[0], survivors[1]);
+        Assert.Equal(survivors[0].Count, survivors[0].Select(d => d.Text).Distinct().Count());
+        var smaller = files.Select(f => new[] { ShardCleaner.DocumentId(Page(f, "p")), ShardCleaner.DocumentId(Page(f, "q")) }.Min(StringComparer.Ordinal)).ToHashSet();
+        Assert.All(survivors[0], d => Assert.Contains(d.Id, smaller));
+    }
+
+    [Fact]
     public async Task A_shard_of_many_row_groups_is_cleaned_group_by_group_to_the_same_documents()
     {
         // Shards are read (and written) one row group at a time, so memory is bounded by the row group. The output

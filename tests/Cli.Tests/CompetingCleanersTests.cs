@@ -60,7 +60,7 @@ public sealed class CompetingCleanersTests : IDisposable
         {
             var result = await single.ProcessAsync(shard, default, source: store);
             exactDuplicates += ((CleanReport)result.Stats!).Removed.GetValueOrDefault("exact_dedup")?.Documents ?? 0;
-            expected.AddRange((await new ShardStore(_reference).ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => ExactDedupIndex.HashOf(d.Text)));
+            expected.AddRange((await new ShardStore(_reference).ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => ExactDedup.HashOf(d.Text)));
         }
 
         Assert.True(exactDuplicates > 0, "the crawl has no exact duplicates across shards, so it cannot show that cleaners on two hosts decide them once");
@@ -111,7 +111,7 @@ public sealed class CompetingCleanersTests : IDisposable
         foreach (var output in outputs) documents.AddRange(await store.ReadParquetAsync<CleanDocument>(output));
         Assert.Equal(documents.Count, documents.Select(d => d.Id).Distinct().Count());
         // The same documents as one cleaner keeps (which copy of an exact duplicate is kept depends on the order).
-        Assert.Equal(expected.Order(), documents.Select(d => ExactDedupIndex.HashOf(d.Text)).Order());
+        Assert.Equal(expected.Order(), documents.Select(d => ExactDedup.HashOf(d.Text)).Order());
     }
 
     private static bool IsShardDone(string line) => line.Contains("clean: shard ", StringComparison.Ordinal) && line.Contains(" done,", StringComparison.Ordinal);

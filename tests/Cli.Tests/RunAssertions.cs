@@ -12,7 +12,8 @@ namespace Pipeline.Cli.Tests;
 /// <summary>The invariants of a finished run: every stage accounted for every row, nothing lost, nothing twice.</summary>
 internal static class RunAssertions
 {
-    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, string TokenizerHash, int Excluded = 0);
+    /// <param name="TokenContent">A digest of every token row (document id, split, tokens) in document-id order, whatever shards hold them.</param>
+    public sealed record Outcome(HashSet<string> CrawledUrls, int CleanKept, int DedupKept, int TokenRows, double FinalLoss, string TokenizerHash, string TokenContent, int Decontaminated = 0);
 
     /// <param name="outDir">The coordinator's folder (its report).</param>
     /// <param name="store">Where the services' files are (by default the same folder).</param>
@@ -38,16 +39,22 @@ internal static class RunAssertions
         Assert.Equal(cleanKept, dedup.Sum(d => d.Input));
         Assert.Equal(dedup.Sum(d => d.Input), dedup.Sum(d => d.Kept + d.Removed));
 
-        // Documents that decontamination removed (Pipeline:Decontaminate:Remove) are the only ones not tokenized.
+        // Duplicates superseded by a smaller id that arrived later, and documents that decontamination removed
+        // (Pipeline:Decontaminate:Remove), are the only ones not tokenized.
         var excluded = await new CorpusTokenizer(new TokenizerOptions(), store, ledger).ExcludedIdsAsync(runId);
-        var tokenRows = 0;
+        var dedupIds = new List<string>();
+        foreach (var shard in ledger.Artifacts.Shards(runId, ShardDeduplicator.Stage))
+            dedupIds.AddRange((await store.ReadParquetAsync<CleanDocument>(shard)).Select(d => d.Id));
+        Assert.Equal(dedup.Sum(d => d.Kept), dedupIds.Count);
+        var tokenized = new List<TokenRow>();
         foreach (var shard in ledger.Artifacts.Shards(runId, CorpusTokenizer.Stage))
-        {
-            var rows = await store.ReadParquetAsync<TokenRow>(shard);
-            Assert.DoesNotContain(rows, r => excluded.Contains(r.DocId));
-            tokenRows += rows.Count;
-        }
-        Assert.Equal(dedup.Sum(d => d.Kept) - excluded.Count, tokenRows);
+            tokenized.AddRange(await store.ReadParquetAsync<TokenRow>(shard));
+        Assert.DoesNotContain(tokenized, r => excluded.Contains(r.DocId));
+        Assert.Equal(dedupIds.Where(id => !excluded.Contains(id)).Order(StringComparer.Ordinal), tokenized.Select(r => r.DocId).Order(StringComparer.Ordinal));
+        var tokenRows = tokenized.Count;
+        var content = new System.IO.Hashing.XxHash64();
+        foreach (var row in tokenized.OrderBy(r => r.DocId, StringComparer.Ordinal))
+            content.Append(System.Text.Encoding.UTF8.GetBytes($"{row.DocId} {row.Split} {string.Join(',', row.Tokens)}\n"));
         var manifest = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(runId));
         Assert.Equal(ledger.Artifacts.Shards(runId, CorpusTokenizer.Stage).Count, manifest.Shards.Count);
 
@@ -70,6 +77,7 @@ internal static class RunAssertions
         Assert.Contains("## Training", report);
         var finalLoss = evals.Where(e => e.Metric == "loss").MaxBy(e => e.Step)!.Value;
         var tokenizer = RunArtifacts.TokenizerOf(ledger, runId) ?? throw new InvalidOperationException($"run {runId} has no tokenizer");
-        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss, tokenizer.Hash, excluded.Count);
+        return new Outcome(urls.ToHashSet(), cleanKept, dedup.Sum(d => d.Kept), tokenRows, finalLoss, tokenizer.Hash, Convert.ToHexStringLower(content.GetCurrentHash()),
+            ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is { } json ? JsonSerializer.Deserialize<ExcludedDocuments>(json)!.Documents : 0);
     }
 }

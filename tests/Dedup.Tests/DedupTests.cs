@@ -95,17 +95,17 @@ public sealed class DedupTests : IDisposable
         // Shard 2: near-copies of six earlier documents, a duplicate inside the shard, and four new documents.
         var copies = originals.Take(4).Concat(originals.Skip(14).Take(2)).Select((d, i) => new CleanDocument
         {
-            Id = "copy-" + i, Url = d.Url + "?copy", Language = d.Language, Text = Edit(d.Text, 0.01, i, d.Language == "ja"),
+            Id = "x-copy-" + i, Url = d.Url + "?copy", Language = d.Language, Text = Edit(d.Text, 0.01, i, d.Language == "ja"),
         }).ToList();
         var fresh = RealDocuments("en").Skip(12).Take(4).ToList();
-        var inner = new CleanDocument { Id = "inner-copy", Url = "x", Language = "en", Text = fresh[0].Text + " trailing words" };
+        var inner = new CleanDocument { Id = "x-inner-copy", Url = "x", Language = "en", Text = fresh[0].Text + " trailing words" };
         var second = await dedup.ProcessAsync(await Shard("clean-2", [.. copies, .. fresh, inner], store), default);
         Assert.Equal(new DedupStats(11, 4, 7), second.Stats);
         var kept = await store.ReadParquetAsync<CleanDocument>(second.Outputs[0]);
         Assert.Equal(fresh.Select(d => d.Id), kept.Select(d => d.Id));
 
         var pairs = await store.ReadParquetUncheckedAsync<DuplicatePair>(second.Outputs[0].Uri.Replace("dedup-", "duplicates-"));
-        Assert.Equal(copies.Select(c => c.Id).Append("inner-copy"), pairs.Select(p => p.RemovedId));
+        Assert.Equal(copies.Select(c => c.Id).Append("x-inner-copy"), pairs.Select(p => p.RemovedId));
         Assert.Equal(originals.Take(4).Concat(originals.Skip(14).Take(2)).Select(d => d.Id).Append(fresh[0].Id), pairs.Select(p => p.KeptId));
         Assert.All(pairs, p => Assert.True(p.EstimatedJaccard >= _options.Threshold));
 
@@ -113,11 +113,46 @@ public sealed class DedupTests : IDisposable
         var again = await dedup.ProcessAsync(await Shard("clean-2", [.. copies, .. fresh, inner], store), default);
         Assert.Equal(second.Outputs[0].Sha256, again.Outputs[0].Sha256);
         using (var index = new LshIndex(dedup.IndexPath("t"), _options.Bands, _options.Rows))
-            Assert.Equal(24, index.Count);
+            Assert.Equal(31, index.Count); // every document, removed ones too: each pair is found whichever comes second
 
         // Another run over the same documents has an index of its own: it keeps them all.
         var other = await dedup.ProcessAsync(await Shard("other-1", originals, store, run: "other"), default);
         Assert.Equal(new DedupStats(20, 20, 0), other.Stats);
+    }
+
+    [Fact]
+    public async Task The_copy_kept_of_near_duplicates_is_the_smallest_id_whatever_the_order_of_the_shards()
+    {
+        // Groups of near copies spread over three shards, the smallest id of each group in a different shard; the
+        // shards arrive in three different orders. What survives (written and not superseded) is the same each time:
+        // the smallest id of each group, and every document that has no copy.
+        var originals = RealDocuments("en").Take(9).Concat(RealDocuments("ja").Take(6)).ToList();
+        CleanDocument Copy(CleanDocument d, string id, int seed) => new() { Id = id, Url = d.Url + "?" + id, Language = d.Language, Text = Edit(d.Text, 0.01, seed, d.Language == "ja") };
+        var shards = new List<CleanDocument>[] { [], [], [] };
+        for (var i = 0; i < originals.Count; i++)
+        {
+            var d = originals[i];
+            if (i % 3 == 2) { shards[i % 3].Add(d); continue; } // no copies
+            shards[i % 3].Add(d);
+            shards[(i + 1) % 3].Add(Copy(d, "a-" + d.Id, i)); // smaller than the original, in the next shard
+            shards[(i + 2) % 3].Add(Copy(d, "z-" + d.Id, i + 100));
+        }
+        var expected = originals.Select((d, i) => i % 3 == 2 ? d.Id : "a-" + d.Id).Order(StringComparer.Ordinal).ToList();
+        foreach (var order in new[] { new[] { 0, 1, 2 }, [2, 1, 0], [1, 2, 0] })
+        {
+            var store = new ShardStore(Path.Combine(_root, string.Concat(order)));
+            var ledger = new Ledger(Path.Combine(store.Root, "ledger.db"));
+            using var dedup = new ShardDeduplicator(_options, store, ledger);
+            var written = new List<string>();
+            foreach (var s in order)
+            {
+                var result = await dedup.ProcessAsync(await Shard($"clean-{s}", shards[s], store), default);
+                written.AddRange((await store.ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => d.Id));
+            }
+            Assert.Equal(written.Count, written.Distinct().Count());
+            var superseded = ledger.Superseded.Ids("t");
+            Assert.Equal(expected, written.Where(id => !superseded.Contains(id)).Order(StringComparer.Ordinal));
+        }
     }
 
     [Fact]
@@ -192,7 +227,7 @@ public sealed class DedupTests : IDisposable
         using var a = new ShardDeduplicator(_options, store, ledger);
         using var b = new ShardDeduplicator(_options, store, ledger);
         var english = RealDocuments("en");
-        CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
+        CleanDocument Copy(CleanDocument d, string id) => new() { Id = "x-" + id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
 
         Assert.Equal(5, ((DedupStats)(await b.ProcessAsync(await Shard("clean-0", english.Take(5).ToList(), store), default)).Stats!).Kept);
         Assert.Equal(5, ((DedupStats)(await a.ProcessAsync(await Shard("clean-1", english.Skip(5).Take(5).ToList(), store), default)).Stats!).Kept);
@@ -208,7 +243,12 @@ public sealed class DedupTests : IDisposable
         var x = Shard("clean-4", english.Skip(10).Take(6).ToList(), store);
         var y = Shard("clean-5", english.Skip(10).Take(6).Select((d, i) => Copy(d, $"y-{i}")).ToList(), store);
         var results = await Task.WhenAll(Task.Run(async () => await a.ProcessAsync(await x, default)), Task.Run(async () => await b.ProcessAsync(await y, default)));
-        Assert.Equal(6, results.Sum(r => ((DedupStats)r.Stats!).Kept));
+        // The copies' ids are the larger: whichever shard came first, only the originals survive (a copy written first
+        // is superseded).
+        var written = new List<string>();
+        foreach (var result in results) written.AddRange((await store.ReadParquetAsync<CleanDocument>(result.Outputs[0])).Select(d => d.Id));
+        var superseded = ledger.Superseded.Ids("t");
+        Assert.Equal(english.Skip(10).Take(6).Select(d => d.Id).Order(), written.Where(id => !superseded.Contains(id)).Order());
     }
 
     [Fact]
@@ -227,7 +267,7 @@ public sealed class DedupTests : IDisposable
             return new ShardDeduplicator(_options, store, ledger, snapshotEvery: 3);
         }
         var english = RealDocuments("en");
-        CleanDocument Copy(CleanDocument d, string id) => new() { Id = id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
+        CleanDocument Copy(CleanDocument d, string id) => new() { Id = "x-" + id, Url = d.Url + "?copy", Language = d.Language, Text = d.Text };
         using var a = Host("a");
         using var b = Host("b");
         var producer = new ShardStore(Path.Combine(_root, "producer"), clients[0]);
@@ -246,7 +286,7 @@ public sealed class DedupTests : IDisposable
         var late = await Decide(c, "clean-3", english.Take(13).Select((d, i) => Copy(d, $"c-{i}")));
         Assert.Equal(new DedupStats(13, 0, 13), late);
         using var index = new LshIndex(Path.Combine(_root, "c", ShardDeduplicator.IndexUri("t")), _options.Bands, _options.Rows);
-        Assert.Equal(13, index.Count);
+        Assert.Equal(5 + 5 + 5 + 13, index.Count); // every document decided, removed ones too
         Assert.True(File.Exists(Path.Combine(_root, "a", ShardDeduplicator.IndexUri("t"))));
         foreach (var client in clients) client.Dispose();
     }

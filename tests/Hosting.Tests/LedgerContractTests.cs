@@ -64,30 +64,54 @@ public abstract class LedgerContractTests : IDisposable
     }
 
     [Fact]
-    public async Task Hosts_claiming_overlapping_hashes_get_one_holder_each_and_a_redone_shard_keeps_its_own()
+    public async Task Hosts_claiming_overlapping_hashes_end_with_the_smallest_id_and_every_copy_kept_before_is_displaced()
     {
-        // Six hosts claim overlapping sets (in different orders, more than one batch each) at once: every hash ends
-        // with one holder, and each host sees that same holder.
+        // Six hosts claim overlapping sets (in different orders, more than one batch each) at once; which host has the
+        // smallest id of a hash varies by hash. Every hash ends held by its smallest id, whatever order the claims
+        // took, and each other copy either lost at its claim or is among the displaced: no two copies stay kept.
         var ledgers = Enumerable.Range(0, 6).Select(_ => OpenLedger()).ToList();
         var sets = ledgers.Select((_, i) => Enumerable.Range(i * 300, 1_200).Select(n => (long)n * 7919 - 4_000_000_000L))
             .Select((set, i) => (i % 2 == 0 ? set.Reverse() : set).ToList()).ToList();
-        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => l.Claims.Claim("r", sets[i], $"shard-{i}"))));
-        var holders = new Dictionary<long, string>();
+        static string Id(long hash, int host) => $"{(hash + host) % 6 + 6}-{hash}-{host}";
+        var answers = await Task.WhenAll(ledgers.Select((l, i) => Task.Run(() => sets[i].Chunk(700)
+            .Select(batch => l.Claims.Claim("r", batch, batch.Select(h => Id(h, i)).ToList(), $"shard-{i}")).ToList())));
+        var kept = new HashSet<string>();
+        var displaced = new HashSet<string>();
         for (var i = 0; i < sets.Count; i++)
-            for (var j = 0; j < sets[i].Count; j++)
+        {
+            var claimed = sets[i].Chunk(700).ToList();
+            for (var b = 0; b < claimed.Count; b++)
             {
-                if (holders.TryGetValue(sets[i][j], out var seen)) Assert.Equal(seen, answers[i][j]);
-                else holders[sets[i][j]] = answers[i][j];
+                for (var j = 0; j < claimed[b].Length; j++)
+                    if (answers[i][b].Kept[j]) kept.Add(Id(claimed[b][j], i));
+                displaced.UnionWith(answers[i][b].Displaced.Select(d => d.Document));
             }
-        Assert.Equal(Enumerable.Range(0, 6 * 300 + 900).Count(), holders.Count);
-        Assert.All(holders, kv => Assert.StartsWith("shard-", kv.Value));
-        // The first host owns at least the hashes nobody else asked for; a repeated claim (a shard redone after a
-        // crash) returns the same holders, and a duplicate inside one claim is answered for every occurrence.
-        Assert.All(sets[0].TakeLast(300), h => Assert.Equal("shard-0", holders[h])); // reversed: its lowest 300
-        var again = OpenLedger().Claims.Claim("r", [.. sets[0], sets[0][0]], "shard-0");
-        Assert.Equal(sets[0].Select(h => holders[h]).Append(holders[sets[0][0]]), again);
+        }
+        var smallest = sets.SelectMany((set, i) => set.Select(h => (Hash: h, Id: Id(h, i)))).GroupBy(c => c.Hash)
+            .ToDictionary(g => g.Key, g => g.Select(c => c.Id).Min(StringComparer.Ordinal)!);
+        Assert.Equal(6 * 300 + 900, smallest.Count);
+        Assert.Equal(smallest.Values.Order(), kept.Except(displaced).Order());
+        // A repeated claim (a shard redone after a crash) keeps what it holds; the same document from another shard
+        // (a page stored twice) loses to the copy that claimed first; a duplicate inside one claim is kept once.
+        var first = sets[0][..3];
+        var again = OpenLedger().Claims.Claim("r", [.. first, first[0]], [.. first.Select(h => Id(h, 0)), Id(first[0], 0)], "shard-0");
+        Assert.Equal(first.Select(h => smallest[h]).Append(smallest[first[0]]), again.Holders);
+        Assert.Equal(first.Select(h => smallest[h] == Id(h, 0)).Append(false), again.Kept);
+        Assert.Empty(again.Displaced);
+        Assert.All(OpenLedger().Claims.Claim("r", first, first.Select(h => smallest[h]).ToList(), "shard-other").Kept, Assert.False);
         // Another run over the same pages claims them for itself: runs side by side do not remove each other's documents.
-        Assert.All(OpenLedger().Claims.Claim("other-run", sets[1], "other-shard"), holder => Assert.Equal("other-shard", holder));
+        Assert.All(OpenLedger().Claims.Claim("other-run", sets[1], sets[1].Select(h => Id(h, 1)).ToList(), "other-shard").Kept, Assert.True);
+    }
+
+    [Fact]
+    public void Superseded_documents_are_recorded_once_per_run()
+    {
+        var ledger = OpenLedger();
+        ledger.Superseded.Add("r", "exact_dedup", [("b", "a"), ("c", "a")]);
+        ledger.Superseded.Add("r", "near_dedup", [("c", "b"), ("d", "c")]);
+        ledger.Superseded.Add("other", "near_dedup", [("x", "w")]);
+        Assert.Equal(["b", "c", "d"], ledger.Superseded.Ids("r").Order());
+        Assert.Equal(["x"], ledger.Superseded.Ids("other"));
     }
 
     [Fact]

@@ -193,10 +193,10 @@ public sealed class TokenizerTests : IDisposable
         Assert.Equal(inOrder, shuffled);
 
         var page = new Pipeline.Contracts.Rows.RawPage { Url = "http://127.0.0.1:40123/ja/index.html", FinalUrl = "http://127.0.0.1:40123/ja/index.html", Source = "crawl" };
-        Assert.Equal(ShardCleaner.DocumentId("sample", page),
-            ShardCleaner.DocumentId("sample", new Pipeline.Contracts.Rows.RawPage { Url = "http://127.0.0.1:35555/ja/index.html", FinalUrl = "http://127.0.0.1:35555/ja/index.html", Source = "crawl" }));
-        Assert.NotEqual(ShardCleaner.DocumentId("sample", page),
-            ShardCleaner.DocumentId("sample", new Pipeline.Contracts.Rows.RawPage { FinalUrl = "http://127.0.0.1:40123/ja/other.html", Source = "crawl" }));
+        Assert.Equal(ShardCleaner.DocumentId(page),
+            ShardCleaner.DocumentId(new Pipeline.Contracts.Rows.RawPage { Url = "http://127.0.0.1:35555/ja/index.html", FinalUrl = "http://127.0.0.1:35555/ja/index.html", Source = "crawl" }));
+        Assert.NotEqual(ShardCleaner.DocumentId(page),
+            ShardCleaner.DocumentId(new Pipeline.Contracts.Rows.RawPage { FinalUrl = "http://127.0.0.1:40123/ja/other.html", Source = "crawl" }));
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

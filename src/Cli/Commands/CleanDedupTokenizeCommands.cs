@@ -45,7 +45,7 @@ public static class CleanDedupTokenizeCommands
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipe)));
-            var cleaner = new ShardCleaner(context.Section<CleanerOptions>(CleanerOptions.Section), context.Store);
+            var cleaner = new ShardCleaner(context.Section<CleanerOptions>(CleanerOptions.Section), context.Store, context.Ledger);
             var runId = parse.GetValue(runOption)!;
             var ledger = context.Ledger;
             await RunStageAsync("clean", ShardCleaner.Stage, ledger, runId, parse.GetValue(inputs)!,
@@ -82,7 +82,7 @@ public static class CleanDedupTokenizeCommands
             var options = context.Section<DedupOptions>(DedupOptions.Section);
             var store = context.Store;
             var runId = SafeName.Check(parse.GetValue(runOption)!, "--run");
-            using var dedup = new ShardDeduplicator(options, store);
+            using var dedup = new ShardDeduplicator(options, store, context.Ledger);
             if (parse.GetValue(rebuild))
             {
                 var count = await LshIndexMaintenance.RebuildAsync(options, store, runId, ct);
