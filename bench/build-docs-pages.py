@@ -87,7 +87,12 @@ for name in sorted(os.listdir(man))[:man_pages]:
 copy_pages("sphinx", "/usr/share/developers-reference/ja", lambda n: n not in ("index.html", "search.html", "genindex.html", "developers-reference.html"), "sphinx/ja-JP")
 copy_pages("docbook", "/usr/share/doc/maint-guide-ja/html", lambda n: not n.startswith("index"), "docbook/ja-JP")
 # AsciiDoc: git's manual pages and guides.
-copy_pages("asciidoc", "/usr/share/doc/git-doc", lambda n: n != "index.html")
+def generated_by(root, generator):
+    def keep(name):
+        with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+            return generator in f.read(3000)
+    return keep
+copy_pages("asciidoc", "/usr/share/doc/git-doc", generated_by("/usr/share/doc/git-doc", 'content="AsciiDoc'))
 # gtk-doc: GLib's reference entries and sections (its book, part, chapter and index pages are link lists).
 def gtk_doc_page(name, root="/usr/share/gtk-doc/html"):
     with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
@@ -102,17 +107,27 @@ copy_pages("doxygen", "/usr/share/doc/doxygen/html", lambda n: n not in ("index.
 # MkDocs: its own documentation, built with its own theme.
 copy_pages("mkdocs", "/usr/share/doc/mkdocs/html", lambda n: n not in ("404.html", "search.html"), recursive=True)
 # texi2html: the gettext manual, a page per chapter; groff -Thtml: gettext's manual pages.
-copy_pages("texinfo", "/usr/share/doc/gettext", lambda n: n.startswith("gettext_") and n not in ("gettext_toc.html", "gettext_abt.html", "gettext_ovr.html", "gettext_fot.html"))
+# Its index pages (the title ends in "Index") are link lists.
+def texinfo_page(name, root="/usr/share/doc/gettext"):
+    with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+        head = f.read(3000)
+    title = head[head.find("<title>"):head.find("</title>")]
+    return name.startswith("gettext_") and name not in ("gettext_toc.html", "gettext_abt.html", "gettext_ovr.html", "gettext_fot.html") and "Index" not in title
+copy_pages("texinfo", "/usr/share/doc/gettext", texinfo_page)
 copy_pages("groff", "/usr/share/doc/gettext", lambda n: n.endswith((".1.html", ".3.html")))
 
 with open(os.path.join(out, "main-content.tsv"), "w") as f:
     f.write("sphinx\tdiv[role=main]\n")
-    f.write("docbook\tdiv.chapter,div.appendix,div.preface\n")
-    f.write("publican\tbody > div.section,body > div.chapter,body > div.appendix,body > div.preface\n")
+    # A chapter's table of contents (div.toc, div.list-of-*) is navigation, as Sphinx's toctree pages are.
+    toc = "div.toc,div.list-of-tables,div.list-of-figures,div.list-of-examples"
+    f.write(f"docbook\tdiv.chapter,div.appendix,div.preface\t{toc}\n")
+    f.write(f"publican\tbody > div.section,body > div.chapter,body > div.appendix,body > div.preface\t{toc}\n")
     f.write("man\tpre\n")
     f.write("asciidoc\tdiv#content\n")
-    f.write("gtk-doc\tbody > div.refentry,body > div.section\n")
-    f.write("javadoc\tmain\n")
+    # A reference entry's summary tables (every name a link to its description further down) are its table of contents.
+    f.write("gtk-doc\tbody > div.refentry,body > div.section\tdiv.informaltable:has(col.functions_proto_name),div.informaltable:has(col.other_proto_name)\n")
+    # The lists of members inherited from other classes are links to those classes' pages.
+    f.write("javadoc\tmain\tli:has(> a[id*='.inherited.from.'])\n")
     f.write("doxygen\tdiv.header,div.contents\n")
     f.write("mkdocs\tdiv[role=main]\n")
     f.write("texinfo\tbody\tbody > table[cellpadding='1'],body > p:last-of-type > font[size='-1'],body > p:last-of-type\n")

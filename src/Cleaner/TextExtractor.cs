@@ -137,7 +137,7 @@ public static class TextExtractor
             if (inline.TagName == "A") linkChars += inline.HasAttribute("href") ? CollapsedLength(inline.TextContent) : 0;
             else if (!InsideCode(inline, block)) codeChars += CollapsedLength(inline.TextContent);
         }
-        if ((double)linkChars / text.Length > MaxLinkDensity && !InContentRow(block)) return;
+        if ((double)linkChars / text.Length > MaxLinkDensity && !InContentRow(within ?? block)) return;
         var paragraph = within is null ? ParagraphOf(block) : ParagraphOf(within) is var p && p != within ? p : block;
         if (output.Paragraph is not null && output.Paragraph != paragraph) output.Text.Append('\n');
         output.Paragraph = paragraph;
@@ -166,11 +166,18 @@ public static class TextExtractor
 
     // A table cell that is one link (a package name linked to its page, a figure linked to its source) is data when
     // its row is mostly text: link density is judged on the row, so a row of links (a navigation table) still goes.
+    // Likewise a definition term that is one link (a command linked to its manual page, as AsciiDoc's and Sphinx's
+    // lists of commands and glossaries have it) is judged with its definition.
     private static bool InContentRow(IElement block)
     {
-        if (block.TagName is not ("TD" or "TH") || block.ParentElement is not { TagName: "TR" } row) return false;
-        var rowChars = CollapsedLength(row.TextContent);
-        var rowLinks = row.QuerySelectorAll("a[href]").Sum(a => CollapsedLength(a.TextContent));
+        IElement[] row = block switch
+        {
+            { TagName: "TD" or "TH", ParentElement: { TagName: "TR" } tr } => [tr],
+            { TagName: "DT", NextElementSibling: { TagName: "DD" } dd } => [block, dd],
+            _ => [],
+        };
+        var rowChars = row.Sum(e => CollapsedLength(e.TextContent));
+        var rowLinks = row.Sum(e => e.QuerySelectorAll("a[href]").Sum(a => CollapsedLength(a.TextContent)));
         return rowChars > 0 && (double)rowLinks / rowChars <= MaxLinkDensity;
     }
 

@@ -61,6 +61,23 @@ public sealed class DocumentCleanerTests
     }
 
     [Fact]
+    public void A_linked_term_is_judged_with_its_definition()
+    {
+        // Regression (#31): git's manual (AsciiDoc) lists its commands as <dt><a>git-add(1)</a></dt><dd>Add file
+        // contents to the index.</dd>; each term is one link, so every command name was dropped and its description
+        // kept alone. A term is now judged with its definition; a list of links (terms and definitions both links)
+        // is still navigation.
+        const string html = """
+            <html><body><div id="content">
+            <dl><dt><a href="git-add.html">git-add(1)</a></dt><dd><p>Add file contents to the index.</p></dd>
+                <dt><a href="git-am.html">git-am(1)</a></dt><dd><p>Apply a series of patches from a mailbox.</p></dd></dl>
+            <dl><dt><a href="/a">Home</a></dt><dd><a href="/b">Blog</a></dd></dl>
+            </div></body></html>
+            """;
+        Assert.Equal("git-add(1)\n\nAdd file contents to the index.\n\ngit-am(1)\n\nApply a series of patches from a mailbox.", TextExtractor.Extract(html).Text);
+    }
+
+    [Fact]
     public void A_page_whose_main_section_is_named_after_cookies_keeps_its_text()
     {
         // Regression: Python's library/http.cookiejar.html and http.cookies.html (Sphinx) came out empty: their main
