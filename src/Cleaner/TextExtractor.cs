@@ -21,6 +21,9 @@ public static class TextExtractor
 
     public const double MaxLinkDensity = 0.5;
 
+    private const string LineNumberGutters =
+        "td.listing_lines,td.linenos,div.linenodiv,span.linenos,td.gutter,td.rouge-gutter,td.blob-num,span.line-numbers-rows,td.hljs-ln-numbers,td.code-line-numbers";
+
     /// <summary>An element matched as boilerplate only by its class or id is removed when its text is shorter than this.</summary>
     public const int MaxBoilerplateChars = 1000;
 
@@ -36,6 +39,10 @@ public static class TextExtractor
         // Boilerplate by class or role: cookie banners, share bars, breadcrumbs, footers written as <div class="footer">. A class or id match is only a hint, so
         // only short elements go: Python's docs for http.cookies keep their whole text in <section id="module-http.cookies">.
         foreach (var element in document.QuerySelectorAll("[role=navigation]").ToList())
+            element.Remove();
+        // Line-number gutters of code listings (gtk-doc, Pygments, Rouge, highlight.js, Prism, GitHub) are a column of
+        // numbers beside the code, never text: a page with five listings repeated "1 2 3 4 5" as lines.
+        foreach (var element in document.QuerySelectorAll(LineNumberGutters).ToList())
             element.Remove();
         foreach (var element in document.QuerySelectorAll("[class*=cookie],[class*=share],[class*=breadcrumb],[id*=cookie],[class~=footer],[id=footer],[role=contentinfo]").ToList())
             if (element.TextContent.Length < MaxBoilerplateChars) element.Remove();

@@ -61,6 +61,25 @@ public sealed class DocumentCleanerTests
     }
 
     [Fact]
+    public void Line_number_gutters_of_code_listings_are_not_text()
+    {
+        // Regression (#31.2): gtk-doc (and Pygments, Rouge, highlight.js) put a column of line numbers beside each
+        // listing; five listings made "1", "2", ... duplicate lines, and Gopher's duplicate-line rule removed the page.
+        const string html = """
+            <html><body><div class="refentry"><p>Create a table and insert a pair:</p>
+            <table class="listing_frame"><tr><td class="listing_lines" align="right"><pre>1
+            2</pre></td><td class="listing_code"><pre class="programlisting">GHashTable *t = g_hash_table_new (g_str_hash, g_str_equal);
+            g_hash_table_insert (t, "key", "value");</pre></td></tr></table>
+            <div class="highlight"><table class="highlighttable"><tr><td class="linenos"><div class="linenodiv"><pre>1</pre></div></td>
+            <td class="code"><pre>print("hello")</pre></td></tr></table></div></div></body></html>
+            """;
+        var text = TextExtractor.Extract(html).Text;
+        Assert.DoesNotContain(text.Split('\n'), l => l.Trim() is "1" or "2");
+        Assert.Contains("g_hash_table_insert (t, \"key\", \"value\");", text);
+        Assert.Contains("print(\"hello\")", text);
+    }
+
+    [Fact]
     public void A_linked_term_is_judged_with_its_definition()
     {
         // Regression (#31): git's manual (AsciiDoc) lists its commands as <dt><a>git-add(1)</a></dt><dd>Add file

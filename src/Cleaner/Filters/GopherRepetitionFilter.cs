@@ -14,6 +14,13 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
     public double MaxDuplicateParagraphs { get; init; } = 0.30;
     public double MaxDuplicateLineChars { get; init; } = 0.20;
     public double MaxDuplicateParagraphChars { get; init; } = 0.20;
+
+    /// <summary>
+    /// Lines and paragraphs shorter than this (characters) are not counted by the duplicate-line and -paragraph
+    /// rules. 0 (Gopher as published) counts every one; documentation repeats short labels by its structure
+    /// ("Parameters", "Returns:", "void", a parameter's name in every function's table), which are not repeated content.
+    /// </summary>
+    public int MinDuplicateChars { get; init; }
     public IReadOnlyList<(int N, double Max)> TopNGrams { get; init; } = [(2, 0.20), (3, 0.18), (4, 0.16)];
     public IReadOnlyList<(int N, double Max)> DuplicatedNGrams { get; init; } = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)];
 
@@ -27,12 +34,14 @@ public sealed class GopherRepetitionFilter : IDocumentFilter
     /// </summary>
     public NGramCounting Counting { get; init; } = NGramCounting.Datatrove;
 
+    private IReadOnlyList<string> Counted(IReadOnlyList<string> items) => MinDuplicateChars == 0 ? items : items.Where(i => i.Length >= MinDuplicateChars).ToList();
+
     public string? Reject(Document d)
     {
-        var (lineFraction, lineChars) = TextStats.Duplicates(d.Lines);
+        var (lineFraction, lineChars) = TextStats.Duplicates(Counted(d.Lines));
         if (lineFraction > MaxDuplicateLines) return "duplicate lines";
         if (lineChars > MaxDuplicateLineChars) return "duplicate line characters";
-        var (paragraphFraction, paragraphChars) = TextStats.Duplicates(d.Paragraphs);
+        var (paragraphFraction, paragraphChars) = TextStats.Duplicates(Counted(d.Paragraphs));
         if (paragraphFraction > MaxDuplicateParagraphs) return "duplicate paragraphs";
         if (paragraphChars > MaxDuplicateParagraphChars) return "duplicate paragraph characters";
         // Characters for Japanese, words elsewhere; capped so gigantic documents stay linear-time.

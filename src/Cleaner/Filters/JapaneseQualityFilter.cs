@@ -47,8 +47,12 @@ public sealed class JapaneseQualityFilter(IReadOnlyList<string> ngWords) : IDocu
         var counted = CountAscii ? chars : Math.Max(1, chars - ascii);
         if ((double)hiragana / counted < MinHiragana) return "hiragana fraction";
         if ((double)katakana / counted > MaxKatakana) return "katakana fraction";
-        // The Japanese fraction stays over every character: a page that is mostly ASCII is not Japanese prose.
-        if ((double)japanese / chars < MinJapanese) return "Japanese fraction";
+        // The Japanese fraction is over every character, except (CountAscii off) the lines without a Japanese character:
+        // an option list, a command, an untranslated paragraph are left out as they are of the sentence rules, and the
+        // Japanese of the page's own lines is what is judged. A page that is mostly ASCII still goes: the language
+        // identifier and MinJapaneseChars judge the page as a whole.
+        var fractionOver = CountAscii ? chars : text.Split('\n').Where(ContainsJapanese).Sum(l => l.Count(c => !char.IsWhiteSpace(c)));
+        if ((double)japanese / Math.Max(1, fractionOver) < MinJapanese) return "Japanese fraction";
         var sentences = text.Split(['。', '．', '！', '？', '!', '?', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (!CountAscii) sentences = sentences.Where(ContainsJapanese).ToArray();
         if (sentences.Length > 0)
