@@ -21,8 +21,8 @@ public sealed class ClaimStore(Ledger db)
     /// Claims hash <c>hashes[i]</c> for document <c>ids[i]</c> of <paramref name="shard"/> in run <paramref name="runId"/>, in
     /// one transaction. A smaller id takes a hash over (the holder it displaces is returned); the same document claiming
     /// again from the same shard (a shard redone after a crash) finds its own claim; the same document from another
-    /// shard (a page stored twice) loses to the copy that claimed first. Rows are locked in ascending hash order, so two
-    /// hosts claiming overlapping sets wait for each other instead of deadlocking.
+    /// shard (a page stored twice) loses to the copy that claimed first. Claimants of one run take turns (a
+    /// transaction-scoped lock), so two hosts claiming overlapping sets never deadlock.
     /// </summary>
     public ExactClaims Claim(string runId, IReadOnlyList<long> hashes, IReadOnlyList<string> ids, string shard)
     {
@@ -35,17 +35,17 @@ public sealed class ClaimStore(Ledger db)
         var holders = new Dictionary<long, (string Id, string Shard)>(candidates.Count);
         var displaced = new List<(string, string)>();
         using var c = db.Connect();
-        var sqlite = c is SqliteConnection;
         using var tx = c is SqliteConnection s ? s.BeginTransaction(deferred: false) : c.BeginTransaction();
+        // One claimant of a run at a time, as SQLite's write lock (BEGIN IMMEDIATE) makes it there: read, compare and
+        // update cannot interleave, and no two claimants wait for each other's rows (row locks deadlocked).
+        if (c is not SqliteConnection) Execute(c, "SELECT pg_advisory_xact_lock(727002, hashtext(@run))", ("@run", runId));
         foreach (var batch in candidates.Chunk(ClaimBatch))
         {
             var names = batch.Select((_, i) => $"@h{i}").ToList();
             var parameters = batch.Select((claim, i) => (names[i], (object?)claim.Key)).ToList();
-            // Insert where absent (a concurrent insert of the same hash is waited for), then lock and read every row:
-            // PostgreSQL's FOR UPDATE, SQLite's write lock taken by BEGIN IMMEDIATE.
             Execute(c, $"INSERT INTO run_exact_holders(run_id, hash, doc_id, shard_id) VALUES {string.Join(", ", batch.Select((_, i) => $"(@run, {names[i]}, @d{i}, @shard)"))} ON CONFLICT(run_id, hash) DO NOTHING",
                 [.. parameters, .. batch.Select((claim, i) => ($"@d{i}", (object?)claim.Value)), ("@run", runId), ("@shard", shard)]);
-            using (var select = Command(c, $"SELECT hash, doc_id, shard_id FROM run_exact_holders WHERE run_id = @run AND hash IN ({string.Join(", ", names)}) ORDER BY hash{(sqlite ? "" : " FOR UPDATE")}", [.. parameters, ("@run", runId)]))
+            using (var select = Command(c, $"SELECT hash, doc_id, shard_id FROM run_exact_holders WHERE run_id = @run AND hash IN ({string.Join(", ", names)})", [.. parameters, ("@run", runId)]))
             using (var reader = select.ExecuteReader())
                 while (reader.Read()) holders[Convert.ToInt64(reader.GetValue(0))] = (reader.GetString(1), reader.GetString(2));
             foreach (var (hash, id) in batch)
