@@ -150,6 +150,7 @@ root.Subcommands.Add(ModelCommands.Import(outOption));
 root.Subcommands.Add(EvalCommands.Create(outOption));
 root.Subcommands.Add(AlignCommands.Align(outOption));
 root.Subcommands.Add(AlignCommands.Lora(outOption));
+root.Subcommands.Add(QualityCommands.Create());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
