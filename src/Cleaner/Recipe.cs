@@ -27,6 +27,7 @@ public sealed class Recipe
             ["japanese_quality"] = ngWords => new JapaneseQualityFilter(ngWords),
             ["japanese_lines"] = _ => new JapaneseLineFilter(),
             ["compression_ratio"] = _ => new CompressionRatioFilter(),
+            ["quality"] = _ => new QualityFilter(),
         };
 
     /// <summary>A step as the recipe configured it; <see cref="ExemptCode"/> steps see only the document's prose lines.</summary>
@@ -126,6 +127,7 @@ public sealed class Recipe
             var filter = create(ngWords);
             foreach (var (key, value) in entry.Settings ?? [])
                 Set(filter, key, value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText(), $"recipe '{recipe.Name}': steps[{i}]:settings:{key}");
+            if (filter is IPreparedStep prepared) prepared.Prepare($"recipe '{recipe.Name}': steps[{i}]");
             steps.Add(new Step(filter, entry.ExemptCode));
         }
         return steps;
@@ -153,6 +155,9 @@ public sealed class Recipe
                 foreach (var step in AllSteps.Where(s => s.Filter.Name.Equals(name, StringComparison.OrdinalIgnoreCase)))
                     Set(step.Filter, key, value, where);
             }
+            // A step that loads what its settings name loads it again with the overridden ones.
+            foreach (var step in AllSteps.Where(s => s.Filter.Name.Equals(name, StringComparison.OrdinalIgnoreCase)))
+                if (step.Filter is IPreparedStep prepared) prepared.Prepare($"Pipeline:Cleaner:Filters:{name}");
             if (!disabled) continue;
             foreach (var language in _byLanguage.Keys.ToList())
                 _byLanguage[language] = _byLanguage[language].Where(s => !s.Filter.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).ToList();

@@ -41,6 +41,31 @@ public sealed class QualityClassifierTests : IDisposable
     }
 
     [Fact]
+    public void A_recipe_step_keeps_what_the_classifier_scores_over_its_threshold()
+    {
+        // A recipe of one step, DCLM's: the classifier trained on English sample pages against English junk.
+        var pages = Fixtures.Pages("en").Select(Text).ToList();
+        var junk = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "Junk"), "*-en-*.html").Order(StringComparer.Ordinal).Select(p => (Path: p, Text: Text(p))).ToList();
+        var model = Path.Combine(_root, "model");
+        QualityClassifier.Train(pages.Where((_, i) => i % 2 == 0).ToList(), junk.Where((_, i) => i % 2 == 0).Select(j => j.Text).ToList(), holdout: 0).Save(model);
+        var recipe = Path.Combine(_root, "dclm.json");
+        File.WriteAllText(recipe, $$"""{ "description": "d", "steps": [ { "filter": "quality", "settings": { "Model": {{System.Text.Json.JsonSerializer.Serialize(model)}}, "Threshold": 0.5 } } ] }""");
+        var cleaner = new DocumentCleaner(new CleanerOptions { Recipe = recipe, Languages = ["en"] }, []);
+        var keptPages = Fixtures.Pages("en").Where((_, i) => i % 2 == 1).Count(p => cleaner.Clean("d", "u", File.ReadAllText(p)).Document is not null);
+        var removedJunk = junk.Where((_, i) => i % 2 == 1).Select(j => cleaner.Clean("d", "u", File.ReadAllText(j.Path))).ToList();
+        Assert.Equal(Fixtures.Pages("en").Length / 2, keptPages);
+        // Junk that the language step lets through is removed by the classifier.
+        Assert.All(removedJunk, o => Assert.Contains(o.RemovedBy, new[] { "quality", "language" }));
+        Assert.Contains(removedJunk, o => (o.RemovedBy, o.Detail) == ("quality", "score under threshold"));
+
+        // A step without a model, or with one that is not there, fails when the recipe is read, naming the step.
+        File.WriteAllText(recipe, """{ "description": "d", "steps": [ { "filter": "quality" } ] }""");
+        Assert.Contains("steps[0]: the quality step needs settings:Model", Assert.Throws<ArgumentException>(() => new DocumentCleaner(new CleanerOptions { Recipe = recipe }, [])).Message);
+        File.WriteAllText(recipe, """{ "description": "d", "steps": [ { "filter": "quality", "settings": { "Model": "/nonexistent/model" } } ] }""");
+        Assert.Contains("/nonexistent/model", Assert.Throws<ArgumentException>(() => new DocumentCleaner(new CleanerOptions { Recipe = recipe }, [])).Message);
+    }
+
+    [Fact]
     public void A_missing_or_damaged_model_is_one_error_naming_it()
     {
         var missing = Assert.Throws<FileNotFoundException>(() => QualityClassifier.Load(Path.Combine(_root, "none")));

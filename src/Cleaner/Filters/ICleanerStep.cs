@@ -40,3 +40,12 @@ public interface ILineFilter : ICleanerStep
         return StepResult.Keep(kept == document.Text ? document : document.WithText(kept));
     }
 }
+
+/// <summary>
+/// A step that loads what its settings name (a model) once they are set, so that a bad setting fails when the recipe
+/// is read, naming it, not on the first document.
+/// </summary>
+public interface IPreparedStep
+{
+    void Prepare(string where);
+}

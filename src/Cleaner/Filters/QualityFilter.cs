@@ -1,0 +1,41 @@
+using Pipeline.Cleaner.Quality;
+
+namespace Pipeline.Cleaner.Filters;
+
+/// <summary>
+/// Keeps documents a trained quality classifier (<see cref="QualityClassifier"/>, `pipeline quality train`) scores at
+/// or above <see cref="Threshold"/>: DCLM's filter, whose classifier was trained on a reference corpus against a sample
+/// of the crawl.
+/// </summary>
+public sealed class QualityFilter : IDocumentFilter, IPreparedStep
+{
+    public string Name => "quality";
+
+    /// <summary>The model's folder (written by `pipeline quality train`).</summary>
+    public string Model { get; init; } = "";
+
+    /// <summary>The lowest score kept: the probability that the document is of the classifier's positive kind.</summary>
+    public double Threshold { get; init; } = 0.5;
+
+    private QualityClassifier? _classifier;
+
+    public void Prepare(string where)
+    {
+        if (Model.Length == 0) throw new ArgumentException($"{where}: the quality step needs settings:Model, a folder written by `pipeline quality train`");
+        if (Threshold is < 0 or > 1) throw new ArgumentException($"{where}: Threshold {Threshold} is not a probability (0 to 1)");
+        try
+        {
+            _classifier = QualityClassifier.Load(Model);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw new ArgumentException($"{where}: {e.Message}", e);
+        }
+    }
+
+    public string? Reject(Document document)
+    {
+        var classifier = _classifier ?? throw new InvalidOperationException("the quality step was not prepared");
+        return classifier.Score([document.Text])[0] < Threshold ? "score under threshold" : null;
+    }
+}
