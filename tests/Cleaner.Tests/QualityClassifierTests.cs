@@ -58,6 +58,16 @@ public sealed class QualityClassifierTests : IDisposable
         Assert.All(removedJunk, o => Assert.Contains(o.RemovedBy, new[] { "quality", "language" }));
         Assert.Contains(removedJunk, o => (o.RemovedBy, o.Detail) == ("quality", "score under threshold"));
 
+        // DCLM's way: keep a top fraction of the crawl, the threshold read from the crawl sample's (the negatives') scores.
+        var info = QualityClassifier.Load(model).Info;
+        Assert.Equal(101, info.CrawlScorePercentiles!.Length);
+        Assert.Equal(info.CrawlScorePercentiles[90], info.ThresholdForTop(0.1), 6);
+        Assert.Equal(info.CrawlScorePercentiles[100], info.ThresholdForTop(0));
+        Assert.True(info.ThresholdForTop(0.5) <= info.ThresholdForTop(0.1));
+        File.WriteAllText(recipe, $$"""{ "description": "d", "steps": [ { "filter": "quality", "settings": { "Model": {{System.Text.Json.JsonSerializer.Serialize(model)}}, "KeepTopFraction": 0.1 } } ] }""");
+        var top = new DocumentCleaner(new CleanerOptions { Recipe = recipe, Languages = ["en"] }, []);
+        Assert.Equal(keptPages, Fixtures.Pages("en").Where((_, i) => i % 2 == 1).Count(p => top.Clean("d", "u", File.ReadAllText(p)).Document is not null));
+
         // A step without a model, or with one that is not there, fails when the recipe is read, naming the step.
         File.WriteAllText(recipe, """{ "description": "d", "steps": [ { "filter": "quality" } ] }""");
         Assert.Contains("steps[0]: the quality step needs settings:Model", Assert.Throws<ArgumentException>(() => new DocumentCleaner(new CleanerOptions { Recipe = recipe }, [])).Message);

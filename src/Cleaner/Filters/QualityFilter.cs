@@ -17,15 +17,24 @@ public sealed class QualityFilter : IDocumentFilter, IPreparedStep
     /// <summary>The lowest score kept: the probability that the document is of the classifier's positive kind.</summary>
     public double Threshold { get; init; } = 0.5;
 
+    /// <summary>
+    /// Instead of <see cref="Threshold"/>: keep this fraction of the crawl (DCLM: 0.1), the threshold read from the
+    /// scores of the crawl sample the classifier was trained against. 0: use <see cref="Threshold"/>.
+    /// </summary>
+    public double KeepTopFraction { get; init; }
+
     private QualityClassifier? _classifier;
+    private double _threshold;
 
     public void Prepare(string where)
     {
         if (Model.Length == 0) throw new ArgumentException($"{where}: the quality step needs settings:Model, a folder written by `pipeline quality train`");
         if (Threshold is < 0 or > 1) throw new ArgumentException($"{where}: Threshold {Threshold} is not a probability (0 to 1)");
+        if (KeepTopFraction is < 0 or > 1) throw new ArgumentException($"{where}: KeepTopFraction {KeepTopFraction} is not a fraction (0 to 1)");
         try
         {
             _classifier = QualityClassifier.Load(Model);
+            _threshold = KeepTopFraction > 0 ? _classifier.Info.ThresholdForTop(KeepTopFraction) : Threshold;
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
         {
@@ -36,6 +45,6 @@ public sealed class QualityFilter : IDocumentFilter, IPreparedStep
     public string? Reject(Document document)
     {
         var classifier = _classifier ?? throw new InvalidOperationException("the quality step was not prepared");
-        return classifier.Score([document.Text])[0] < Threshold ? "score under threshold" : null;
+        return classifier.Score([document.Text])[0] < _threshold ? "score under threshold" : null;
     }
 }

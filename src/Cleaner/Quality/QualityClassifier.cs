@@ -69,8 +69,13 @@ public sealed class QualityClassifier
             var test = model.Transform(ml.Data.LoadFromEnumerable(held.Select(e => new Example { Text = Bound(e.Text), Label = e.Label })));
             auc = ml.BinaryClassification.Evaluate(test, nameof(Example.Label)).AreaUnderRocCurve;
         }
-        var info = new QualityModelInfo(positives.Count, negatives.Count, held.Count(e => e.Label), held.Count(e => !e.Label), auc);
-        return new QualityClassifier(ml, model, info);
+        var classifier = new QualityClassifier(ml, model, new QualityModelInfo(positives.Count, negatives.Count, held.Count(e => e.Label), held.Count(e => !e.Label), auc));
+        // The negatives are a sample of the crawl, so their scores say where "the top fraction of the crawl" begins
+        // (DCLM kept its top 10 %): the held-out ones when there are any, which training did not pull down.
+        var crawl = held.Any(e => !e.Label) ? held.Where(e => !e.Label).Select(e => e.Text).ToList() : negatives.ToList();
+        var scores = classifier.Score(crawl).Select(x => (double)x).Order().ToArray();
+        var quantiles = Enumerable.Range(0, 101).Select(p => Math.Round(scores[Math.Min(scores.Length - 1, (int)Math.Floor(p / 100.0 * scores.Length))], 6)).ToArray();
+        return new QualityClassifier(ml, model, classifier.Info with { CrawlScorePercentiles = quantiles });
     }
 
     /// <summary>The probability that each text is of the positive kind.</summary>
@@ -114,4 +119,22 @@ public sealed class QualityClassifier
 }
 
 /// <summary>Examples a quality model was trained on and its ROC AUC on the held-out ones (null without both kinds held out).</summary>
-public sealed record QualityModelInfo(int Positives, int Negatives, int HeldOutPositives, int HeldOutNegatives, double? HeldOutRocAuc);
+/// <param name="CrawlScorePercentiles">The 0th to 100th percentile of the negatives' (the crawl sample's) scores.</param>
+public sealed record QualityModelInfo(int Positives, int Negatives, int HeldOutPositives, int HeldOutNegatives, double? HeldOutRocAuc, double[]? CrawlScorePercentiles = null)
+{
+    /// <summary>The score above which <paramref name="fraction"/> of the crawl lies, by the crawl sample's percentiles.</summary>
+    public double ThresholdForTop(double fraction)
+    {
+        if (CrawlScorePercentiles is not { Length: 101 } percentiles)
+            throw new InvalidDataException("the quality model records no crawl score percentiles (train it again with `pipeline quality train`)");
+        var at = (1 - fraction) * 100;
+        var low = (int)Math.Floor(at);
+        return low >= 100 ? percentiles[100] : percentiles[low] + (at - low) * (percentiles[low + 1] - percentiles[low]);
+    }
+
+    public bool Equals(QualityModelInfo? other) => other is not null && (Positives, Negatives, HeldOutPositives, HeldOutNegatives, HeldOutRocAuc) ==
+        (other.Positives, other.Negatives, other.HeldOutPositives, other.HeldOutNegatives, other.HeldOutRocAuc) &&
+        (CrawlScorePercentiles ?? []).SequenceEqual(other.CrawlScorePercentiles ?? []);
+
+    public override int GetHashCode() => HashCode.Combine(Positives, Negatives, HeldOutRocAuc);
+}
