@@ -53,7 +53,12 @@ public sealed class Document
     public bool IsCode(string line) => CodeLines.Contains(line);
 
     /// <summary>The same document with other text (after a step removed lines).</summary>
-    public Document WithText(string text) => new(text, Language, CodeLines);
+    public Document WithText(string text) => new(text, Language, CodeLines) { QualityScore = QualityScore };
+
+    /// <summary>The quality classifier's score, once a recipe's quality step has scored the document (else NaN).</summary>
+    public double QualityScore { get; private init; } = double.NaN;
+
+    public Document WithQualityScore(double score) => new(Text, Language, CodeLines) { QualityScore = score };
 
     /// <summary>
     /// The text of some of this document's lines (by index into <see cref="Lines"/>, in order, possibly rewritten):

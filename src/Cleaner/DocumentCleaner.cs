@@ -60,6 +60,7 @@ public sealed class DocumentCleaner
             DuplicateLineCharFraction = Math.Round(TextStats.Duplicates(document.Lines).Chars, 4),
             CompressionRatio = Math.Round(TextStats.CompressionRatio(final), 4),
             PiiMasked = masked,
+            QualityScore = double.IsNaN(document.QualityScore) ? double.NaN : Math.Round(document.QualityScore, 6),
         }, null, null, chars);
     }
 
@@ -76,6 +77,8 @@ public sealed class DocumentCleaner
         if (prose.Count == 0) return StepResult.Keep(document);
         var result = step.Apply(document.WithText(document.Join(prose)));
         if (result.Kept is not { } kept) return result;
+        // A score the step gave the prose is the document's.
+        if (!double.IsNaN(kept.QualityScore)) document = document.WithQualityScore(kept.QualityScore);
         var keptProse = kept.Lines;
         var merged = new List<(int, string)>(lines.Length);
         var next = 0;

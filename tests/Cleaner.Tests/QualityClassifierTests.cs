@@ -54,6 +54,10 @@ public sealed class QualityClassifierTests : IDisposable
         var keptPages = Fixtures.Pages("en").Where((_, i) => i % 2 == 1).Count(p => cleaner.Clean("d", "u", File.ReadAllText(p)).Document is not null);
         var removedJunk = junk.Where((_, i) => i % 2 == 1).Select(j => cleaner.Clean("d", "u", File.ReadAllText(j.Path))).ToList();
         Assert.Equal(Fixtures.Pages("en").Length / 2, keptPages);
+        // A kept document carries its score into the clean shard's QualityScore column; without the step it is NaN.
+        var page = File.ReadAllText(Fixtures.Pages("en")[1]);
+        Assert.InRange(cleaner.Clean("d", "u", page).Document!.QualityScore, 0.5, 1.0);
+        Assert.True(double.IsNaN(new DocumentCleaner(new CleanerOptions { Languages = ["en"] }, []).Clean("d", "u", page).Document!.QualityScore));
         // Junk that the language step lets through is removed by the classifier.
         Assert.All(removedJunk, o => Assert.Contains(o.RemovedBy, new[] { "quality", "language" }));
         Assert.Contains(removedJunk, o => (o.RemovedBy, o.Detail) == ("quality", "score under threshold"));

@@ -5,9 +5,10 @@ namespace Pipeline.Cleaner.Filters;
 /// <summary>
 /// Keeps documents a trained quality classifier (<see cref="QualityClassifier"/>, `pipeline quality train`) scores at
 /// or above <see cref="Threshold"/>: DCLM's filter, whose classifier was trained on a reference corpus against a sample
-/// of the crawl.
+/// of the crawl. Kept documents carry their score into the clean shard (QualityScore), so that an ablation can sweep
+/// thresholds over one cleaning run: with Threshold 0 every document is scored and none removed.
 /// </summary>
-public sealed class QualityFilter : IDocumentFilter, IPreparedStep
+public sealed class QualityFilter : ICleanerStep, IPreparedStep
 {
     public string Name => "quality";
 
@@ -42,9 +43,11 @@ public sealed class QualityFilter : IDocumentFilter, IPreparedStep
         }
     }
 
-    public string? Reject(Document document)
+    /// <summary>Rejects a document scored under the threshold, else keeps it with its score (the clean shard's QualityScore column).</summary>
+    public StepResult Apply(Document document)
     {
         var classifier = _classifier ?? throw new InvalidOperationException("the quality step was not prepared");
-        return classifier.Score([document.Text])[0] < _threshold ? "score under threshold" : null;
+        var score = classifier.Score([document.Text])[0];
+        return score < _threshold ? StepResult.Reject("score under threshold") : StepResult.Keep(document.WithQualityScore(score));
     }
 }

@@ -15,5 +15,8 @@ public sealed class CleanDocument
     public double DuplicateLineCharFraction { get; set; }
     public double CompressionRatio { get; set; }
     public int PiiMasked { get; set; }
+
+    /// <summary>The quality classifier's score (recipe step `quality`), or NaN when the recipe has no such step.</summary>
+    public double QualityScore { get; set; } = double.NaN;
     public string SourceShard { get; set; } = "";
 }
