@@ -70,7 +70,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
             var pending = new Dictionary<long, List<int>>(); // band key -> indexes in `added` (this shard)
             var duplicates = new List<DuplicatePair>();
             var superseded = new Dictionary<string, string>(StringComparer.Ordinal); // kept before -> the smaller duplicate found since
-            long seen = 0, removedLate = 0, written = 0;
+            long seen = 0, written = 0;
             await using var writer = store.CreateParquetWriter<CleanDocument>($"shards/dedup/{runId}/dedup-{shardId}.parquet",
                 new ShardDescriptor(shardId, Stage, configHash, [input.ShardId], runId));
             await foreach (var documents in (source ?? store).ReadRowGroupsAsync<CleanDocument>(input, ct))
@@ -107,7 +107,7 @@ public sealed class ShardDeduplicator(DedupOptions options, ShardStore store, Le
                         kept.Add(documents[i]);
                 }
                 // Kept documents of this row group that a later one superseded are not written at all.
-                removedLate += kept.RemoveAll(d => superseded.ContainsKey(d.Id));
+                kept.RemoveAll(d => superseded.ContainsKey(d.Id));
                 seen += documents.Count;
                 written += kept.Count;
                 await writer.AppendAsync(kept, ct);

@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
@@ -35,10 +34,10 @@ public sealed class ClaimStore(Ledger db)
         var holders = new Dictionary<long, (string Id, string Shard)>(candidates.Count);
         var displaced = new List<(string, string)>();
         using var c = db.Connect();
-        using var tx = c is SqliteConnection s ? s.BeginTransaction(deferred: false) : c.BeginTransaction();
+        using var tx = BeginWrite(c);
         // One claimant of a run at a time, as SQLite's write lock (BEGIN IMMEDIATE) makes it there: read, compare and
         // update cannot interleave, and no two claimants wait for each other's rows (row locks deadlocked).
-        if (c is not SqliteConnection) Execute(c, "SELECT pg_advisory_xact_lock(727002, hashtext(@run))", ("@run", runId));
+        if (db.IsPostgres) Execute(c, "SELECT pg_advisory_xact_lock(727002, hashtext(@run))", ("@run", runId));
         foreach (var batch in candidates.Chunk(ClaimBatch))
         {
             var names = batch.Select((_, i) => $"@h{i}").ToList();
@@ -61,36 +60,5 @@ public sealed class ClaimStore(Ledger db)
         var taken = new HashSet<long>();
         var kept = hashes.Select((hash, i) => holders[hash] == (ids[i], shard) && taken.Add(hash)).ToArray();
         return new(kept, hashes.Select(hash => holders[hash].Id).ToArray(), displaced);
-    }
-}
-
-/// <summary>
-/// Documents kept by a stage and later found to be duplicates of a document with a smaller id that arrived after them
-/// (exact or near), per run. Deciding by the smallest id makes the kept copy independent of arrival order; what was
-/// already written out is left in its shard and skipped here by tokenization, which starts after every shard is
-/// decided.
-/// </summary>
-public sealed class SupersededStore(Ledger db)
-{
-    /// <summary>Records each (document, the smaller duplicate that supersedes it); a document recorded before keeps its first record.</summary>
-    public void Add(string runId, string reason, IReadOnlyCollection<(string Document, string By)> documents)
-    {
-        if (documents.Count == 0) return;
-        using var c = db.Connect();
-        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
-        foreach (var (document, by) in documents.OrderBy(d => d.Document, StringComparer.Ordinal))
-            Execute(c, "INSERT INTO run_superseded VALUES(@r, @d, @b, @why) ON CONFLICT DO NOTHING", ("@r", runId), ("@d", document), ("@b", by), ("@why", reason));
-        tx.Commit();
-    }
-
-    /// <summary>The run's superseded documents.</summary>
-    public HashSet<string> Ids(string runId)
-    {
-        using var c = db.Connect();
-        using var cmd = Command(c, "SELECT doc_id FROM run_superseded WHERE run_id=@r", ("@r", runId));
-        using var reader = cmd.ExecuteReader();
-        var ids = new HashSet<string>(StringComparer.Ordinal);
-        while (reader.Read()) ids.Add(reader.GetString(0));
-        return ids;
     }
 }

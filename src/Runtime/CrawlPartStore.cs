@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using static Pipeline.Runtime.LedgerSql;
 
 namespace Pipeline.Runtime;
@@ -16,7 +15,7 @@ public sealed class CrawlPartStore(Ledger db)
     {
         if (urls.Count == 0) return;
         using var c = db.Connect();
-        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+        using var tx = BeginWrite(c);
         foreach (var (url, depth) in urls)
             Execute(c, "INSERT INTO crawl_handoffs VALUES(@r, @p, @u, @d) ON CONFLICT DO NOTHING", ("@r", runId), ("@p", (long)part), ("@u", url), ("@d", (long)depth));
         tx.Commit();
@@ -59,7 +58,7 @@ public sealed class CrawlPartStore(Ledger db)
     public bool TakePage(string runId, int part, long maxPages)
     {
         using var c = db.Connect();
-        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+        using var tx = BeginWrite(c);
         // Read and update as one: SQLite's immediate transaction already excludes other writers; PostgreSQL needs the lock.
         if (db.IsPostgres) Execute(c, "LOCK TABLE crawl_parts IN SHARE ROW EXCLUSIVE MODE");
         var taken = Convert.ToInt64(Scalar(c, "SELECT COALESCE(SUM(pages), 0) FROM crawl_parts WHERE run_id=@r", ("@r", runId)));

@@ -117,7 +117,7 @@ public sealed class Ledger
         // Hosts that start together must not both run a step, nor both create the version table (PostgreSQL's
         // CREATE TABLE IF NOT EXISTS is not safe against a concurrent one): PostgreSQL serializes them on a
         // transaction-scoped advisory lock, SQLite on its write lock (BEGIN IMMEDIATE).
-        using var tx = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+        using var tx = BeginWrite(c);
         if (_postgres)
             Execute(c, "SELECT pg_advisory_xact_lock(727001)");
         Execute(c, "CREATE TABLE IF NOT EXISTS schema_version(version BIGINT PRIMARY KEY, applied TEXT)");

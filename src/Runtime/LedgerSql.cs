@@ -23,6 +23,13 @@ internal static class LedgerSql
         return cmd;
     }
 
+    /// <summary>
+    /// A transaction that writes: on SQLite BEGIN IMMEDIATE, which takes the write lock before the first read, so two
+    /// processes never both read and then fail to upgrade; on PostgreSQL an ordinary one.
+    /// </summary>
+    internal static DbTransaction BeginWrite(DbConnection c) =>
+        c is Microsoft.Data.Sqlite.SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : c.BeginTransaction();
+
     internal static int Execute(DbConnection c, string sql, params (string Name, object? Value)[] parameters)
     {
         using var cmd = Command(c, sql, parameters);

@@ -47,8 +47,9 @@ public sealed class QualityClassifier
         if (positives.Count == 0 || negatives.Count == 0)
             throw new ArgumentException($"a classifier needs examples of both kinds ({positives.Count} positive, {negatives.Count} negative)");
         var every = holdout <= 0 ? int.MaxValue : Math.Max(2, (int)Math.Round(1 / holdout));
-        var examples = positives.Select(t => (Text: t, Label: true)).Select((e, i) => (e.Text, e.Label, Held: i % every == every - 1))
-            .Concat(negatives.Select((t, i) => (Text: t, Label: false, Held: i % every == every - 1))).ToList();
+        bool Held(int i) => i % every == every - 1;
+        var examples = positives.Select((t, i) => (Text: t, Label: true, Held: Held(i)))
+            .Concat(negatives.Select((t, i) => (Text: t, Label: false, Held: Held(i)))).ToList();
         var ml = new MLContext(seed);
         var training = ml.Data.LoadFromEnumerable(examples.Where(e => !e.Held).Select(e => new Example { Text = Bound(e.Text), Label = e.Label }));
         var pipeline = ml.Transforms.Text.FeaturizeText("Features", new TextFeaturizingEstimator.Options
