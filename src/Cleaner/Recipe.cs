@@ -20,6 +20,7 @@ public sealed class Recipe
         new Dictionary<string, Func<IReadOnlyList<string>, ICleanerStep>>(StringComparer.OrdinalIgnoreCase)
         {
             ["line_corrections"] = _ => new RefinedWebLineFilter(),
+            ["repeated_lines"] = _ => new RepeatedLineFilter(),
             ["gopher_repetition"] = _ => new GopherRepetitionFilter(),
             ["gopher_quality"] = _ => new GopherQualityFilter(),
             ["c4"] = _ => new C4Filter(),
@@ -168,8 +169,14 @@ public sealed class Recipe
     private static void Set(ICleanerStep filter, string key, string value, string where)
     {
         var property = filter.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
-        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType.IsEnum || property.PropertyType == typeof(string)))
+        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType.IsEnum || property.PropertyType == typeof(string)
+                                                         || property.PropertyType == typeof(IReadOnlyList<(int N, double Max)>)))
             throw new ArgumentException($"{where}: the filter '{filter.Name}' has no settable number, flag or mode named '{key}'");
+        if (property.PropertyType == typeof(IReadOnlyList<(int N, double Max)>))
+        {
+            property.SetValue(filter, ParseThresholds(value, where));
+            return;
+        }
         if (property.PropertyType.IsEnum)
         {
             try
@@ -190,6 +197,30 @@ public sealed class Recipe
         {
             throw new ArgumentException($"{where}: '{value}' is not a valid {property.PropertyType.Name}");
         }
+    }
+
+    /// <summary>A threshold per n ({ "5": 0.15, "6": 0.14 }), as Gopher's n-gram rules are written.</summary>
+    private static IReadOnlyList<(int N, double Max)> ParseThresholds(string value, string where)
+    {
+        Dictionary<string, double>? byN;
+        try
+        {
+            byN = JsonSerializer.Deserialize<Dictionary<string, double>>(value);
+        }
+        catch (JsonException)
+        {
+            byN = null;
+        }
+        if (byN is null || byN.Count == 0)
+            throw new ArgumentException($"{where}: '{value}' is not a threshold per n-gram size, e.g. {{ \"5\": 0.15, \"6\": 0.14 }}");
+        var thresholds = new List<(int N, double Max)>();
+        foreach (var (n, max) in byN)
+        {
+            if (!int.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) || size < 1)
+                throw new ArgumentException($"{where}: '{n}' is not an n-gram size (a whole number from 1)");
+            thresholds.Add((size, max));
+        }
+        return thresholds.OrderBy(t => t.N).ToList();
     }
 }
 

@@ -14,7 +14,11 @@ public sealed class QualityCommandTests : IDisposable
     {
         // Positives as JSONL (texts of the English sample pages), negatives as HTML pages (the junk fixture's English ones).
         var site = Directory.GetFiles(Path.Combine(Repo(), "samples", "site", "en"), "*.html").Order(StringComparer.Ordinal).ToList();
-        var junk = Directory.GetFiles(Path.Combine(Repo(), "tests", "Cleaner.Tests", "Junk"), "*-en-*.html").Order(StringComparer.Ordinal).ToList();
+        // The junk fixture's English pages of the kinds it had when this test was written (a kind added later, such as
+        // the prose-like doorway pages, would change what a classifier trained on a few dozen pages can separate).
+        string[] kinds = ["boilerplate", "keywords", "lorem", "repeated", "navigation", "listing"];
+        var junk = Directory.GetFiles(Path.Combine(Repo(), "tests", "Cleaner.Tests", "Junk"), "*-en-*.html").Order(StringComparer.Ordinal)
+            .Where(p => kinds.Contains(Path.GetFileName(p).Split('-')[0])).ToList();
         var positives = Path.Combine(_root, "docs.jsonl");
         File.WriteAllLines(positives, site.Where((_, i) => i % 4 != 0).Select(p => JsonSerializer.Serialize(new { id = Path.GetFileName(p), text = Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text })));
         var negatives = Path.Combine(_root, "junk");
