@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts or stops a throw-away S3-compatible server (s3rver from npm, pinned in tests/interop) on 127.0.0.1:4569 with
 # the bucket pipeline-test, for tests and local runs. Credentials: any (s3rver checks signatures against S3RVER/S3RVER).
-#   npm ci --prefix tests/interop && scripts/s3-local.sh start
+#   npm ci --omit=optional --prefix tests/interop && scripts/s3-local.sh start
 #   scripts/s3-local.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -29,21 +29,29 @@ public sealed class ExportTests : IDisposable
         "apt-get install 123 パッケージ and then dpkg -l",
     ];
 
-    private (TextTokenizer Tokenizer, Gpt Model, string Checkpoint) Fixture()
+    private (TextTokenizer Tokenizer, Gpt Model, string Checkpoint) Fixture() => Fixture(_root);
+
+    /// <summary>
+    /// A tokenizer trained on sample pages and a small random model saved as a checkpoint under <paramref name="root"/>.
+    /// <paramref name="weightStd"/> above 0 draws every matrix from N(0, std²): a model with logits far apart, whose
+    /// greedy choices and per-token losses show any mistake in a weight's layout.
+    /// </summary>
+    internal static (TextTokenizer Tokenizer, Gpt Model, string Checkpoint) Fixture(string root, int context = 32, double weightStd = 0)
     {
         var site = Path.Combine(Ecosystem.Folder, "..", "..", "samples", "site");
         var texts = Directory.GetFiles(site, "*.html", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Take(60)
             .Select(f => TextExtractor.Extract(File.ReadAllText(f)).Text).ToList();
-        var folder = Path.Combine(_root, "tokenizers", "base");
+        var folder = Path.Combine(root, "tokenizers", "base");
         new BpeTrainer(700).Train(texts).Save(folder);
         var tokenizer = TextTokenizer.Load(folder);
         manual_seed(7);
-        var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 2, Heads = 2, Width = 32, Context = 32, RopeTheta = 500 });
+        var model = new Gpt(new GptConfig { VocabSize = tokenizer.VocabSize, Layers = 2, Heads = 2, Width = 32, Context = context, RopeTheta = 500 });
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
                 if (name.EndsWith("norm1.weight") || name.EndsWith("norm2.weight") || name == "norm.weight") p.copy_(rand_like(p) + 0.5); // not all ones: the norms' mapping is checked too
+                else if (weightStd > 0) p.copy_(randn_like(p) * weightStd);
         var info = new CheckpointInfo("base", 40, 0, tokenizer.Hash, null, new TrainingConfig { RunName = "base", Model = model.Config });
-        var checkpoint = Checkpoints.Save(Path.Combine(_root, "checkpoints", "base"), model, null, info, keepLast: 1);
+        var checkpoint = Checkpoints.Save(Path.Combine(root, "checkpoints", "base"), model, null, info, keepLast: 1);
         return (tokenizer, model, checkpoint);
     }
 

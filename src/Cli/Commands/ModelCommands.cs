@@ -92,15 +92,18 @@ public static class ModelCommands
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint folder (…/checkpoints/<run>/step-NNNNNNN) to export" };
         var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (…/checkpoints/<run>/adapter-step-NNNNNNN) to export in PEFT's layout" };
-        var format = new Option<string>("--format") { Description = "hf (Hugging Face Llama folder, the default) or safetensors (this project's tensor names)", DefaultValueFactory = _ => "hf" };
-        format.AcceptOnlyFromAmong("hf", "safetensors");
+        var format = new Option<string>("--format") { Description = "hf (Hugging Face Llama folder, the default), gguf (one file for llama.cpp: --out FILE.gguf) or safetensors (this project's tensor names)", DefaultValueFactory = _ => "hf" };
+        format.AcceptOnlyFromAmong("hf", "gguf", "safetensors");
+        var type = new Option<string>("--type") { Description = "With --format gguf: the matrices' type, f32, f16, q8_0 or q4_0 (norms stay f32)", DefaultValueFactory = _ => "f16" };
+        type.AcceptOnlyFromAmong([.. Interop.GgufExport.Types.Keys]);
         var baseName = new Option<string?>("--base-name") { Description = "With --adapter: base_model_name_or_path, a hub id or a local path, which PEFT resolves against the directory Python runs in, not the adapter folder (default: the 'base' folder beside --out, named from this directory)" };
         var command = new Command("export", "Write a checkpoint as a Hugging Face Llama model folder (or a LoRA adapter as a PEFT adapter) to --out")
         {
-            checkpoint, adapter, format, baseName, TokenizerOption, outOption,
+            checkpoint, adapter, format, type, baseName, TokenizerOption, outOption,
         };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(format) == "gguf") return ExportGguf(parse.GetValue(checkpoint), parse.GetValue(TokenizerOption), Interop.GgufExport.Types[parse.GetValue(type)!], parse.GetValue(outOption)!);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             if (parse.GetValue(adapter) is { } adapterFolder)
             {
@@ -128,6 +131,19 @@ public static class ModelCommands
             return 0;
         });
         return command;
+    }
+
+    private static int ExportGguf(string? folder, string? tokenizerFolder, Interop.GgmlType type, string outFile)
+    {
+        if (folder is null) throw new ArgumentException("--format gguf: give --checkpoint (a model)");
+        var path = Path.GetFullPath(outFile);
+        if (Directory.Exists(path)) throw new ArgumentException($"--out '{outFile}' is a folder: --format gguf writes one file (e.g. --out model.gguf)");
+        var (model, info, tokenizer) = Load(folder, tokenizerFolder);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Whole or not at all: llama.cpp must never find half a file under the name.
+        AtomicWrite.File(path, stream => Interop.GgufExport.Write(model, info, tokenizer, stream, type));
+        AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(path)} (GGUF, {type}, {new FileInfo(path).Length / 1024.0 / 1024.0:F1} MiB)");
+        return 0;
     }
 
     public static Command Import(Option<string> outOption)
