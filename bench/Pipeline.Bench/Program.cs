@@ -18,6 +18,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["ledger"] = LedgerBench.RunAsync,
     ["storage"] = StorageBench.RunAsync,
     ["cleaners"] = CompetingCleanersBench.RunAsync,
+    ["gguf"] = GgufBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

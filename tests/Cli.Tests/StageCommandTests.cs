@@ -82,6 +82,13 @@ public sealed class StageCommandTests : IDisposable
         await Ok("export", "--checkpoint", checkpoint, "--out", Path.Combine(_root, "export"));
         Assert.True(new FileInfo(Path.Combine(_root, "export", "model.safetensors")).Length > 10_000);
         Assert.Contains("LlamaForCausalLM", File.ReadAllText(Path.Combine(_root, "export", "config.json")));
+        // One GGUF file (llama.cpp loads it in tests/Interop.Tests/GgufTests); --out must name a file, not a folder.
+        var gguf = Path.Combine(_root, "gguf", "model.gguf");
+        await Ok("export", "--checkpoint", checkpoint, "--format", "gguf", "--type", "q8_0", "--out", gguf);
+        Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(gguf)[..4]);
+        Assert.Equal([gguf], Directory.GetFiles(Path.GetDirectoryName(gguf)!)); // no temporary file left beside it
+        await BadInputTests.FailsWith(null, "is a folder: --format gguf writes one file", "export", "--checkpoint", checkpoint, "--format", "gguf", "--out", _root);
+        await BadInputTests.FailsWith(null, "q5_k", "export", "--checkpoint", checkpoint, "--format", "gguf", "--type", "q5_k", "--out", gguf);
         // The exported folder imports back into a checkpoint the other commands take.
         var imported = Path.Combine(_root, "imported");
         await Ok("import", "--format", "hf", Path.Combine(_root, "export"), "--name", "back", "--out", imported);

@@ -17,27 +17,27 @@ for (const input of JSON.parse(readFileSync(inputPath, "utf8"))) {
   // One thread: the test models are tiny, and llama.cpp's default thread pool spins for seconds on two cores.
   const context = await model.createContext({ contextSize: model.trainContextSize, sequences: 1, batchSize: model.trainContextSize, threads: 1 });
 
+  // One sequence, emptied before each prompt and text.
+  const sequence = context.getSequence();
   const continuations = [];
   for (const prompt of input.prompts ?? []) {
-    const sequence = context.getSequence();
+    await sequence.clearHistory();
     const out = [];
     for await (const token of sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
       out.push(token);
       if (out.length >= input.generate || model.isEogToken(token)) break;
     }
     continuations.push(out);
-    sequence.dispose();
   }
 
   // Every next-token distribution unchanged by sampling settings: temperature 1, no top-k, top-p or min-p cut.
   const unchanged = { temperature: 1, topK: 0, topP: 1, minP: 0 };
   const nll = [];
   for (const text of input.texts ?? []) {
-    const sequence = context.getSequence();
+    await sequence.clearHistory();
     const items = text.slice(0, -1).map((token) => [token, { generateNext: { probabilities: true, options: unchanged } }]);
     const results = await sequence.controlledEvaluate(items);
     nll.push(text.slice(1).map((next, i) => -Math.log(results[i].next.probabilities.get(next) ?? 0)));
-    sequence.dispose();
   }
 
   const tokenized = (input.tokenize ?? []).map((text) => Array.from(model.tokenize(text, false)));
