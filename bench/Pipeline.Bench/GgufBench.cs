@@ -19,25 +19,44 @@ public static class GgufBench
     // Names from llama.cpp's list (llama-vocab.cpp) whose splits are closest to ours; the default first.
     private static readonly string[] PreTokenizers = [GgufExport.DefaultPreTokenizer, "llama-bpe", "qwen2", "gpt-4o", "smollm", "falcon", "deepseek-llm", "jais", "default"];
 
+    /// <summary>Held-out texts: .txt files, or .html pages extracted as the cleaner extracts them; Japanese when the name has ".ja.".</summary>
+    internal static List<(string Language, string Text)> HeldOutTexts(string folder) =>
+        Directory.GetFiles(folder).Where(f => f.EndsWith(".txt") || f.EndsWith(".html")).Order(StringComparer.Ordinal)
+            .Select(f => (Language: Path.GetFileName(f).Contains(".ja.") ? "ja" : "en",
+                          Text: f.EndsWith(".html") ? Cleaner.TextExtractor.Extract(File.ReadAllText(f)).Text : File.ReadAllText(f))).ToList();
+
+    /// <summary>Windows of the model's context over each text's first four contexts' worth of tokens.</summary>
+    internal static List<(string Language, List<int> Ids)> Windows(List<(string Language, string Text)> texts, TextTokenizer tokenizer, int context) =>
+        texts.Select(t => (t.Language, Ids: tokenizer.Encode(t.Text).Take(context * 4).ToList()))
+            .SelectMany(t => t.Ids.Chunk(context).Where(c => c.Length > 1).Select(c => (t.Language, Ids: c.ToList()))).ToList();
+
+    /// <summary>-ln p of every token after each window's first, by our model.</summary>
+    internal static List<double> Nll(Gpt model, IEnumerable<(string Language, List<int> Ids)> windows)
+    {
+        using var _ = no_grad();
+        var nll = new List<double>();
+        foreach (var w in windows)
+        {
+            using var logits = model.forward(tensor(w.Ids.Select(i => (long)i).ToArray(), [1, w.Ids.Count]));
+            using var logProbs = nn.functional.log_softmax(logits[0].to(ScalarType.Float64), 1);
+            for (var t = 0; t + 1 < w.Ids.Count; t++) nll.Add(-logProbs[t, w.Ids[t + 1]].item<double>());
+        }
+        return nll;
+    }
+
     public static Task RunAsync(string[] args)
     {
         if (args.Length < 3) throw new ArgumentException("usage: gguf CHECKPOINT TEXTS OUT");
         var (checkpoint, textsFolder, outFolder) = (args[0], args[1], args[2]);
         Directory.CreateDirectory(outFolder);
-        var (model, info) = Checkpoints.Load(checkpoint, CPU);
+        var (model, info, tokenizer) = Cli.Commands.ModelCommands.Load(checkpoint, null);
         model.eval();
-        var tokenizer = TextTokenizer.Load(TextTokenizer.FindFolder(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!)!)!, "tokenizers"), info.TokenizerHash)
-                                           ?? throw new ArgumentException($"no tokenizer {info.TokenizerHash} beside {checkpoint}"));
-        var texts = Directory.GetFiles(textsFolder).Where(f => f.EndsWith(".txt") || f.EndsWith(".html")).Order(StringComparer.Ordinal)
-            .Select(f => (Language: Path.GetFileName(f).Contains(".ja.") ? "ja" : "en",
-                          Text: f.EndsWith(".html") ? Cleaner.TextExtractor.Extract(File.ReadAllText(f)).Text : File.ReadAllText(f))).ToList();
+        var texts = HeldOutTexts(textsFolder);
         // Each token's length in bytes, from vocab.json's GPT-2 printable form (one character per byte).
         var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(tokenizer.Folder, "vocab.json")))!;
         var byteLength = vocab.ToDictionary(kv => kv.Value, kv => kv.Value < tokenizer.Meta.MergeableTokens ? kv.Key.Length : System.Text.Encoding.UTF8.GetByteCount(kv.Key));
         var context = model.Config.Context;
-        // Held-out perplexity over windows of the model's context, every token after a window's first scored.
-        var windows = texts.Select(t => (t.Language, Ids: tokenizer.Encode(t.Text).Take(context * 4).ToList()))
-            .SelectMany(t => t.Ids.Chunk(context).Where(c => c.Length > 1).Select(c => (t.Language, Ids: c.ToList()))).ToList();
+        var windows = Windows(texts, tokenizer, context);
         Console.WriteLine($"{texts.Count} texts, {windows.Count} windows of up to {context} tokens, {windows.Sum(w => w.Ids.Count - 1)} scored tokens");
 
         var files = new Dictionary<string, string>();
@@ -75,18 +94,7 @@ public static class GgufBench
         var results = JsonDocument.Parse(File.ReadAllText(output)).RootElement;
 
         double Perplexity(IEnumerable<double> nll) => Math.Exp(nll.Average());
-        List<double> Ours(string language)
-        {
-            using var _ = no_grad();
-            var nll = new List<double>();
-            foreach (var w in windows.Where(w => w.Language == language))
-            {
-                using var logits = model.forward(tensor(w.Ids.Select(i => (long)i).ToArray(), [1, w.Ids.Count]));
-                using var logProbs = nn.functional.log_softmax(logits[0].to(ScalarType.Float64), 1);
-                for (var t = 0; t + 1 < w.Ids.Count; t++) nll.Add(-logProbs[t, w.Ids[t + 1]].item<double>());
-            }
-            return nll;
-        }
+        List<double> Ours(string language) => Nll(model, windows.Where(w => w.Language == language));
         List<double> Theirs(int run, string language) =>
             results[run].GetProperty("nll").EnumerateArray().Select((a, i) => (Array: a, windows[i].Language)).Where(x => x.Language == language)
                 .SelectMany(x => x.Array.EnumerateArray().Select(v => v.GetDouble())).ToList();

@@ -19,6 +19,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["storage"] = StorageBench.RunAsync,
     ["cleaners"] = CompetingCleanersBench.RunAsync,
     ["gguf"] = GgufBench.RunAsync,
+    ["quantize"] = QuantizeBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

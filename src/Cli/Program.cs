@@ -146,6 +146,7 @@ root.Subcommands.Add(CleanDedupTokenizeCommands.Tokenize(outOption, runOption, s
 root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
 root.Subcommands.Add(ModelCommands.Sample());
 root.Subcommands.Add(ModelCommands.Export(outOption));
+root.Subcommands.Add(ModelCommands.Quantize(outOption));
 root.Subcommands.Add(ModelCommands.Import(outOption));
 root.Subcommands.Add(EvalCommands.Create(outOption));
 root.Subcommands.Add(AlignCommands.Align(outOption));

@@ -23,6 +23,9 @@ public static class LlamaLayout
     /// <summary>The model's weights under Hugging Face Llama names (lm_head is tied to model.embed_tokens, so not written).</summary>
     public static IEnumerable<KeyValuePair<string, Tensor>> ToHuggingFace(Gpt model)
     {
+        if (model.Quantization is { } quantized)
+            throw new NotSupportedException($"the checkpoint is quantized ({quantized.Name}): export the full-precision checkpoint it was made from " +
+                                            "(for llama.cpp, `--format gguf --type q8_0` or `q4_0` quantizes in the file)");
         var config = model.Config;
         var state = model.state_dict();
         Tensor Get(string name) => state.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"the model has no tensor '{name}'");

@@ -16,6 +16,9 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
     private Parameter? lora_B;
     private double _scale;
     private double _dropout;
+    private Tensor? qweight;
+    private Tensor? qscales;
+    private int _bits;
 
     public AdaptableLinear(string name, int inFeatures, int outFeatures) : base(name)
     {
@@ -26,11 +29,28 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
 
     public Parameter Weight => weight;
     public bool HasAdapter => lora_A is not null;
+    public bool IsQuantized => qweight is not null;
+
+    /// <summary>
+    /// Replaces the weight by its quantized values and scales (<see cref="WeightQuantizer"/>), dequantized on each
+    /// forward. The "weight" parameter stays registered, emptied, so a quantized checkpoint loads by the same names.
+    /// </summary>
+    public void Quantize(int bits, int group)
+    {
+        if (HasAdapter) throw new InvalidOperationException($"layer '{GetName()}' has a LoRA adapter: merge it before quantizing");
+        (qweight, qscales) = WeightQuantizer.Quantize(weight, bits, group);
+        _bits = bits;
+        register_buffer("qweight", qweight);
+        register_buffer("qscales", qscales);
+        using (no_grad()) weight.set_(empty(0, device: weight.device));
+        weight.requires_grad = false;
+    }
 
     /// <summary>Adds an adapter of rank <paramref name="rank"/>; the base weight is frozen.</summary>
     public void AddAdapter(int rank, double alpha, double dropout)
     {
         if (HasAdapter) throw new InvalidOperationException($"layer '{GetName()}' already has an adapter");
+        if (IsQuantized) throw new InvalidOperationException($"layer '{GetName()}' is quantized: adapters train on full-precision weights");
         var (outFeatures, inFeatures) = ((int)weight.shape[0], (int)weight.shape[1]);
         lora_A = new Parameter(empty(rank, inFeatures, device: weight.device));
         using (no_grad()) nn.init.kaiming_uniform_(lora_A, Math.Sqrt(5));
@@ -52,7 +72,7 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = nn.functional.linear(x, weight);
+        var y = nn.functional.linear(x, IsQuantized ? WeightQuantizer.Dequantize(qweight!, qscales!, _bits, x.dtype) : weight);
         if (HasAdapter)
         {
             var h = _dropout > 0 && training ? nn.functional.dropout(x, _dropout, training) : x;

@@ -123,9 +123,13 @@ public static class Checkpoints
         if (optimizer is not null && !resetOptimizer && info.HasOptimizerState && !File.Exists(optimizerFile))
             throw new InvalidDataException($"checkpoint '{folder}' was saved with an optimizer state, but optimizer.bin is missing; " +
                 "to continue from its weights with a fresh optimizer, pass --reset-optimizer (ResetOptimizer in the training config)");
+        if (info.Quantization is { } quantized && (optimizer is not null || into is not null))
+            throw new InvalidDataException($"checkpoint '{folder}' is quantized ({quantized.Name}): training needs full-precision weights; " +
+                                           $"train from the checkpoint it was made from ({info.BaseCheckpoint ?? "its BaseCheckpoint"})");
         var model = into ?? new Gpt(info.Config.Model, device);
         try
         {
+            if (info.Quantization is not null && into is null) model.Quantize(info.Quantization);
             model.load(Path.Combine(folder, "model.bin"));
             if (optimizer is not null && !resetOptimizer && File.Exists(optimizerFile))
                 optimizer.load_state_dict(optimizerFile);

@@ -18,6 +18,8 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     // them under the field names), so these fields, not a by-name lookup, always hold the live tables.
     private Tensor ropeCos;
     private Tensor ropeSin;
+    private Tensor? qwte;
+    private Tensor? qwte_scales;
 
     public Gpt(GptConfig config, Device? device = null) : base("gpt")
     {
@@ -38,6 +40,35 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     }
 
     public GptConfig Config { get; }
+
+    /// <summary>How the weights are quantized, or null for full precision.</summary>
+    public WeightQuantization? Quantization { get; private set; }
+
+    /// <summary>
+    /// Quantizes every linear layer's weight (and the token embedding, which is also the output layer, when
+    /// <see cref="WeightQuantization.Embeddings"/>) in place: weights are kept as int8 or packed int4 with f16 scales
+    /// and dequantized layer by layer on each forward. Norms stay in full precision. Such a model samples and
+    /// evaluates; it is not trained.
+    /// </summary>
+    public void Quantize(WeightQuantization quantization)
+    {
+        if (Quantization is not null) throw new InvalidOperationException($"the model is already quantized ({Quantization.Name})");
+        quantization.Validate(Config.Width, Config.MlpHidden);
+        foreach (var layer in AdaptableLayers(["attn", "mlp"])) layer.Quantize(quantization.Bits, quantization.GroupSize);
+        if (quantization.Embeddings)
+        {
+            (qwte, qwte_scales) = WeightQuantizer.Quantize(wte.weight!, quantization.Bits, quantization.GroupSize);
+            register_buffer(nameof(qwte), qwte);
+            register_buffer(nameof(qwte_scales), qwte_scales);
+            using (no_grad()) wte.weight!.set_(empty(0, device: wte.weight.device));
+        }
+        foreach (var p in parameters()) p.requires_grad = false;
+        Quantization = quantization;
+    }
+
+    /// <summary>Bytes the model's weights and buffers hold in memory (the rotary tables excluded).</summary>
+    public long WeightBytes() =>
+        state_dict().Values.Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>Recompute each block's activations during the backward pass instead of keeping them (training memory).</summary>
     public bool CheckpointActivations { get; set; }
@@ -60,7 +91,9 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
             throw new ArgumentException($"{(cache?.Length ?? 0) + ids.shape[1]} positions exceed the model's context of {Config.Context}");
-        var x = wte.forward(ids);
+        // A quantized embedding is dequantized for this forward only; it is also the output layer below.
+        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
+        var x = table is null ? wte.forward(ids) : table.index_select(0, ids.flatten()).view(ids.shape[0], ids.shape[1], -1);
         var (cos, sin) = (ropeCos, ropeSin);
         var layer = 0;
         foreach (var block in blocks)
@@ -75,7 +108,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         }
         if (cache is not null) cache.Length += ids.shape[1];
         x = norm.forward(x);
-        return x.matmul(wte.weight!.t()).MoveToOuterDisposeScope();
+        return x.matmul((table ?? wte.weight!).t()).MoveToOuterDisposeScope();
     }
 
     /// <summary>Mean cross-entropy of next-token prediction; positions whose target is <paramref name="ignoreIndex"/> are masked.</summary>

@@ -43,6 +43,8 @@ public sealed class TrainingLoop(Gpt model, AdamW optimizer, GuardedUpdate updat
     /// <param name="afterStep">Called after each step; false stops the loop.</param>
     public async Task<long> RunAsync(long start, long maxSteps, ITrainingObjective objective, Func<StepOutcome, Task<bool>> afterStep, CancellationToken ct)
     {
+        if (model.Quantization is { } quantized)
+            throw new InvalidOperationException($"the model is quantized ({quantized.Name}): training needs full-precision weights");
         var step = start;
         while (step < maxSteps && !ct.IsCancellationRequested)
         {

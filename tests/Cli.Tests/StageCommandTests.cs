@@ -89,6 +89,14 @@ public sealed class StageCommandTests : IDisposable
         Assert.Equal([gguf], Directory.GetFiles(Path.GetDirectoryName(gguf)!)); // no temporary file left beside it
         await BadInputTests.FailsWith(null, "is a folder: --format gguf writes one file", "export", "--checkpoint", checkpoint, "--format", "gguf", "--out", _root);
         await BadInputTests.FailsWith(null, "q5_k", "export", "--checkpoint", checkpoint, "--format", "gguf", "--type", "q5_k", "--out", gguf);
+        // An int8 copy (weights ÷ 3.5 or better) that sample and eval take, scored in a row of its own.
+        var quantized = await Ok("quantize", "--checkpoint", checkpoint, "--type", "int8", "--out", outDir);
+        Assert.Contains("int8", quantized);
+        var int8 = Directory.GetDirectories(Path.Combine(outDir, "checkpoints", Path.GetFileName(Path.GetDirectoryName(checkpoint)) + "-int8")).Single();
+        Assert.True(new FileInfo(Path.Combine(int8, "model.bin")).Length * 3.5 < new FileInfo(Path.Combine(checkpoint, "model.bin")).Length);
+        await Ok("sample", "--checkpoint", int8, "Debian", "--max-tokens", "5", "--temperature", "0");
+        Assert.Contains("jcommonsenseqa", await Ok("eval", "--checkpoint", int8, "--task", Path.Combine(lmEval, "jcommonsenseqa.yaml"), "--out", outDir));
+        await BadInputTests.FailsWith(null, "is quantized (int8)", "export", "--checkpoint", int8, "--out", Path.Combine(_root, "int8-export"));
         // The exported folder imports back into a checkpoint the other commands take.
         var imported = Path.Combine(_root, "imported");
         await Ok("import", "--format", "hf", Path.Combine(_root, "export"), "--name", "back", "--out", imported);

@@ -146,6 +146,48 @@ public static class ModelCommands
         return 0;
     }
 
+    public static Command Quantize(Option<string> outOption)
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder (…/checkpoints/<run>/step-NNNNNNN) to quantize", Required = true };
+        var type = new Option<string>("--type") { Description = "int8 or int4 (weight-only, symmetric)", Required = true };
+        type.AcceptOnlyFromAmong("int8", "int4");
+        var group = new Option<int?>("--group-size") { Description = "Weights per scale within an output channel: 0 for one scale per channel (default for int8), 32 (default for int4), 64, ..." };
+        var keepEmbeddings = new Option<bool>("--keep-embeddings") { Description = "Leave the token embedding (also the output layer) in full precision" };
+        var name = new Option<string?>("--name") { Description = "Run name of the quantized checkpoint (default: <run>-int8 or <run>-int4)" };
+        var command = new Command("quantize", "Write a checkpoint with int8 or int4 weights (sample, eval and the evaluator take it) under --out/checkpoints/<name>")
+        {
+            checkpoint, type, group, keepEmbeddings, name, TokenizerOption, outOption,
+        };
+        command.SetAction(parse =>
+        {
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
+            var (model, info, tokenizer) = Load(parse.GetValue(checkpoint)!, parse.GetValue(TokenizerOption));
+            var bits = parse.GetValue(type) == "int8" ? 8 : 4;
+            var quantization = new WeightQuantization(bits, parse.GetValue(group) ?? (bits == 8 ? 0 : 32), !parse.GetValue(keepEmbeddings));
+            var before = model.WeightBytes();
+            model.Quantize(quantization);
+            var runName = parse.GetValue(name) ?? $"{info.RunName}-{quantization.Name}";
+            var quantized = info with
+            {
+                RunName = runName, Config = info.Config with { RunName = runName }, BaseCheckpoint = Path.GetFullPath(parse.GetValue(checkpoint)!),
+                Method = "quantize", Quantization = quantization,
+            };
+            var folder = Checkpoints.Save(Path.Combine(outDir, Checkpoints.RunFolder(runName)), model, null, quantized, keepLast: int.MaxValue);
+            // The tokenizer beside it, where sample, eval and the evaluator look (<root>/tokenizers).
+            var tokenizers = Path.Combine(outDir, "tokenizers");
+            if (TextTokenizer.FindFolder(tokenizers, tokenizer.Hash) is null)
+                AtomicWrite.Folder(Path.Combine(tokenizers, $"{runName}-{tokenizer.Hash}"), temp =>
+                {
+                    foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(temp, Path.GetFileName(file)));
+                });
+            AnsiConsole.MarkupLine($"[green]quantize[/]: {Markup.Escape(folder)} ({quantization.Name}, " +
+                                   $"{(quantization.GroupSize == 0 ? "a scale per output channel" : $"groups of {quantization.GroupSize}")}" +
+                                   $"{(quantization.Embeddings ? "" : ", embedding in full precision")}; weights {before / 1048576.0:F2} MiB -> {model.WeightBytes() / 1048576.0:F2} MiB)");
+            return 0;
+        });
+        return command;
+    }
+
     public static Command Import(Option<string> outOption)
     {
         var folder = new Argument<string>("folder") { Description = "A Hugging Face Llama model folder (config.json, model.safetensors, tokenizer files)" };

@@ -7,4 +7,6 @@ public sealed record CheckpointInfo(string RunName, long Step, long TokensSeen, 
     public double LearningRateScale { get; init; } = 1.0;
     /// <summary>Whether the checkpoint was saved with its optimizer state (false for imported and aligned checkpoints).</summary>
     public bool HasOptimizerState { get; init; } = true;
+    /// <summary>Set when the weights are quantized (`pipeline quantize`): such a checkpoint samples and evaluates, and is not trained.</summary>
+    public WeightQuantization? Quantization { get; init; }
 }
