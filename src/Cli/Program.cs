@@ -144,6 +144,7 @@ root.Subcommands.Add(CleanDedupTokenizeCommands.Clean(outOption, runOption, setO
 root.Subcommands.Add(CleanDedupTokenizeCommands.Dedup(outOption, runOption, setOption));
 root.Subcommands.Add(CleanDedupTokenizeCommands.Tokenize(outOption, runOption, setOption));
 root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
+root.Subcommands.Add(ModelCommands.Distill(outOption, runOption));
 root.Subcommands.Add(ModelCommands.Sample());
 root.Subcommands.Add(ModelCommands.Export(outOption));
 root.Subcommands.Add(ModelCommands.Quantize(outOption));

@@ -92,7 +92,10 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
             BeforeMicroBatches = bf16 is null ? null : bf16.LoadMaster,
             AfterMicroBatches = bf16 is null ? null : bf16.GradientsToMaster,
         };
-        var objective = new NextTokenObjective(bf16?.Model ?? model, data, config, device);
+        (Gpt Model, string Folder)? teacher = config.Distillation is { } distillation ? LoadTeacher(distillation, device) : null;
+        ICorpusObjective objective = teacher is null
+            ? new NextTokenObjective(bf16?.Model ?? model, data, config, device)
+            : new DistillationObjective(bf16?.Model ?? model, teacher.Value.Model, data, config, device);
         try
         {
             step = await loop.RunAsync(step, config.MaxSteps, objective, AfterStepAsync, ct);
@@ -141,8 +144,9 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
                 var seconds = watch.Elapsed.TotalSeconds;
                 var tps = tokensSinceLog / Math.Max(seconds, 1e-9);
                 var log = new StepLog(step, outcome.Loss, outcome.LearningRate, outcome.GradNorm, tps, peak > 0 ? tps * flopsPerToken / peak : double.NaN, val);
-                logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s{Mfu}{Val}",
-                    config.RunName, step, config.MaxSteps, outcome.Loss, outcome.LearningRate, outcome.GradNorm, tps, double.IsNaN(log.Mfu) ? "" : $" mfu {log.Mfu:P1}", val is null ? "" : $" val {val:F4}");
+                logger.LogInformation("train {Run} step {Step}/{Max} loss {Loss:F4}{Figures} lr {Lr:E2} grad {Grad:F3} {Tps:F0} tok/s{Mfu}{Val}",
+                    config.RunName, step, config.MaxSteps, outcome.Loss, string.Concat(outcome.Figures.Select(f => $" {f.Key} {f.Value:F4}")),
+                    outcome.LearningRate, outcome.GradNorm, tps, double.IsNaN(log.Mfu) ? "" : $" mfu {log.Mfu:P1}", val is null ? "" : $" val {val:F4}");
                 if (OnStep is not null) await OnStep(log);
                 watch.Restart();
                 tokensSinceLog = 0;
@@ -154,11 +158,33 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
 
         async Task SaveAsync()
         {
-            var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config) { LearningRateScale = lrScale };
+            var info = new CheckpointInfo(config.RunName, step, step * tokensPerStep, data.TokenizerHash, lastVal, config,
+                                          teacher?.Folder, teacher is null ? null : "distill") { LearningRateScale = lrScale };
             var folder = Checkpoints.Save(runFolder, model, optimizer, info, config.KeepLast, config.KeepBest);
             savedStep = step;
             if (OnCheckpoint is not null) await OnCheckpoint(folder, info);
         }
+    }
+
+    /// <summary>
+    /// The teacher of a distillation run, frozen: its folder is absolute or relative to the data root (a run folder is
+    /// &lt;root&gt;/checkpoints/&lt;run&gt;); it must share the corpus's tokenizer, so its distribution is over the same ids.
+    /// </summary>
+    private (Gpt Model, string Folder) LoadTeacher(DistillationConfig distillation, Device device)
+    {
+        if (distillation.TopK > 0 && distillation.Divergence == "reverse")
+            throw new ArgumentException($"training {config.RunName}: Distillation.TopK needs Divergence 'forward' (the reverse divergence needs the teacher's whole distribution)");
+        var folder = Path.IsPathRooted(distillation.Teacher) ? distillation.Teacher : Path.GetFullPath(Path.Combine(runFolder, "..", "..", distillation.Teacher));
+        if (!Directory.Exists(folder)) throw new ArgumentException($"training {config.RunName}: teacher checkpoint '{distillation.Teacher}' does not exist");
+        var (teacher, info) = Checkpoints.Load(folder, device);
+        if (info.TokenizerHash != data.TokenizerHash)
+            throw new ArgumentException($"training {config.RunName}: teacher '{distillation.Teacher}' was trained with tokenizer {info.TokenizerHash}, the corpus uses {data.TokenizerHash}");
+        teacher.eval();
+        foreach (var p in teacher.parameters()) p.requires_grad = false;
+        logger.LogInformation("train: {Run} distils {Teacher} ({TeacherParams:N0} parameters) at temperature {T}, alpha {Alpha}, {Divergence} KL{TopK}",
+            config.RunName, folder, info.Config.Model.Parameters(), distillation.Temperature, distillation.Alpha, distillation.Divergence,
+            distillation.TopK > 0 ? $", teacher's top {distillation.TopK}" : "");
+        return (teacher, folder);
     }
 
     /// <summary>Throws, naming what differs, unless this run may continue from the checkpoint <paramref name="info"/>.</summary>
@@ -183,8 +209,14 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
     }
 }
 
+/// <summary>An objective over the corpus's deterministic batches, whose corpus a run that follows it can replace.</summary>
+internal interface ICorpusObjective : ITrainingObjective
+{
+    TokenData Data { get; set; }
+}
+
 /// <summary>Pretraining's objective: next-token cross-entropy on the corpus's deterministic batches (seed, step, micro-batch).</summary>
-internal sealed class NextTokenObjective(Gpt model, TokenData data, TrainingConfig config, Device device) : ITrainingObjective
+internal sealed class NextTokenObjective(Gpt model, TokenData data, TrainingConfig config, Device device) : ICorpusObjective
 {
     /// <summary>The corpus (replaced when a run that follows the corpus reloads it).</summary>
     public TokenData Data { get; set; } = data;
@@ -193,5 +225,29 @@ internal sealed class NextTokenObjective(Gpt model, TokenData data, TrainingConf
     {
         var (x, y) = Data.Batch(Data.Train, config.Seed, step - 1, micro, config.BatchSize, config.Model.Context, device);
         return model.Loss(x, y);
+    }
+}
+
+/// <summary>
+/// Distillation's objective (<see cref="Distillation"/>): on the same batches as pretraining, the student's loss mixes
+/// the data's cross-entropy with the divergence from the frozen teacher's softened distribution, computed on the fly.
+/// </summary>
+internal sealed class DistillationObjective(Gpt student, Gpt teacher, TokenData data, TrainingConfig config, Device device) : ICorpusObjective
+{
+    private readonly Dictionary<string, double> _figures = [];
+
+    public TokenData Data { get; set; } = data;
+
+    public IReadOnlyDictionary<string, double> Figures => _figures;
+
+    public Tensor Loss(long step, int micro)
+    {
+        var (x, y) = Data.Batch(Data.Train, config.Seed, step - 1, micro, config.BatchSize, config.Model.Context, device);
+        Tensor teacherLogits;
+        using (no_grad()) teacherLogits = teacher.forward(x);
+        var parts = Distillation.Loss(student.forward(x), teacherLogits, y, config.Distillation!);
+        _figures["ce"] = parts.CrossEntropy.item<float>();
+        _figures["kd"] = parts.Divergence.item<float>();
+        return parts.Loss;
     }
 }

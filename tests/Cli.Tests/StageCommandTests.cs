@@ -68,6 +68,19 @@ public sealed class StageCommandTests : IDisposable
         Assert.True(Directory.Exists(checkpoint));
         var sample = await Ok("sample", "--checkpoint", checkpoint, "Debian", "--max-tokens", "5", "--temperature", "0");
         Assert.StartsWith("Debian", sample);
+        // A smaller student distilled from it: the same job as train, with the teacher's divergence in its loss and the
+        // teacher in its checkpoints' lineage.
+        var student = Path.Combine(_root, "student.json");
+        File.WriteAllText(student, """{ "Training": { "RunName": "s", "Model": { "Layers": 1, "Heads": 2, "Width": 32, "Context": 128 }, "BatchSize": 4, "MaxSteps": 3, "EvalEvery": 3, "CheckpointEvery": 3, "LogEvery": 1 } }""");
+        var distilled = await Ok("distill", "--teacher", checkpoint, "--config", student, "--temperature", "2", "--out", outDir);
+        Assert.Contains(" kd ", distilled);
+        using (var info = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoints", "s", "step-0000003", "checkpoint.json"))))
+        {
+            Assert.Equal("distill", info.RootElement.GetProperty("Method").GetString());
+            Assert.Equal(Path.GetFullPath(checkpoint), info.RootElement.GetProperty("BaseCheckpoint").GetString());
+            Assert.Equal(2, info.RootElement.GetProperty("Config").GetProperty("Distillation").GetProperty("Temperature").GetDouble());
+        }
+        await BadInputTests.FailsWith(null, "teacher checkpoint", "distill", "--teacher", Path.Combine(_root, "no-teacher"), "--config", student, "--out", Path.Combine(_root, "s2"));
         // A JGLUE task in lm-evaluation-harness's YAML format, with a fixture in JCommonsenseQA's schema.
         var repository = Path.GetFullPath(Path.Combine(SampleSite.Folder(), "..", ".."));
         var lmEval = Path.Combine(_root, "lm-eval");

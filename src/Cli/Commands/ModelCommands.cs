@@ -33,27 +33,60 @@ public static class ModelCommands
         var configOption = new Option<string>("--config") { Description = "JSON file: { \"DataRoot\", \"Manifest\", \"Training\": { model, schedule, budget } } (docs/trainer.md)", Required = true };
         var resetOptimizer = new Option<bool>("--reset-optimizer") { Description = "Resume from a checkpoint whose optimizer.bin is missing, with a fresh optimizer state" };
         var command = new Command("train", "Train a GPT on token shards (same job as a StartTraining message, no bus); checkpoints under --out/checkpoints/<name>; resumes") { configOption, resetOptimizer, outOption, runOption };
-        command.SetAction(async (parse, ct) =>
+        command.SetAction((parse, ct) => TrainAsync(Runtime.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config"),
+            parse.GetValue(outOption)!, parse.GetValue(runOption)!, parse.GetValue(resetOptimizer), ct));
+        return command;
+    }
+
+    public static Command Distill(Option<string> outOption, Option<string> runOption)
+    {
+        var teacher = new Option<string>("--teacher") { Description = "The teacher's checkpoint folder (…/checkpoints/<run>/step-NNNNNNN)", Required = true };
+        var configOption = new Option<string>("--config") { Description = "The student's training file, as for `pipeline train` (its Training.Model is the student's shape)", Required = true };
+        var temperature = new Option<double?>("--temperature") { Description = "Softening temperature T (default 2)" };
+        var alpha = new Option<double?>("--alpha") { Description = "Weight of the data's cross-entropy; the teacher's divergence gets 1 - alpha (default 0.5)" };
+        var divergence = new Option<string?>("--divergence") { Description = "forward: KL(teacher || student), Hinton's (default); reverse: KL(student || teacher), MiniLLM's" };
+        divergence.AcceptOnlyFromAmong("forward", "reverse");
+        var topK = new Option<int?>("--top-k") { Description = "Keep only the teacher's k most likely tokens per position (default: all)" };
+        var command = new Command("distill", "Train a student on token shards against a teacher checkpoint (knowledge distillation); same job as a StartTraining message with Distillation set; resumes")
         {
+            teacher, configOption, temperature, alpha, divergence, topK, outOption, runOption,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            if (!Directory.Exists(parse.GetValue(teacher)!)) throw new ArgumentException($"--teacher: teacher checkpoint '{parse.GetValue(teacher)}' does not exist");
             var job = Runtime.StrictConfig.FromJsonFile<TrainJobFile>(parse.GetValue(configOption)!, "--config");
-            SafeName.Check(job.Training.RunName, "--config Training.RunName");
-            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
-            var manifestUri = job.Manifest ?? RunArtifacts.TokenManifestUri(parse.GetValue(runOption)!);
-            var manifest = TokenManifestFile.Load(new ShardStore(dataRoot).Resolve(manifestUri));
-            var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || parse.GetValue(resetOptimizer) }).Resolved();
-            var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
-            using var logging = PipelineContext.Logging(quiet: false);
-            AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
-            // Through the store: a checkpoints/ folder that is a link leading out of --out is refused, never followed.
-            var runFolder = new ShardStore(outDir).Resolve(Checkpoints.RunFolder(config.RunName));
-            var run = new TrainingRun(config, data, runFolder, logging.CreateLogger("train"));
-            var steps = await run.RunAsync(ct);
-            AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(runFolder)}");
-            // Interrupted by a signal: the checkpoint of the current step is written; the exit code still says "interrupted".
-            return ct.IsCancellationRequested ? 130 : 0;
+            var settings = job.Training.Distillation ?? new DistillationConfig();
+            settings = settings with
+            {
+                Teacher = Path.GetFullPath(parse.GetValue(teacher)!),
+                Temperature = parse.GetValue(temperature) ?? settings.Temperature,
+                Alpha = parse.GetValue(alpha) ?? settings.Alpha,
+                Divergence = parse.GetValue(divergence) ?? settings.Divergence,
+                TopK = parse.GetValue(topK) ?? settings.TopK,
+            };
+            return TrainAsync(job with { Training = job.Training with { Distillation = settings } }, parse.GetValue(outOption)!, parse.GetValue(runOption)!, false, ct);
         });
         return command;
+    }
+
+    private static async Task<int> TrainAsync(TrainJobFile job, string outOption, string runName, bool resetOptimizer, CancellationToken ct)
+    {
+        SafeName.Check(job.Training.RunName, "--config Training.RunName");
+        var outDir = CliInputs.OutDir(outOption);
+        var dataRoot = Path.GetFullPath(job.DataRoot ?? outDir);
+        var manifestUri = job.Manifest ?? RunArtifacts.TokenManifestUri(runName);
+        var manifest = TokenManifestFile.Load(new ShardStore(dataRoot).Resolve(manifestUri));
+        var config = (job.Training with { Model = job.Training.Model with { VocabSize = manifest.VocabSize }, ResetOptimizer = job.Training.ResetOptimizer || resetOptimizer }).Resolved();
+        var data = await TokenData.LoadAsync(new ShardStore(dataRoot), manifestUri, manifest.TokenizerHash, config.Model.Context, ct);
+        using var logging = PipelineContext.Logging(quiet: false);
+        AnsiConsole.MarkupLine($"train: {config.Model.Parameters():N0} parameters, {config.Model.FlopsPerToken():E2} FLOPs per token, {data.Train.Length:N0} training tokens");
+        // Through the store: a checkpoints/ folder that is a link leading out of --out is refused, never followed.
+        var runFolder = new ShardStore(outDir).Resolve(Checkpoints.RunFolder(config.RunName));
+        var run = new TrainingRun(config, data, runFolder, logging.CreateLogger("train"));
+        var steps = await run.RunAsync(ct);
+        AnsiConsole.MarkupLine($"[green]train[/]: stopped at step {steps}; checkpoints in {Markup.Escape(runFolder)}");
+        // Interrupted by a signal: the checkpoint of the current step is written; the exit code still says "interrupted".
+        return ct.IsCancellationRequested ? 130 : 0;
     }
 
     private static readonly Option<string> CheckpointOption = new("--checkpoint") { Description = "Checkpoint folder (…/checkpoints/<run>/step-NNNNNNN)", Required = true };

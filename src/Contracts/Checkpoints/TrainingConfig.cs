@@ -46,6 +46,8 @@ public sealed record TrainingConfig
     public string Gpu { get; init; } = "";
     /// <summary>Start from a checkpoint's weights with a fresh optimizer state when its optimizer.bin is missing.</summary>
     public bool ResetOptimizer { get; init; }
+    /// <summary>Train as a student of a teacher checkpoint (`pipeline distill`); null trains on the data alone.</summary>
+    public DistillationConfig? Distillation { get; init; }
 
     /// <summary>
     /// Peak dense bf16 tensor FLOP/s (no sparsity) from the vendors' data sheets, by GPU model: the denominator of MFU.
