@@ -42,8 +42,8 @@ public static class ModelCommands
     {
         var teacher = new Option<string>("--teacher") { Description = "The teacher's checkpoint folder (…/checkpoints/<run>/step-NNNNNNN)", Required = true };
         var configOption = new Option<string>("--config") { Description = "The student's training file, as for `pipeline train` (its Training.Model is the student's shape)", Required = true };
-        var temperature = new Option<double?>("--temperature") { Description = "Softening temperature T (default 2)" };
-        var alpha = new Option<double?>("--alpha") { Description = "Weight of the data's cross-entropy; the teacher's divergence gets 1 - alpha (default 0.5)" };
+        var temperature = new Option<double?>("--temperature") { Description = "Softening temperature T (default 1)" };
+        var alpha = new Option<double?>("--alpha") { Description = "Weight of the data's cross-entropy; the teacher's divergence gets 1 - alpha (default 0.2)" };
         var divergence = new Option<string?>("--divergence") { Description = "forward: KL(teacher || student), Hinton's (default); reverse: KL(student || teacher), MiniLLM's" };
         divergence.AcceptOnlyFromAmong("forward", "reverse");
         var topK = new Option<int?>("--top-k") { Description = "Keep only the teacher's k most likely tokens per position (default: all)" };
