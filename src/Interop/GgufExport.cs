@@ -68,8 +68,11 @@ public static class GgufExport
         {
             var shape = weights.shape;
             var values = weights.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-            // As the converter does: norms (one dimension) stay f32; matrices take the requested type.
-            gguf.AddTensor(name, shape, shape.Length == 1 ? GgmlType.F32 : type, values);
+            // As the converter does: norms (one dimension) stay f32; matrices take the requested type, or f16 when their
+            // rows do not split into quantization blocks.
+            var tensorType = shape.Length == 1 ? GgmlType.F32
+                : type is GgmlType.Q8_0 or GgmlType.Q4_0 && shape[^1] % GgufWriter.BlockSize != 0 ? GgmlType.F16 : type;
+            gguf.AddTensor(name, shape, tensorType, values);
         }
         gguf.Save(output);
     }
