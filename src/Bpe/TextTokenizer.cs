@@ -75,6 +75,12 @@ public sealed class TextTokenizer
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
 
+    /// <summary>Copies the tokenizer's files into <paramref name="folder"/> (an export, a checkpoint's data root), replacing same-named ones.</summary>
+    public void CopyFilesTo(string folder)
+    {
+        foreach (var file in Directory.GetFiles(Folder)) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+    }
+
     /// <summary>The pieces of an encoding, for `pipeline tokenizer encode`.</summary>
     public IReadOnlyList<(int Id, string Piece)> Pieces(string text) =>
         _tokenizer.EncodeToTokens(text, out _).Select(t => (t.Id, t.Value)).ToList();

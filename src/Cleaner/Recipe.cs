@@ -169,14 +169,13 @@ public sealed class Recipe
     private static void Set(ICleanerStep filter, string key, string value, string where)
     {
         var property = filter.GetType().GetProperty(key, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
-        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType.IsEnum || property.PropertyType == typeof(string)
-                                                         || property.PropertyType == typeof(IReadOnlyList<(int N, double Max)>)))
-            throw new ArgumentException($"{where}: the filter '{filter.Name}' has no settable number, flag or mode named '{key}'");
-        if (property.PropertyType == typeof(IReadOnlyList<(int N, double Max)>))
+        if (property is { CanWrite: true } && property.PropertyType == typeof(IReadOnlyList<(int N, double Max)>))
         {
             property.SetValue(filter, ParseThresholds(value, where));
             return;
         }
+        if (property is null || !property.CanWrite || !(property.PropertyType.IsPrimitive || property.PropertyType.IsEnum || property.PropertyType == typeof(string)))
+            throw new ArgumentException($"{where}: the filter '{filter.Name}' has no settable number, flag or mode named '{key}'");
         if (property.PropertyType.IsEnum)
         {
             try

@@ -78,7 +78,7 @@ public static class HuggingFaceExport
             ["do_sample"] = true, ["temperature"] = 0.8, ["top_k"] = 50, ["top_p"] = 0.95,
         });
 
-        foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(outDir, Path.GetFileName(file)), overwrite: true);
+        tokenizer.CopyFilesTo(outDir);
         var decoder = new JsonObject();
         foreach (var (content, id) in tokenizer.SpecialIds.OrderBy(kv => kv.Value))
             decoder[id.ToString()] = new JsonObject { ["content"] = content, ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false, ["single_word"] = false, ["special"] = true };

@@ -129,7 +129,7 @@ public static class Checkpoints
         var model = into ?? new Gpt(info.Config.Model, device);
         try
         {
-            if (info.Quantization is not null && into is null) model.Quantize(info.Quantization);
+            if (info.Quantization is not null) model.Quantize(info.Quantization);
             model.load(Path.Combine(folder, "model.bin"));
             if (optimizer is not null && !resetOptimizer && File.Exists(optimizerFile))
                 optimizer.load_state_dict(optimizerFile);

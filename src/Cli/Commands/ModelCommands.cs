@@ -159,7 +159,7 @@ public static class ModelCommands
             });
             File.WriteAllText(Path.Combine(outDir, "config.json"), JsonSerializer.Serialize(new { model = info.Config.Model, tokenizer_hash = info.TokenizerHash, step = info.Step },
                 new JsonSerializerOptions { WriteIndented = true }));
-            foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(outDir, Path.GetFileName(file)), overwrite: true);
+            tokenizer.CopyFilesTo(outDir);
             AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(Path.Combine(outDir, "model.safetensors"))}");
             return 0;
         });
@@ -172,8 +172,7 @@ public static class ModelCommands
         var path = Path.GetFullPath(outFile);
         if (Directory.Exists(path)) throw new ArgumentException($"--out '{outFile}' is a folder: --format gguf writes one file (e.g. --out model.gguf)");
         var (model, info, tokenizer) = Load(folder, tokenizerFolder);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        // Whole or not at all: llama.cpp must never find half a file under the name.
+        // Whole or not at all (AtomicWrite creates the folder): llama.cpp must never find half a file under the name.
         AtomicWrite.File(path, stream => Interop.GgufExport.Write(model, info, tokenizer, stream, type));
         AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(path)} (GGUF, {type}, {new FileInfo(path).Length / 1024.0 / 1024.0:F1} MiB)");
         return 0;
@@ -209,10 +208,7 @@ public static class ModelCommands
             // The tokenizer beside it, where sample, eval and the evaluator look (<root>/tokenizers).
             var tokenizers = Path.Combine(outDir, "tokenizers");
             if (TextTokenizer.FindFolder(tokenizers, tokenizer.Hash) is null)
-                AtomicWrite.Folder(Path.Combine(tokenizers, $"{runName}-{tokenizer.Hash}"), temp =>
-                {
-                    foreach (var file in Directory.GetFiles(tokenizer.Folder)) File.Copy(file, Path.Combine(temp, Path.GetFileName(file)));
-                });
+                AtomicWrite.Folder(Path.Combine(tokenizers, $"{runName}-{tokenizer.Hash}"), tokenizer.CopyFilesTo);
             AnsiConsole.MarkupLine($"[green]quantize[/]: {Markup.Escape(folder)} ({quantization.Name}, " +
                                    $"{(quantization.GroupSize == 0 ? "a scale per output channel" : $"groups of {quantization.GroupSize}")}" +
                                    $"{(quantization.Embeddings ? "" : ", embedding in full precision")}; weights {before / 1048576.0:F2} MiB -> {model.WeightBytes() / 1048576.0:F2} MiB)");
