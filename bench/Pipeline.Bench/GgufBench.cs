@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Pipeline.Bpe;
-using Pipeline.Interop;
 using Pipeline.Model;
+using Pipeline.Release;
 using static TorchSharp.torch;
 
 namespace Pipeline.Bench;

@@ -11,6 +11,18 @@ public sealed record ChatMessage(string Role, string Content);
 /// </summary>
 public sealed class ChatTemplate(TextTokenizer tokenizer)
 {
+    /// <summary>
+    /// This format as Jinja, for transformers' apply_chat_template and llama.cpp's tokenizer.chat_template: each turn
+    /// is its role token, the content and &lt;|end|&gt;, with nothing between turns; a generation prompt opens an
+    /// assistant turn.
+    /// </summary>
+    public const string Jinja =
+        "{% for message in messages %}" +
+        "{% if message['role'] not in ['system', 'user', 'assistant'] %}{{ raise_exception('unknown chat role ' + message['role']) }}{% endif %}" +
+        "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}" +
+        "{% endfor %}" +
+        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+
     public (List<int> Ids, List<bool> Trained) Encode(IReadOnlyList<ChatMessage> messages, bool openAssistantTurn = false)
     {
         var ids = new List<int>();

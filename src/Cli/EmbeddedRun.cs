@@ -40,6 +40,8 @@ public sealed record EmbeddedRunOptions
     public IReadOnlyList<string>? HostedServices { get; init; }
     /// <summary>SFT data (JSONL or Parquet) for a LoRA fine-tune of the final checkpoint; null = the shipped samples/alignment/sft-ja.jsonl when found, "" = none.</summary>
     public string? SftData { get; init; }
+    /// <summary>Targets the final checkpoint is released as (<see cref="Release.ReleaseTarget"/>: int8, int4, gguf:q8_0, ...); empty = none.</summary>
+    public IReadOnlyList<string> Release { get; init; } = [];
     /// <summary>The coordinator's re-check of the ledger when no event arrives (<see cref="RunCoordinator.Recheck"/>); null = its default.</summary>
     public TimeSpan? Recheck { get; init; }
     /// <summary>How long the coordinator waits with nothing moving before it announces again what was not taken (<see cref="RunCoordinator.Reconcile"/>); null = its default.</summary>
@@ -108,7 +110,8 @@ public static class EmbeddedRun
                 },
             };
             var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts), ct));
+            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts,
+                options.Release), ct));
             var report = RunReport.Write(ledger, runId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps), training.MaxSteps);
             await store.PublishFolderAsync("reports", ct);
             return report;
@@ -143,6 +146,17 @@ public static class EmbeddedRun
             throw new ArgumentException($"--crawl-parts {options.CrawlParts}: must be between 1 and --max-pages ({options.MaxPages})");
         if (options.VocabSize < Bpe.BpeTrainer.MinimumVocabSize)
             throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Bpe.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
+        foreach (var target in options.Release)
+        {
+            try
+            {
+                Release.ReleaseTarget.Parse(target);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"--release: {e.Message}", e);
+            }
+        }
     }
 
     /// <summary>

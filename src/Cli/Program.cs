@@ -30,12 +30,13 @@ var quietOption = new Option<bool>("--quiet") { Description = "Only warnings and
 var evalTasksOption = new Option<string[]>("--eval-tasks") { Description = "Task files scored on every checkpoint (default: the repository's tasks/*.yaml; 'none' for only the validation loss)", AllowMultipleArgumentsPerToken = true };
 var servicesOption = new Option<string[]>("--services") { Description = "Services this process hosts (default: all); 'none' to only coordinate services started with `pipeline serve` over RabbitMQ on the same --out", AllowMultipleArgumentsPerToken = true };
 var recipeOption = CliInputs.RecipeOption();
+var releaseOption = new Option<string[]>("--release") { Description = "Release the final checkpoint as each target: int8, int4 (a quantized checkpoint, evaluated like the others) or gguf:f32|f16|q8_0|q4_0 (a llama.cpp file under releases/)", AllowMultipleArgumentsPerToken = true };
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var runNameOption = new Option<string?>("--run") { Description = "The run's name (default: the run this --out started, else one from the folder's name); many runs can share one ledger, bucket and broker" };
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    runNameOption, outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, recipeOption, setOption,
+    runNameOption, outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, releaseOption, recipeOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -53,6 +54,7 @@ run.SetAction(async (parse, ct) =>
         Settings = CliInputs.Settings(parse.GetValue(setOption), parse.GetValue(recipeOption)),
         EvalTasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : null,
         HostedServices = parse.GetValue(servicesOption) is { Length: > 0 } services ? services.Where(s => s != "none").ToList() : null,
+        Release = (parse.GetValue(releaseOption) ?? []).SelectMany(r => r.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList(),
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;

@@ -17,8 +17,9 @@ namespace Pipeline.Cli;
 /// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
 /// <param name="RemoveContaminated">Drop the training documents that contain evaluation examples (Pipeline:Decontaminate:Remove).</param>
 /// <param name="CrawlParts">Crawl jobs split by host, for as many crawler services (1: one job).</param>
+/// <param name="Release">Targets the final checkpoint is released as (int8, int4, gguf:q8_0, ...; null or empty: none).</param>
 public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, RunAlignment? Alignment = null,
-    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1)
+    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1, IReadOnlyList<string>? Release = null)
 {
     /// <summary>The run the alignment makes from the final checkpoint (null: none).</summary>
     public string? AlignedRun => Alignment?.OutputRun(Training.RunName, Training.MaxSteps);

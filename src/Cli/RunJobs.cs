@@ -173,6 +173,54 @@ public sealed class AlignJob : JobNode
     }
 }
 
+/// <summary>
+/// The releases of the final checkpoint the run asks for (--release), one trainer job per target; finished when every
+/// job has completed and every quantized checkpoint has been evaluated (the evaluator scores it on arrival).
+/// </summary>
+public sealed class ReleaseJob : JobNode
+{
+    public const string Node = "release";
+
+    public override async Task StartAsync(RunContext run, CancellationToken ct)
+    {
+        foreach (var target in Targets(run))
+        {
+            // A resumed run whose quantized copy was made may have lost its announcement before it was evaluated.
+            if (Job(run, target)?.State == JobState.Completed)
+            {
+                if (QuantizedRun(run, target) is { } quantized) await RunCheckpoints.AnnounceFinalAgainAsync(run, quantized, ct);
+                continue;
+            }
+            await run.PublishAsync(Request(run, target), ct);
+        }
+    }
+
+    public override bool IsDone(RunContext run) => Targets(run).All(target => Job(run, target)?.State == JobState.Completed &&
+        (QuantizedRun(run, target) is not { } quantized
+         || run.Ledger.Documents.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(quantized) + "/")).Count > 0));
+
+    public override string? Failure(RunContext run) =>
+        Targets(run).Select(target => Job(run, target) is { State: JobState.Failed } failed ? $"release {target} failed: {failed.Error}" : null)
+            .FirstOrDefault(error => error is not null);
+
+    // A release request no trainer took (its job is not in the ledger) was lost: ask again.
+    public override async Task ReconcileAsync(RunContext run, CancellationToken ct)
+    {
+        foreach (var target in Targets(run).Where(t => Job(run, t) is null))
+            await run.AgainAsync(Request(run, target), $"release {target} was not taken by any trainer", ct);
+    }
+
+    private static IEnumerable<Release.ReleaseTarget> Targets(RunContext run) => (run.Request.Release ?? []).Select(Release.ReleaseTarget.Parse);
+
+    private static ReleaseRequested Request(RunContext run, Release.ReleaseTarget target) => new(RunCheckpoints.FinalUri(run), target.Text, run.RunId);
+
+    private static string? QuantizedRun(RunContext run, Release.ReleaseTarget target) =>
+        target.Quantization is { } q ? Release.CheckpointQuantizer.RunName(run.Request.Training.RunName, q) : null;
+
+    private static LedgerJob<ReleaseRequested>? Job(RunContext run, Release.ReleaseTarget target) =>
+        run.Ledger.Jobs.Get<ReleaseRequested>(JobKinds.Release, Trainer.ReleaseWorker.JobName(RunCheckpoints.FinalUri(run), target.Text));
+}
+
 /// <summary>A run's checkpoints as the jobs of its graph find them.</summary>
 internal static class RunCheckpoints
 {

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Markdig;
 using Pipeline.Cleaner;
+using Pipeline.Contracts.V1;
 using Pipeline.Crawler;
 using Pipeline.Dedup;
 using Pipeline.Evaluator;
@@ -44,6 +45,7 @@ public static class RunReport
 
         WriteTraining(md, ledger, runName, folder);
         WriteEvaluation(md, ledger, runId, runName, folder, alignedRun, alignedBaseStep);
+        WriteReleases(md, ledger, runId, folder);
 
         var path = Path.Combine(folder, "report.md");
         AtomicWrite.Text(path, md.ToString());
@@ -112,6 +114,10 @@ public static class RunReport
         if (alignedRun is not null)
             foreach (var group in ledger.Evaluations.Evals(alignedRun).GroupBy(e => e.Step).OrderBy(g => g.Key))
                 checkpoints.Add(($"{alignedRun} step {group.Key} (from base step {alignedBaseStep})", alignedBaseStep + group.Key, group.ToList()));
+        // Quantized copies of the run's checkpoints (pipeline run --release int8), at the step they were made from.
+        foreach (var quantized in LineageStore.All(ledger.Documents).Where(l => l.Method == Release.CheckpointQuantizer.Method && l.Base?.Run == runName))
+            foreach (var group in ledger.Evaluations.Evals(quantized.Run).GroupBy(e => e.Step).OrderBy(g => g.Key))
+                checkpoints.Add(($"{quantized.Run} step {group.Key} (quantized)", group.Key, group.ToList()));
         if (checkpoints.Count == 0)
         {
             md.Append("No evaluations recorded.\n\n");
@@ -156,6 +162,28 @@ public static class RunReport
             EvalReport.Plot(Path.Combine(folder, png), $"{task}: {metric}", series);
             md.Append($"![{task}: {metric}]({png})\n\n");
         }
+    }
+
+    /// <summary>The run's releases (--release): each target, what it was made from and what it wrote, and how it ended.</summary>
+    private static void WriteReleases(StringBuilder md, Ledger ledger, string runId, string folder)
+    {
+        var jobs = ledger.Jobs.Names(JobKinds.Release).Select(name => ledger.Jobs.Get<ReleaseRequested>(JobKinds.Release, name))
+            .OfType<LedgerJob<ReleaseRequested>>().Where(j => j.Request.RunId == runId).ToList();
+        if (jobs.Count == 0) return;
+        md.Append("## Release\n\n| target | from | wrote | state |\n|---|---|---|---|\n");
+        foreach (var job in jobs.OrderBy(j => j.Request.CheckpointUri, StringComparer.Ordinal).ThenBy(j => j.Request.Target, StringComparer.Ordinal))
+        {
+            var wrote = "";
+            if (job.State == JobState.Completed && RunLineage.RunAndStep(job.Request.CheckpointUri) is { } source)
+            {
+                wrote = Release.ReleaseTarget.Parse(job.Request.Target).Output(source.Run, source.Step);
+                // The report sits in <root>/reports: the file is beside it when this host wrote or fetched it.
+                var file = new FileInfo(Path.Combine(folder, "..", wrote));
+                if (file.Exists) wrote += $" ({file.Length / 1048576.0:F2} MiB)";
+            }
+            md.Append($"| {job.Request.Target} | {job.Request.CheckpointUri} | {wrote} | {job.State.Name()}{(job.Error is null ? "" : ": " + job.Error)} |\n");
+        }
+        md.Append('\n');
     }
 
     private static string Format(double value) =>

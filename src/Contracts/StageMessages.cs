@@ -87,6 +87,17 @@ public sealed record CheckpointEvaluated(string RunId, string RunName, string Ch
 public sealed record AlignmentRequested(string RunName, string BaseCheckpointUri, string Method, string DataUri, string ConfigJson, string? RunId = null);
 
 /// <summary>
+/// Release a checkpoint for use outside training (the trainer service's release job). <see cref="Target"/> is
+/// "int8" or "int4" (optionally "/&lt;group size&gt;"): a quantized checkpoint under checkpoints/&lt;run&gt;-int8/, announced
+/// with <see cref="CheckpointSaved"/> so the evaluator scores it; or "gguf:f32|f16|q8_0|q4_0": a llama.cpp file under
+/// releases/&lt;run&gt;/, announced with <see cref="ReleaseWritten"/>.
+/// </summary>
+public sealed record ReleaseRequested(string CheckpointUri, string Target, string? RunId = null);
+
+/// <summary>A released file (a GGUF) is complete in the store at <see cref="Uri"/>, with its checksum and size.</summary>
+public sealed record ReleaseWritten(string RunId, string CheckpointUri, string Target, string Uri, string Sha256, long Bytes);
+
+/// <summary>
 /// Crawl from seeds (serve mode; <c>pipeline crawl</c> runs the same crawl without a bus). <see cref="WarcFiles"/> are
 /// URIs relative to the storage root, like shard URIs, never host paths. A crawl split by host into
 /// <see cref="Partitions"/> parts is one message per part, each a job of its own that any crawler service may take;

@@ -174,17 +174,23 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
 
     private void Evaluation(StringBuilder html, string runName)
     {
-        // The run's checkpoints and those of the models aligned from it (their run names extend the base's).
-        var evals = ledger.Evaluations.Evals().Where(e => e.RunName == runName || e.RunName.StartsWith(runName + "-", StringComparison.Ordinal)).ToList();
+        // The run's checkpoints and those of the models made from it: aligned, distilled or quantized (their lineage
+        // names a checkpoint of this run; older ledgers without lineage: run names that extend the base's).
+        var lineage = LineageStore.All(ledger.Documents).ToDictionary(l => l.Run);
+        var children = lineage.Values.Where(l => l.Base?.Run == runName && l.Run != runName).ToDictionary(l => l.Run);
+        bool Related(string run) => run == runName || children.ContainsKey(run) || (!lineage.ContainsKey(run) && run.StartsWith(runName + "-", StringComparison.Ordinal));
+        var evals = ledger.Evaluations.Evals().Where(e => Related(e.RunName)).ToList();
         html.Append("<section id=\"evaluation\"><h2>Evaluation</h2>");
         if (evals.Count == 0)
         {
-            html.Append("<p class=\"muted\">no checkpoint scored yet</p></section>");
+            html.Append("<p class=\"muted\">no checkpoint scored yet</p>");
+            Lineage(html, runName, lineage, children, evals);
+            html.Append("</section>");
             return;
         }
         var columns = EvalMetrics.Columns(evals);
         html.Append("<div class=\"wide\"><table><tr><th>checkpoint</th>").Append(string.Concat(columns.Select(c => $"<th>{E(c.Task)}<br>{E(c.Metric)}</th>"))).Append("</tr>");
-        foreach (var checkpoint in evals.GroupBy(e => (e.RunName, e.Step, e.Checkpoint)).OrderBy(g => g.Key.RunName != runName).ThenBy(g => g.Key.Step))
+        foreach (var checkpoint in evals.GroupBy(e => (e.RunName, e.Step, e.Checkpoint)).OrderBy(g => g.Key.RunName != runName).ThenBy(g => g.Key.RunName, StringComparer.Ordinal).ThenBy(g => g.Key.Step))
         {
             html.Append($"<tr class=\"checkpoint\" data-checkpoint=\"{E(checkpoint.Key.Checkpoint)}\"><td>{E(checkpoint.Key.RunName)} step {N(checkpoint.Key.Step)}</td>");
             foreach (var (task, metric) in columns)
@@ -196,35 +202,54 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
             html.Append("</tr>");
         }
         html.Append("</table></div><div class=\"grid\">");
-        // An aligned model's checkpoints are drawn after the base step it started from, labelled with it.
+        // A fine-tuned model's checkpoints are drawn after the base step it started from; a student and a quantized
+        // copy, which count their own steps, at their own.
         foreach (var (task, metric) in columns.Take(6))
         {
             var series = evals.Where(e => e.Task == task && e.Metric == metric).GroupBy(e => e.RunName)
-                .Select(g => (Legend(g.Key, runName), (IReadOnlyList<(double, double)>)g.Select(e => (BaseStep(g.Key, runName) + e.Step, e.Value)).ToList())).ToList();
+                .Select(g => (Legend(g.Key, runName), (IReadOnlyList<(double, double)>)g.Select(e => (StartStep(g.Key, runName, children) + e.Step, e.Value)).ToList())).ToList();
             html.Append(SvgChart.Lines($"{task}: {metric}", series));
         }
         html.Append("</div>");
-        // Lineage: each aligned model, the base checkpoint it started from and how many of its tasks are scored.
-        var aligned = evals.Where(e => e.RunName != runName).GroupBy(e => e.RunName).ToList();
-        if (aligned.Count > 0)
-        {
-            html.Append("<h2>Alignment lineage</h2><ul>");
-            foreach (var model in aligned)
-            {
-                var from = model.Key[(runName.Length + 1)..];
-                html.Append($"<li>{E(runName)} → <b>{E(from)}</b> ({E(model.Key)}): {N(model.Select(e => e.Checkpoint).Distinct().Count())} checkpoint(s), {N(model.Select(e => e.Task).Distinct().Count())} tasks scored</li>");
-            }
-            html.Append("</ul>");
-        }
+        Lineage(html, runName, lineage, children, evals);
         html.Append("</section>");
     }
 
-    // Aligned runs are named "<base run>-<method>-from-<base step>" (AlignmentRule.OutputRun).
-    private static double BaseStep(string run, string baseRun) =>
-        run != baseRun && run.LastIndexOf("-from-", StringComparison.Ordinal) is var at and >= 0 && long.TryParse(run[(at + 6)..], out var step) ? step : 0;
+    /// <summary>
+    /// Where this run's model came from (a student's teacher, a quantized copy's source) and what was made from it,
+    /// each with its method and how many of its checkpoints and tasks are scored.
+    /// </summary>
+    private static void Lineage(StringBuilder html, string runName, Dictionary<string, RunLineage> lineage, Dictionary<string, RunLineage> children, List<EvalRow> evals)
+    {
+        var derived = evals.Select(e => e.RunName).Where(r => r != runName).Concat(children.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (derived.Count == 0 && !lineage.ContainsKey(runName)) return;
+        html.Append("<h2>Lineage</h2><ul class=\"lineage\">");
+        if (lineage.TryGetValue(runName, out var parent))
+            html.Append($"<li>{From(parent)} → <b>{E(parent.Method)}</b> → {E(runName)}</li>");
+        foreach (var run in derived)
+        {
+            var scored = evals.Where(e => e.RunName == run).ToList();
+            var edge = children.TryGetValue(run, out var child) ? $"{From(child)} → <b>{E(child.Method)}</b>" : $"{E(runName)} → <b>{E(run[(runName.Length + 1)..])}</b>";
+            html.Append($"<li>{edge} → {E(run)}: {N(scored.Select(e => e.Checkpoint).Distinct().Count())} checkpoint(s), {N(scored.Select(e => e.Task).Distinct().Count())} tasks scored</li>");
+        }
+        html.Append("</ul>");
+    }
 
-    // "sft-from-300": the method and the base step, short enough for the legend.
-    private static string Legend(string run, string baseRun) => run == baseRun ? run : run[(baseRun.Length + 1)..];
+    private static string From(RunLineage lineage) => lineage.Base is { } b ? $"{E(b.Run)} step {N(b.Step)}" : E(lineage.BaseCheckpoint);
+
+    // Fine-tunes continue their base's steps: lineage "sft"/"dpo" from a step, or, without lineage, a run named
+    // "<base run>-<method>-from-<base step>" (AlignmentRule.OutputRun).
+    private static double StartStep(string run, string baseRun, Dictionary<string, RunLineage> children)
+    {
+        if (run == baseRun) return 0;
+        if (children.TryGetValue(run, out var child))
+            return child.Method is "distill" or "quantize" ? 0 : child.Base?.Step ?? 0;
+        return run.LastIndexOf("-from-", StringComparison.Ordinal) is var at and >= 0 && long.TryParse(run[(at + 6)..], out var step) ? step : 0;
+    }
+
+    // "sft-from-300": what follows the base's name, short enough for the legend; a run named otherwise (a student) whole.
+    private static string Legend(string run, string baseRun) =>
+        run == baseRun || !run.StartsWith(baseRun + "-", StringComparison.Ordinal) ? run : run[(baseRun.Length + 1)..];
 
     private static void Queues(StringBuilder html, IReadOnlyList<QueueInfo> queues)
     {

@@ -16,7 +16,7 @@ public sealed class PipelineOptions
     /// The stage sections under Pipeline, each bound (strictly) by its own module; any other child of Pipeline
     /// must be one of this class's properties, so a misspelled section is an error too.
     /// </summary>
-    public static readonly IReadOnlyList<string> StageSections = ["Crawler", "Cleaner", "Dedup", "Tokenizer", "Evaluator", "Alignment"];
+    public static readonly IReadOnlyList<string> StageSections = ["Crawler", "Cleaner", "Dedup", "Tokenizer", "Evaluator", "Alignment", "Release"];
 
     /// <summary>InMemory (one process, the default) or RabbitMq (one process per service).</summary>
     public TransportKind Transport { get; set; } = TransportKind.InMemory;

@@ -4,6 +4,7 @@ using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Checkpoints;
+using Pipeline.Release;
 
 namespace Pipeline.Interop;
 
@@ -16,17 +17,6 @@ namespace Pipeline.Interop;
 public static class HuggingFaceExport
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
-    /// <summary>
-    /// ChatTemplate's format as Jinja, for transformers' apply_chat_template: each turn is its role token, the content
-    /// and &lt;|end|&gt;, with nothing between turns; a generation prompt opens an assistant turn.
-    /// </summary>
-    public const string ChatTemplateJinja =
-        "{% for message in messages %}" +
-        "{% if message['role'] not in ['system', 'user', 'assistant'] %}{{ raise_exception('unknown chat role ' + message['role']) }}{% endif %}" +
-        "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}" +
-        "{% endfor %}" +
-        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
     public static void Write(Gpt model, CheckpointInfo info, TextTokenizer tokenizer, string outDir)
     {
@@ -99,7 +89,7 @@ public static class HuggingFaceExport
             // Special-token text is parsed as the token, as in every Hugging Face tokenizer: apply_chat_template
             // renders the turns as text and relies on it (docs/tokenizer.md, "Special tokens").
             ["split_special_tokens"] = false,
-            ["chat_template"] = ChatTemplateJinja,
+            ["chat_template"] = ChatTemplate.Jinja,
         });
         Write(outDir, "special_tokens_map.json", new JsonObject
         {

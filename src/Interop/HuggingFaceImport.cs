@@ -3,6 +3,7 @@ using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Checkpoints;
+using Pipeline.Release;
 
 namespace Pipeline.Interop;
 

@@ -13,6 +13,9 @@ public static class LedgerKeys
     public static string EvaluationFailure(string checkpointUri, string task) => $"eval-failed:{checkpointUri}:{task}";
 
     /// <summary>A run's crawl summary (pages, shards, skip reasons), written once the whole crawl is finished.</summary>
+    /// <summary>A run's lineage (<see cref="RunLineage"/>): the checkpoint its model started from, and how.</summary>
+    public static string Lineage(string runName) => $"lineage:{runName}";
+
     public static string CrawlSummary(string runId) => $"crawl-summary:{runId}";
 
     /// <summary>
@@ -73,5 +76,8 @@ public static class JobKinds
     /// <summary>An alignment job, by output run name.</summary>
     public const string Alignment = "alignment";
 
-    public static readonly IReadOnlyList<string> All = [Crawl, Training, Alignment];
+    /// <summary>A release of a checkpoint (a quantized copy or a GGUF file), by checkpoint URI and target.</summary>
+    public const string Release = "release";
+
+    public static readonly IReadOnlyList<string> All = [Crawl, Training, Alignment, Release];
 }

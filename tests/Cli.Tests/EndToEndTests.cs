@@ -137,13 +137,25 @@ public sealed class EndToEndTests : IDisposable
         var task = Path.Combine(_out, "overlap.yaml");
         File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
         var settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Decontaminate:Remove"] = "true" };
-        await RunOverBrokerAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task] });
+        // The final checkpoint is also released by message: quantized (then scored on arrival) and as a GGUF file.
+        await RunOverBrokerAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task], Release = ["int8", "gguf:q8_0"] });
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.Decontaminated > 0, "no document was removed");
         Assert.Contains("documents that contain evaluation examples were removed before tokenization", File.ReadAllText(Path.Combine(_out, "reports", "report.md")));
         // The task's examples found in the corpus, in the evaluation table's "contaminated" row.
         Assert.Matches(@"\| \*contaminated\* \|[^\n]*\| 2/2 \|", File.ReadAllText(Path.Combine(_out, "reports", "report.md")));
+
+        // The releases: the int8 copy scored on the run's task like any checkpoint, with its lineage; the GGUF whole.
+        var ledger = new Ledger(Path.Combine(_out, "ledger.db"));
+        Assert.Contains(ledger.Evaluations.Evals("sample-gpt-int8"), e => e.Step == 10 && e.Task == "overlap_bpb");
+        var lineage = Assert.Single(LineageStore.All(ledger.Documents), l => l.Run == "sample-gpt-int8");
+        Assert.Equal(("quantize", ("sample-gpt", 10L)), (lineage.Method, lineage.Base!.Value));
+        var gguf = File.ReadAllBytes(Path.Combine(_out, "releases", "sample-gpt", "sample-gpt-step-0000010-q8_0.gguf"));
+        Assert.Equal("GGUF"u8.ToArray(), gguf[..4]);
+        var report = File.ReadAllText(Path.Combine(_out, "reports", "report.md"));
+        Assert.Contains("| sample-gpt-int8 step 10 (quantized) |", report);
+        Assert.Contains("| gguf:q8_0 | checkpoints/sample-gpt/step-0000010 | releases/sample-gpt/sample-gpt-step-0000010-q8_0.gguf (", report);
     }
 
     [Fact(Timeout = 300_000)]

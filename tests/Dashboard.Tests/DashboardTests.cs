@@ -166,6 +166,30 @@ public sealed class DashboardTests : IAsyncLifetime
         Assert.Contains("Pipeline:Dashboard:Token", error.Message);
     }
 
+    [Fact]
+    public async Task The_lineage_names_what_was_made_from_the_run_and_from_what()
+    {
+        // As the evaluator records them: a student distilled from step 5 (named unlike its teacher), an int8 copy of
+        // that step, and a student of another run, which is not this run's.
+        var loss = new Dictionary<string, double> { ["loss"] = 5.9 };
+        LineageStore.Record(_ledger.Documents, new RunLineage("tiny-student", "checkpoints/r-gpt/step-0000005", "distill"));
+        _ledger.Evaluations.AddEval("tiny-student", 20, "checkpoints/tiny-student/step-0000020", "validation_perplexity", "1", loss);
+        LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-int8", "checkpoints/r-gpt/step-0000005", "quantize"));
+        _ledger.Evaluations.AddEval("r-gpt-int8", 5, "checkpoints/r-gpt-int8/step-0000005", "validation_perplexity", "1", loss);
+        LineageStore.Record(_ledger.Documents, new RunLineage("other-student", "checkpoints/other-gpt/step-0000001", "distill"));
+        _ledger.Evaluations.AddEval("other-student", 20, "checkpoints/other-student/step-0000020", "validation_perplexity", "1", loss);
+
+        using var http = new HttpClient { BaseAddress = new Uri(_address) };
+        var page = await http.GetStringAsync("/runs/r/fragment");
+        Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student: 1 checkpoint(s)", page);
+        Assert.Contains("r-gpt step 5 → <b>quantize</b> → r-gpt-int8: 1 checkpoint(s)", page);
+        Assert.Contains("data-checkpoint=\"checkpoints/tiny-student/step-0000020\"", page);
+        Assert.DoesNotContain("other-student", page);
+        // The student's own run names its teacher.
+        _ledger.Runs.Ensure("s", "tiny-student", "{}");
+        Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student</li>", await http.GetStringAsync("/runs/s/fragment"));
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Queue_depths_and_consumers_come_from_the_RabbitMQ_management_API()
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Pipeline.Model;
+using Pipeline.Release;
 using static TorchSharp.torch;
 
 namespace Pipeline.Interop.Tests;

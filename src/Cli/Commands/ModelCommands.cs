@@ -7,6 +7,7 @@ using Pipeline.Contracts.Rows;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Bpe;
+using Pipeline.Release;
 using Pipeline.Tokenizer;
 using Pipeline.Trainer;
 using Spectre.Console;
@@ -128,7 +129,7 @@ public static class ModelCommands
         var format = new Option<string>("--format") { Description = "hf (Hugging Face Llama folder, the default), gguf (one file for llama.cpp: --out FILE.gguf) or safetensors (this project's tensor names)", DefaultValueFactory = _ => "hf" };
         format.AcceptOnlyFromAmong("hf", "gguf", "safetensors");
         var type = new Option<string>("--type") { Description = "With --format gguf: the matrices' type, f32, f16, q8_0 or q4_0 (norms stay f32)", DefaultValueFactory = _ => "f16" };
-        type.AcceptOnlyFromAmong([.. Interop.GgufExport.Types.Keys]);
+        type.AcceptOnlyFromAmong([.. GgufExport.Types.Keys]);
         var baseName = new Option<string?>("--base-name") { Description = "With --adapter: base_model_name_or_path, a hub id or a local path, which PEFT resolves against the directory Python runs in, not the adapter folder (default: the 'base' folder beside --out, named from this directory)" };
         var command = new Command("export", "Write a checkpoint as a Hugging Face Llama model folder (or a LoRA adapter as a PEFT adapter) to --out")
         {
@@ -136,7 +137,7 @@ public static class ModelCommands
         };
         command.SetAction(parse =>
         {
-            if (parse.GetValue(format) == "gguf") return ExportGguf(parse.GetValue(checkpoint), parse.GetValue(TokenizerOption), Interop.GgufExport.Types[parse.GetValue(type)!], parse.GetValue(outOption)!);
+            if (parse.GetValue(format) == "gguf") return ExportGguf(parse.GetValue(checkpoint), parse.GetValue(TokenizerOption), GgufExport.Types[parse.GetValue(type)!], parse.GetValue(outOption)!);
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
             if (parse.GetValue(adapter) is { } adapterFolder)
             {
@@ -166,14 +167,14 @@ public static class ModelCommands
         return command;
     }
 
-    private static int ExportGguf(string? folder, string? tokenizerFolder, Interop.GgmlType type, string outFile)
+    private static int ExportGguf(string? folder, string? tokenizerFolder, GgmlType type, string outFile)
     {
         if (folder is null) throw new ArgumentException("--format gguf: give --checkpoint (a model)");
         var path = Path.GetFullPath(outFile);
         if (Directory.Exists(path)) throw new ArgumentException($"--out '{outFile}' is a folder: --format gguf writes one file (e.g. --out model.gguf)");
         var (model, info, tokenizer) = Load(folder, tokenizerFolder);
         // Whole or not at all (AtomicWrite creates the folder): llama.cpp must never find half a file under the name.
-        AtomicWrite.File(path, stream => Interop.GgufExport.Write(model, info, tokenizer, stream, type));
+        AtomicWrite.File(path, stream => GgufExport.Write(model, info, tokenizer, stream, type));
         AnsiConsole.MarkupLine($"[green]export[/]: {Markup.Escape(path)} (GGUF, {type}, {new FileInfo(path).Length / 1024.0 / 1024.0:F1} MiB)");
         return 0;
     }
@@ -185,7 +186,7 @@ public static class ModelCommands
         type.AcceptOnlyFromAmong("int8", "int4");
         var group = new Option<int?>("--group-size") { Description = "Weights per scale within an output channel: 0 for one scale per channel (default for int8), 32 (default for int4), 64, ..." };
         var keepEmbeddings = new Option<bool>("--keep-embeddings") { Description = "Leave the token embedding (also the output layer) in full precision" };
-        var name = new Option<string?>("--name") { Description = "Run name of the quantized checkpoint (default: <run>-int8 or <run>-int4)" };
+        var name = new Option<string?>("--name") { Description = "Run name of the quantized checkpoint (default: <run>-int8 or <run>-int4, with -g<N> for other group sizes and -fp-embedding with --keep-embeddings)" };
         var command = new Command("quantize", "Write a checkpoint with int8 or int4 weights (sample, eval and the evaluator take it) under --out/checkpoints/<name>")
         {
             checkpoint, type, group, keepEmbeddings, name, TokenizerOption, outOption,
@@ -193,25 +194,18 @@ public static class ModelCommands
         command.SetAction(parse =>
         {
             var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-            var (model, info, tokenizer) = Load(parse.GetValue(checkpoint)!, parse.GetValue(TokenizerOption));
-            var bits = parse.GetValue(type) == "int8" ? 8 : 4;
-            var quantization = new WeightQuantization(bits, parse.GetValue(group) ?? (bits == 8 ? 0 : 32), !parse.GetValue(keepEmbeddings));
-            var before = model.WeightBytes();
-            model.Quantize(quantization);
-            var runName = parse.GetValue(name) ?? $"{info.RunName}-{quantization.Name}";
-            var quantized = info with
-            {
-                RunName = runName, Config = info.Config with { RunName = runName }, BaseCheckpoint = Path.GetFullPath(parse.GetValue(checkpoint)!),
-                Method = "quantize", Quantization = quantization,
-            };
-            var folder = Checkpoints.Save(Path.Combine(outDir, Checkpoints.RunFolder(runName)), model, null, quantized, keepLast: int.MaxValue);
+            var source = parse.GetValue(checkpoint)!;
+            var (model, info, tokenizer) = Load(source, parse.GetValue(TokenizerOption));
+            var quantization = CheckpointQuantizer.Parse(parse.GetValue(type)!, parse.GetValue(group), !parse.GetValue(keepEmbeddings));
+            var result = CheckpointQuantizer.Quantize(model, info, Path.GetFullPath(source), quantization, outDir, parse.GetValue(name));
+            var (folder, runName) = (result.Folder, result.Info.RunName);
             // The tokenizer beside it, where sample, eval and the evaluator look (<root>/tokenizers).
             var tokenizers = Path.Combine(outDir, "tokenizers");
             if (TextTokenizer.FindFolder(tokenizers, tokenizer.Hash) is null)
                 AtomicWrite.Folder(Path.Combine(tokenizers, $"{runName}-{tokenizer.Hash}"), tokenizer.CopyFilesTo);
             AnsiConsole.MarkupLine($"[green]quantize[/]: {Markup.Escape(folder)} ({quantization.Name}, " +
                                    $"{(quantization.GroupSize == 0 ? "a scale per output channel" : $"groups of {quantization.GroupSize}")}" +
-                                   $"{(quantization.Embeddings ? "" : ", embedding in full precision")}; weights {before / 1048576.0:F2} MiB -> {model.WeightBytes() / 1048576.0:F2} MiB)");
+                                   $"{(quantization.Embeddings ? "" : ", embedding in full precision")}; weights {result.BytesBefore / 1048576.0:F2} MiB -> {result.BytesAfter / 1048576.0:F2} MiB)");
             return 0;
         });
         return command;

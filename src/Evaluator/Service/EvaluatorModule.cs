@@ -52,6 +52,8 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, Ledge
     public async Task Consume(ConsumeContext<CheckpointSaved> context)
     {
         var message = context.Message;
+        if (message is { BaseCheckpoint: { } baseCheckpoint, Method: { } method })
+            LineageStore.Record(ledger.Documents, new RunLineage(message.RunName, baseCheckpoint, method));
         var outcomes = await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
         foreach (var outcome in outcomes)
             await context.PublishBounded(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));

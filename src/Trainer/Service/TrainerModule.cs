@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Contracts.V1;
 using Pipeline.Hosting;
+using Pipeline.Runtime;
 
 namespace Pipeline.Trainer;
 
@@ -13,12 +14,19 @@ public sealed class TrainerModule : IStageModule
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddLedgerJobWorker<StartTraining, TrainingWorker>();
+        // A misspelled key (say "Target") would otherwise be ignored and the rule would release nothing.
+        var release = StrictConfig.Bind<ReleaseOptions>(configuration, ReleaseOptions.Section);
+        release.Validate();
+        services.AddSingleton(release);
+        services.AddLedgerJobWorker<ReleaseRequested, ReleaseWorker>();
     }
 
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
     {
         bus.AddLedgerJobConsumer<StartTraining>("start-training");
         bus.AddConsumer<CancelTrainingConsumer>();
+        bus.AddLedgerJobConsumer<ReleaseRequested>("release-requested");
+        bus.AddConsumer<ReleaseRuleConsumer>();
     }
 }
 

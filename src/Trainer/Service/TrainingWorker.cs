@@ -28,6 +28,9 @@ public sealed class TrainingWorker(ShardStore store, IBus bus, Ledger ledger, IL
         config = config with { RunName = request.RunName };
         await Checkpoints.FetchAllAsync(store, Checkpoints.RunFolder(request.RunName), ct);
         var runFolder = store.Resolve(Checkpoints.RunFolder(request.RunName));
+        // A teacher named by URI may have been trained on another host: fetch it like the run's own checkpoints.
+        if (config.Distillation is { } distillation && !Path.IsPathRooted(distillation.Teacher))
+            await store.FetchFolderAsync(distillation.Teacher, ct);
         // Resuming after a crash: checkpoints announced before it may never have been evaluated (the evaluator
         // died too, or the announcement was lost). Announce every one without the evaluated mark again; the
         // evaluator skips what it has already scored.

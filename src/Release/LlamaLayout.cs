@@ -2,7 +2,7 @@ using Pipeline.Model;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Checkpoints;
 
-namespace Pipeline.Interop;
+namespace Pipeline.Release;
 
 /// <summary>
 /// This project's GPT (RMSNorm, SwiGLU, rotary attention in the rotate-half convention, no biases, tied embeddings) is

@@ -4,7 +4,7 @@ using Pipeline.Contracts.Checkpoints;
 using Pipeline.Model;
 using static TorchSharp.torch;
 
-namespace Pipeline.Interop;
+namespace Pipeline.Release;
 
 /// <summary>
 /// Writes a checkpoint as a GGUF file for llama.cpp (and Ollama, LM Studio, node-llama-cpp): the `llama` architecture's
@@ -136,6 +136,6 @@ public static class GgufExport
         gguf.Add("tokenizer.ggml.bos_token_id", (uint)tokenizer.EndOfText);
         gguf.Add("tokenizer.ggml.add_bos_token", false);
         gguf.Add("tokenizer.ggml.add_eos_token", false);
-        gguf.Add("tokenizer.chat_template", HuggingFaceExport.ChatTemplateJinja);
+        gguf.Add("tokenizer.chat_template", ChatTemplate.Jinja);
     }
 }

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Pipeline.Interop;
+namespace Pipeline.Release;
 
 /// <summary>The tensor types this project writes, with ggml's numbers for them.</summary>
 public enum GgmlType
