@@ -20,6 +20,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["cleaners"] = CompetingCleanersBench.RunAsync,
     ["gguf"] = GgufBench.RunAsync,
     ["quantize"] = QuantizeBench.RunAsync,
+    ["reward"] = RewardBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

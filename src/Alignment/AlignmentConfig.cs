@@ -3,10 +3,14 @@ using Pipeline.Runtime;
 
 namespace Pipeline.Alignment;
 
-/// <summary>Settings of an SFT or DPO job (LoRA when <see cref="LoraRank"/> is above 0, else full fine-tuning).</summary>
+/// <summary>Settings of an SFT, DPO or reward-model job (LoRA when <see cref="LoraRank"/> is above 0, else full fine-tuning).</summary>
 public sealed record AlignmentConfig
 {
+    /// <summary>"sft", "dpo" or "reward" (a reward model: the base with a score head, Bradley–Terry on preference pairs).</summary>
     public string Method { get; init; } = "sft";
+
+    /// <summary>The methods an alignment job runs.</summary>
+    public static readonly IReadOnlyList<string> Methods = ["sft", "dpo", "reward"];
     [Range(1, int.MaxValue)]
     public int Steps { get; init; } = 100;
     [Range(1, int.MaxValue)]
@@ -34,6 +38,12 @@ public sealed record AlignmentConfig
     /// <summary>Examples longer than the context: "truncate" (keep the start, counted) or "drop" (counted).</summary>
     public TooLongExamples TooLong { get; init; } = TooLongExamples.Truncate;
     public long Seed { get; init; } = 1;
+    /// <summary>Reward models: the share of pairs held out (seeded) to report accuracy and margin on; none below 10 pairs.</summary>
+    [Range(0.0, 0.9)]
+    public double EvalFraction { get; init; } = 0.1;
+    /// <summary>Reward models: TRL's center_rewards_coefficient (0: off; TRL suggests 0.01), which keeps rewards near zero.</summary>
+    [Range(0.0, double.MaxValue)]
+    public double CenterRewards { get; init; }
     /// <summary>Save the job's state (weights, optimizer, step) every this many steps, so a stopped job continues from there.</summary>
     [Range(1, int.MaxValue)]
     public int SaveEvery { get; init; } = 50;
@@ -70,4 +80,9 @@ public sealed record AlignmentReport(List<(int Step, double Loss, double Margin,
     public int Untrainable { get; init; }
     /// <summary>Steps whose loss or gradient was not finite: the update was skipped.</summary>
     public int SkippedSteps { get; init; }
+    /// <summary>A reward model's held-out pairs: how often it preferred the chosen reply, and the mean margin (null: none held out).</summary>
+    public HeldOutRewards? HeldOut { get; init; }
 }
+
+/// <summary>A reward model on pairs it was not trained on: their number, the share scored chosen above rejected, the mean reward margin.</summary>
+public sealed record HeldOutRewards(int Pairs, double Accuracy, double Margin);

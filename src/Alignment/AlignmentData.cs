@@ -11,6 +11,9 @@ public sealed record SftExample(IReadOnlyList<ChatMessage> Messages);
 
 public sealed record PreferencePair(IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected);
 
+/// <summary>A record to score with a reward model: one response, or a chosen and a rejected one, to a prompt; <see cref="Line"/> is its line (row) number.</summary>
+public sealed record ScoringRecord(int Line, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<string> Responses);
+
 /// <summary>
 /// Reads alignment data from JSONL or Parquet. SFT records are {"instruction", "input"?, "output"} or
 /// {"messages": [{role, content}]}; preference records are {"prompt", "chosen", "rejected"}. In Parquet these are
@@ -32,6 +35,12 @@ public static class AlignmentData
     public static List<PreferencePair> ReadPreferences(string path, List<string> errors) => Read(path, errors, line =>
         new PreferencePair([new ChatMessage("user", Text(line, "prompt"))], Text(line, "chosen", allowEmpty: true), Text(line, "rejected", allowEmpty: true)));
 
+    /// <summary>Records for `pipeline reward score`: {"prompt", "response"} or {"prompt", "chosen", "rejected"}.</summary>
+    public static List<ScoringRecord> ReadScoring(string path, List<string> errors) => Read(path, errors, (line, number) =>
+        new ScoringRecord(number, [new ChatMessage("user", Text(line, "prompt"))], line["response"] is not null
+            ? [Text(line, "response", allowEmpty: true)]
+            : [Text(line, "chosen", allowEmpty: true), Text(line, "rejected", allowEmpty: true)]));
+
     private static string Text(JsonNode? node, string field, bool allowEmpty = false)
     {
         var value = node?[field]?.GetValue<string>() ?? throw new InvalidDataException($"field '{field}' is missing");
@@ -39,7 +48,9 @@ public static class AlignmentData
         return value;
     }
 
-    private static List<T> Read<T>(string path, List<string> errors, Func<JsonObject, T> parse)
+    private static List<T> Read<T>(string path, List<string> errors, Func<JsonObject, T> parse) => Read(path, errors, (line, _) => parse(line));
+
+    private static List<T> Read<T>(string path, List<string> errors, Func<JsonObject, int, T> parse)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"alignment data '{path}' does not exist", path);
         var parquet = path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase);
@@ -51,7 +62,7 @@ public static class AlignmentData
             if (record is null) continue;
             try
             {
-                result.Add(parse(JsonNode.Parse(record)?.AsObject() ?? throw new InvalidDataException("not a JSON object")));
+                result.Add(parse(JsonNode.Parse(record)?.AsObject() ?? throw new InvalidDataException("not a JSON object"), number));
             }
             catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException or FormatException)
             {
@@ -79,7 +90,7 @@ public static class AlignmentData
             var json = new JsonObject();
             if (row.Messages is not null) json["messages"] = JsonNode.Parse(row.Messages);
             foreach (var (name, value) in new[] { ("instruction", row.Instruction), ("input", row.Input), ("output", row.Output),
-                ("prompt", row.Prompt), ("chosen", row.Chosen), ("rejected", row.Rejected) })
+                ("prompt", row.Prompt), ("chosen", row.Chosen), ("rejected", row.Rejected), ("response", row.Response) })
             {
                 if (value is not null) json[name] = value;
             }
@@ -97,5 +108,6 @@ public static class AlignmentData
         [JsonPropertyName("prompt")] public string? Prompt { get; set; }
         [JsonPropertyName("chosen")] public string? Chosen { get; set; }
         [JsonPropertyName("rejected")] public string? Rejected { get; set; }
+        [JsonPropertyName("response")] public string? Response { get; set; }
     }
 }

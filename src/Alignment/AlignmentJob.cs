@@ -13,12 +13,15 @@ namespace Pipeline.Alignment;
 public sealed record AlignmentResult(string Checkpoint, string? Adapter, CheckpointInfo Info, AlignmentReport Report, IReadOnlyList<string> DataErrors);
 
 /// <summary>
-/// One SFT or DPO job on a base checkpoint: reads the data (malformed lines reported and skipped), refuses a base
+/// One SFT, DPO or reward-model job on a base checkpoint: reads the data (malformed lines reported and skipped), refuses a base
 /// checkpoint of another tokenizer, trains, and writes a full checkpoint with its lineage (base checkpoint, method,
 /// data hash), plus, with LoRA, the adapter alone (a small safetensors file) that `pipeline lora merge` folds back.
 /// </summary>
 public sealed class AlignmentJob(ILogger logger)
 {
+    /// <summary>A reward model's held-out accuracy and margin (<see cref="HeldOutRewards"/>), beside its checkpoint.</summary>
+    public const string HeldOutFile = "reward-eval.json";
+
     /// <remarks>
     /// Stopped by <paramref name="ct"/> (a signal, the service stopping), the job saves its state (resume/ in the output
     /// folder), writes a checkpoint of the step it reached and throws <see cref="OperationCanceledException"/>; the
@@ -39,9 +42,9 @@ public sealed class AlignmentJob(ILogger logger)
         void Progress((int Step, double Loss, double Margin, double Accuracy) s)
         {
             if ((config.LogEvery <= 0 || s.Step % config.LogEvery != 0) && s.Step != config.Steps) return;
-            if (config.Method == "dpo")
-                logger.LogInformation("align dpo {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",
-                    runName, s.Step, config.Steps, s.Loss, s.Margin, s.Accuracy);
+            if (config.Method is "dpo" or "reward")
+                logger.LogInformation("align {Method} {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",
+                    config.Method, runName, s.Step, config.Steps, s.Loss, s.Margin, s.Accuracy);
             else logger.LogInformation("align sft {Run} step {Step}/{Steps} loss {Loss:F4}", runName, s.Step, config.Steps, s.Loss);
         }
         if (config.Method == "sft")
@@ -49,19 +52,27 @@ public sealed class AlignmentJob(ILogger logger)
             var examples = AlignmentData.ReadSft(dataPath, errors).Select(e => template.Encode(e.Messages)).ToList();
             report = AlignmentTrainer.Sft(model, examples, config, pad, Progress, ct, resume);
         }
-        else if (config.Method == "dpo")
+        else if (config.Method is "dpo" or "reward")
         {
             var pairs = AlignmentData.ReadPreferences(dataPath, errors).Select(p => (template.Prompt(p.Prompt), template.Reply(p.Chosen), template.Reply(p.Rejected))).ToList();
-            report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress, ct, resume);
+            if (config.Method == "dpo") report = AlignmentTrainer.Dpo(model, pairs, config, pad, Progress, ct, resume);
+            else
+            {
+                model = model.WithScoreHead();
+                report = AlignmentTrainer.Reward(model, pairs, config, pad, Progress, ct, resume);
+                if (report.HeldOut is { } held)
+                    logger.LogInformation("align: reward model {Run}: {Pairs} held-out pairs, accuracy {Accuracy:P1}, mean margin {Margin:F3}", runName, held.Pairs, held.Accuracy, held.Margin);
+            }
         }
-        else throw new ArgumentException($"alignment method '{config.Method}' is not sft or dpo");
+        else throw new ArgumentException($"alignment method '{config.Method}' is not {string.Join(", ", AlignmentConfig.Methods)}");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
         if (report.Steps.Count > 0)
             logger.LogInformation("align: {Method} {Run}: steps {From}-{To}, loss {First:F4} -> {Last:F4}, {Examples} examples in {Rows} rows, {Truncated} truncated, {Dropped} dropped",
                 config.Method, runName, report.Steps[0].Step, report.Steps[^1].Step, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
 
         var reached = report.Steps.Count == 0 ? 0 : report.Steps[^1].Step;
-        var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName },
+        // The model's own shape: a reward model's has its score head.
+        var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName, Model = model.Config },
             BaseCheckpoint: Path.GetFullPath(baseCheckpoint), Method: config.LoraRank > 0 ? $"{config.Method}+lora" : config.Method);
         string? adapter = null;
         if (config.LoraRank > 0)
@@ -70,7 +81,10 @@ public sealed class AlignmentJob(ILogger logger)
             model = model.Merged();
         }
         var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3, writeMore: folder =>
-            File.WriteAllText(Path.Combine(folder, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config })));
+        {
+            File.WriteAllText(Path.Combine(folder, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
+            if (report.HeldOut is { } held) File.WriteAllText(Path.Combine(folder, HeldOutFile), JsonSerializer.Serialize(held));
+        });
         if (ct.IsCancellationRequested)
             throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}; run it again to continue", ct);
         resume.Clear();
@@ -79,7 +93,8 @@ public sealed class AlignmentJob(ILogger logger)
 
     private static string SaveAdapter(Gpt model, CheckpointInfo info, AlignmentConfig config, string dataHash, string folder)
     {
-        var tensors = model.state_dict().Where(kv => kv.Key.Contains("lora_"));
+        // A reward model's score head is trained whole: it travels with the adapters.
+        var tensors = model.state_dict().Where(kv => kv.Key.Contains("lora_") || kv.Key.StartsWith("score.", StringComparison.Ordinal));
         // The base is named relative to the adapter folder, so the pair can be moved or copied to another host together.
         var baseRelative = Path.GetRelativePath(Path.GetFullPath(folder), info.BaseCheckpoint!);
         AtomicWrite.Folder(folder, temp =>

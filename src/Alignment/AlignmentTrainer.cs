@@ -35,30 +35,7 @@ public static class AlignmentTrainer
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
         Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
-        var limit = model.Config.Context + 1;
-        var kept = new List<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)>();
-        int truncated = 0, dropped = 0;
-        foreach (var (prompt, chosen, rejected) in pairs)
-        {
-            var longest = Math.Max(chosen.Count, rejected.Count);
-            if (prompt.Count + longest <= limit)
-            {
-                kept.Add((Join(prompt, chosen), Join(prompt, rejected)));
-                continue;
-            }
-            if (config.TooLong == TooLongExamples.Drop)
-            {
-                dropped++;
-                continue;
-            }
-            // As TRL: the prompt loses its start (its end leads into the reply), then the replies their ends. The
-            // prompt keeps at least half the room, so a long reply cannot leave the model no context at all.
-            truncated++;
-            var promptKeep = Math.Min(prompt.Count, Math.Max(limit / 2, limit - longest));
-            var keptPrompt = prompt.Skip(prompt.Count - promptKeep).ToList();
-            var room = limit - promptKeep;
-            kept.Add((Join(keptPrompt, chosen.Take(room).ToList()), Join(keptPrompt, rejected.Take(room).ToList())));
-        }
+        var (kept, truncated, dropped) = FitPairs(pairs, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
         var device = model.parameters().First().device;
         var (loop, optimizer, update) = Loop(model, config);
@@ -81,6 +58,100 @@ public static class AlignmentTrainer
         var objective = new DpoObjective(model, kept, reference, random, config, padId, device);
         Run(loop, start, config, objective, steps, onStep, resume, model, optimizer, ct);
         return new AlignmentReport(steps, truncated, dropped, kept.Count, kept.Count) { SkippedSteps = update.Skipped };
+    }
+
+    /// <summary>
+    /// A reward model (TRL's RewardTrainer): <paramref name="model"/> has a score head (<see cref="Gpt.WithScoreHead"/>),
+    /// trained with the Bradley–Terry loss (<see cref="PreferenceMath.BradleyTerryLoss"/>, with TRL's optional reward
+    /// centering) to score each pair's chosen reply above its rejected one. A seeded <see cref="AlignmentConfig.EvalFraction"/>
+    /// of the pairs is held out and never trained on; the report gives its accuracy and mean margin after training.
+    /// </summary>
+    public static AlignmentReport Reward(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
+    {
+        if (model.ScoreHead is null) throw new ArgumentException("a reward model needs a score head (Gpt.WithScoreHead)");
+        // The whole sequence is read (no next-token shift), so it may fill the context exactly.
+        var (kept, truncated, dropped) = FitPairs(pairs, model.Config.Context, config.TooLong);
+        var shuffled = kept.ToList();
+        new Random((int)config.Seed).Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(shuffled));
+        var heldCount = kept.Count >= 10 ? (int)Math.Round(kept.Count * config.EvalFraction) : 0;
+        var heldOut = shuffled.Take(heldCount).ToList();
+        var train = shuffled.Skip(heldCount).ToList();
+        var device = model.parameters().First().device;
+        var (loop, optimizer, update) = Loop(model, config);
+        var random = new Random((int)config.Seed);
+        var steps = new List<(int, double, double, double)>();
+        var start = Resume(resume, model, optimizer, random, Math.Min(config.BatchSize, train.Count), train.Count);
+        var objective = new RewardObjective(model, train, random, config, padId, device);
+        Run(loop, start, config, objective, steps, onStep, resume, model, optimizer, ct);
+        return new AlignmentReport(steps, truncated, dropped, train.Count, train.Count)
+        {
+            SkippedSteps = update.Skipped,
+            HeldOut = heldOut.Count == 0 ? null : RewardAccuracy(model, heldOut, padId, config.BatchSize),
+        };
+    }
+
+    /// <summary>How often a reward model scores the chosen reply above the rejected one, and the mean margin.</summary>
+    public static HeldOutRewards RewardAccuracy(Gpt model, IReadOnlyList<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)> pairs,
+        int padId, int batchSize)
+    {
+        var device = model.parameters().First().device;
+        model.eval();
+        using var _ = no_grad();
+        double correct = 0, margin = 0;
+        foreach (var batch in pairs.Chunk(Math.Max(1, batchSize)))
+        {
+            using var scope = NewDisposeScope();
+            var difference = (Rewards(model, batch.Select(p => p.Chosen.Ids).ToList(), padId, device)
+                              - Rewards(model, batch.Select(p => p.Rejected.Ids).ToList(), padId, device)).data<float>().ToArray();
+            correct += difference.Count(d => d > 0);
+            margin += difference.Sum();
+        }
+        return new HeldOutRewards(pairs.Count, correct / pairs.Count, margin / pairs.Count);
+    }
+
+    /// <summary>A reward model's rewards for token sequences (B), right-padded into one batch.</summary>
+    public static Tensor Rewards(Gpt model, IReadOnlyList<List<int>> sequences, int padId, Device device)
+    {
+        var length = sequences.Max(s => s.Count);
+        var ids = new long[sequences.Count * length];
+        Array.Fill(ids, padId);
+        for (var b = 0; b < sequences.Count; b++)
+            for (var t = 0; t < sequences[b].Count; t++) ids[b * length + t] = sequences[b][t];
+        return model.Rewards(tensor(ids, [sequences.Count, length]).to(device), tensor(sequences.Select(s => (long)s.Count).ToArray()).to(device));
+    }
+
+    /// <summary>
+    /// Each pair as its two full sequences (prompt + reply) of at most <paramref name="limit"/> tokens. A longer pair is
+    /// dropped, or, as TRL truncates: the prompt loses its start (its end leads into the reply), then the replies their
+    /// ends; the prompt keeps at least half the room, so a long reply cannot leave the model no context at all.
+    /// </summary>
+    private static (List<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)> Kept, int Truncated, int Dropped) FitPairs(
+        IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, int limit, TooLongExamples tooLong)
+    {
+        var kept = new List<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)>();
+        int truncated = 0, dropped = 0;
+        foreach (var (prompt, chosen, rejected) in pairs)
+        {
+            var longest = Math.Max(chosen.Count, rejected.Count);
+            if (prompt.Count + longest <= limit)
+            {
+                kept.Add((Join(prompt, chosen), Join(prompt, rejected)));
+                continue;
+            }
+            if (tooLong == TooLongExamples.Drop)
+            {
+                dropped++;
+                continue;
+            }
+            truncated++;
+            var promptKeep = Math.Min(prompt.Count, Math.Max(limit / 2, limit - longest));
+            var keptPrompt = prompt.Skip(prompt.Count - promptKeep).ToList();
+            var room = limit - promptKeep;
+            kept.Add((Join(keptPrompt, chosen.Take(room).ToList()), Join(keptPrompt, rejected.Take(room).ToList())));
+        }
+        if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
+        return (kept, truncated, dropped);
     }
 
     /// <summary>
@@ -180,6 +251,28 @@ internal sealed class SftObjective(Gpt model, IReadOnlyList<IReadOnlyList<(List<
         if (config.Packing) (input, labels, packing) = SequenceScoring.PackedBatch(batch, model.Config.Context, padId, device);
         else (input, labels) = SequenceScoring.Batch(batch.Select(r => r[0]).ToList(), model.Config.Context, padId, device);
         return model.Loss(input, labels, SequenceScoring.Ignore, packing);
+    }
+}
+
+/// <summary>The reward model's objective: the Bradley–Terry loss of a batch of pairs, with the mean reward margin and accuracy as figures.</summary>
+internal sealed class RewardObjective(Gpt model, IReadOnlyList<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)> pairs,
+    Random random, AlignmentConfig config, int padId, Device device) : ITrainingObjective
+{
+    private readonly Dictionary<string, double> _figures = [];
+
+    public IReadOnlyDictionary<string, double> Figures => _figures;
+
+    public Tensor Loss(long step, int micro)
+    {
+        var indexes = Enumerable.Range(0, Math.Min(config.BatchSize, pairs.Count)).Select(_ => random.Next(pairs.Count)).ToList();
+        var chosen = AlignmentTrainer.Rewards(model, indexes.Select(i => pairs[i].Chosen.Ids).ToList(), padId, device);
+        var rejected = AlignmentTrainer.Rewards(model, indexes.Select(i => pairs[i].Rejected.Ids).ToList(), padId, device);
+        using (no_grad())
+        {
+            var difference = chosen - rejected;
+            (_figures["margin"], _figures["accuracy"]) = (difference.mean().item<float>(), (difference > 0).to(float32).mean().item<float>());
+        }
+        return PreferenceMath.BradleyTerryLoss(chosen, rejected, centering: config.CenterRewards);
     }
 }
 

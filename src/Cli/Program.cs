@@ -154,6 +154,7 @@ root.Subcommands.Add(ModelCommands.Import(outOption));
 root.Subcommands.Add(EvalCommands.Create(outOption));
 root.Subcommands.Add(AlignCommands.Align(outOption));
 root.Subcommands.Add(AlignCommands.Lora(outOption));
+root.Subcommands.Add(AlignCommands.Reward());
 root.Subcommands.Add(QualityCommands.Create());
 
 var parsed = root.Parse(args);

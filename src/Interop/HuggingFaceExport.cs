@@ -28,9 +28,12 @@ public static class HuggingFaceExport
         var end = tokenizer.SpecialIds[SpecialTokens.EndOfTurn];
         var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
 
+        // A reward model is transformers' LlamaForSequenceClassification with one label (a regression head on the last
+        // token that is not padding); it has no output layer, so no tied embedding either.
+        var reward = config.ScoreHead;
         var hfConfig = new JsonObject
         {
-            ["architectures"] = new JsonArray("LlamaForCausalLM"),
+            ["architectures"] = new JsonArray(reward ? "LlamaForSequenceClassification" : "LlamaForCausalLM"),
             ["model_type"] = "llama",
             ["vocab_size"] = config.VocabSize,
             ["hidden_size"] = config.Width,
@@ -47,7 +50,7 @@ public static class HuggingFaceExport
             ["attention_bias"] = false,
             ["attention_dropout"] = 0.0,
             ["mlp_bias"] = false,
-            ["tie_word_embeddings"] = true,
+            ["tie_word_embeddings"] = !reward,
             ["initializer_range"] = 0.02,
             // The tokenizer has no beginning-of-sequence token (add_bos_token is false), so neither does the model.
             ["bos_token_id"] = null,
@@ -56,6 +59,12 @@ public static class HuggingFaceExport
             ["torch_dtype"] = "float32",
             ["use_cache"] = true,
         };
+        if (reward)
+        {
+            hfConfig["id2label"] = new JsonObject { ["0"] = "LABEL_0" };
+            hfConfig["label2id"] = new JsonObject { ["LABEL_0"] = 0 };
+            hfConfig["num_labels"] = 1;
+        }
         Write(outDir, "config.json", hfConfig);
         using (no_grad())
             Safetensors.Save(LlamaLayout.ToHuggingFace(model), Path.Combine(outDir, "model.safetensors"), new Dictionary<string, string>

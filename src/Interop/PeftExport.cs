@@ -24,6 +24,9 @@ public static class PeftExport
         if (Path.IsPathRooted(baseName)) throw new ArgumentException($"--base-name '{baseName}': give a model id or a relative path, not an absolute one");
         var adapter = AlignmentJob.ReadAdapter(adapterFolder);
         var config = adapter.Info.Config.Model;
+        if (config.ScoreHead)
+            throw new NotSupportedException($"adapter '{adapterFolder}' is a reward model's: its score head trains whole beside the adapters, which this " +
+                                            "export does not write; export the reward model itself (`pipeline export --checkpoint`, LlamaForSequenceClassification)");
         var tensors = Safetensors.ReadAll(Path.Combine(adapterFolder, "adapter.safetensors"));
         Tensor Get(string name) => tensors.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"adapter '{adapterFolder}' has no tensor '{name}'");
         var peft = new List<KeyValuePair<string, Tensor>>();

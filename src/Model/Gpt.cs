@@ -20,6 +20,8 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     private Tensor ropeSin;
     private Tensor? qwte;
     private Tensor? qwte_scales;
+    // A reward model's scalar head (GptConfig.ScoreHead); null for a language model.
+    private readonly Linear? score;
 
     public Gpt(GptConfig config, Device? device = null) : base("gpt")
     {
@@ -28,6 +30,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         wte = nn.Embedding(config.VocabSize, config.Width);
         blocks = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new TransformerBlock($"block{i}", config)).ToArray());
         norm = Norm(config);
+        if (config.ScoreHead) score = nn.Linear(config.Width, 1, hasBias: false);
         var inv = 1.0 / pow(config.RopeTheta, arange(0, config.HeadDim, 2, dtype: float32) / config.HeadDim);
         var angles = outer(arange(config.Context, dtype: float32), inv);
         ropeCos = angles.cos();
@@ -89,10 +92,39 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor ids, KvCache? cache, Tensor? keyMask = null, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
+        // A quantized embedding is dequantized for this forward only; it is also the output layer.
+        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
+        return Trunk(ids, cache, keyMask, packing, table).matmul((table ?? wte.weight!).t()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The final hidden states (B, T, width), after the last norm: what the output layer and a score head read.</summary>
+    public Tensor Hidden(Tensor ids, Tensor? keyMask = null)
+    {
+        using var scope = NewDisposeScope();
+        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
+        return Trunk(ids, null, keyMask, null, table).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A reward model's scalar reward per sequence (B): the score head on the hidden state of each row's last real
+    /// token, <paramref name="lengths"/> (B) tokens in (rows are right-padded; causal attention keeps the padding out).
+    /// </summary>
+    public Tensor Rewards(Tensor ids, Tensor lengths)
+    {
+        if (score is null) throw new InvalidOperationException("the model has no score head: it is a language model, not a reward model");
+        using var scope = NewDisposeScope();
+        var hidden = Hidden(ids);
+        var last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[2]);
+        return score.forward(hidden.gather(1, last).squeeze(1)).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The score head of a reward model (its weight is Hugging Face's score.weight), or null.</summary>
+    public Linear? ScoreHead => score;
+
+    private Tensor Trunk(Tensor ids, KvCache? cache, Tensor? keyMask, SequencePacking? packing, Tensor? table)
+    {
         if ((cache?.Length ?? 0) + ids.shape[1] > Config.Context)
             throw new ArgumentException($"{(cache?.Length ?? 0) + ids.shape[1]} positions exceed the model's context of {Config.Context}");
-        // A quantized embedding is dequantized for this forward only; it is also the output layer below.
-        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
         var x = table is null ? wte.forward(ids) : table.index_select(0, ids.flatten()).view(ids.shape[0], ids.shape[1], -1);
         var (cos, sin) = (ropeCos, ropeSin);
         var layer = 0;
@@ -107,8 +139,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
             else x = block.Forward(x, cache, layer++, keyMask, packing);
         }
         if (cache is not null) cache.Length += ids.shape[1];
-        x = norm.forward(x);
-        return x.matmul((table ?? wte.weight!).t()).MoveToOuterDisposeScope();
+        return norm.forward(x);
     }
 
     /// <summary>Mean cross-entropy of next-token prediction; positions whose target is <paramref name="ignoreIndex"/> are masked.</summary>
@@ -140,6 +171,25 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     {
         foreach (var p in parameters()) p.requires_grad = false;
         foreach (var layer in AdaptableLayers(targets)) layer.AddAdapter(rank, alpha, dropout);
+        // A reward model's head is new, so it trains whole beside the adapters (PEFT's modules_to_save for SEQ_CLS).
+        if (score is not null) score.weight!.requires_grad = true;
+    }
+
+    /// <summary>
+    /// A reward model on this model's weights: the same network plus a new score head, initialized as transformers
+    /// initializes LlamaForSequenceClassification's (normal, std 0.02).
+    /// </summary>
+    public Gpt WithScoreHead()
+    {
+        if (Quantization is { } quantized) throw new InvalidOperationException($"the model is quantized ({quantized.Name}): a reward model needs full-precision weights");
+        if (score is not null) return this;
+        var device = parameters().First().device;
+        var rewardModel = new Gpt(Config with { ScoreHead = true }, device);
+        using var _ = no_grad();
+        var target = rewardModel.state_dict();
+        foreach (var (name, tensor) in state_dict()) target[name].copy_(tensor);
+        nn.init.normal_(rewardModel.score!.weight!, 0, 0.02);
+        return rewardModel;
     }
 
     /// <summary>A plain model with every adapter folded into its weights (same logits, no adapter).</summary>

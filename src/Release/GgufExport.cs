@@ -46,6 +46,9 @@ public static class GgufExport
     {
         if (LlamaLayout.Unsupported(config) is { } reason)
             throw new NotSupportedException($"checkpoint of run {info.RunName} cannot be written as Llama: {reason}");
+        if (config.ScoreHead)
+            throw new NotSupportedException($"checkpoint of run {info.RunName} is a reward model: llama.cpp's llama architecture has no score head " +
+                                            "(export it with --format hf, as LlamaForSequenceClassification)");
         var gguf = new GgufWriter();
         gguf.Add("general.architecture", "llama");
         gguf.Add("general.name", $"{info.RunName} step {info.Step}");

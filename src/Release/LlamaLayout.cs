@@ -46,6 +46,8 @@ public static class LlamaLayout
             yield return new(theirs + "post_attention_layernorm.weight", Get(ours + "norm2.weight"));
         }
         yield return new("model.norm.weight", Get("norm.weight"));
+        // A reward model: LlamaForSequenceClassification's one-label head.
+        if (model.ScoreHead is { } score) yield return new("score.weight", score.weight!);
     }
 
     /// <summary>The inverse of <see cref="ToHuggingFace"/>: this project's tensor names from Hugging Face Llama tensors.</summary>

@@ -107,26 +107,67 @@ public sealed class AlignmentTests : IDisposable
         Assert.True(last.Average(s => s.Margin) > 0);
     }
 
+    /// <summary>
+    /// Pairs whose chosen reply counts up one token at a time (a "fluent" sequence) and whose rejected reply holds the
+    /// same tokens shuffled; with <paramref name="scrambleLabels"/> chosen and rejected are swapped at random, so
+    /// there is no signal to learn.
+    /// </summary>
+    private static List<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> OrderPairs(int count, int seed, bool scrambleLabels = false)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ =>
+        {
+            var start = random.Next(2, 30);
+            var fluent = Enumerable.Range(start, random.Next(6, 10)).ToList();
+            var shuffled = fluent.OrderBy(_ => random.Next()).ToList();
+            if (shuffled.SequenceEqual(fluent)) (shuffled[0], shuffled[1]) = (shuffled[1], shuffled[0]);
+            var prompt = new List<int> { 1, random.Next(40, 46) };
+            return scrambleLabels && random.Next(2) == 0 ? (prompt, shuffled, fluent) : (prompt, fluent, shuffled);
+        }).ToList();
+    }
+
+    [Fact]
+    public void A_reward_model_scores_fluent_replies_above_shuffled_ones_on_pairs_it_never_saw()
+    {
+        var config = new AlignmentConfig { Method = "reward", Steps = 150, BatchSize = 16, LearningRate = 3e-3, WarmupSteps = 10, EvalFraction = 0.2 };
+        var model = Model(6).WithScoreHead();
+        var report = AlignmentTrainer.Reward(model, OrderPairs(400, 1), config, padId: 47);
+        Assert.Equal(80, report.HeldOut!.Pairs);
+        Assert.True(report.HeldOut.Accuracy >= 0.9, $"held-out accuracy {report.HeldOut.Accuracy:P1}");
+        Assert.True(report.HeldOut.Margin > 0);
+        Assert.True(report.Steps[0].Loss is > 0.6 and < 0.8, $"first loss {report.Steps[0].Loss}"); // about log 2: the head starts near 0
+
+        // Without the signal (labels swapped at random) the same training learns nothing that holds out.
+        var control = AlignmentTrainer.Reward(Model(6).WithScoreHead(), OrderPairs(400, 1, scrambleLabels: true), config, padId: 47);
+        Assert.True(control.HeldOut!.Accuracy < 0.75, $"held-out accuracy without signal {control.HeldOut.Accuracy:P1}");
+    }
+
     [Theory]
     [InlineData("sft")]
     [InlineData("dpo")]
+    [InlineData("reward")]
     public void A_job_stopped_mid_way_resumes_and_ends_with_the_losses_and_weights_of_one_never_stopped(string method)
     {
         var examples = Enumerable.Range(0, 16).Select(i => (Ids: new List<int> { 1, 2, 3 + i % 4, 20, 21, 22 + i % 3 }, Trained: new List<bool> { false, false, false, true, true, true })).ToList();
         var pairs = Enumerable.Range(0, 12).Select(i => (Prompt: new List<int> { 1, 2, 3 + i % 4 }, Chosen: new List<int> { 20, 21 }, Rejected: new List<int> { 30 + i % 5, 31 })).ToList();
         var config = new AlignmentConfig { Method = method, Steps = 20, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 3, LoraRank = 4, SaveEvery = 5, Beta = 0.5 };
-        AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null) =>
-            method == "sft" ? AlignmentTrainer.Sft(model, examples, config, 47, onStep, ct, resume) : AlignmentTrainer.Dpo(model, pairs, config, 47, onStep, ct, resume);
+        AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null) => method switch
+        {
+            "sft" => AlignmentTrainer.Sft(model, examples, config, 47, onStep, ct, resume),
+            "dpo" => AlignmentTrainer.Dpo(model, pairs, config, 47, onStep, ct, resume),
+            _ => AlignmentTrainer.Reward(model, pairs, config, 47, onStep, ct, resume),
+        };
+        Gpt Fresh() => method == "reward" ? Model(5).WithScoreHead() : Model(5);
 
-        var whole = Model(5);
+        var whole = Fresh();
         var uninterrupted = Train(whole, null, default);
 
         // Stopped after step 8 (a signal): the state of step 8 is saved; a new job on a fresh copy of the base goes on.
         var folder = Path.Combine(_root, method);
         using var stop = new CancellationTokenSource();
-        var first = Train(Model(5), new AlignmentResume(folder, "same job", config.SaveEvery), stop.Token, s => { if (s.Step == 8) stop.Cancel(); });
+        var first = Train(Fresh(), new AlignmentResume(folder, "same job", config.SaveEvery), stop.Token, s => { if (s.Step == 8) stop.Cancel(); });
         Assert.Equal(8, first.Steps[^1].Step);
-        var resumedModel = Model(5);
+        var resumedModel = Fresh();
         var resumed = Train(resumedModel, new AlignmentResume(folder, "same job", config.SaveEvery), default);
         Assert.Equal(Enumerable.Range(9, 12), resumed.Steps.Select(s => s.Step));
         Assert.Equal(uninterrupted.Steps.Skip(8).Select(s => Math.Round(s.Loss, 5)), resumed.Steps.Select(s => Math.Round(s.Loss, 5)));
@@ -135,7 +176,7 @@ public sealed class AlignmentTests : IDisposable
             Assert.True(value.allclose(expected[name], rtol: 1e-5, atol: 1e-6), name);
 
         // A state saved by another job (other data, base or config) is not used.
-        var other = Train(Model(5), new AlignmentResume(folder, "another job", config.SaveEvery), default);
+        var other = Train(Fresh(), new AlignmentResume(folder, "another job", config.SaveEvery), default);
         Assert.Equal(1, other.Steps[0].Step);
     }
 

@@ -132,6 +132,22 @@ public sealed class StageCommandTests : IDisposable
         var lineage = File.ReadAllText(Path.Combine(outDir, "checkpoints", "dpo", "step-0000100", "lineage.json"));
         Assert.Contains("\"method\":\"dpo\"", lineage);
 
+        // A reward model on the SFT checkpoint from the same pairs (LoRA, its head whole), then its scores and export.
+        var pairs = Path.Combine(alignment, "dpo-ja.jsonl");
+        var reward = await Ok("align", "reward", "--base", Path.Combine(outDir, "checkpoints", "sft", "step-0000100"), "--data", pairs, "--lora-rank", "4", "--name", "rm", "--out", outDir);
+        Assert.Contains("held out 4 pairs", reward);
+        var rewardModel = Path.Combine(outDir, "checkpoints", "rm", "step-0000100");
+        Assert.True(File.Exists(Path.Combine(rewardModel, "reward-eval.json")));
+        var scores = Path.Combine(_root, "scores.jsonl");
+        Assert.Contains("chosen preferred in", await Ok("reward", "score", "--model", rewardModel, "--data", pairs, "--out", scores));
+        var rewards = File.ReadAllLines(scores).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(File.ReadAllLines(pairs).Count(l => l.Trim().Length > 0), rewards.Count);
+        Assert.All(rewards, s => Assert.Equal(s.GetProperty("chosen").GetDouble() - s.GetProperty("rejected").GetDouble(), s.GetProperty("margin").GetDouble(), 5));
+        await BadInputTests.FailsWith(null, "not a reward model", "reward", "score", "--model", checkpoint, "--data", pairs, "--out", scores);
+        await Ok("export", "--checkpoint", rewardModel, "--out", Path.Combine(_root, "rm-export"));
+        Assert.Contains("LlamaForSequenceClassification", File.ReadAllText(Path.Combine(_root, "rm-export", "config.json")));
+        await BadInputTests.FailsWith(null, "is a reward model", "export", "--checkpoint", rewardModel, "--format", "gguf", "--out", Path.Combine(_root, "rm.gguf"));
+
         var (exit, output) = await Pipeline("clean", Path.Combine(_root, "nowhere"), "--out", outDir);
         Assert.NotEqual(0, exit);
         Assert.Contains("nowhere", output);

@@ -97,6 +97,40 @@ public sealed class ExportTests : IDisposable
     }
 
     [Fact]
+    public void A_reward_model_exports_as_LlamaForSequenceClassification_that_numpy_scores_alike()
+    {
+        var (tokenizer, model, checkpoint) = Fixture(_root, weightStd: 0.05);
+        var rewardModel = model.WithScoreHead();
+        using (no_grad()) rewardModel.ScoreHead!.weight!.copy_(randn_like(rewardModel.ScoreHead.weight!)); // a head far from 0
+        var info = Checkpoints.ReadInfo(checkpoint);
+        var export = Path.Combine(_root, "rm");
+        HuggingFaceExport.Write(rewardModel, info with { Config = info.Config with { Model = rewardModel.Config } }, tokenizer, export);
+        using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(export, "config.json"))))
+            Assert.Equal("LlamaForSequenceClassification", config.RootElement.GetProperty("architectures")[0].GetString());
+        Assert.Contains("score.weight", Safetensors.ReadHeader(Path.Combine(export, "model.safetensors")).Tensors.Keys);
+
+        // Rows right-padded with the pad token, as transformers batches them: the reward is read at the last real token.
+        var ids = PromptIds(tokenizer);
+        var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
+        var longest = ids.Max(i => i.Count);
+        File.WriteAllText(Path.Combine(_root, "ids.json"), JsonSerializer.Serialize(ids.Select(i => i.Concat(Enumerable.Repeat(pad, longest - i.Count)))));
+        Ecosystem.Python("llama_forward.py", export, Path.Combine(_root, "ids.json"), Path.Combine(_root, "rewards.json"));
+        var reference = JsonSerializer.Deserialize<double[]>(File.ReadAllText(Path.Combine(_root, "rewards.json")))!;
+        rewardModel.eval();
+        using (no_grad())
+        {
+            var ours = AlignmentTrainer.Rewards(rewardModel, ids, pad, CPU).data<float>().ToArray();
+            Assert.Equal(ids.Count, reference.Length);
+            for (var s = 0; s < ids.Count; s++) Assert.True(Math.Abs(ours[s] - reference[s]) < 1e-4, $"sequence {s}: ours {ours[s]}, numpy {reference[s]}");
+            Assert.True(reference.Max() - reference.Min() > 0.01, "the rewards do not depend on the text");
+        }
+
+        // llama.cpp's llama architecture has no score head: the GGUF export refuses, naming why.
+        var error = Assert.Throws<NotSupportedException>(() => Release.GgufExport.Write(rewardModel, info, tokenizer, new MemoryStream(), Release.GgmlType.F32));
+        Assert.Contains("reward model", error.Message);
+    }
+
+    [Fact]
     public void Export_then_import_gives_identical_logits_and_tokenizer_and_unsupported_shapes_are_refused()
     {
         var (tokenizer, model, checkpoint) = Fixture();

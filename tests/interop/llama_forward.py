@@ -35,7 +35,7 @@ def rotate_half(x):
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def forward(config, w, ids):
+def hidden_states(config, w, ids):
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
@@ -67,21 +67,37 @@ def forward(config, w, ids):
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         x = x + ((gate / (1 + np.exp(-gate))) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    x = rms_norm(x, w["model.norm.weight"], eps)
+    return rms_norm(x, w["model.norm.weight"], eps)
+
+
+def forward(config, w, ids):
     head = w["model.embed_tokens.weight"] if config.get("tie_word_embeddings", False) else w["lm_head.weight"]
-    return x @ head.T
+    return hidden_states(config, w, ids) @ head.T
+
+
+def reward(config, w, ids):
+    # LlamaForSequenceClassification: score (num_labels x hidden) on the last token that is not pad_token_id, found
+    # as transformers finds it (the rightmost non-pad position).
+    assert config["num_labels"] == 1 if "num_labels" in config else len(config["id2label"]) == 1
+    pad = config["pad_token_id"]
+    last = max(i for i, token in enumerate(ids) if token != pad)
+    return float((hidden_states(config, w, ids) @ w["score.weight"].T)[last, 0])
 
 
 def main():
     model_dir, ids_path, out_path = sys.argv[1:4]
     with open(f"{model_dir}/config.json") as f:
         config = json.load(f)
-    assert config["model_type"] == "llama" and config["architectures"] == ["LlamaForCausalLM"]
+    assert config["model_type"] == "llama" and config["architectures"] in (["LlamaForCausalLM"], ["LlamaForSequenceClassification"])
     weights = read_safetensors(f"{model_dir}/model.safetensors")
     with open(ids_path) as f:
         sequences = json.load(f)
     with open(out_path, "w") as f:
-        json.dump([forward(config, weights, ids).tolist() for ids in sequences], f)
+        if config["architectures"] == ["LlamaForSequenceClassification"]:
+            assert "lm_head.weight" not in weights
+            json.dump([reward(config, weights, ids) for ids in sequences], f)
+        else:
+            json.dump([forward(config, weights, ids).tolist() for ids in sequences], f)
 
 
 if __name__ == "__main__":

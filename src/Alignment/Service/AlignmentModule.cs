@@ -28,8 +28,8 @@ public sealed class AlignmentModule : IStageModule
         {
             if (rule.Run.Length == 0 || rule.Data.Length == 0)
                 throw new ArgumentException($"{AlignmentOptions.Section}:Rules: every rule needs Run and Data (got Run='{rule.Run}', Data='{rule.Data}')");
-            if (rule.Method is not ("sft" or "dpo"))
-                throw new ArgumentException($"{AlignmentOptions.Section}:Rules for run '{rule.Run}': method '{rule.Method}' is not sft or dpo");
+            if (!AlignmentConfig.Methods.Contains(rule.Method))
+                throw new ArgumentException($"{AlignmentOptions.Section}:Rules for run '{rule.Run}': method '{rule.Method}' is not {string.Join(", ", AlignmentConfig.Methods)}");
         }
         services.AddSingleton(options);
         services.AddLedgerJobWorker<AlignmentRequested, AlignmentWorker>();

@@ -8,13 +8,13 @@ using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Commands;
 
-/// <summary>`pipeline align sft|dpo` and `pipeline lora merge`.</summary>
+/// <summary>`pipeline align sft|dpo|reward`, `pipeline reward score` and `pipeline lora merge`.</summary>
 public static class AlignCommands
 {
     public static Command Align(Option<string> outOption)
     {
-        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft) or preference optimization (dpo), optionally with LoRA");
-        foreach (var method in new[] { "sft", "dpo" })
+        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft), preference optimization (dpo) or a reward model (reward), optionally with LoRA");
+        foreach (var method in AlignmentConfig.Methods)
         {
             var baseOption = new Option<string>("--base") { Description = "Base checkpoint folder", Required = true };
             var data = new Option<string>("--data") { Description = method == "sft" ? "JSONL: {instruction, input?, output} or {messages}" : "JSONL: {prompt, chosen, rejected}", Required = true };
@@ -22,7 +22,12 @@ public static class AlignCommands
             var name = new Option<string>("--name") { Description = "Run name of the aligned model", DefaultValueFactory = _ => method };
             var lora = new Option<int>("--lora-rank") { Description = "LoRA rank (0 = full fine-tuning; overrides the config file)", DefaultValueFactory = _ => -1 };
             var tokenizerOption = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (default: found by the base checkpoint's hash)" };
-            var command = new Command(method, method == "sft" ? "Supervised fine-tuning, loss on assistant tokens only" : "Direct preference optimization against the frozen base")
+            var command = new Command(method, method switch
+            {
+                "sft" => "Supervised fine-tuning, loss on assistant tokens only",
+                "dpo" => "Direct preference optimization against the frozen base",
+                _ => "A reward model: the base with a scalar head on the last token, Bradley-Terry loss on {prompt, chosen, rejected}; held-out accuracy reported",
+            })
             {
                 baseOption, data, config, name, lora, tokenizerOption, outOption,
             };
@@ -40,7 +45,8 @@ public static class AlignCommands
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
                 var last = result.Report.Steps[^1];
                 AnsiConsole.MarkupLine($"[green]align {method}[/]: loss {result.Report.Steps[0].Loss:F4} -> {last.Loss:F4}" +
-                    (method == "dpo" ? $", reward margin {last.Margin:F4}, accuracy {last.Accuracy:P0}" : "") +
+                    (method != "sft" ? $", reward margin {last.Margin:F4}, accuracy {last.Accuracy:P0}" : "") +
+                    (result.Report.HeldOut is { } held ? $"; held out {held.Pairs} pairs: accuracy {held.Accuracy:P1}, margin {held.Margin:F3}" : "") +
                     $"; {result.Report.Truncated} truncated, {result.Report.Dropped} dropped; checkpoint {Markup.Escape(result.Checkpoint)}" +
                     (result.Adapter is null ? "" : $", adapter {Markup.Escape(result.Adapter)}"));
                 return Task.FromResult(0);
@@ -48,6 +54,30 @@ public static class AlignCommands
             align.Subcommands.Add(command);
         }
         return align;
+    }
+
+    public static Command Reward()
+    {
+        var model = new Option<string>("--model") { Description = "Reward model checkpoint folder (from `pipeline align reward`)", Required = true };
+        var data = new Option<string>("--data") { Description = "JSONL or Parquet: {prompt, response} or {prompt, chosen, rejected}", Required = true };
+        var output = new Option<string>("--out") { Description = "JSONL written: {line, reward} or {line, chosen, rejected, margin} per record", Required = true };
+        var tokenizerOption = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (default: found by the checkpoint's hash)" };
+        var score = new Command("score", "Score responses with a reward model") { model, data, output, tokenizerOption };
+        score.SetAction(parse =>
+        {
+            var (rewardModel, _, tokenizer) = ModelCommands.Load(parse.GetValue(model)!, parse.GetValue(tokenizerOption));
+            if (rewardModel.ScoreHead is null)
+                throw new ArgumentException($"--model '{parse.GetValue(model)}' is a language model, not a reward model (train one with `pipeline align reward`)");
+            var errors = new List<string>();
+            var records = AlignmentData.ReadScoring(parse.GetValue(data)!, errors);
+            foreach (var error in errors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
+            if (records.Count == 0) throw new InvalidDataException($"--data '{parse.GetValue(data)}' holds no record to score");
+            var summary = RewardScoring.Score(rewardModel, tokenizer, records, Path.GetFullPath(parse.GetValue(output)!));
+            AnsiConsole.MarkupLine($"[green]reward score[/]: {summary.Records} records, {summary.Truncated} truncated" +
+                                   (summary.Accuracy is { } accuracy ? $", chosen preferred in {accuracy:P1} of pairs" : "") + $" -> {Markup.Escape(parse.GetValue(output)!)}");
+            return 0;
+        });
+        return new Command("reward", "Reward model tools") { score };
     }
 
     public static Command Lora(Option<string> outOption)

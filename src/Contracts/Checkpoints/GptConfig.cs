@@ -21,6 +21,12 @@ public sealed record GptConfig
     public string Mlp { get; init; } = "swiglu";
     [Range(double.Epsilon, double.MaxValue)]
     public double RopeTheta { get; init; } = 10_000;
+    /// <summary>
+    /// A reward model: a scalar head (score: width → 1, no bias) on the final hidden state, read at a sequence's last
+    /// token, as Hugging Face's LlamaForSequenceClassification with one label. Written only when set.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool ScoreHead { get; init; }
 
     public int HeadDim => Width / Heads;
 
@@ -44,7 +50,6 @@ public sealed record GptConfig
         return Layers * perLayer + (long)VocabSize * Width + Width;
     }
 
-    /// <summary>Training FLOPs per token: 6N for the matmuls plus 6 x layers x context x width for attention (PaLM appendix B).</summary>
     /// <summary>
     /// Training FLOPs per token, forward and backward: 6N for the weights plus 12·L·T·W for attention's score and
     /// value products (PaLM, Chowdhery et al. 2022, appendix B; nanoGPT's estimate_mfu).

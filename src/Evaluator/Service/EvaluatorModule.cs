@@ -54,7 +54,9 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, Ledge
         var message = context.Message;
         if (message is { BaseCheckpoint: { } baseCheckpoint, Method: { } method })
             LineageStore.Record(ledger.Documents, new RunLineage(message.RunName, baseCheckpoint, method));
-        var outcomes = await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
+        // A reward model scores text; it is not a language model to measure (its lineage is recorded above).
+        var outcomes = message.Method?.StartsWith("reward", StringComparison.Ordinal) == true ? []
+            : await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);
         foreach (var outcome in outcomes)
             await context.PublishBounded(new EvaluationCompleted(outcome.RunName, outcome.Step, outcome.CheckpointUri, outcome.Task, outcome.Version, outcome.Metrics, outcome.Error));
         var failed = outcomes.Where(o => o.Error is not null).ToList();
