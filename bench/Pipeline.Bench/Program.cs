@@ -21,6 +21,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["gguf"] = GgufBench.RunAsync,
     ["quantize"] = QuantizeBench.RunAsync,
     ["reward"] = RewardBench.RunAsync,
+    ["grpo"] = GrpoBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

@@ -6,16 +6,19 @@ namespace Pipeline.Alignment;
 /// <summary>Settings of an SFT, DPO or reward-model job (LoRA when <see cref="LoraRank"/> is above 0, else full fine-tuning).</summary>
 public sealed record AlignmentConfig
 {
-    /// <summary>"sft", "dpo" or "reward" (a reward model: the base with a score head, Bradley–Terry on preference pairs).</summary>
+    /// <summary>
+    /// "sft", "dpo", "reward" (a reward model: the base with a score head, Bradley–Terry on preference pairs) or
+    /// "grpo" (group-relative policy optimization against a reward model or a verifiable rule).
+    /// </summary>
     public string Method { get; init; } = "sft";
 
     /// <summary>The methods an alignment job runs.</summary>
-    public static readonly IReadOnlyList<string> Methods = ["sft", "dpo", "reward"];
+    public static readonly IReadOnlyList<string> Methods = ["sft", "dpo", "reward", "grpo"];
     [Range(1, int.MaxValue)]
     public int Steps { get; init; } = 100;
     [Range(1, int.MaxValue)]
     public int BatchSize { get; init; } = 8;
-    /// <summary>Unset: 1e-6 for DPO (TRL's DPOConfig default) and 1e-4 for SFT (LoRA-sized; TRL's 2e-5 is for full fine-tuning of large models).</summary>
+    /// <summary>Unset: 1e-6 for DPO and GRPO (TRL's defaults) and 1e-4 for SFT and reward models (LoRA-sized; TRL's 2e-5 is for full fine-tuning of large models).</summary>
     [Range(double.Epsilon, double.MaxValue)]
     public double? LearningRate { get; init; }
     /// <summary>Linear warm-up steps, then linear decay to 0 at <see cref="Steps"/> (TRL's default "linear" schedule).</summary>
@@ -41,6 +44,26 @@ public sealed record AlignmentConfig
     /// <summary>Reward models: the share of pairs held out (seeded) to report accuracy and margin on; none below 10 pairs.</summary>
     [Range(0.0, 0.9)]
     public double EvalFraction { get; init; } = 0.1;
+    /// <summary>GRPO: completions sampled per prompt, the group its advantages are relative to (TRL's num_generations is 8).</summary>
+    [Range(2, 1024)]
+    public int Generations { get; init; } = 4;
+    /// <summary>GRPO: the longest completion in tokens (TRL's max_completion_length is 256; the sample models' context is 256).</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxNewTokens { get; init; } = 32;
+    /// <summary>GRPO: sampling temperature of the rollouts (TRL's 1.0); no top-k or top-p, so the ratios are of the policy itself.</summary>
+    [Range(0.01, 100.0)]
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>GRPO: the policy ratio's clip range ε (TRL's 0.2).</summary>
+    [Range(0.0, 10.0)]
+    public double Clip { get; init; } = 0.2;
+    /// <summary>GRPO: β of the k3 KL penalty towards the starting model in the loss (DeepSeekMath's 0.04).</summary>
+    [Range(0.0, double.MaxValue)]
+    public double KlCoefficient { get; init; } = 0.04;
+    /// <summary>GRPO: the reward model's checkpoint (a path, or a URI under the data root by message); or set <see cref="Verifier"/>.</summary>
+    public string? RewardModel { get; init; }
+    /// <summary>GRPO: a verifiable reward instead of a model: "exact_match" or "char_f1" of the completion against the prompt's answer.</summary>
+    [RegularExpression("exact_match|char_f1", ErrorMessage = "Verifier is 'exact_match' or 'char_f1'")]
+    public string? Verifier { get; init; }
     /// <summary>Reward models: TRL's center_rewards_coefficient (0: off; TRL suggests 0.01), which keeps rewards near zero.</summary>
     [Range(0.0, double.MaxValue)]
     public double CenterRewards { get; init; }
@@ -56,7 +79,7 @@ public sealed record AlignmentConfig
     /// unknown names and nonsense values are errors naming them.
     /// </summary>
     /// <summary>The learning rate this job uses: the configured one, or the method's default.</summary>
-    public double EffectiveLearningRate => LearningRate ?? (Method == "dpo" ? 1e-6 : 1e-4);
+    public double EffectiveLearningRate => LearningRate ?? (Method is "dpo" or "grpo" ? 1e-6 : 1e-4);
 
     public static AlignmentConfig FromJson(string json, string source = "alignment config") =>
         string.IsNullOrWhiteSpace(json) ? new AlignmentConfig() : StrictConfig.FromJson<AlignmentConfig>(json, source);
@@ -80,6 +103,8 @@ public sealed record AlignmentReport(List<(int Step, double Loss, double Margin,
     public int Untrainable { get; init; }
     /// <summary>Steps whose loss or gradient was not finite: the update was skipped.</summary>
     public int SkippedSteps { get; init; }
+    /// <summary>Each step's figures beside its loss (GRPO: reward, kl, completion length, clip fraction, seconds generating).</summary>
+    public List<IReadOnlyDictionary<string, double>> StepFigures { get; init; } = [];
     /// <summary>A reward model's held-out pairs: how often it preferred the chosen reply, and the mean margin (null: none held out).</summary>
     public HeldOutRewards? HeldOut { get; init; }
 }

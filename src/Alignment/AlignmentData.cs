@@ -11,6 +11,9 @@ public sealed record SftExample(IReadOnlyList<ChatMessage> Messages);
 
 public sealed record PreferencePair(IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected);
 
+/// <summary>A prompt for RL (GRPO), with the reference answer a verifiable reward compares the completion with.</summary>
+public sealed record RlPrompt(IReadOnlyList<ChatMessage> Prompt, string? Answer);
+
 /// <summary>A record to score with a reward model: one response, or a chosen and a rejected one, to a prompt; <see cref="Line"/> is its line (row) number.</summary>
 public sealed record ScoringRecord(int Line, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<string> Responses);
 
@@ -34,6 +37,10 @@ public static class AlignmentData
 
     public static List<PreferencePair> ReadPreferences(string path, List<string> errors) => Read(path, errors, line =>
         new PreferencePair([new ChatMessage("user", Text(line, "prompt"))], Text(line, "chosen", allowEmpty: true), Text(line, "rejected", allowEmpty: true)));
+
+    /// <summary>Prompts for GRPO: {"prompt", "answer"?} (the answer is what a verifier compares the completion with).</summary>
+    public static List<RlPrompt> ReadPrompts(string path, List<string> errors) => Read(path, errors, line =>
+        new RlPrompt([new ChatMessage("user", Text(line, "prompt"))], line["answer"] is null ? null : Text(line, "answer", allowEmpty: true)));
 
     /// <summary>Records for `pipeline reward score`: {"prompt", "response"} or {"prompt", "chosen", "rejected"}.</summary>
     public static List<ScoringRecord> ReadScoring(string path, List<string> errors) => Read(path, errors, (line, number) =>
@@ -90,7 +97,7 @@ public static class AlignmentData
             var json = new JsonObject();
             if (row.Messages is not null) json["messages"] = JsonNode.Parse(row.Messages);
             foreach (var (name, value) in new[] { ("instruction", row.Instruction), ("input", row.Input), ("output", row.Output),
-                ("prompt", row.Prompt), ("chosen", row.Chosen), ("rejected", row.Rejected), ("response", row.Response) })
+                ("prompt", row.Prompt), ("chosen", row.Chosen), ("rejected", row.Rejected), ("response", row.Response), ("answer", row.Answer) })
             {
                 if (value is not null) json[name] = value;
             }
@@ -109,5 +116,6 @@ public static class AlignmentData
         [JsonPropertyName("chosen")] public string? Chosen { get; set; }
         [JsonPropertyName("rejected")] public string? Rejected { get; set; }
         [JsonPropertyName("response")] public string? Response { get; set; }
+        [JsonPropertyName("answer")] public string? Answer { get; set; }
     }
 }

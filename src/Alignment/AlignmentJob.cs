@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pipeline.Model;
 using Pipeline.Storage;
 using Pipeline.Bpe;
+using Pipeline.Runtime;
 using static TorchSharp.torch;
 using Pipeline.Contracts.Checkpoints;
 
@@ -45,7 +46,7 @@ public sealed class AlignmentJob(ILogger logger)
             if (config.Method is "dpo" or "reward")
                 logger.LogInformation("align {Method} {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",
                     config.Method, runName, s.Step, config.Steps, s.Loss, s.Margin, s.Accuracy);
-            else logger.LogInformation("align sft {Run} step {Step}/{Steps} loss {Loss:F4}", runName, s.Step, config.Steps, s.Loss);
+            else logger.LogInformation("align {Method} {Run} step {Step}/{Steps} loss {Loss:F4}", config.Method, runName, s.Step, config.Steps, s.Loss);
         }
         if (config.Method == "sft")
         {
@@ -63,6 +64,19 @@ public sealed class AlignmentJob(ILogger logger)
                 if (report.HeldOut is { } held)
                     logger.LogInformation("align: reward model {Run}: {Pairs} held-out pairs, accuracy {Accuracy:P1}, mean margin {Margin:F3}", runName, held.Pairs, held.Accuracy, held.Margin);
             }
+        }
+        else if (config.Method == "grpo")
+        {
+            var records = AlignmentData.ReadPrompts(dataPath, errors);
+            var (reference, _) = Checkpoints.Load(baseCheckpoint, CPU);
+            var stop = new HashSet<int> { tokenizer.SpecialIds[SpecialTokens.EndOfTurn], tokenizer.EndOfText };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            report = AlignmentTrainer.Grpo(model, reference, records.Select(r => template.Prompt(r.Prompt)).ToList(), Rewarder(config, records, tokenizer, stop),
+                config, pad, stop, Progress, ct, resume);
+            if (report.StepFigures.Count > 0)
+                logger.LogInformation("align: grpo {Run}: mean reward {First:F3} (first 10 steps) -> {Last:F3} (last 10), KL {Kl:F4}, completions {Length:F1} tokens, {Generating:P0} of the time generating",
+                    runName, report.StepFigures.Take(10).Average(f => f["reward"]), report.StepFigures.TakeLast(10).Average(f => f["reward"]), report.StepFigures[^1]["kl"],
+                    report.StepFigures.Average(f => f["completion_length"]), report.StepFigures.Sum(f => f["generate_seconds"]) / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not {string.Join(", ", AlignmentConfig.Methods)}");
         foreach (var error in errors) logger.LogWarning("align: skipped {Error}", error);
@@ -89,6 +103,38 @@ public sealed class AlignmentJob(ILogger logger)
             throw new OperationCanceledException($"alignment {runName} stopped at step {reached} of {config.Steps}; checkpoint {checkpoint}; run it again to continue", ct);
         resume.Clear();
         return new AlignmentResult(checkpoint, adapter, info, report, errors);
+    }
+
+    /// <summary>
+    /// GRPO's reward: a verifier (exact_match or char_f1 of the completion's text, up to its end-of-turn, against the
+    /// prompt's answer) or a reward model (of the same tokenizer) scoring prompt + completion.
+    /// </summary>
+    private static RolloutReward Rewarder(AlignmentConfig config, IReadOnlyList<RlPrompt> records, TextTokenizer tokenizer, ISet<int> stop)
+    {
+        if ((config.Verifier is null) == (config.RewardModel is null))
+            throw new ArgumentException("grpo needs exactly one reward: a reward model (RewardModel, --reward) or a verifier (Verifier, --verifier exact_match|char_f1)");
+        if (config.Verifier is { } verifier)
+        {
+            if (records.Select((r, i) => (r, i)).FirstOrDefault(x => x.r.Answer is null) is { r: not null } missing)
+                throw new InvalidDataException($"grpo with verifier {verifier}: prompt {missing.i + 1} has no answer to compare with");
+            Func<string, string, double> score = verifier == "exact_match" ? Scorers.ExactMatch : Scorers.CharF1;
+            return rollouts => rollouts.Select(r => (float)score(tokenizer.Decode(r.Completion.TakeWhile(t => !stop.Contains(t))), records[r.Prompt].Answer!)).ToArray();
+        }
+        var (rewardModel, info) = Checkpoints.Load(config.RewardModel!, CPU);
+        if (rewardModel.ScoreHead is null) throw new ArgumentException($"reward model '{config.RewardModel}' is a language model, not a reward model (train one with `pipeline align reward`)");
+        if (info.TokenizerHash != tokenizer.Hash)
+            throw new InvalidDataException($"reward model '{config.RewardModel}' was trained with tokenizer {info.TokenizerHash}, not {tokenizer.Hash}");
+        var template = new ChatTemplate(tokenizer);
+        var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
+        var context = rewardModel.Config.Context;
+        return rollouts =>
+        {
+            rewardModel.eval();
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            var sequences = rollouts.Select(r => template.Prompt(records[r.Prompt].Prompt).Concat(r.Completion).TakeLast(context).ToList()).ToList();
+            return AlignmentTrainer.Rewards(rewardModel, sequences, pad, CPU).to(float32).data<float>().ToArray();
+        };
     }
 
     private static string SaveAdapter(Gpt model, CheckpointInfo info, AlignmentConfig config, string dataHash, string folder)

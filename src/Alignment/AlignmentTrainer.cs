@@ -9,7 +9,7 @@ namespace Pipeline.Alignment;
 /// only when LoRA is on), loss only on assistant tokens. DPO's reference log-probabilities are computed once with the
 /// starting weights, which is the frozen reference model exactly, at the cost of one forward pass per pair.
 /// </summary>
-public static class AlignmentTrainer
+public static partial class AlignmentTrainer
 {
     /// <param name="resume">Where the job's state is saved as it goes and restored from at the start (null: neither).</param>
     public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
@@ -171,12 +171,14 @@ public static class AlignmentTrainer
     /// result) and at the step reached when it is stopped.
     /// </summary>
     private static void Run(TrainingLoop loop, int start, AlignmentConfig config, ITrainingObjective objective, List<(int Step, double, double, double)> steps,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct)
+        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct,
+        List<IReadOnlyDictionary<string, double>>? figures = null)
     {
         loop.RunAsync(start, config.Steps, objective, outcome =>
         {
             var step = (int)outcome.Step;
             steps.Add((step, outcome.Applied ? outcome.Loss : double.NaN, outcome.Figures.GetValueOrDefault("margin"), outcome.Figures.GetValueOrDefault("accuracy")));
+            figures?.Add(new Dictionary<string, double>(outcome.Figures));
             onStep?.Invoke(steps[^1]);
             if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer);
             return Task.FromResult(true);

@@ -18,10 +18,17 @@ public static class LogProbs
     public static Tensor OfLabels(Gpt model, Tensor input, Tensor labels)
     {
         using var scope = NewDisposeScope();
+        return PerToken(model, input, labels, float64).sum(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Each labelled position's log-probability (B, T), 0 where the label is <see cref="Ignore"/> (RL's per-token ratios and KL).</summary>
+    public static Tensor PerToken(Gpt model, Tensor input, Tensor labels, ScalarType? dtype = null)
+    {
+        using var scope = NewDisposeScope();
         var logProbs = model.forward(input).log_softmax(-1);
         var mask = labels != Ignore;
         var safe = labels.masked_fill(~mask, 0);
-        var picked = logProbs.gather(-1, safe.unsqueeze(-1)).squeeze(-1).to(float64) * mask.to(float64);
-        return picked.sum(-1).MoveToOuterDisposeScope();
+        var picked = logProbs.gather(-1, safe.unsqueeze(-1)).squeeze(-1).to(dtype ?? float32);
+        return (picked * mask.to(picked.dtype)).MoveToOuterDisposeScope();
     }
 }

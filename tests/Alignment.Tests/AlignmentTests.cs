@@ -142,6 +142,39 @@ public sealed class AlignmentTests : IDisposable
         Assert.True(control.HeldOut!.Accuracy < 0.75, $"held-out accuracy without signal {control.HeldOut.Accuracy:P1}");
     }
 
+    /// <summary>A verifiable toy reward: the share of a completion's tokens that are even.</summary>
+    private static float EvenShare(List<int> completion) => completion.Count == 0 ? 0 : completion.Count(t => t % 2 == 0) / (float)completion.Count;
+
+    private static double MeanReward(Gpt model, IReadOnlyList<List<int>> prompts) =>
+        TextGenerator.GenerateBatch(model, prompts.SelectMany(p => Enumerable.Repeat((IReadOnlyList<int>)p, 4)).ToList(),
+            new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MaxNewTokens = 6, Seed = 99 }).Average(EvenShare);
+
+    [Fact]
+    public void Grpo_raises_the_reward_of_held_out_prompts_and_learns_nothing_without_a_reward_signal()
+    {
+        var random = new Random(7);
+        var prompts = Enumerable.Range(0, 40).Select(_ => new List<int> { 1, random.Next(2, 46), random.Next(2, 46) }).ToList();
+        var (train, heldOut) = (prompts.Take(32).ToList(), prompts.Skip(32).ToList());
+        var config = new AlignmentConfig { Method = "grpo", Steps = 100, BatchSize = 4, Generations = 4, MaxNewTokens = 6, LearningRate = 1e-2, KlCoefficient = 0.01 };
+        var before = MeanReward(Model(8), heldOut);
+
+        var policy = Model(8);
+        var report = AlignmentTrainer.Grpo(policy, Model(8), train, rollouts => rollouts.Select(r => EvenShare(r.Completion)).ToArray(), config, padId: 47, new HashSet<int>());
+        var after = MeanReward(policy, heldOut);
+        Assert.True(after > before + 0.15, $"mean reward on held-out prompts {before:F3} -> {after:F3}");
+        Assert.Equal(100, report.StepFigures.Count);
+        Assert.True(report.StepFigures.TakeLast(5).Average(f => f["reward"]) > report.StepFigures.Take(5).Average(f => f["reward"]));
+        Assert.True(report.StepFigures[^1]["kl"] > 0);
+        Assert.All(report.StepFigures, f => Assert.InRange(f["completion_length"], 1, 6));
+
+        // The same training with the reward removed (every completion scored alike): no advantage, so nothing moves
+        // the policy towards even tokens.
+        var control = Model(8);
+        AlignmentTrainer.Grpo(control, Model(8), train, rollouts => rollouts.Select(_ => 0.5f).ToArray(), config, padId: 47, new HashSet<int>());
+        var unchanged = MeanReward(control, heldOut);
+        Assert.True(Math.Abs(unchanged - before) < 0.1, $"without a reward signal {before:F3} -> {unchanged:F3}");
+    }
+
     [Theory]
     [InlineData("sft")]
     [InlineData("dpo")]

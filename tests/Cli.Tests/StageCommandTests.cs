@@ -148,6 +148,17 @@ public sealed class StageCommandTests : IDisposable
         Assert.Contains("LlamaForSequenceClassification", File.ReadAllText(Path.Combine(_root, "rm-export", "config.json")));
         await BadInputTests.FailsWith(null, "is a reward model", "export", "--checkpoint", rewardModel, "--format", "gguf", "--out", Path.Combine(_root, "rm.gguf"));
 
+        // GRPO from the SFT checkpoint: rewarded by the continuation task's own scoring rule, then by the reward model.
+        var sftFinal = Path.Combine(outDir, "checkpoints", "sft", "step-0000100");
+        var grpoConfig = Path.Combine(_root, "grpo.json");
+        File.WriteAllText(grpoConfig, """{ "Steps": 2, "BatchSize": 2, "Generations": 2, "MaxNewTokens": 8 }""");
+        var continuation = Path.Combine(repository, "tasks", "debian-continuation-ja-chat.yaml");
+        Assert.Contains("mean reward", await Ok("align", "grpo", "--base", sftFinal, "--data", continuation, "--verifier", "char_f1", "--config", grpoConfig, "--name", "grpo", "--out", outDir));
+        Assert.Contains("\"method\":\"grpo\"", File.ReadAllText(Path.Combine(outDir, "checkpoints", "grpo", "step-0000002", "lineage.json")));
+        Assert.Contains("mean reward", await Ok("align", "grpo", "--base", sftFinal, "--data", pairs, "--reward", rewardModel, "--config", grpoConfig, "--name", "grpo-rm", "--out", outDir));
+        await BadInputTests.FailsWith(null, "exactly one reward", "align", "grpo", "--base", sftFinal, "--data", pairs, "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
+        await BadInputTests.FailsWith(null, "has no answer", "align", "grpo", "--base", sftFinal, "--data", pairs, "--verifier", "exact_match", "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
+
         var (exit, output) = await Pipeline("clean", Path.Combine(_root, "nowhere"), "--out", outDir);
         Assert.NotEqual(0, exit);
         Assert.Contains("nowhere", output);

@@ -85,6 +85,9 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, Ledger ledger, I
         try
         {
             var config = AlignmentConfig.FromJson(request.ConfigJson) with { Method = request.Method.Split('+')[0] };
+            // GRPO's reward model is named by URI: fetched like the base checkpoint (trained, perhaps, on another host).
+            if (config.RewardModel is { } rewardModel && !Path.IsPathRooted(rewardModel))
+                config = config with { RewardModel = await store.FetchFolderAsync(rewardModel, ct) };
             var basePath = await store.FetchFolderAsync(request.BaseCheckpointUri, ct);
             var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
             var tokenizerFolder = await RunArtifacts.FindTokenizerFolderAsync(store, Ledger, hash, ct)

@@ -8,45 +8,69 @@ using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Commands;
 
-/// <summary>`pipeline align sft|dpo|reward`, `pipeline reward score` and `pipeline lora merge`.</summary>
+/// <summary>`pipeline align sft|dpo|reward|grpo`, `pipeline reward score` and `pipeline lora merge`.</summary>
 public static class AlignCommands
 {
     public static Command Align(Option<string> outOption)
     {
-        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft), preference optimization (dpo) or a reward model (reward), optionally with LoRA");
+        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft), preference optimization (dpo), a reward model (reward) or RL (grpo), optionally with LoRA");
         foreach (var method in AlignmentConfig.Methods)
         {
             var baseOption = new Option<string>("--base") { Description = "Base checkpoint folder", Required = true };
-            var data = new Option<string>("--data") { Description = method == "sft" ? "JSONL: {instruction, input?, output} or {messages}" : "JSONL: {prompt, chosen, rejected}", Required = true };
+            var data = new Option<string>("--data")
+            {
+                Description = method switch
+                {
+                    "sft" => "JSONL: {instruction, input?, output} or {messages}",
+                    "grpo" => "Prompts: JSONL {prompt, answer?}, or a generation task file (.yaml: its prompts, its answers)",
+                    _ => "JSONL: {prompt, chosen, rejected}",
+                },
+                Required = true,
+            };
             var config = new Option<string?>("--config") { Description = "JSON AlignmentConfig (steps, batch size, learning rate, beta, LoRA rank/alpha/dropout/targets, too-long policy)" };
             var name = new Option<string>("--name") { Description = "Run name of the aligned model", DefaultValueFactory = _ => method };
             var lora = new Option<int>("--lora-rank") { Description = "LoRA rank (0 = full fine-tuning; overrides the config file)", DefaultValueFactory = _ => -1 };
             var tokenizerOption = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (default: found by the base checkpoint's hash)" };
+            var rewardModel = new Option<string?>("--reward") { Description = "grpo: the reward model's checkpoint (from `pipeline align reward`)" };
+            var verifier = new Option<string?>("--verifier") { Description = "grpo: reward each completion by exact_match or char_f1 against the prompt's answer" };
+            verifier.AcceptOnlyFromAmong("exact_match", "char_f1");
             var command = new Command(method, method switch
             {
                 "sft" => "Supervised fine-tuning, loss on assistant tokens only",
                 "dpo" => "Direct preference optimization against the frozen base",
+                "grpo" => "Group-relative policy optimization: completions sampled per prompt, rewarded by a reward model (--reward) or a verifier (--verifier)",
                 _ => "A reward model: the base with a scalar head on the last token, Bradley-Terry loss on {prompt, chosen, rejected}; held-out accuracy reported",
             })
             {
                 baseOption, data, config, name, lora, tokenizerOption, outOption,
             };
+            if (method == "grpo")
+            {
+                command.Options.Add(rewardModel);
+                command.Options.Add(verifier);
+            }
             command.SetAction((parse, ct) =>
             {
                 var runName = SafeName.Check(parse.GetValue(name), "--name");
                 var settings = parse.GetValue(config) is { } file ? Runtime.StrictConfig.FromJsonFile<AlignmentConfig>(file, "--config") : new AlignmentConfig();
                 settings = settings with { Method = method };
                 if (parse.GetValue(lora) >= 0) settings = settings with { LoraRank = parse.GetValue(lora) };
+                if (parse.GetValue(rewardModel) is { } rm) settings = settings with { RewardModel = Path.GetFullPath(rm) };
+                if (parse.GetValue(verifier) is { } v) settings = settings with { Verifier = v };
                 var (_, _, tokenizer) = ModelCommands.Load(parse.GetValue(baseOption)!, parse.GetValue(tokenizerOption));
                 using var logging = PipelineContext.Logging(quiet: false);
                 var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
-                var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, parse.GetValue(data)!, settings,
+                var dataFile = parse.GetValue(data)!;
+                if (method == "grpo" && dataFile.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase)) dataFile = TaskPrompts(dataFile, outDir, runName);
+                var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, dataFile, settings,
                     new ShardStore(outDir).Resolve(Checkpoints.RunFolder(runName)), runName, ct);
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");
                 var last = result.Report.Steps[^1];
                 AnsiConsole.MarkupLine($"[green]align {method}[/]: loss {result.Report.Steps[0].Loss:F4} -> {last.Loss:F4}" +
-                    (method != "sft" ? $", reward margin {last.Margin:F4}, accuracy {last.Accuracy:P0}" : "") +
+                    (method is "dpo" or "reward" ? $", reward margin {last.Margin:F4}, accuracy {last.Accuracy:P0}" : "") +
                     (result.Report.HeldOut is { } held ? $"; held out {held.Pairs} pairs: accuracy {held.Accuracy:P1}, margin {held.Margin:F3}" : "") +
+                    (result.Report.StepFigures.Count > 0 && result.Report.StepFigures[0].ContainsKey("reward")
+                        ? $", mean reward {result.Report.StepFigures[0]["reward"]:F3} -> {result.Report.StepFigures[^1]["reward"]:F3}, KL {result.Report.StepFigures[^1]["kl"]:F4}" : "") +
                     $"; {result.Report.Truncated} truncated, {result.Report.Dropped} dropped; checkpoint {Markup.Escape(result.Checkpoint)}" +
                     (result.Adapter is null ? "" : $", adapter {Markup.Escape(result.Adapter)}"));
                 return Task.FromResult(0);
@@ -54,6 +78,25 @@ public static class AlignCommands
             align.Subcommands.Add(command);
         }
         return align;
+    }
+
+    /// <summary>
+    /// A generation task's examples as GRPO prompts: each example's prompt as the task renders it ({field} filled from
+    /// the example) and its answer, written under the output folder (alignment/&lt;run&gt;-prompts.jsonl), so the task's
+    /// own scoring rule can be the reward (--verifier).
+    /// </summary>
+    private static string TaskPrompts(string taskFile, string outDir, string runName)
+    {
+        var task = Evaluator.Tasks.TaskLoader.Load(taskFile);
+        if (task.Type != "generation") throw new ArgumentException($"--data '{taskFile}': task type '{task.Type}' is not generation (GRPO needs prompts and answers)");
+        var lines = Evaluator.Tasks.TaskLoader.Examples(task).Select(example => System.Text.Json.JsonSerializer.Serialize(new
+        {
+            prompt = System.Text.RegularExpressions.Regex.Replace(task.Prompt, @"\{(\w+)\}", m => example[m.Groups[1].Value]?.ToString() ?? m.Value),
+            answer = example[task.Answer]?.ToString() ?? throw new InvalidDataException($"--data '{taskFile}': an example has no '{task.Answer}'"),
+        }));
+        var path = Path.Combine(outDir, "alignment", $"{runName}-prompts.jsonl");
+        AtomicWrite.Text(path, string.Join('\n', lines) + "\n");
+        return path;
     }
 
     public static Command Reward()

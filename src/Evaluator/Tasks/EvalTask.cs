@@ -23,7 +23,7 @@ public sealed class EvalTask
     public string AnswerPrefix { get; set; } = " ";
     /// <summary>Solved examples (taken from the start of the data, excluded from scoring) put before each prompt.</summary>
     public int FewShot { get; set; }
-    /// <summary>generation: exact_match, char_f1, set_f1, jsquad_char_f1, char_lcs_f1, judge (<see cref="Tasks.Scorers"/>).</summary>
+    /// <summary>generation: exact_match, char_f1, set_f1, jsquad_char_f1, char_lcs_f1, judge (<see cref="Pipeline.Runtime.Scorers"/>).</summary>
     public List<string> Scorers { get; set; } = ["exact_match", "char_f1"];
     public GenerationSettings Generation { get; set; } = new();
     /// <summary>generation: an HTTP endpoint that returns {"score": 1..5} for {input, output, reference, aspect}; empty = off.</summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
+using Pipeline.Runtime;
 
 namespace Pipeline.Evaluator.Tasks;
 

@@ -6,7 +6,6 @@ using Pipeline.Model;
 using Pipeline.Bpe;
 using static TorchSharp.torch;
 using Pipeline.Runtime;
-
 namespace Pipeline.Evaluator.Tasks;
 
 /// <summary>Runs one task on one model; returns the metrics (the ledger stores them per checkpoint, task and version).</summary>

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Pipeline.Evaluator.Tasks;
+namespace Pipeline.Runtime;
 
 /// <summary>
-/// Scores of a generated text against a reference, under the names and definitions of the references they come
+/// Scores of a generated text against a reference (the evaluator's generation tasks, and GRPO's verifiable rewards), under the names and definitions of the references they come
 /// from. Outputs and references are NFKC-normalized and stripped first, as llm-jp-eval does (its
 /// <c>normalize</c>: <c>unicodedata.normalize("NFKC", ...)</c>), so full-width and half-width forms compare equal.
 /// </summary>
