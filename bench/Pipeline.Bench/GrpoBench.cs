@@ -24,11 +24,7 @@ public static class GrpoBench
         var rate = args.Length > 4 ? double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 1e-5;
         var verifier = args.Length > 5 ? args[5] : "char_f1";
         var task = Evaluator.Tasks.TaskLoader.Load(args[1]);
-        var examples = Evaluator.Tasks.TaskLoader.Examples(task).Select(e => new
-        {
-            prompt = System.Text.RegularExpressions.Regex.Replace(task.Prompt, @"\{(\w+)\}", m => e[m.Groups[1].Value]?.ToString() ?? m.Value),
-            answer = e[task.Answer]!.ToString(),
-        }).ToList();
+        var examples = Cli.Commands.AlignCommands.TaskPrompts(task, args[1]).Select(e => new { prompt = e.Prompt, answer = e.Answer }).ToList();
         var heldOut = examples.Where((_, i) => i % 5 == 4).ToList();
         var trainFile = Path.Combine(outFolder, "train.jsonl");
         File.WriteAllLines(trainFile, examples.Where((_, i) => i % 5 != 4).Select(e => System.Text.Json.JsonSerializer.Serialize(e)));

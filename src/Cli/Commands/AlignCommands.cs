@@ -87,16 +87,19 @@ public static class AlignCommands
     /// </summary>
     private static string TaskPrompts(string taskFile, string outDir, string runName)
     {
-        var task = Evaluator.Tasks.TaskLoader.Load(taskFile);
-        if (task.Type != "generation") throw new ArgumentException($"--data '{taskFile}': task type '{task.Type}' is not generation (GRPO needs prompts and answers)");
-        var lines = Evaluator.Tasks.TaskLoader.Examples(task).Select(example => System.Text.Json.JsonSerializer.Serialize(new
-        {
-            prompt = System.Text.RegularExpressions.Regex.Replace(task.Prompt, @"\{(\w+)\}", m => example[m.Groups[1].Value]?.ToString() ?? m.Value),
-            answer = example[task.Answer]?.ToString() ?? throw new InvalidDataException($"--data '{taskFile}': an example has no '{task.Answer}'"),
-        }));
+        var lines = TaskPrompts(Evaluator.Tasks.TaskLoader.Load(taskFile), taskFile).Select(p => System.Text.Json.JsonSerializer.Serialize(new { prompt = p.Prompt, answer = p.Answer }));
         var path = Path.Combine(outDir, "alignment", $"{runName}-prompts.jsonl");
         AtomicWrite.Text(path, string.Join('\n', lines) + "\n");
         return path;
+    }
+
+    /// <summary>A generation task's examples as (prompt, answer): the prompt as the task renders it, {field} filled from the example.</summary>
+    public static List<(string Prompt, string Answer)> TaskPrompts(Evaluator.Tasks.EvalTask task, string source)
+    {
+        if (task.Type != "generation") throw new ArgumentException($"--data '{source}': task type '{task.Type}' is not generation (GRPO needs prompts and answers)");
+        return Evaluator.Tasks.TaskLoader.Examples(task).Select(example => (
+            System.Text.RegularExpressions.Regex.Replace(task.Prompt, @"\{(\w+)\}", m => example[m.Groups[1].Value]?.ToString() ?? m.Value),
+            example[task.Answer]?.ToString() ?? throw new InvalidDataException($"--data '{source}': an example has no '{task.Answer}'"))).ToList();
     }
 
     public static Command Reward()
