@@ -22,6 +22,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["quantize"] = QuantizeBench.RunAsync,
     ["reward"] = RewardBench.RunAsync,
     ["grpo"] = GrpoBench.RunAsync,
+    ["rl"] = RlBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

@@ -24,27 +24,7 @@ public static partial class RewardBench
         var (checkpoint, outFolder) = (args[0], Directory.CreateDirectory(args[2]).FullName);
         var steps = args.Length > 3 ? int.Parse(args[3]) : 300;
         var documents = GgufBench.HeldOutTexts(args[1]);
-        var random = new Random(1);
-        var train = new List<object>();
-        var test = new List<(string Language, object Pair)>();
-        for (var d = 0; d < documents.Count; d++)
-        {
-            var (language, text) = documents[d];
-            foreach (var sentence in Sentences(language, text))
-            {
-                var words = Words(language, sentence);
-                var shuffled = words.OrderBy(_ => random.Next()).ToList();
-                if (shuffled.SequenceEqual(words)) continue;
-                var pair = new
-                {
-                    prompt = language == "ja" ? "一文を書いてください。" : "Write one sentence.",
-                    chosen = sentence,
-                    rejected = string.Join(language == "ja" ? "" : " ", shuffled),
-                };
-                if (d % 5 == 4) test.Add((language, pair));
-                else train.Add(pair);
-            }
-        }
+        var (train, test) = Pairs(documents);
         var trainFile = Path.Combine(outFolder, "train.jsonl");
         File.WriteAllLines(trainFile, train.Select(p => JsonSerializer.Serialize(p)));
         Console.WriteLine($"{documents.Count} documents: {train.Count} training pairs; unseen documents: {test.Count(t => t.Language == "en")} en, {test.Count(t => t.Language == "ja")} ja pairs");
@@ -85,6 +65,36 @@ public static partial class RewardBench
             rewardModel.Dispose();
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Fluent-against-shuffled pairs from documents' sentences: those of every fifth document apart (unseen), with
+    /// their language. Each pair is {prompt, chosen, rejected}.
+    /// </summary>
+    internal static (List<object> Train, List<(string Language, object Pair)> Test) Pairs(List<(string Language, string Text)> documents)
+    {
+        var random = new Random(1);
+        var train = new List<object>();
+        var test = new List<(string Language, object Pair)>();
+        for (var d = 0; d < documents.Count; d++)
+        {
+            var (language, text) = documents[d];
+            foreach (var sentence in Sentences(language, text))
+            {
+                var words = Words(language, sentence);
+                var shuffled = words.OrderBy(_ => random.Next()).ToList();
+                if (shuffled.SequenceEqual(words)) continue;
+                var pair = new
+                {
+                    prompt = language == "ja" ? "一文を書いてください。" : "Write one sentence.",
+                    chosen = sentence,
+                    rejected = string.Join(language == "ja" ? "" : " ", shuffled),
+                };
+                if (d % 5 == 4) test.Add((language, pair));
+                else train.Add(pair);
+            }
+        }
+        return (train, test);
     }
 
     /// <summary>Sentences of 6 to 40 words (English) or 15 to 80 characters (Japanese), whole lines of prose only.</summary>

@@ -8,17 +8,18 @@ public sealed record AlignmentConfig
 {
     /// <summary>
     /// "sft", "dpo", "reward" (a reward model: the base with a score head, Bradley–Terry on preference pairs) or
-    /// "grpo" (group-relative policy optimization against a reward model or a verifiable rule).
+    /// "grpo" (group-relative policy optimization against a reward model or a verifiable rule) or "ppo" (PPO with a
+    /// value head, GAE and a KL penalty in the reward).
     /// </summary>
     public string Method { get; init; } = "sft";
 
     /// <summary>The methods an alignment job runs.</summary>
-    public static readonly IReadOnlyList<string> Methods = ["sft", "dpo", "reward", "grpo"];
+    public static readonly IReadOnlyList<string> Methods = ["sft", "dpo", "reward", "grpo", "ppo"];
     [Range(1, int.MaxValue)]
     public int Steps { get; init; } = 100;
     [Range(1, int.MaxValue)]
     public int BatchSize { get; init; } = 8;
-    /// <summary>Unset: 1e-6 for DPO and GRPO (TRL's defaults) and 1e-4 for SFT and reward models (LoRA-sized; TRL's 2e-5 is for full fine-tuning of large models).</summary>
+    /// <summary>Unset: 1e-6 for DPO and GRPO and 3e-6 for PPO (TRL's defaults) and 1e-4 for SFT and reward models (LoRA-sized; TRL's 2e-5 is for full fine-tuning of large models).</summary>
     [Range(double.Epsilon, double.MaxValue)]
     public double? LearningRate { get; init; }
     /// <summary>Linear warm-up steps, then linear decay to 0 at <see cref="Steps"/> (TRL's default "linear" schedule).</summary>
@@ -56,9 +57,29 @@ public sealed record AlignmentConfig
     /// <summary>GRPO: the policy ratio's clip range ε (TRL's 0.2).</summary>
     [Range(0.0, 10.0)]
     public double Clip { get; init; } = 0.2;
-    /// <summary>GRPO: β of the k3 KL penalty towards the starting model in the loss (DeepSeekMath's 0.04).</summary>
+    /// <summary>
+    /// The KL penalty towards the starting model: GRPO's β on k3 in the loss (DeepSeekMath's 0.04), PPO's coefficient
+    /// on k1 in the per-token reward (TRL's kl_coef 0.05). Unset: the method's.
+    /// </summary>
     [Range(0.0, double.MaxValue)]
-    public double KlCoefficient { get; init; } = 0.04;
+    public double? KlCoefficient { get; init; }
+    public double EffectiveKlCoefficient => KlCoefficient ?? (Method == "ppo" ? 0.05 : 0.04);
+    /// <summary>PPO: optimization passes over each batch of rollouts (TRL's num_ppo_epochs 4); one step of the job is one pass.</summary>
+    [Range(1, 64)]
+    public int PpoEpochs { get; init; } = 4;
+    /// <summary>PPO: the value loss's weight (TRL's vf_coef 0.1) and its clip range (cliprange_value 0.2).</summary>
+    [Range(0.0, double.MaxValue)]
+    public double ValueCoefficient { get; init; } = 0.1;
+    [Range(0.0, 10.0)]
+    public double ValueClip { get; init; } = 0.2;
+    /// <summary>PPO: GAE's discount γ (TRL's 1.0) and λ (0.95).</summary>
+    [Range(0.0, 1.0)]
+    public double Gamma { get; init; } = 1.0;
+    [Range(0.0, 1.0)]
+    public double Lambda { get; init; } = 0.95;
+    /// <summary>PPO: subtracted from the score of a completion that never ended its turn (TRL's missing_eos_penalty; unset: none).</summary>
+    [Range(0.0, double.MaxValue)]
+    public double? MissingEosPenalty { get; init; }
     /// <summary>GRPO: the reward model's checkpoint (a path, or a URI under the data root by message); or set <see cref="Verifier"/>.</summary>
     public string? RewardModel { get; init; }
     /// <summary>GRPO: a verifiable reward instead of a model: "exact_match" or "char_f1" of the completion against the prompt's answer.</summary>
@@ -79,7 +100,7 @@ public sealed record AlignmentConfig
     /// unknown names and nonsense values are errors naming them.
     /// </summary>
     /// <summary>The learning rate this job uses: the configured one, or the method's default.</summary>
-    public double EffectiveLearningRate => LearningRate ?? (Method is "dpo" or "grpo" ? 1e-6 : 1e-4);
+    public double EffectiveLearningRate => LearningRate ?? (Method is "dpo" or "grpo" ? 1e-6 : Method == "ppo" ? 3e-6 : 1e-4);
 
     public static AlignmentConfig FromJson(string json, string source = "alignment config") =>
         string.IsNullOrWhiteSpace(json) ? new AlignmentConfig() : StrictConfig.FromJson<AlignmentConfig>(json, source);

@@ -65,17 +65,25 @@ public sealed class AlignmentJob(ILogger logger)
                     logger.LogInformation("align: reward model {Run}: {Pairs} held-out pairs, accuracy {Accuracy:P1}, mean margin {Margin:F3}", runName, held.Pairs, held.Accuracy, held.Margin);
             }
         }
-        else if (config.Method == "grpo")
+        else if (config.Method is "grpo" or "ppo")
         {
             var records = AlignmentData.ReadPrompts(dataPath, errors);
+            var prompts = records.Select(r => template.Prompt(r.Prompt)).ToList();
             var (reference, _) = Checkpoints.Load(baseCheckpoint, CPU);
-            var stop = new HashSet<int> { tokenizer.SpecialIds[SpecialTokens.EndOfTurn], tokenizer.EndOfText };
+            var endOfTurn = tokenizer.SpecialIds[SpecialTokens.EndOfTurn];
+            var stop = new HashSet<int> { endOfTurn, tokenizer.EndOfText };
+            var reward = Rewarder(config, records, tokenizer, stop);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            report = AlignmentTrainer.Grpo(model, reference, records.Select(r => template.Prompt(r.Prompt)).ToList(), Rewarder(config, records, tokenizer, stop),
-                config, pad, stop, Progress, ct, resume);
+            if (config.Method == "grpo") report = AlignmentTrainer.Grpo(model, reference, prompts, reward, config, pad, stop, Progress, ct, resume);
+            else
+            {
+                // The value head rides on the policy's trunk while training and is dropped from the saved policy.
+                model = model.WithScoreHead();
+                report = AlignmentTrainer.Ppo(model, reference, prompts, reward, config, pad, stop, endOfTurn, Progress, ct, resume);
+            }
             if (report.StepFigures.Count > 0)
-                logger.LogInformation("align: grpo {Run}: mean reward {First:F3} (first 10 steps) -> {Last:F3} (last 10), KL {Kl:F4}, completions {Length:F1} tokens, {Generating:P0} of the time generating",
-                    runName, report.StepFigures.Take(10).Average(f => f["reward"]), report.StepFigures.TakeLast(10).Average(f => f["reward"]), report.StepFigures[^1]["kl"],
+                logger.LogInformation("align: {Method} {Run}: mean reward {First:F3} (first 10 steps) -> {Last:F3} (last 10), KL {Kl:F4}, completions {Length:F1} tokens, {Generating:P0} of the time generating",
+                    config.Method, runName, report.StepFigures.Take(10).Average(f => f["reward"]), report.StepFigures.TakeLast(10).Average(f => f["reward"]), report.StepFigures[^1]["kl"],
                     report.StepFigures.Average(f => f["completion_length"]), report.StepFigures.Sum(f => f["generate_seconds"]) / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
         }
         else throw new ArgumentException($"alignment method '{config.Method}' is not {string.Join(", ", AlignmentConfig.Methods)}");
@@ -85,8 +93,9 @@ public sealed class AlignmentJob(ILogger logger)
                 config.Method, runName, report.Steps[0].Step, report.Steps[^1].Step, report.Steps[0].Loss, report.Steps[^1].Loss, report.Examples, report.Rows, report.Truncated, report.Dropped);
 
         var reached = report.Steps.Count == 0 ? 0 : report.Steps[^1].Step;
-        // The model's own shape: a reward model's has its score head.
-        var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null, baseInfo.Config with { RunName = runName, Model = model.Config },
+        // The model's own shape: a reward model's has its score head; PPO's value head is not part of the policy.
+        var info = new CheckpointInfo(runName, reached, 0, tokenizer.Hash, null,
+            baseInfo.Config with { RunName = runName, Model = model.Config with { ScoreHead = config.Method == "reward" } },
             BaseCheckpoint: Path.GetFullPath(baseCheckpoint), Method: config.LoraRank > 0 ? $"{config.Method}+lora" : config.Method);
         string? adapter = null;
         if (config.LoraRank > 0)
@@ -94,6 +103,7 @@ public sealed class AlignmentJob(ILogger logger)
             adapter = SaveAdapter(model, info, config, dataHash, Path.Combine(outputFolder, $"adapter-step-{reached:D7}"));
             model = model.Merged();
         }
+        if (config.Method == "ppo") model = model.WithoutScoreHead();
         var checkpoint = Checkpoints.Save(outputFolder, model, null, info, keepLast: 3, writeMore: folder =>
         {
             File.WriteAllText(Path.Combine(folder, Checkpoints.LineageFile), JsonSerializer.Serialize(new { baseCheckpoint = info.BaseCheckpoint, method = info.Method, dataHash, config }));
@@ -106,13 +116,13 @@ public sealed class AlignmentJob(ILogger logger)
     }
 
     /// <summary>
-    /// GRPO's reward: a verifier (exact_match or char_f1 of the completion's text, up to its end-of-turn, against the
+    /// GRPO's and PPO's reward: a verifier (exact_match or char_f1 of the completion's text, up to its end-of-turn, against the
     /// prompt's answer) or a reward model (of the same tokenizer) scoring prompt + completion.
     /// </summary>
     private static RolloutReward Rewarder(AlignmentConfig config, IReadOnlyList<RlPrompt> records, TextTokenizer tokenizer, ISet<int> stop)
     {
         if ((config.Verifier is null) == (config.RewardModel is null))
-            throw new ArgumentException("grpo needs exactly one reward: a reward model (RewardModel, --reward) or a verifier (Verifier, --verifier exact_match|char_f1)");
+            throw new ArgumentException($"{config.Method} needs exactly one reward: a reward model (RewardModel, --reward) or a verifier (Verifier, --verifier exact_match|char_f1)");
         if (config.Verifier is { } verifier)
         {
             if (records.Select((r, i) => (r, i)).FirstOrDefault(x => x.r.Answer is null) is { r: not null } missing)

@@ -79,6 +79,6 @@ internal sealed class GrpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Li
             _figures["clip_fraction"] = PreferenceMath.PpoPolicyLoss(logProbs, oldLogProbs, advantages.unsqueeze(1).expand_as(logProbs), mask, config.Clip).ClipFraction.item<float>();
             _figures["generate_seconds"] = generating;
         }
-        return PreferenceMath.GrpoLoss(logProbs, oldLogProbs, referenceLogProbs, advantages, mask, config.Clip, config.KlCoefficient);
+        return PreferenceMath.GrpoLoss(logProbs, oldLogProbs, referenceLogProbs, advantages, mask, config.Clip, config.EffectiveKlCoefficient);
     }
 }

@@ -118,6 +118,32 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         return score.forward(hidden.gather(1, last).squeeze(1)).squeeze(-1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Logits (B, T, vocab) and the score head at every position (B, T) from one pass: PPO's policy with its value
+    /// head on the same trunk (as TRL's AutoModelForCausalLMWithValueHead).
+    /// </summary>
+    public (Tensor Logits, Tensor Scores) ForwardWithScores(Tensor ids)
+    {
+        if (score is null) throw new InvalidOperationException("the model has no score head");
+        using var scope = NewDisposeScope();
+        var hidden = Hidden(ids);
+        var logits = hidden.matmul(wte.weight!.t());
+        var scores = score.forward(hidden).squeeze(-1);
+        return (logits.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The language model alone: the same weights without the score head (PPO's policy once trained).</summary>
+    public Gpt WithoutScoreHead()
+    {
+        if (score is null) return this;
+        var model = new Gpt(Config with { ScoreHead = false }, parameters().First().device);
+        using var _ = no_grad();
+        var target = model.state_dict();
+        foreach (var (name, tensor) in state_dict())
+            if (target.TryGetValue(name, out var into)) into.copy_(tensor);
+        return model;
+    }
+
     /// <summary>The score head of a reward model (its weight is Hugging Face's score.weight), or null.</summary>
     public Linear? ScoreHead => score;
 

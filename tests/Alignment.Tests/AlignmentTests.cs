@@ -175,6 +175,31 @@ public sealed class AlignmentTests : IDisposable
         Assert.True(Math.Abs(unchanged - before) < 0.1, $"without a reward signal {before:F3} -> {unchanged:F3}");
     }
 
+    [Fact]
+    public void Ppo_raises_the_reward_of_held_out_prompts_within_its_KL_and_learns_nothing_without_a_reward_signal()
+    {
+        var random = new Random(7);
+        var prompts = Enumerable.Range(0, 40).Select(_ => new List<int> { 1, random.Next(2, 46), random.Next(2, 46) }).ToList();
+        var (train, heldOut) = (prompts.Take(32).ToList(), prompts.Skip(32).ToList());
+        var config = new AlignmentConfig { Method = "ppo", Steps = 120, BatchSize = 16, PpoEpochs = 4, MaxNewTokens = 6, LearningRate = 3e-3, KlCoefficient = 0.01 };
+        var before = MeanReward(Model(8), heldOut);
+
+        var policy = Model(8).WithScoreHead();
+        var report = AlignmentTrainer.Ppo(policy, Model(8), train, rollouts => rollouts.Select(r => EvenShare(r.Completion)).ToArray(), config, padId: 47,
+            new HashSet<int>(), endOfTurn: 46);
+        var after = MeanReward(policy, heldOut);
+        Assert.True(after > before + 0.15, $"mean reward on held-out prompts {before:F3} -> {after:F3}");
+        Assert.True(report.StepFigures.TakeLast(8).Average(f => f["reward"]) > report.StepFigures.Take(8).Average(f => f["reward"]));
+        Assert.All(report.StepFigures, f => Assert.True(double.IsFinite(f["value_loss"]) && f["entropy"] > 0));
+        Assert.Contains(report.StepFigures, f => f["clip_fraction"] > 0); // later epochs on a batch move the ratio off 1
+        Assert.True(report.StepFigures[^1]["kl"] > 0);
+
+        var control = Model(8).WithScoreHead();
+        AlignmentTrainer.Ppo(control, Model(8), train, rollouts => rollouts.Select(_ => 0.5f).ToArray(), config, padId: 47, new HashSet<int>(), endOfTurn: 46);
+        var unchanged = MeanReward(control, heldOut);
+        Assert.True(Math.Abs(unchanged - before) < 0.1, $"without a reward signal {before:F3} -> {unchanged:F3}");
+    }
+
     [Theory]
     [InlineData("sft")]
     [InlineData("dpo")]

@@ -156,6 +156,12 @@ public sealed class StageCommandTests : IDisposable
         Assert.Contains("mean reward", await Ok("align", "grpo", "--base", sftFinal, "--data", continuation, "--verifier", "char_f1", "--config", grpoConfig, "--name", "grpo", "--out", outDir));
         Assert.Contains("\"method\":\"grpo\"", File.ReadAllText(Path.Combine(outDir, "checkpoints", "grpo", "step-0000002", "lineage.json")));
         Assert.Contains("mean reward", await Ok("align", "grpo", "--base", sftFinal, "--data", pairs, "--reward", rewardModel, "--config", grpoConfig, "--name", "grpo-rm", "--out", outDir));
+        // PPO from the same checkpoint and reward model: its value head trains on the policy's trunk and is not saved.
+        Assert.Contains("mean reward", await Ok("align", "ppo", "--base", sftFinal, "--data", pairs, "--reward", rewardModel, "--config", grpoConfig, "--name", "ppo", "--out", outDir));
+        var ppo = Path.Combine(outDir, "checkpoints", "ppo", "step-0000002");
+        Assert.Contains("\"method\":\"ppo\"", File.ReadAllText(Path.Combine(ppo, "lineage.json")));
+        await Ok("export", "--checkpoint", ppo, "--out", Path.Combine(_root, "ppo-export"));
+        Assert.Contains("LlamaForCausalLM", File.ReadAllText(Path.Combine(_root, "ppo-export", "config.json")));
         await BadInputTests.FailsWith(null, "exactly one reward", "align", "grpo", "--base", sftFinal, "--data", pairs, "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
         await BadInputTests.FailsWith(null, "has no answer", "align", "grpo", "--base", sftFinal, "--data", pairs, "--verifier", "exact_match", "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
 

@@ -8,12 +8,12 @@ using Pipeline.Runtime;
 
 namespace Pipeline.Cli.Commands;
 
-/// <summary>`pipeline align sft|dpo|reward|grpo`, `pipeline reward score` and `pipeline lora merge`.</summary>
+/// <summary>`pipeline align sft|dpo|reward|grpo|ppo`, `pipeline reward score` and `pipeline lora merge`.</summary>
 public static class AlignCommands
 {
     public static Command Align(Option<string> outOption)
     {
-        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft), preference optimization (dpo), a reward model (reward) or RL (grpo), optionally with LoRA");
+        var align = new Command("align", "Fine-tune a base checkpoint: supervised (sft), preference optimization (dpo), a reward model (reward) or RL (grpo, ppo), optionally with LoRA");
         foreach (var method in AlignmentConfig.Methods)
         {
             var baseOption = new Option<string>("--base") { Description = "Base checkpoint folder", Required = true };
@@ -22,7 +22,7 @@ public static class AlignCommands
                 Description = method switch
                 {
                     "sft" => "JSONL: {instruction, input?, output} or {messages}",
-                    "grpo" => "Prompts: JSONL {prompt, answer?}, or a generation task file (.yaml: its prompts, its answers)",
+                    "grpo" or "ppo" => "Prompts: JSONL {prompt, answer?}, or a generation task file (.yaml: its prompts, its answers)",
                     _ => "JSONL: {prompt, chosen, rejected}",
                 },
                 Required = true,
@@ -31,20 +31,21 @@ public static class AlignCommands
             var name = new Option<string>("--name") { Description = "Run name of the aligned model", DefaultValueFactory = _ => method };
             var lora = new Option<int>("--lora-rank") { Description = "LoRA rank (0 = full fine-tuning; overrides the config file)", DefaultValueFactory = _ => -1 };
             var tokenizerOption = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (default: found by the base checkpoint's hash)" };
-            var rewardModel = new Option<string?>("--reward") { Description = "grpo: the reward model's checkpoint (from `pipeline align reward`)" };
-            var verifier = new Option<string?>("--verifier") { Description = "grpo: reward each completion by exact_match or char_f1 against the prompt's answer" };
+            var rewardModel = new Option<string?>("--reward") { Description = "grpo, ppo: the reward model's checkpoint (from `pipeline align reward`)" };
+            var verifier = new Option<string?>("--verifier") { Description = "grpo, ppo: reward each completion by exact_match or char_f1 against the prompt's answer" };
             verifier.AcceptOnlyFromAmong("exact_match", "char_f1");
             var command = new Command(method, method switch
             {
                 "sft" => "Supervised fine-tuning, loss on assistant tokens only",
                 "dpo" => "Direct preference optimization against the frozen base",
                 "grpo" => "Group-relative policy optimization: completions sampled per prompt, rewarded by a reward model (--reward) or a verifier (--verifier)",
+                "ppo" => "PPO: a value head, GAE, clipped policy and value losses, a KL penalty in the reward; rewarded by a reward model (--reward) or a verifier (--verifier)",
                 _ => "A reward model: the base with a scalar head on the last token, Bradley-Terry loss on {prompt, chosen, rejected}; held-out accuracy reported",
             })
             {
                 baseOption, data, config, name, lora, tokenizerOption, outOption,
             };
-            if (method == "grpo")
+            if (method is "grpo" or "ppo")
             {
                 command.Options.Add(rewardModel);
                 command.Options.Add(verifier);
@@ -61,7 +62,7 @@ public static class AlignCommands
                 using var logging = PipelineContext.Logging(quiet: false);
                 var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
                 var dataFile = parse.GetValue(data)!;
-                if (method == "grpo" && dataFile.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase)) dataFile = TaskPrompts(dataFile, outDir, runName);
+                if (method is "grpo" or "ppo" && dataFile.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase)) dataFile = TaskPrompts(dataFile, outDir, runName);
                 var result = new AlignmentJob(logging.CreateLogger("align")).Run(parse.GetValue(baseOption)!, tokenizer, dataFile, settings,
                     new ShardStore(outDir).Resolve(Checkpoints.RunFolder(runName)), runName, ct);
                 foreach (var error in result.DataErrors) AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(error)}");

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using Pipeline.Model;
+using static TorchSharp.torch;
+
+namespace Pipeline.Alignment;
+
+public static partial class AlignmentTrainer
+{
+    /// <summary>
+    /// PPO as InstructGPT and TRL's PPOTrainer run it: the policy carries a value head on its own trunk (<paramref name="policy"/>
+    /// has a score head, read at every position); a batch of prompts gets one completion each from the KV-cache
+    /// sampler; the reward model scores them (minus <see cref="AlignmentConfig.MissingEosPenalty"/> for a completion that
+    /// never ended its turn); per-token rewards are −β·k1 to <paramref name="reference"/> with the score added at the
+    /// last token (<see cref="PreferenceMath.PpoRewards"/>); GAE gives advantages (whitened) and returns; then
+    /// <see cref="AlignmentConfig.PpoEpochs"/> steps optimize the clipped policy loss plus the clipped value loss on
+    /// that batch before the next is sampled. Figures per step: score, kl, entropy, clip fraction, value loss, length.
+    /// </summary>
+    public static AlignmentReport Ppo(Gpt policy, Gpt reference, IReadOnlyList<List<int>> prompts, RolloutReward reward, AlignmentConfig config, int padId,
+        ISet<int> stopTokens, int endOfTurn, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default,
+        AlignmentResume? resume = null)
+    {
+        if (policy.ScoreHead is null) throw new ArgumentException("PPO's policy needs a value head (Gpt.WithScoreHead)");
+        var usable = prompts.Select((p, i) => (Ids: p, Index: i)).Where(p => p.Ids.Count > 0 && p.Ids.Count < policy.Config.Context - 1).ToList();
+        if (usable.Count == 0) throw new InvalidDataException("no prompt leaves room for a completion in the model's context");
+        foreach (var p in reference.parameters()) p.requires_grad = false;
+        reference.eval();
+        var device = policy.parameters().First().device;
+        var (loop, optimizer, update) = Loop(policy, config);
+        var random = new Random((int)config.Seed);
+        var steps = new List<(int, double, double, double)>();
+        var figures = new List<IReadOnlyDictionary<string, double>>();
+        // A resumed job draws new rollouts at its first step; the prompts drawn before are replayed per rollout batch.
+        var start = Resume(resume, policy, optimizer, random, 0, usable.Count);
+        for (var batch = 0; batch < (start + config.PpoEpochs - 1) / config.PpoEpochs; batch++)
+            for (var i = 0; i < Math.Min(config.BatchSize, usable.Count); i++) random.Next(usable.Count);
+        var objective = new PpoObjective(policy, reference, usable, reward, random, config, padId, stopTokens, endOfTurn, device);
+        Run(loop, start, config, objective, steps, onStep, resume, policy, optimizer, ct, figures);
+        return new AlignmentReport(steps, 0, prompts.Count - usable.Count, usable.Count, usable.Count) { SkippedSteps = update.Skipped, StepFigures = figures };
+    }
+}
+
+/// <summary>PPO's objective: a batch of rollouts every <see cref="AlignmentConfig.PpoEpochs"/> steps, and on each step the clipped policy and value losses on it.</summary>
+internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(List<int> Ids, int Index)> prompts, RolloutReward reward, Random random,
+    AlignmentConfig config, int padId, ISet<int> stopTokens, int endOfTurn, Device device) : ITrainingObjective
+{
+    private readonly Dictionary<string, double> _figures = [];
+    private Rollouts? _rollouts;
+
+    public IReadOnlyDictionary<string, double> Figures => _figures;
+
+    /// <summary>
+    /// One batch of rollouts, response-aligned (B, R): <see cref="Positions"/> are the label positions of each response
+    /// token in the padded batch, <see cref="Mask"/> marks real ones; the rest as PPO needs them, fixed for the batch.
+    /// </summary>
+    private sealed record Rollouts(Tensor Input, Tensor Labels, Tensor Positions, Tensor Mask, Tensor OldLogProbs, Tensor OldValues, Tensor Advantages, Tensor Returns)
+    {
+        public void Dispose()
+        {
+            foreach (var t in new[] { Input, Labels, Positions, Mask, OldLogProbs, OldValues, Advantages, Returns }) t.Dispose();
+        }
+    }
+
+    public Tensor Loss(long step, int micro)
+    {
+        if (_rollouts is null || (step - 1) % config.PpoEpochs == 0)
+        {
+            _rollouts?.Dispose();
+            _rollouts = Sample(step);
+        }
+        var r = _rollouts;
+        var (logits, scores) = policy.ForwardWithScores(r.Input);
+        var logProbs = logits.log_softmax(-1);
+        var tokenLogProbs = logProbs.gather(-1, r.Labels.masked_fill(r.Labels == SequenceScoring.Ignore, 0).unsqueeze(-1)).squeeze(-1);
+        var newLogProbs = tokenLogProbs.gather(1, r.Positions) * r.Mask;
+        var values = scores.gather(1, r.Positions) * r.Mask;
+        var (policyLoss, clipFraction) = PreferenceMath.PpoPolicyLoss(newLogProbs, r.OldLogProbs, r.Advantages, r.Mask, config.Clip);
+        var valueLoss = PreferenceMath.PpoValueLoss(values, r.OldValues, r.Returns, r.Mask, config.ValueClip);
+        using (no_grad())
+        {
+            // Entropy of the policy at the response positions, in nats.
+            var atResponse = logProbs.gather(1, r.Positions.unsqueeze(-1).expand(-1, -1, logProbs.shape[2]));
+            var entropy = -(atResponse.exp() * atResponse).sum(-1);
+            _figures["entropy"] = PreferenceMath.MaskedMean(entropy, r.Mask).item<float>();
+            _figures["clip_fraction"] = clipFraction.item<float>();
+            _figures["value_loss"] = valueLoss.item<float>();
+        }
+        return policyLoss + config.ValueCoefficient * valueLoss;
+    }
+
+    private Rollouts Sample(long step)
+    {
+        var picks = Enumerable.Range(0, Math.Min(config.BatchSize, prompts.Count)).Select(_ => prompts[random.Next(prompts.Count)]).ToList();
+        var clock = Stopwatch.StartNew();
+        var sampling = new SamplingOptions { Temperature = config.Temperature, TopK = 0, TopP = 1, MaxNewTokens = config.MaxNewTokens, Seed = config.Seed * 1_000_003 + step };
+        var completions = TextGenerator.GenerateBatch(policy, picks.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), sampling, stopTokens);
+        var generating = clock.Elapsed.TotalSeconds;
+        var scores = reward(picks.Select((p, i) => (p.Index, completions[i])).ToList());
+        if (config.MissingEosPenalty is { } penalty)
+            for (var i = 0; i < scores.Length; i++)
+                if (!completions[i].Contains(endOfTurn)) scores[i] -= (float)penalty;
+        policy.train();
+
+        var sequences = picks.Select((p, i) => (Ids: p.Ids.Concat(completions[i]).ToList(),
+            Trained: p.Ids.Select(_ => false).Concat(completions[i].Select(_ => true)).ToList())).ToList();
+        var (input, labels) = SequenceScoring.Batch(sequences, policy.Config.Context, padId, device);
+        // Response token j of row b is the label at position (prompt length − 1 + j).
+        var length = completions.Max(c => c.Count);
+        var positions = new long[picks.Count * length];
+        var valid = new float[picks.Count * length];
+        for (var b = 0; b < picks.Count; b++)
+            for (var j = 0; j < length; j++)
+            {
+                var inside = j < completions[b].Count && picks[b].Ids.Count - 1 + j < input.shape[1];
+                positions[b * length + j] = inside ? picks[b].Ids.Count - 1 + j : 0;
+                valid[b * length + j] = inside ? 1 : 0;
+            }
+        var at = tensor(positions, [picks.Count, length]).to(device);
+        var mask = tensor(valid, [picks.Count, length]).to(device);
+        using var _ = no_grad();
+        var (logits, values) = policy.ForwardWithScores(input);
+        var safe = labels.masked_fill(labels == SequenceScoring.Ignore, 0).unsqueeze(-1);
+        var old = logits.log_softmax(-1).gather(-1, safe).squeeze(-1).gather(1, at) * mask;
+        var referenceLogProbs = reference.forward(input).log_softmax(-1).gather(-1, safe).squeeze(-1).gather(1, at) * mask;
+        var oldValues = values.gather(1, at) * mask;
+        var scoreTensor = tensor(scores).to(device);
+        var rewards = PreferenceMath.PpoRewards(scoreTensor, old, referenceLogProbs, mask, config.EffectiveKlCoefficient);
+        var (advantages, returns) = PreferenceMath.Gae(rewards, oldValues, mask, config.Gamma, config.Lambda);
+        advantages = PreferenceMath.Whiten(advantages, mask);
+        _figures["reward"] = scoreTensor.mean().item<float>();
+        _figures["kl"] = ((old - referenceLogProbs) * mask).sum(1).mean().item<float>();
+        _figures["completion_length"] = completions.Average(c => c.Count);
+        _figures["generate_seconds"] = generating;
+        return new Rollouts(input.DetachFromDisposeScope(), labels.DetachFromDisposeScope(), at.DetachFromDisposeScope(), mask.DetachFromDisposeScope(),
+            old.DetachFromDisposeScope(), oldValues.DetachFromDisposeScope(), advantages.DetachFromDisposeScope(), returns.DetachFromDisposeScope());
+    }
+}
