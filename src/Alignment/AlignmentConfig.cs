@@ -130,5 +130,8 @@ public sealed record AlignmentReport(List<(int Step, double Loss, double Margin,
     public HeldOutRewards? HeldOut { get; init; }
 }
 
+/// <summary>One step of an alignment job as it is taken: its loss, DPO's and reward models' margin and accuracy, and every figure the objective reported (RL's reward, KL, ...).</summary>
+public sealed record AlignmentStep(int Step, double Loss, double Margin, double Accuracy, IReadOnlyDictionary<string, double> Figures);
+
 /// <summary>A reward model on pairs it was not trained on: their number, the share scored chosen above rejected, the mean reward margin.</summary>
 public sealed record HeldOutRewards(int Pairs, double Accuracy, double Margin);

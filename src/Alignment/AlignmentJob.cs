@@ -28,8 +28,9 @@ public sealed class AlignmentJob(ILogger logger)
     /// folder), writes a checkpoint of the step it reached and throws <see cref="OperationCanceledException"/>; the
     /// same job started again continues from the saved step (<see cref="AlignmentResume"/>).
     /// </remarks>
+    /// <param name="onStep">Called after every step with its loss and figures (the trainer service records them in the ledger).</param>
     public AlignmentResult Run(string baseCheckpoint, TextTokenizer tokenizer, string dataPath, AlignmentConfig config, string outputFolder, string runName,
-        CancellationToken ct = default)
+        CancellationToken ct = default, Action<AlignmentStep>? onStep = null)
     {
         var (model, baseInfo) = Checkpoints.Load(baseCheckpoint, CPU);
         if (baseInfo.TokenizerHash != tokenizer.Hash)
@@ -40,8 +41,9 @@ public sealed class AlignmentJob(ILogger logger)
         var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
         var resume = new AlignmentResume(outputFolder, $"{Path.GetFullPath(baseCheckpoint)}|{dataHash}|{JsonSerializer.Serialize(config)}", config.SaveEvery);
         AlignmentReport report;
-        void Progress((int Step, double Loss, double Margin, double Accuracy) s)
+        void Progress(AlignmentStep s)
         {
+            onStep?.Invoke(s);
             if ((config.LogEvery <= 0 || s.Step % config.LogEvery != 0) && s.Step != config.Steps) return;
             if (config.Method is "dpo" or "reward")
                 logger.LogInformation("align {Method} {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",

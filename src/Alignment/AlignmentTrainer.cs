@@ -13,7 +13,7 @@ public static partial class AlignmentTrainer
 {
     /// <param name="resume">Where the job's state is saved as it goes and restored from at the start (null: neither).</param>
     public static AlignmentReport Sft(Gpt model, IReadOnlyList<(List<int> Ids, List<bool> Trained)> examples, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
+        Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var (kept, truncated, dropped, untrainable) = Fit(examples, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException($"no SFT example with trained tokens fits the model's context ({truncated} truncated, {dropped} dropped, {untrainable} left without trained tokens)");
@@ -33,7 +33,7 @@ public static partial class AlignmentTrainer
     }
 
     public static AlignmentReport Dpo(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
+        Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var (kept, truncated, dropped) = FitPairs(pairs, model.Config.Context + 1, config.TooLong);
         if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
@@ -67,7 +67,7 @@ public static partial class AlignmentTrainer
     /// of the pairs is held out and never trained on; the report gives its accuracy and mean margin after training.
     /// </summary>
     public static AlignmentReport Reward(Gpt model, IReadOnlyList<(List<int> Prompt, List<int> Chosen, List<int> Rejected)> pairs, AlignmentConfig config, int padId,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
+        Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         if (model.ScoreHead is null) throw new ArgumentException("a reward model needs a score head (Gpt.WithScoreHead)");
         // The whole sequence is read (no next-token shift), so it may fill the context exactly.
@@ -171,15 +171,16 @@ public static partial class AlignmentTrainer
     /// result) and at the step reached when it is stopped.
     /// </summary>
     private static void Run(TrainingLoop loop, int start, AlignmentConfig config, ITrainingObjective objective, List<(int Step, double, double, double)> steps,
-        Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct,
+        Action<AlignmentStep>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct,
         List<IReadOnlyDictionary<string, double>>? figures = null)
     {
         loop.RunAsync(start, config.Steps, objective, outcome =>
         {
             var step = (int)outcome.Step;
             steps.Add((step, outcome.Applied ? outcome.Loss : double.NaN, outcome.Figures.GetValueOrDefault("margin"), outcome.Figures.GetValueOrDefault("accuracy")));
-            figures?.Add(new Dictionary<string, double>(outcome.Figures));
-            onStep?.Invoke(steps[^1]);
+            var stepFigures = new Dictionary<string, double>(outcome.Figures);
+            figures?.Add(stepFigures);
+            onStep?.Invoke(new AlignmentStep(step, steps[^1].Item2, steps[^1].Item3, steps[^1].Item4, stepFigures));
             if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer);
             return Task.FromResult(true);
         }, ct).GetAwaiter().GetResult(); // every hook here is synchronous: the task is complete when it returns

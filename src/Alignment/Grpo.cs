@@ -19,7 +19,7 @@ public static partial class AlignmentTrainer
     /// </summary>
     /// <param name="prompts">Prompt token ids (each shorter than the context, so a completion fits).</param>
     public static AlignmentReport Grpo(Gpt policy, Gpt reference, IReadOnlyList<List<int>> prompts, RolloutReward reward, AlignmentConfig config, int padId,
-        ISet<int> stopTokens, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
+        ISet<int> stopTokens, Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var usable = prompts.Select((p, i) => (Ids: p, Index: i)).Where(p => p.Ids.Count > 0 && p.Ids.Count < policy.Config.Context - 1).ToList();
         if (usable.Count == 0) throw new InvalidDataException("no prompt leaves room for a completion in the model's context");

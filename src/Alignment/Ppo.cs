@@ -16,7 +16,7 @@ public static partial class AlignmentTrainer
     /// that batch before the next is sampled. Figures per step: score, kl, entropy, clip fraction, value loss, length.
     /// </summary>
     public static AlignmentReport Ppo(Gpt policy, Gpt reference, IReadOnlyList<List<int>> prompts, RolloutReward reward, AlignmentConfig config, int padId,
-        ISet<int> stopTokens, int endOfTurn, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null, CancellationToken ct = default,
+        ISet<int> stopTokens, int endOfTurn, Action<AlignmentStep>? onStep = null, CancellationToken ct = default,
         AlignmentResume? resume = null)
     {
         if (policy.ScoreHead is null) throw new ArgumentException("PPO's policy needs a value head (Gpt.WithScoreHead)");
@@ -62,6 +62,8 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
 
     public Tensor Loss(long step, int micro)
     {
+        // Generation happens on a batch's first step only: the others spent none (the reward and KL figures stay the batch's).
+        _figures["generate_seconds"] = 0;
         if (_rollouts is null || (step - 1) % config.PpoEpochs == 0)
         {
             _rollouts?.Dispose();

@@ -212,7 +212,24 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         }
         html.Append("</div>");
         Lineage(html, runName, lineage, children, evals);
+        AlignmentCurves(html, evals.Select(e => e.RunName).Where(r => r != runName).Concat(children.Keys).Distinct().Order(StringComparer.Ordinal));
         html.Append("</section>");
+    }
+
+    /// <summary>Each alignment job's curves per step (its loss, and RL's reward, KL and entropy), when it recorded them.</summary>
+    private void AlignmentCurves(StringBuilder html, IEnumerable<string> runs)
+    {
+        var charts = new StringBuilder();
+        foreach (var run in runs)
+        {
+            var metrics = ledger.Evaluations.Metrics(run, EvaluationStore.AlignmentKind);
+            if (metrics.Count == 0) continue;
+            IReadOnlyList<(double, double)> Series(string name) => metrics.Where(m => m.Name == name).Select(m => ((double)m.Step, m.Value)).ToList();
+            charts.Append(SvgChart.Lines($"{run}: loss", [("loss", Series("loss"))]));
+            if (metrics.Any(m => m.Name == "reward"))
+                charts.Append(SvgChart.Lines($"{run}: reward and KL", [("reward", Series("reward")), ("kl", Series("kl")), ("entropy", Series("entropy"))]));
+        }
+        if (charts.Length > 0) html.Append("<h2>Alignment jobs</h2><div class=\"grid\">").Append(charts).Append("</div>");
     }
 
     /// <summary>

@@ -5,6 +5,9 @@ namespace Pipeline.Runtime;
 /// <summary>Training curves and evaluation scores: metrics per run and step, scores per checkpoint, task, version and metric.</summary>
 public sealed class EvaluationStore(Ledger db)
 {
+    /// <summary>The metrics kind of an alignment job's steps (loss and its figures: RL's reward, KL, entropy, ...); pretraining's is "train".</summary>
+    public const string AlignmentKind = "align";
+
     public void AddMetric(string run, string kind, long step, string name, double value)
     {
         PipelineMetrics.TrainingMetric(run, step, name, value);

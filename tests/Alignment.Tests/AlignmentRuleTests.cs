@@ -27,7 +27,7 @@ public sealed class AlignmentRuleTests
 
     [Theory]
     [InlineData("MinSteps", "10", "MinSteps")]          // misspelled: an error, not a rule that silently runs with defaults
-    [InlineData("Method", "ppo", "ppo")]
+    [InlineData("Method", "kto", "kto")]
     [InlineData("Data", "", "Data")]
     public void A_bad_rule_stops_the_service_with_an_error_naming_it(string key, string value, string named)
     {

@@ -209,7 +209,7 @@ public sealed class AlignmentTests : IDisposable
         var examples = Enumerable.Range(0, 16).Select(i => (Ids: new List<int> { 1, 2, 3 + i % 4, 20, 21, 22 + i % 3 }, Trained: new List<bool> { false, false, false, true, true, true })).ToList();
         var pairs = Enumerable.Range(0, 12).Select(i => (Prompt: new List<int> { 1, 2, 3 + i % 4 }, Chosen: new List<int> { 20, 21 }, Rejected: new List<int> { 30 + i % 5, 31 })).ToList();
         var config = new AlignmentConfig { Method = method, Steps = 20, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 3, LoraRank = 4, SaveEvery = 5, Beta = 0.5 };
-        AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<(int Step, double Loss, double Margin, double Accuracy)>? onStep = null) => method switch
+        AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<AlignmentStep>? onStep = null) => method switch
         {
             "sft" => AlignmentTrainer.Sft(model, examples, config, 47, onStep, ct, resume),
             "dpo" => AlignmentTrainer.Dpo(model, pairs, config, 47, onStep, ct, resume),

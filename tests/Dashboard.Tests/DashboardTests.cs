@@ -179,8 +179,16 @@ public sealed class DashboardTests : IAsyncLifetime
         LineageStore.Record(_ledger.Documents, new RunLineage("other-student", "checkpoints/other-gpt/step-0000001", "distill"));
         _ledger.Evaluations.AddEval("other-student", 20, "checkpoints/other-student/step-0000020", "validation_perplexity", "1", loss);
 
+        // An RL job's figures per step, as the trainer service records them.
+        LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-grpo", "checkpoints/r-gpt/step-0000005", "grpo"));
+        for (var step = 1; step <= 3; step++)
+            foreach (var (name, value) in new[] { ("loss", 0.0), ("reward", 0.1 * step), ("kl", 0.01 * step) })
+                _ledger.Evaluations.AddMetric("r-gpt-grpo", EvaluationStore.AlignmentKind, step, name, value);
+
         using var http = new HttpClient { BaseAddress = new Uri(_address) };
         var page = await http.GetStringAsync("/runs/r/fragment");
+        Assert.Contains("r-gpt-grpo: reward and KL", page);
+        Assert.Contains("r-gpt step 5 → <b>grpo</b> → r-gpt-grpo", page);
         Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student: 1 checkpoint(s)", page);
         Assert.Contains("r-gpt step 5 → <b>quantize</b> → r-gpt-int8: 1 checkpoint(s)", page);
         Assert.Contains("data-checkpoint=\"checkpoints/tiny-student/step-0000020\"", page);

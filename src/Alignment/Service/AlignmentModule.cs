@@ -76,6 +76,7 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, Ledger ledger, I
 
     protected override string Kind => JobKinds.Alignment;
 
+
     protected override string NameOf(AlignmentRequested request) =>
         $"{request.RunName}:{StableId.Of(request.BaseCheckpointUri, request.Method, request.DataUri, request.ConfigJson)}";
 
@@ -92,8 +93,14 @@ public sealed class AlignmentWorker(ShardStore store, IBus bus, Ledger ledger, I
             var hash = Checkpoints.ReadInfo(basePath).TokenizerHash;
             var tokenizerFolder = await RunArtifacts.FindTokenizerFolderAsync(store, Ledger, hash, ct)
                 ?? throw new ArgumentException($"no tokenizer with hash {hash} for base checkpoint '{request.BaseCheckpointUri}'");
+            // Every step's loss and figures (RL's reward, KL, entropy, ...) as the run's "align" metrics: the dashboard draws them.
             var result = new AlignmentJob(Logger).Run(basePath, TextTokenizer.Load(tokenizerFolder), await store.FetchFileAsync(request.DataUri, ct), config,
-                store.Resolve(Checkpoints.RunFolder(request.RunName)), request.RunName, ct);
+                store.Resolve(Checkpoints.RunFolder(request.RunName)), request.RunName, ct, step =>
+                {
+                    if (double.IsFinite(step.Loss)) Ledger.Evaluations.AddMetric(request.RunName, EvaluationStore.AlignmentKind, step.Step, "loss", step.Loss);
+                    foreach (var (name, value) in step.Figures)
+                        if (double.IsFinite(value)) Ledger.Evaluations.AddMetric(request.RunName, EvaluationStore.AlignmentKind, step.Step, name, value);
+                });
             if (result.Adapter is { } adapter) await store.PublishFolderAsync(store.RelativeUri(adapter), ct);
             await Checkpoints.PublishAsync(store, result.Checkpoint, ct);
             await bus.PublishBounded(await Checkpoints.SavedMessageAsync(store, request.RunId ?? "", result.Checkpoint, ct), ct);
