@@ -21,19 +21,24 @@ public static partial class AlignmentTrainer
     public static AlignmentReport Grpo(Gpt policy, Gpt reference, IReadOnlyList<List<int>> prompts, RolloutReward reward, AlignmentConfig config, int padId,
         ISet<int> stopTokens, Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
-        var usable = prompts.Select((p, i) => (Ids: p, Index: i)).Where(p => p.Ids.Count > 0 && p.Ids.Count < policy.Config.Context - 1).ToList();
-        if (usable.Count == 0) throw new InvalidDataException("no prompt leaves room for a completion in the model's context");
-        foreach (var p in reference.parameters()) p.requires_grad = false;
-        reference.eval();
-        var device = policy.parameters().First().device;
+        var (usable, device) = RlStart(policy, reference, prompts);
         var (loop, optimizer, update) = Loop(policy, config);
         var random = new Random((int)config.Seed);
-        var steps = new List<(int, double, double, double)>();
-        var figures = new List<IReadOnlyDictionary<string, double>>();
+        var (steps, figures) = (new List<(int, double, double, double)>(), new List<IReadOnlyDictionary<string, double>>());
         var start = Resume(resume, policy, optimizer, random, Math.Min(config.BatchSize, usable.Count), usable.Count);
         var objective = new GrpoObjective(policy, reference, usable, reward, random, config, padId, stopTokens, device);
         Run(loop, start, config, objective, steps, onStep, resume, policy, optimizer, ct, figures);
         return new AlignmentReport(steps, 0, prompts.Count - usable.Count, usable.Count, usable.Count) { SkippedSteps = update.Skipped, StepFigures = figures };
+    }
+
+    /// <summary>What GRPO and PPO do before their loops: keep the prompts that leave room for a completion, and freeze the reference.</summary>
+    private static (List<(List<int> Ids, int Index)> Usable, Device Device) RlStart(Gpt policy, Gpt reference, IReadOnlyList<List<int>> prompts)
+    {
+        var usable = prompts.Select((p, i) => (Ids: p, Index: i)).Where(p => p.Ids.Count > 0 && p.Ids.Count < policy.Config.Context - 1).ToList();
+        if (usable.Count == 0) throw new InvalidDataException("no prompt leaves room for a completion in the model's context");
+        foreach (var p in reference.parameters()) p.requires_grad = false;
+        reference.eval();
+        return (usable, policy.parameters().First().device);
     }
 }
 

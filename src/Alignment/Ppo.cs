@@ -20,15 +20,10 @@ public static partial class AlignmentTrainer
         AlignmentResume? resume = null)
     {
         if (policy.ScoreHead is null) throw new ArgumentException("PPO's policy needs a value head (Gpt.WithScoreHead)");
-        var usable = prompts.Select((p, i) => (Ids: p, Index: i)).Where(p => p.Ids.Count > 0 && p.Ids.Count < policy.Config.Context - 1).ToList();
-        if (usable.Count == 0) throw new InvalidDataException("no prompt leaves room for a completion in the model's context");
-        foreach (var p in reference.parameters()) p.requires_grad = false;
-        reference.eval();
-        var device = policy.parameters().First().device;
+        var (usable, device) = RlStart(policy, reference, prompts);
         var (loop, optimizer, update) = Loop(policy, config);
         var random = new Random((int)config.Seed);
-        var steps = new List<(int, double, double, double)>();
-        var figures = new List<IReadOnlyDictionary<string, double>>();
+        var (steps, figures) = (new List<(int, double, double, double)>(), new List<IReadOnlyDictionary<string, double>>());
         // A resumed job draws new rollouts at its first step; the prompts drawn before are replayed per rollout batch.
         var start = Resume(resume, policy, optimizer, random, 0, usable.Count);
         for (var batch = 0; batch < (start + config.PpoEpochs - 1) / config.PpoEpochs; batch++)
