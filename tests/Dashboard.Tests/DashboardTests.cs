@@ -85,8 +85,14 @@ public sealed class DashboardTests : IAsyncLifetime
         await page.Locator("#jobs button").ClickAsync();
         var response = await posted;
         if (response.Status != 302) Assert.Fail($"cancel answered {response.Status}: {await response.TextAsync()}");
-        // Back on the run page: the navigation is committed (its load event may wait on the live page's requests).
-        await page.WaitForURLAsync($"{_address}/runs/r", new PageWaitForURLOptions { WaitUntil = WaitUntilState.Commit });
+        // Back on the run page once the redirect's navigation is committed. Polled: WaitForURLAsync, when the URL already
+        // matches, waits for the page's load event instead, which the live page's event stream can hold off.
+        var back = DateTime.UtcNow.AddSeconds(30);
+        while (page.Url != $"{_address}/runs/r")
+        {
+            Assert.True(DateTime.UtcNow < back, $"still on {page.Url} after the cancel");
+            await Task.Delay(50);
+        }
         lock (_cancelled) Assert.Equal(["r-gpt"], _cancelled);
         lock (errors) Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
