@@ -141,11 +141,8 @@ public sealed class AlignmentJob(ILogger logger)
         var context = rewardModel.Config.Context;
         return rollouts =>
         {
-            rewardModel.eval();
-            using var _ = no_grad();
-            using var scope = NewDisposeScope();
             var sequences = rollouts.Select(r => template.Prompt(records[r.Prompt].Prompt).Concat(r.Completion).TakeLast(context).ToList()).ToList();
-            return AlignmentTrainer.Rewards(rewardModel, sequences, pad, CPU).to(float32).data<float>().ToArray();
+            return AlignmentTrainer.BatchedRewards(rewardModel, sequences, pad, sequences.Count);
         };
     }
 

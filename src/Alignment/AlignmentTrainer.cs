@@ -36,7 +36,6 @@ public static partial class AlignmentTrainer
         Action<AlignmentStep>? onStep = null, CancellationToken ct = default, AlignmentResume? resume = null)
     {
         var (kept, truncated, dropped) = FitPairs(pairs, model.Config.Context + 1, config.TooLong);
-        if (kept.Count == 0) throw new InvalidDataException("no preference pair fits the model's context");
         var device = model.parameters().First().device;
         var (loop, optimizer, update) = Loop(model, config);
 
@@ -95,19 +94,25 @@ public static partial class AlignmentTrainer
     public static HeldOutRewards RewardAccuracy(Gpt model, IReadOnlyList<((List<int> Ids, List<bool> Trained) Chosen, (List<int> Ids, List<bool> Trained) Rejected)> pairs,
         int padId, int batchSize)
     {
+        var chosen = BatchedRewards(model, pairs.Select(p => p.Chosen.Ids).ToList(), padId, batchSize);
+        var rejected = BatchedRewards(model, pairs.Select(p => p.Rejected.Ids).ToList(), padId, batchSize);
+        var difference = chosen.Zip(rejected, (c, r) => (double)c - r).ToList();
+        return new HeldOutRewards(pairs.Count, difference.Count(d => d > 0) / (double)pairs.Count, difference.Sum() / pairs.Count);
+    }
+
+    /// <summary>A reward model's rewards for token sequences, scored in batches of <paramref name="batchSize"/> without gradients.</summary>
+    public static float[] BatchedRewards(Gpt model, IReadOnlyList<List<int>> sequences, int padId, int batchSize)
+    {
         var device = model.parameters().First().device;
         model.eval();
         using var _ = no_grad();
-        double correct = 0, margin = 0;
-        foreach (var batch in pairs.Chunk(Math.Max(1, batchSize)))
+        var rewards = new List<float>(sequences.Count);
+        foreach (var batch in sequences.Chunk(Math.Max(1, batchSize)))
         {
             using var scope = NewDisposeScope();
-            var difference = (Rewards(model, batch.Select(p => p.Chosen.Ids).ToList(), padId, device)
-                              - Rewards(model, batch.Select(p => p.Rejected.Ids).ToList(), padId, device)).data<float>().ToArray();
-            correct += difference.Count(d => d > 0);
-            margin += difference.Sum();
+            rewards.AddRange(Rewards(model, batch, padId, device).to(float32).data<float>().ToArray());
         }
-        return new HeldOutRewards(pairs.Count, correct / pairs.Count, margin / pairs.Count);
+        return [.. rewards];
     }
 
     /// <summary>A reward model's rewards for token sequences (B), right-padded into one batch.</summary>
@@ -177,10 +182,12 @@ public static partial class AlignmentTrainer
         loop.RunAsync(start, config.Steps, objective, outcome =>
         {
             var step = (int)outcome.Step;
-            steps.Add((step, outcome.Applied ? outcome.Loss : double.NaN, outcome.Figures.GetValueOrDefault("margin"), outcome.Figures.GetValueOrDefault("accuracy")));
+            var loss = outcome.Applied ? outcome.Loss : double.NaN;
+            var (margin, accuracy) = (outcome.Figures.GetValueOrDefault("margin"), outcome.Figures.GetValueOrDefault("accuracy"));
+            steps.Add((step, loss, margin, accuracy));
             var stepFigures = new Dictionary<string, double>(outcome.Figures);
             figures?.Add(stepFigures);
-            onStep?.Invoke(new AlignmentStep(step, steps[^1].Item2, steps[^1].Item3, steps[^1].Item4, stepFigures));
+            onStep?.Invoke(new AlignmentStep(step, loss, margin, accuracy, stepFigures));
             if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer);
             return Task.FromResult(true);
         }, ct).GetAwaiter().GetResult(); // every hook here is synchronous: the task is complete when it returns

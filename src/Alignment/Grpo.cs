@@ -42,6 +42,31 @@ public static partial class AlignmentTrainer
     }
 }
 
+/// <summary>A batch of rollouts: a completion of each prompt, its reward, and the batch as inputs and labels (the completions' tokens labelled).</summary>
+internal sealed record RolloutBatch(List<List<int>> Completions, float[] Rewards, double GenerateSeconds, Tensor Input, Tensor Labels)
+{
+    /// <summary>
+    /// Samples a completion of each prompt (prompts may repeat, as GRPO's groups do) in one batch with the KV-cache
+    /// sampler and scores them; the policy is left in training mode.
+    /// </summary>
+    public static RolloutBatch Sample(Gpt policy, IReadOnlyList<(List<int> Ids, int Index)> prompts, RolloutReward reward, AlignmentConfig config, long step,
+        int padId, ISet<int> stopTokens, Device device)
+    {
+        var clock = Stopwatch.StartNew();
+        // A seed per step, so a resumed job samples what an uninterrupted one would; no top-k or top-p, so the
+        // completions are samples of the policy whose probabilities the ratios and the KL use.
+        var sampling = new SamplingOptions { Temperature = config.Temperature, TopK = 0, TopP = 1, MaxNewTokens = config.MaxNewTokens, Seed = config.Seed * 1_000_003 + step };
+        var completions = TextGenerator.GenerateBatch(policy, prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), sampling, stopTokens);
+        var generating = clock.Elapsed.TotalSeconds;
+        var rewards = reward(prompts.Select((p, i) => (p.Index, completions[i])).ToList());
+        policy.train();
+        var sequences = prompts.Select((p, i) => (Ids: p.Ids.Concat(completions[i]).ToList(),
+            Trained: p.Ids.Select(_ => false).Concat(completions[i].Select(_ => true)).ToList())).ToList();
+        var (input, labels) = SequenceScoring.Batch(sequences, policy.Config.Context, padId, device);
+        return new RolloutBatch(completions, rewards, generating, input, labels);
+    }
+}
+
 /// <summary>GRPO's objective: rollouts of a batch of prompts, their group-relative advantages, and the clipped loss with the KL penalty.</summary>
 internal sealed class GrpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(List<int> Ids, int Index)> prompts, RolloutReward reward, Random random,
     AlignmentConfig config, int padId, ISet<int> stopTokens, Device device) : ITrainingObjective
@@ -53,19 +78,8 @@ internal sealed class GrpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Li
     public Tensor Loss(long step, int micro)
     {
         var picks = Enumerable.Range(0, Math.Min(config.BatchSize, prompts.Count)).Select(_ => prompts[random.Next(prompts.Count)]).ToList();
-        var rollouts = picks.SelectMany(p => Enumerable.Repeat(p, config.Generations)).ToList();
-        var clock = Stopwatch.StartNew();
-        // A seed per step, so a resumed job samples what an uninterrupted one would; no top-k or top-p, so the
-        // completions are samples of the policy whose probabilities the ratios and the KL use.
-        var sampling = new SamplingOptions { Temperature = config.Temperature, TopK = 0, TopP = 1, MaxNewTokens = config.MaxNewTokens, Seed = config.Seed * 1_000_003 + step };
-        var completions = TextGenerator.GenerateBatch(policy, rollouts.Select(r => (IReadOnlyList<int>)r.Ids).ToList(), sampling, stopTokens);
-        var generating = clock.Elapsed.TotalSeconds;
-        var rewards = reward(rollouts.Select((r, i) => (r.Index, completions[i])).ToList());
-        policy.train();
-
-        var sequences = rollouts.Select((r, i) => (Ids: r.Ids.Concat(completions[i]).ToList(),
-            Trained: r.Ids.Select(_ => false).Concat(completions[i].Select(_ => true)).ToList())).ToList();
-        var (input, labels) = SequenceScoring.Batch(sequences, policy.Config.Context, padId, device);
+        var batch = RolloutBatch.Sample(policy, picks.SelectMany(p => Enumerable.Repeat(p, config.Generations)).ToList(), reward, config, step, padId, stopTokens, device);
+        var (completions, rewards, input, labels) = (batch.Completions, batch.Rewards, batch.Input, batch.Labels);
         var mask = (labels != SequenceScoring.Ignore).to(float32);
         var logProbs = LogProbs.PerToken(policy, input, labels);
         Tensor referenceLogProbs;
@@ -82,7 +96,7 @@ internal sealed class GrpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Li
             _figures["kl"] = PreferenceMath.MaskedMean(PreferenceMath.KlK3(logProbs, referenceLogProbs), mask).item<float>();
             _figures["completion_length"] = completions.Average(c => c.Count);
             _figures["clip_fraction"] = PreferenceMath.PpoPolicyLoss(logProbs, oldLogProbs, advantages.unsqueeze(1).expand_as(logProbs), mask, config.Clip).ClipFraction.item<float>();
-            _figures["generate_seconds"] = generating;
+            _figures["generate_seconds"] = batch.GenerateSeconds;
         }
         return PreferenceMath.GrpoLoss(logProbs, oldLogProbs, referenceLogProbs, advantages, mask, config.Clip, config.EffectiveKlCoefficient);
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Pipeline.Model;
 using static TorchSharp.torch;
 
@@ -67,8 +66,7 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
         var r = _rollouts;
         var (logits, scores) = policy.ForwardWithScores(r.Input);
         var logProbs = logits.log_softmax(-1);
-        var tokenLogProbs = logProbs.gather(-1, r.Labels.masked_fill(r.Labels == SequenceScoring.Ignore, 0).unsqueeze(-1)).squeeze(-1);
-        var newLogProbs = tokenLogProbs.gather(1, r.Positions) * r.Mask;
+        var newLogProbs = LogProbs.Picked(logProbs, r.Labels).gather(1, r.Positions) * r.Mask;
         var values = scores.gather(1, r.Positions) * r.Mask;
         var (policyLoss, clipFraction) = PreferenceMath.PpoPolicyLoss(newLogProbs, r.OldLogProbs, r.Advantages, r.Mask, config.Clip);
         var valueLoss = PreferenceMath.PpoValueLoss(values, r.OldValues, r.Returns, r.Mask, config.ValueClip);
@@ -87,19 +85,11 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
     private Rollouts Sample(long step)
     {
         var picks = Enumerable.Range(0, Math.Min(config.BatchSize, prompts.Count)).Select(_ => prompts[random.Next(prompts.Count)]).ToList();
-        var clock = Stopwatch.StartNew();
-        var sampling = new SamplingOptions { Temperature = config.Temperature, TopK = 0, TopP = 1, MaxNewTokens = config.MaxNewTokens, Seed = config.Seed * 1_000_003 + step };
-        var completions = TextGenerator.GenerateBatch(policy, picks.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), sampling, stopTokens);
-        var generating = clock.Elapsed.TotalSeconds;
-        var scores = reward(picks.Select((p, i) => (p.Index, completions[i])).ToList());
+        var batch = RolloutBatch.Sample(policy, picks, reward, config, step, padId, stopTokens, device);
+        var (completions, scores, input, labels) = (batch.Completions, batch.Rewards, batch.Input, batch.Labels);
         if (config.MissingEosPenalty is { } penalty)
             for (var i = 0; i < scores.Length; i++)
                 if (!completions[i].Contains(endOfTurn)) scores[i] -= (float)penalty;
-        policy.train();
-
-        var sequences = picks.Select((p, i) => (Ids: p.Ids.Concat(completions[i]).ToList(),
-            Trained: p.Ids.Select(_ => false).Concat(completions[i].Select(_ => true)).ToList())).ToList();
-        var (input, labels) = SequenceScoring.Batch(sequences, policy.Config.Context, padId, device);
         // Response token j of row b is the label at position (prompt length − 1 + j).
         var length = completions.Max(c => c.Count);
         var positions = new long[picks.Count * length];
@@ -115,9 +105,8 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
         var mask = tensor(valid, [picks.Count, length]).to(device);
         using var _ = no_grad();
         var (logits, values) = policy.ForwardWithScores(input);
-        var safe = labels.masked_fill(labels == SequenceScoring.Ignore, 0).unsqueeze(-1);
-        var old = logits.log_softmax(-1).gather(-1, safe).squeeze(-1).gather(1, at) * mask;
-        var referenceLogProbs = reference.forward(input).log_softmax(-1).gather(-1, safe).squeeze(-1).gather(1, at) * mask;
+        var old = LogProbs.Picked(logits.log_softmax(-1), labels).gather(1, at) * mask;
+        var referenceLogProbs = LogProbs.PerToken(reference, input, labels).gather(1, at) * mask;
         var oldValues = values.gather(1, at) * mask;
         var scoreTensor = tensor(scores).to(device);
         var rewards = PreferenceMath.PpoRewards(scoreTensor, old, referenceLogProbs, mask, config.EffectiveKlCoefficient);
@@ -126,7 +115,7 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
         _figures["reward"] = scoreTensor.mean().item<float>();
         _figures["kl"] = ((old - referenceLogProbs) * mask).sum(1).mean().item<float>();
         _figures["completion_length"] = completions.Average(c => c.Count);
-        _figures["generate_seconds"] = generating;
+        _figures["generate_seconds"] = batch.GenerateSeconds;
         return new Rollouts(input.DetachFromDisposeScope(), labels.DetachFromDisposeScope(), at.DetachFromDisposeScope(), mask.DetachFromDisposeScope(),
             old.DetachFromDisposeScope(), oldValues.DetachFromDisposeScope(), advantages.DetachFromDisposeScope(), returns.DetachFromDisposeScope());
     }

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Pipeline.Bpe;
 using Pipeline.Model;
 using Pipeline.Storage;
-using static TorchSharp.torch;
 
 namespace Pipeline.Alignment;
 
@@ -19,8 +18,6 @@ public static class RewardScoring
     public static Summary Score(Gpt model, TextTokenizer tokenizer, IReadOnlyList<ScoringRecord> records, string outputPath, int batchSize = 16)
     {
         var template = new ChatTemplate(tokenizer);
-        var pad = tokenizer.SpecialIds[SpecialTokens.Pad];
-        var device = model.parameters().First().device;
         var context = model.Config.Context;
         var truncated = 0;
         List<int> Sequence(ScoringRecord record, string response)
@@ -31,14 +28,7 @@ public static class RewardScoring
             return ids[^context..];
         }
         var sequences = records.SelectMany(r => r.Responses.Select(response => Sequence(r, response))).ToList();
-        var rewards = new List<float>(sequences.Count);
-        model.eval();
-        using (no_grad())
-            foreach (var batch in sequences.Chunk(Math.Max(1, batchSize)))
-            {
-                using var scope = NewDisposeScope();
-                rewards.AddRange(AlignmentTrainer.Rewards(model, batch, pad, device).to(float32).data<float>().ToArray());
-            }
+        var rewards = AlignmentTrainer.BatchedRewards(model, sequences, tokenizer.SpecialIds[SpecialTokens.Pad], batchSize);
         var at = 0;
         int pairs = 0, preferred = 0;
         AtomicWrite.Text(outputPath, string.Concat(records.Select(record =>

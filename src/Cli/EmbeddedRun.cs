@@ -146,17 +146,7 @@ public static class EmbeddedRun
             throw new ArgumentException($"--crawl-parts {options.CrawlParts}: must be between 1 and --max-pages ({options.MaxPages})");
         if (options.VocabSize < Bpe.BpeTrainer.MinimumVocabSize)
             throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Bpe.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
-        foreach (var target in options.Release)
-        {
-            try
-            {
-                Release.ReleaseTarget.Parse(target);
-            }
-            catch (ArgumentException e)
-            {
-                throw new ArgumentException($"--release: {e.Message}", e);
-            }
-        }
+        Release.ReleaseTarget.CheckAll(options.Release, "--release");
     }
 
     /// <summary>

@@ -184,7 +184,7 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         if (evals.Count == 0)
         {
             html.Append("<p class=\"muted\">no checkpoint scored yet</p>");
-            Lineage(html, runName, lineage, children, evals);
+            Lineage(html, runName, lineage, children, evals, Derived(runName, children, evals));
             html.Append("</section>");
             return;
         }
@@ -211,8 +211,9 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
             html.Append(SvgChart.Lines($"{task}: {metric}", series));
         }
         html.Append("</div>");
-        Lineage(html, runName, lineage, children, evals);
-        AlignmentCurves(html, evals.Select(e => e.RunName).Where(r => r != runName).Concat(children.Keys).Distinct().Order(StringComparer.Ordinal));
+        var derived = Derived(runName, children, evals);
+        Lineage(html, runName, lineage, children, evals, derived);
+        AlignmentCurves(html, derived);
         html.Append("</section>");
     }
 
@@ -236,9 +237,9 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
     /// Where this run's model came from (a student's teacher, a quantized copy's source) and what was made from it,
     /// each with its method and how many of its checkpoints and tasks are scored.
     /// </summary>
-    private static void Lineage(StringBuilder html, string runName, Dictionary<string, RunLineage> lineage, Dictionary<string, RunLineage> children, List<EvalRow> evals)
+    private static void Lineage(StringBuilder html, string runName, Dictionary<string, RunLineage> lineage, Dictionary<string, RunLineage> children, List<EvalRow> evals,
+        IReadOnlyList<string> derived)
     {
-        var derived = evals.Select(e => e.RunName).Where(r => r != runName).Concat(children.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
         if (derived.Count == 0 && !lineage.ContainsKey(runName)) return;
         html.Append("<h2>Lineage</h2><ul class=\"lineage\">");
         if (lineage.TryGetValue(runName, out var parent))
@@ -251,6 +252,10 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         }
         html.Append("</ul>");
     }
+
+    /// <summary>The runs made from this one: those scored beside it and those whose lineage names it, in name order.</summary>
+    private static List<string> Derived(string runName, Dictionary<string, RunLineage> children, List<EvalRow> evals) =>
+        evals.Select(e => e.RunName).Where(r => r != runName).Concat(children.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
 
     private static string From(RunLineage lineage) => lineage.Base is { } b ? $"{E(b.Run)} step {N(b.Step)}" : E(lineage.BaseCheckpoint);
 

@@ -92,8 +92,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor ids, KvCache? cache, Tensor? keyMask = null, SequencePacking? packing = null)
     {
         using var scope = NewDisposeScope();
-        // A quantized embedding is dequantized for this forward only; it is also the output layer.
-        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
+        using var table = DequantizedEmbedding();
         return Trunk(ids, cache, keyMask, packing, table).matmul((table ?? wte.weight!).t()).MoveToOuterDisposeScope();
     }
 
@@ -101,9 +100,12 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     public Tensor Hidden(Tensor ids, Tensor? keyMask = null)
     {
         using var scope = NewDisposeScope();
-        using var table = qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
+        using var table = DequantizedEmbedding();
         return Trunk(ids, null, keyMask, null, table).MoveToOuterDisposeScope();
     }
+
+    // A quantized embedding is dequantized for one forward only; it is also the output layer. Null: not quantized.
+    private Tensor? DequantizedEmbedding() => qwte is null ? null : WeightQuantizer.Dequantize(qwte, qwte_scales!, Quantization!.Bits);
 
     /// <summary>
     /// A reward model's scalar reward per sequence (B): the score head on the hidden state of each row's last real
@@ -126,8 +128,9 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     {
         if (score is null) throw new InvalidOperationException("the model has no score head");
         using var scope = NewDisposeScope();
-        var hidden = Hidden(ids);
-        var logits = hidden.matmul(wte.weight!.t());
+        using var table = DequantizedEmbedding();
+        var hidden = Trunk(ids, null, null, null, table);
+        var logits = hidden.matmul((table ?? wte.weight!).t());
         var scores = score.forward(hidden).squeeze(-1);
         return (logits.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
     }
@@ -135,8 +138,13 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     /// <summary>The language model alone: the same weights without the score head (PPO's policy once trained).</summary>
     public Gpt WithoutScoreHead()
     {
-        if (score is null) return this;
-        var model = new Gpt(Config with { ScoreHead = false }, parameters().First().device);
+        return score is null ? this : WithShape(Config with { ScoreHead = false });
+    }
+
+    /// <summary>A new model of <paramref name="config"/> holding this one's weights wherever the two share a tensor name.</summary>
+    private Gpt WithShape(GptConfig config)
+    {
+        var model = new Gpt(config, parameters().First().device);
         using var _ = no_grad();
         var target = model.state_dict();
         foreach (var (name, tensor) in state_dict())
@@ -209,12 +217,8 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     {
         if (Quantization is { } quantized) throw new InvalidOperationException($"the model is quantized ({quantized.Name}): a reward model needs full-precision weights");
         if (score is not null) return this;
-        var device = parameters().First().device;
-        var rewardModel = new Gpt(Config with { ScoreHead = true }, device);
-        using var _ = no_grad();
-        var target = rewardModel.state_dict();
-        foreach (var (name, tensor) in state_dict()) target[name].copy_(tensor);
-        nn.init.normal_(rewardModel.score!.weight!, 0, 0.02);
+        var rewardModel = WithShape(Config with { ScoreHead = true });
+        using (no_grad()) nn.init.normal_(rewardModel.score!.weight!, 0, 0.02);
         return rewardModel;
     }
 

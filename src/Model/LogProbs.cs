@@ -25,7 +25,13 @@ public static class LogProbs
     public static Tensor PerToken(Gpt model, Tensor input, Tensor labels, ScalarType? dtype = null)
     {
         using var scope = NewDisposeScope();
-        var logProbs = model.forward(input).log_softmax(-1);
+        return Picked(model.forward(input).log_softmax(-1), labels, dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>From log-probabilities (B, T, V) already computed, each labelled position's (B, T), 0 where the label is <see cref="Ignore"/>.</summary>
+    public static Tensor Picked(Tensor logProbs, Tensor labels, ScalarType? dtype = null)
+    {
+        using var scope = NewDisposeScope();
         var mask = labels != Ignore;
         var safe = labels.masked_fill(~mask, 0);
         var picked = logProbs.gather(-1, safe.unsqueeze(-1)).squeeze(-1).to(dtype ?? float32);

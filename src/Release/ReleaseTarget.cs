@@ -30,6 +30,22 @@ public sealed record ReleaseTarget
         ? $"{Checkpoints.RunFolder(CheckpointQuantizer.RunName(run, q))}/step-{step:D7}"
         : $"releases/{SafeName.Check(run, "run name")}/{run}-step-{step:D7}-{Gguf!.Value.Name}.gguf";
 
+    /// <summary>Checks targets where they are configured: the first unknown one is an error that names <paramref name="source"/>, the target and what is accepted.</summary>
+    public static void CheckAll(IEnumerable<string> targets, string source)
+    {
+        foreach (var target in targets)
+        {
+            try
+            {
+                Parse(target);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"{source}: {e.Message}", e);
+            }
+        }
+    }
+
     /// <summary>Reads a target; an unknown one is an error naming it and what is accepted.</summary>
     public static ReleaseTarget Parse(string text)
     {

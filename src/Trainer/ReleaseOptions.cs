@@ -17,17 +17,7 @@ public sealed class ReleaseOptions
         {
             if (rule.Run.Length == 0 || rule.Targets.Count == 0)
                 throw new ArgumentException($"{Section}:Rules: every rule needs Run and Targets (got Run='{rule.Run}', {rule.Targets.Count} targets)");
-            foreach (var target in rule.Targets)
-            {
-                try
-                {
-                    ReleaseTarget.Parse(target);
-                }
-                catch (ArgumentException e)
-                {
-                    throw new ArgumentException($"{Section}:Rules for run '{rule.Run}': {e.Message}", e);
-                }
-            }
+            ReleaseTarget.CheckAll(rule.Targets, $"{Section}:Rules for run '{rule.Run}'");
         }
     }
 }
