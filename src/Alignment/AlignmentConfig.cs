@@ -64,6 +64,15 @@ public sealed record AlignmentConfig
     [Range(0.0, double.MaxValue)]
     public double? KlCoefficient { get; init; }
     public double EffectiveKlCoefficient => KlCoefficient ?? (Method == "ppo" ? 0.05 : 0.04);
+    /// <summary>
+    /// PPO: the KL (per completion, summed over its tokens) the coefficient is steered towards, as Ziegler et al. and
+    /// TRL's AdaptiveKLController do (TRL's target was 6); unset: the coefficient stays fixed (TRL's PPOTrainer now).
+    /// </summary>
+    [Range(0.0, double.MaxValue)]
+    public double? KlTarget { get; init; }
+    /// <summary>PPO with <see cref="KlTarget"/>: the controller's horizon in completions (TRL's 10000); a smaller one steers faster.</summary>
+    [Range(1, int.MaxValue)]
+    public int KlHorizon { get; init; } = 10_000;
     /// <summary>PPO: optimization passes over each batch of rollouts (TRL's num_ppo_epochs 4); one step of the job is one pass.</summary>
     [Range(1, 64)]
     public int PpoEpochs { get; init; } = 4;

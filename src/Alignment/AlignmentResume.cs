@@ -23,7 +23,11 @@ public sealed class AlignmentResume(string outputFolder, string fingerprint, int
 
     public int Every => every;
 
-    private sealed record Job(string Fingerprint);
+    /// <param name="State">The objective's own state at that step (PPO's adaptive KL coefficient), when it has one.</param>
+    private sealed record Job(string Fingerprint, IReadOnlyDictionary<string, double>? State = null);
+
+    /// <summary>The objective's state saved with the step <see cref="Restore"/> returned (null: none).</summary>
+    public IReadOnlyDictionary<string, double>? RestoredState { get; private set; }
 
     /// <summary>Loads the saved state into the model and optimizer; returns the step it reached (0: none saved).</summary>
     public int Restore(Gpt model, AdamW optimizer)
@@ -31,9 +35,11 @@ public sealed class AlignmentResume(string outputFolder, string fingerprint, int
         Checkpoints.RemovePartial(Folder);
         if (Checkpoints.List(Folder).LastOrDefault() is not { } last) return 0;
         var jobPath = Path.Combine(last, JobFile);
-        if (!File.Exists(jobPath) || JsonSerializer.Deserialize<Job>(File.ReadAllText(jobPath))?.Fingerprint != fingerprint) return 0;
+        var job = File.Exists(jobPath) ? JsonSerializer.Deserialize<Job>(File.ReadAllText(jobPath)) : null;
+        if (job?.Fingerprint != fingerprint) return 0;
         try
         {
+            RestoredState = job.State;
             return (int)Checkpoints.Load(last, model.parameters().First().device, optimizer, into: model).Info.Step;
         }
         catch (InvalidDataException e)
@@ -43,11 +49,11 @@ public sealed class AlignmentResume(string outputFolder, string fingerprint, int
     }
 
     /// <summary>Writes the state of <paramref name="step"/> as a checkpoint, replacing the last one.</summary>
-    public void Save(int step, Gpt model, AdamW optimizer)
+    public void Save(int step, Gpt model, AdamW optimizer, IReadOnlyDictionary<string, double>? state = null)
     {
         var info = new CheckpointInfo("resume", step, 0, "", null, new TrainingConfig { Model = model.Config });
         Checkpoints.Save(Folder, model, optimizer, info, keepLast: 1,
-            writeMore: temp => File.WriteAllText(Path.Combine(temp, JobFile), JsonSerializer.Serialize(new Job(fingerprint))));
+            writeMore: temp => File.WriteAllText(Path.Combine(temp, JobFile), JsonSerializer.Serialize(new Job(fingerprint, state))));
     }
 
     /// <summary>Removes the state once the job has written its result.</summary>
@@ -55,4 +61,12 @@ public sealed class AlignmentResume(string outputFolder, string fingerprint, int
     {
         if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true);
     }
+}
+
+/// <summary>An objective with state of its own beyond the weights and optimizer (PPO's adaptive KL coefficient), saved and restored with the job's.</summary>
+public interface IResumableObjective
+{
+    IReadOnlyDictionary<string, double> State { get; }
+
+    void Restore(IReadOnlyDictionary<string, double> state);
 }

@@ -179,6 +179,8 @@ public static partial class AlignmentTrainer
         Action<AlignmentStep>? onStep, AlignmentResume? resume, Gpt model, TorchSharp.Modules.AdamW optimizer, CancellationToken ct,
         List<IReadOnlyDictionary<string, double>>? figures = null)
     {
+        var stateful = objective as IResumableObjective;
+        if (stateful is not null && resume?.RestoredState is { } restored) stateful.Restore(restored);
         loop.RunAsync(start, config.Steps, objective, outcome =>
         {
             var step = (int)outcome.Step;
@@ -188,11 +190,11 @@ public static partial class AlignmentTrainer
             var stepFigures = new Dictionary<string, double>(outcome.Figures);
             figures?.Add(stepFigures);
             onStep?.Invoke(new AlignmentStep(step, loss, margin, accuracy, stepFigures));
-            if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer);
+            if (resume is not null && step < config.Steps && step % resume.Every == 0) resume.Save(step, model, optimizer, stateful?.State);
             return Task.FromResult(true);
         }, ct).GetAwaiter().GetResult(); // every hook here is synchronous: the task is complete when it returns
         if (resume is not null && ct.IsCancellationRequested && steps.Count > 0 && steps[^1].Step < config.Steps && steps[^1].Step % resume.Every != 0)
-            resume.Save(steps[^1].Step, model, optimizer);
+            resume.Save(steps[^1].Step, model, optimizer, stateful?.State);
     }
 
     /// <summary>Sum of log-probabilities of a sequence's trained tokens under the model.</summary>

@@ -35,12 +35,19 @@ public static partial class AlignmentTrainer
 
 /// <summary>PPO's objective: a batch of rollouts every <see cref="AlignmentConfig.PpoEpochs"/> steps, and on each step the clipped policy and value losses on it.</summary>
 internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(List<int> Ids, int Index)> prompts, RolloutReward reward, Random random,
-    AlignmentConfig config, int padId, ISet<int> stopTokens, int endOfTurn, Device device) : ITrainingObjective
+    AlignmentConfig config, int padId, ISet<int> stopTokens, int endOfTurn, Device device) : ITrainingObjective, IResumableObjective
 {
     private readonly Dictionary<string, double> _figures = [];
     private Rollouts? _rollouts;
 
     public IReadOnlyDictionary<string, double> Figures => _figures;
+
+    /// <summary>β on k1 in the rewards: fixed, or steered towards <see cref="AlignmentConfig.KlTarget"/> (kept with a resumed job's state).</summary>
+    public double KlCoefficient { get; set; } = config.EffectiveKlCoefficient;
+
+    public IReadOnlyDictionary<string, double> State => new Dictionary<string, double> { ["kl_coefficient"] = KlCoefficient };
+
+    public void Restore(IReadOnlyDictionary<string, double> state) => KlCoefficient = state.GetValueOrDefault("kl_coefficient", KlCoefficient);
 
     /// <summary>
     /// One batch of rollouts, response-aligned (B, R): <see cref="Positions"/> are the label positions of each response
@@ -109,11 +116,15 @@ internal sealed class PpoObjective(Gpt policy, Gpt reference, IReadOnlyList<(Lis
         var referenceLogProbs = LogProbs.PerToken(reference, input, labels).gather(1, at) * mask;
         var oldValues = values.gather(1, at) * mask;
         var scoreTensor = tensor(scores).to(device);
-        var rewards = PreferenceMath.PpoRewards(scoreTensor, old, referenceLogProbs, mask, config.EffectiveKlCoefficient);
+        var rewards = PreferenceMath.PpoRewards(scoreTensor, old, referenceLogProbs, mask, KlCoefficient);
         var (advantages, returns) = PreferenceMath.Gae(rewards, oldValues, mask, config.Gamma, config.Lambda);
         advantages = PreferenceMath.Whiten(advantages, mask);
         _figures["reward"] = scoreTensor.mean().item<float>();
-        _figures["kl"] = ((old - referenceLogProbs) * mask).sum(1).mean().item<float>();
+        var kl = ((old - referenceLogProbs) * mask).sum(1).mean().item<float>();
+        _figures["kl"] = kl;
+        _figures["kl_coefficient"] = KlCoefficient;
+        // With a KL target, β is steered after the batch that measured it: the next batch's rewards use the new one.
+        if (config.KlTarget is { } target) KlCoefficient = PreferenceMath.AdaptiveKlCoefficient(KlCoefficient, kl, target, picks.Count, config.KlHorizon);
         _figures["completion_length"] = completions.Average(c => c.Count);
         _figures["generate_seconds"] = batch.GenerateSeconds;
         return new Rollouts(input.DetachFromDisposeScope(), labels.DetachFromDisposeScope(), at.DetachFromDisposeScope(), mask.DetachFromDisposeScope(),

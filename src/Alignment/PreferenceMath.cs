@@ -85,6 +85,13 @@ public static class PreferenceMath
         return rewards.scatter_add(1, last.unsqueeze(1), scores.unsqueeze(1));
     }
 
+    /// <summary>
+    /// The adaptive KL coefficient's next value (Ziegler et al. 2019; TRL's AdaptiveKLController): β·(1 + e·n/horizon)
+    /// with e = clip(kl/target − 1, −0.2, 0.2), after a batch of n completions whose mean KL was <paramref name="kl"/>.
+    /// </summary>
+    public static double AdaptiveKlCoefficient(double beta, double kl, double target, int completions, int horizon) =>
+        beta * (1 + Math.Clamp(kl / target - 1, -0.2, 0.2) * completions / horizon);
+
     /// <summary>The k3 estimate of KL(π ‖ π_ref) per token (Schulman): exp(log π_ref − log π) − (log π_ref − log π) − 1, never negative.</summary>
     public static Tensor KlK3(Tensor logProbs, Tensor refLogProbs)
     {

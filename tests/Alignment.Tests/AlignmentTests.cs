@@ -204,18 +204,30 @@ public sealed class AlignmentTests : IDisposable
     [InlineData("sft")]
     [InlineData("dpo")]
     [InlineData("reward")]
+    [InlineData("grpo")]
+    [InlineData("ppo")]
     public void A_job_stopped_mid_way_resumes_and_ends_with_the_losses_and_weights_of_one_never_stopped(string method)
     {
         var examples = Enumerable.Range(0, 16).Select(i => (Ids: new List<int> { 1, 2, 3 + i % 4, 20, 21, 22 + i % 3 }, Trained: new List<bool> { false, false, false, true, true, true })).ToList();
         var pairs = Enumerable.Range(0, 12).Select(i => (Prompt: new List<int> { 1, 2, 3 + i % 4 }, Chosen: new List<int> { 20, 21 }, Rejected: new List<int> { 30 + i % 5, 31 })).ToList();
-        var config = new AlignmentConfig { Method = method, Steps = 20, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 3, LoraRank = 4, SaveEvery = 5, Beta = 0.5 };
+        var prompts = Enumerable.Range(0, 12).Select(i => new List<int> { 1, 2, 3 + i % 7 }).ToList();
+        // RL: rollouts are sampled with a seed per step and prompts drawn from the job's seeded generator; PPO stops on a
+        // rollout batch's boundary (4 epochs: step 8) and steers its KL coefficient, which must come back with the state.
+        var config = new AlignmentConfig
+        {
+            Method = method, Steps = 20, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 3, LoraRank = 4, SaveEvery = 5, Beta = 0.5,
+            Generations = 2, MaxNewTokens = 4, PpoEpochs = 4, KlTarget = method == "ppo" ? 0.01 : null, KlHorizon = 16,
+        };
+        RolloutReward even = rollouts => rollouts.Select(r => EvenShare(r.Completion)).ToArray();
         AlignmentReport Train(Gpt model, AlignmentResume? resume, CancellationToken ct, Action<AlignmentStep>? onStep = null) => method switch
         {
             "sft" => AlignmentTrainer.Sft(model, examples, config, 47, onStep, ct, resume),
             "dpo" => AlignmentTrainer.Dpo(model, pairs, config, 47, onStep, ct, resume),
+            "grpo" => AlignmentTrainer.Grpo(model, Model(5), prompts, even, config, 47, new HashSet<int>(), onStep, ct, resume),
+            "ppo" => AlignmentTrainer.Ppo(model, Model(5), prompts, even, config, 47, new HashSet<int>(), 46, onStep, ct, resume),
             _ => AlignmentTrainer.Reward(model, pairs, config, 47, onStep, ct, resume),
         };
-        Gpt Fresh() => method == "reward" ? Model(5).WithScoreHead() : Model(5);
+        Gpt Fresh() => method is "reward" or "ppo" ? Model(5).WithScoreHead() : Model(5);
 
         var whole = Fresh();
         var uninterrupted = Train(whole, null, default);
@@ -229,6 +241,12 @@ public sealed class AlignmentTests : IDisposable
         var resumed = Train(resumedModel, new AlignmentResume(folder, "same job", config.SaveEvery), default);
         Assert.Equal(Enumerable.Range(9, 12), resumed.Steps.Select(s => s.Step));
         Assert.Equal(uninterrupted.Steps.Skip(8).Select(s => Math.Round(s.Loss, 5)), resumed.Steps.Select(s => Math.Round(s.Loss, 5)));
+        if (method == "ppo")
+        {
+            // The coefficient moved before the stop, and the resumed job went on from where it was.
+            Assert.NotEqual(config.EffectiveKlCoefficient, uninterrupted.StepFigures[8]["kl_coefficient"]);
+            Assert.Equal(uninterrupted.StepFigures.Skip(8).Select(f => f["kl_coefficient"]), resumed.StepFigures.Select(f => f["kl_coefficient"]));
+        }
         var expected = whole.state_dict();
         foreach (var (name, value) in resumedModel.state_dict())
             Assert.True(value.allclose(expected[name], rtol: 1e-5, atol: 1e-6), name);

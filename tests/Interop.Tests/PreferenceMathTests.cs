@@ -24,7 +24,8 @@ public sealed class PreferenceMathTests : IDisposable
         var (chosen, rejected, margin) = (R(8), R(8), rand(8));
         var (logp, oldLogp, refLogp) = (R(batch, tokens) * 0.3 - 2, R(batch, tokens) * 0.3 - 2, R(batch, tokens) * 0.3 - 2);
         var (values, vpred, scores, groupRewards) = (R(batch, tokens), R(batch, tokens), R(batch), R(batch));
-        var parameters = new { centering = 0.01, kl_coef = 0.05, gamma = 0.99, lam = 0.95, clip = 0.2, clip_value = 0.2, beta = 0.04, group = 2 };
+        var parameters = new { centering = 0.01, kl_coef = 0.05, gamma = 0.99, lam = 0.95, clip = 0.2, clip_value = 0.2, beta = 0.04, group = 2,
+            kl_target = 6.0, kl_horizon = 100, kl_updates = new[] { new[] { 9.0, 8 }, new[] { 6.3, 8 }, new[] { 1.0, 16 } } };
 
         static object L(Tensor t) => t.dim() == 1 ? t.data<float>().ToArray() : Enumerable.Range(0, (int)t.shape[0]).Select(i => t[i].data<float>().ToArray()).ToArray();
         var input = Path.Combine(_root, "input.json");
@@ -67,5 +68,14 @@ public sealed class PreferenceMathTests : IDisposable
         var groupAdvantages = PreferenceMath.GrpoAdvantages(groupRewards, parameters.group);
         Same("grpo_advantages", groupAdvantages);
         Assert.Equal(Scalar("grpo_loss"), PreferenceMath.GrpoLoss(logp, oldLogp, refLogp, groupAdvantages, mask, parameters.clip, parameters.beta).item<float>(), 4);
+        // The adaptive KL coefficient over three batches: above the target (clipped at +20 %), just above, far below.
+        var coefficient = parameters.kl_coef;
+        var adaptive = reference.GetProperty("adaptive_kl").EnumerateArray().Select(v => v.GetDouble()).ToList();
+        foreach (var (update, expected) in parameters.kl_updates.Zip(adaptive))
+        {
+            coefficient = PreferenceMath.AdaptiveKlCoefficient(coefficient, update[0], parameters.kl_target, (int)update[1], parameters.kl_horizon);
+            Assert.Equal(expected, coefficient, 12);
+        }
+        Assert.True(adaptive[0] > parameters.kl_coef && adaptive[2] < adaptive[1], string.Join(", ", adaptive));
     }
 }

@@ -68,4 +68,19 @@ ga = gadv[: ratio.shape[0]][:, None]
 surrogate = np.minimum(ratio * ga, np.clip(ratio, 1 - p["clip"], 1 + p["clip"]) * ga)
 per_token = -(surrogate - p["beta"] * k3)
 out["grpo_loss"] = float(((per_token * mask).sum(axis=1) / mask.sum(axis=1)).mean())
+
+# The adaptive KL coefficient, as TRL's AdaptiveKLController.update: a series of (kl, n_steps) updates from kl_coef.
+class AdaptiveKLController:
+    def __init__(self, init_kl_coef, target, horizon):
+        self.value, self.target, self.horizon = init_kl_coef, target, horizon
+    def update(self, current, n_steps):
+        proportional_error = np.clip(current / self.target - 1, -0.2, 0.2)
+        mult = 1 + proportional_error * n_steps / self.horizon
+        self.value *= mult
+ctl = AdaptiveKLController(p["kl_coef"], p["kl_target"], p["kl_horizon"])
+coefficients = []
+for kl, n in p["kl_updates"]:
+    ctl.update(kl, n)
+    coefficients.append(ctl.value)
+out["adaptive_kl"] = coefficients
 json.dump(out, open(sys.argv[2], "w"))
