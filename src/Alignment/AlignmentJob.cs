@@ -41,9 +41,12 @@ public sealed class AlignmentJob(ILogger logger)
         var dataHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dataPath)))[..16];
         var resume = new AlignmentResume(outputFolder, $"{Path.GetFullPath(baseCheckpoint)}|{dataHash}|{JsonSerializer.Serialize(config)}", config.SaveEvery);
         AlignmentReport report;
+        var firstStep = true;
         void Progress(AlignmentStep s)
         {
             onStep?.Invoke(s);
+            if (firstStep && s.Step > 1) logger.LogInformation("align {Method} {Run}: resumed from the state saved at step {Step}", config.Method, runName, s.Step - 1);
+            firstStep = false;
             if ((config.LogEvery <= 0 || s.Step % config.LogEvery != 0) && s.Step != config.Steps) return;
             if (config.Method is "dpo" or "reward")
                 logger.LogInformation("align {Method} {Run} step {Step}/{Steps} loss {Loss:F4} reward margin {Margin:F4} accuracy {Accuracy:P0}",

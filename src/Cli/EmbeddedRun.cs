@@ -40,6 +40,8 @@ public sealed record EmbeddedRunOptions
     public IReadOnlyList<string>? HostedServices { get; init; }
     /// <summary>SFT data (JSONL or Parquet) for a LoRA fine-tune of the final checkpoint; null = the shipped samples/alignment/sft-ja.jsonl when found, "" = none.</summary>
     public string? SftData { get; init; }
+    /// <summary>The alignment phase's methods in order (<see cref="AlignmentPlan"/>: e.g. sft; sft, reward, ppo; grpo); null = sft, empty = none.</summary>
+    public IReadOnlyList<string>? Align { get; init; }
     /// <summary>Targets the final checkpoint is released as (<see cref="Release.ReleaseTarget"/>: int8, int4, gguf:q8_0, ...); empty = none.</summary>
     public IReadOnlyList<string> Release { get; init; } = [];
     /// <summary>The coordinator's re-check of the ledger when no event arrives (<see cref="RunCoordinator.Recheck"/>); null = its default.</summary>
@@ -93,11 +95,13 @@ public static class EmbeddedRun
             var runId = RunNames.Resolve(options.RunId, outDir, ledger);
             options.OnRunName?.Invoke(runId);
             var training = SampleTraining(runId, options.Steps);
-            var alignment = SampleAlignment(options, training, outDir);
-            if (alignment is not null) await store.PublishFileAsync(alignment.DataUri, ct);
+            var plan = AlignmentPlan.Build(options, training, outDir);
+            foreach (var uri in plan.DataUris) await store.PublishFileAsync(uri, ct);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-            var display = new RunProgressDisplay(new RunProgress(ledger, runId, training.RunName, options.MaxPages, training.MaxSteps,
-                alignment?.OutputRun(training.RunName, training.MaxSteps)), options.OutDir);
+            var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
+            var request = new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, plan.Alignment, tasks, removeContaminated, options.CrawlParts,
+                options.Release, plan.RewardModel, plan.Reinforcement);
+            var display = new RunProgressDisplay(new RunProgress(ledger, runId, training.RunName, options.MaxPages, training.MaxSteps, request.DerivedRuns), options.OutDir);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),
                 host.Services.GetRequiredService<RunSignals>(), logger)
             {
@@ -109,10 +113,8 @@ public static class EmbeddedRun
                     options.OnPhase?.Invoke(phase);
                 },
             };
-            var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            await display.RunAsync(() => coordinator.RunAsync(new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, alignment, tasks, removeContaminated, options.CrawlParts,
-                options.Release), ct));
-            var report = RunReport.Write(ledger, runId, training.RunName, store.Resolve("reports"), alignment?.OutputRun(training.RunName, training.MaxSteps), training.MaxSteps);
+            await display.RunAsync(() => coordinator.RunAsync(request, ct));
+            var report = RunReport.Write(ledger, runId, training.RunName, store.Resolve("reports"), request.DerivedRuns);
             await store.PublishFolderAsync("reports", ct);
             return report;
         }
@@ -147,22 +149,7 @@ public static class EmbeddedRun
         if (options.VocabSize < Bpe.BpeTrainer.MinimumVocabSize)
             throw new ArgumentException($"--vocab {options.VocabSize}: a byte-level vocabulary needs at least {Bpe.BpeTrainer.MinimumVocabSize} tokens (256 bytes + special tokens)");
         Release.ReleaseTarget.CheckAll(options.Release, "--release");
-    }
-
-    /// <summary>
-    /// The sample run's alignment: LoRA SFT of the final base checkpoint on the shipped chat examples (copied under the
-    /// data root, since messages carry URIs relative to it), asked of the alignment service by the run itself.
-    /// </summary>
-    private static RunAlignment? SampleAlignment(EmbeddedRunOptions options, TrainingConfig training, string outDir)
-    {
-        var data = options.SftData ?? SampleSite.ShippedSftData();
-        if (string.IsNullOrEmpty(data)) return null;
-        if (!File.Exists(data)) throw new FileNotFoundException($"SFT data '{data}' does not exist", data);
-        var uri = "alignment/sft" + Path.GetExtension(data);
-        Directory.CreateDirectory(Path.Combine(outDir, "alignment"));
-        File.Copy(data, Path.Combine(outDir, uri), overwrite: true);
-        var config = new AlignmentConfig { Method = "sft", Steps = Math.Max(10, training.MaxSteps / 5), LoraRank = 8, LearningRate = 0.001 };
-        return new RunAlignment("sft", uri, System.Text.Json.JsonSerializer.Serialize(config));
+        AlignmentPlan.Parse(options.Align ?? AlignmentPlan.Default);
     }
 
     /// <summary>

@@ -31,12 +31,13 @@ var evalTasksOption = new Option<string[]>("--eval-tasks") { Description = "Task
 var servicesOption = new Option<string[]>("--services") { Description = "Services this process hosts (default: all); 'none' to only coordinate services started with `pipeline serve` over RabbitMQ on the same --out", AllowMultipleArgumentsPerToken = true };
 var recipeOption = CliInputs.RecipeOption();
 var releaseOption = new Option<string[]>("--release") { Description = "Release the final checkpoint as each target: int8, int4 (a quantized checkpoint, evaluated like the others) or gguf:f32|f16|q8_0|q4_0 (a llama.cpp file under releases/)", AllowMultipleArgumentsPerToken = true };
+var alignOption = new Option<string[]>("--align") { Description = "The alignment phase, in order: sft or dpo (LoRA, of the final checkpoint), then reward (a reward model), then grpo or ppo (rewarded by that model, or without one by char_f1 against the prompts' answers); e.g. sft,reward,ppo or sft,grpo; 'none' for no alignment (default: sft)", AllowMultipleArgumentsPerToken = true };
 var setOption = new Option<string[]>("--set") { Description = "Configuration override KEY=VALUE, repeatable (e.g. --set Pipeline:Crawler:PerHostConcurrency=1); wins over pipeline.json and PIPELINE__* variables" };
 
 var runNameOption = new Option<string?>("--run") { Description = "The run's name (default: the run this --out started, else one from the folder's name); many runs can share one ledger, bucket and broker" };
 var run = new Command("run", "Run the whole chain in one process on the in-memory bus (resumes when run again with the same --out)")
 {
-    runNameOption, outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, releaseOption, recipeOption, setOption,
+    runNameOption, outOption, seedOption, maxPagesOption, crawlPartsOption, vocabOption, stepsOption, quietOption, evalTasksOption, servicesOption, releaseOption, alignOption, recipeOption, setOption,
 };
 run.SetAction(async (parse, ct) =>
 {
@@ -55,6 +56,7 @@ run.SetAction(async (parse, ct) =>
         EvalTasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : null,
         HostedServices = parse.GetValue(servicesOption) is { Length: > 0 } services ? services.Where(s => s != "none").ToList() : null,
         Release = (parse.GetValue(releaseOption) ?? []).SelectMany(r => r.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList(),
+        Align = parse.GetValue(alignOption) is { Length: > 0 } align ? align.SelectMany(a => a.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList() : null,
     }, ct);
     AnsiConsole.MarkupLine($"[green]done[/]: report at {Markup.Escape(report)}");
     return 0;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Pipeline.Contracts;
@@ -13,16 +14,49 @@ using Pipeline.Contracts.Checkpoints;
 namespace Pipeline.Cli;
 
 /// <summary>Options of one end-to-end run.</summary>
-/// <param name="Alignment">The fine-tune of the final checkpoint that the run asks the alignment service for, and whose evaluation it waits for (null: none).</param>
+/// <param name="Alignment">The fine-tune (SFT or DPO) of the final checkpoint that the run asks the alignment service for, and whose evaluation it waits for (null: none).</param>
 /// <param name="EvalTasks">The task files the run's checkpoints are scored on: their overlap with the corpus is measured before tokenization.</param>
 /// <param name="RemoveContaminated">Drop the training documents that contain evaluation examples (Pipeline:Decontaminate:Remove).</param>
 /// <param name="CrawlParts">Crawl jobs split by host, for as many crawler services (1: one job).</param>
 /// <param name="Release">Targets the final checkpoint is released as (int8, int4, gguf:q8_0, ...; null or empty: none).</param>
+/// <param name="RewardModel">A reward model trained from the policy (<see cref="PolicyBase"/>) on preference pairs (null: none).</param>
+/// <param name="Reinforcement">GRPO or PPO of the policy (<see cref="PolicyBase"/>), rewarded by <see cref="RewardModel"/> or a verifier (null: none).</param>
 public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, RunAlignment? Alignment = null,
-    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1, IReadOnlyList<string>? Release = null)
+    IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1, IReadOnlyList<string>? Release = null,
+    RunAlignment? RewardModel = null, RunAlignment? Reinforcement = null)
 {
     /// <summary>The run the alignment makes from the final checkpoint (null: none).</summary>
     public string? AlignedRun => Alignment?.OutputRun(Training.RunName, Training.MaxSteps);
+
+    /// <summary>The checkpoint the reward model and RL start from: the aligned model's last, else the run's final one (InstructGPT: SFT, then RM, then RL).</summary>
+    [JsonIgnore]
+    public (string Run, long Step) PolicyBase => PolicyBaseOf(Training, Alignment);
+
+    /// <summary>The reward model's run (null: none).</summary>
+    [JsonIgnore]
+    public string? RewardRun => RewardModel?.OutputRun(PolicyBase.Run, PolicyBase.Step);
+
+    /// <summary>The RL policy's run (null: none).</summary>
+    [JsonIgnore]
+    public string? ReinforcedRun => Reinforcement?.OutputRun(PolicyBase.Run, PolicyBase.Step);
+
+    /// <summary>The runs the run's alignment phase makes, in order: each with the checkpoint it starts from.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<DerivedRun> DerivedRuns =>
+    [
+        .. Alignment is { } a ? [new DerivedRun(AlignedRun!, a.Method, Training.RunName, Training.MaxSteps, Training.MaxSteps)] : Array.Empty<DerivedRun>(),
+        .. RewardModel is { } r ? [new DerivedRun(RewardRun!, r.Method, PolicyBase.Run, PolicyBase.Step, Training.MaxSteps + (Alignment?.Steps ?? 0))] : Array.Empty<DerivedRun>(),
+        .. Reinforcement is { } l ? [new DerivedRun(ReinforcedRun!, l.Method, PolicyBase.Run, PolicyBase.Step, Training.MaxSteps + (Alignment?.Steps ?? 0))] : Array.Empty<DerivedRun>(),
+    ];
+
+    public static (string Run, long Step) PolicyBaseOf(TrainingConfig training, RunAlignment? alignment) =>
+        alignment is null ? (training.RunName, training.MaxSteps) : (alignment.OutputRun(training.RunName, training.MaxSteps), alignment.Steps);
+}
+
+/// <summary>A run made in a run's alignment phase: its method, the checkpoint (run, step) it starts from, and where its steps sit on the base run's axis.</summary>
+public sealed record DerivedRun(string Run, string Method, string BaseRun, long BaseStep, long StartStep)
+{
+    public string From => $"{BaseRun} step {BaseStep}";
 }
 
 /// <summary>
@@ -32,6 +66,10 @@ public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int M
 public sealed record RunAlignment(string Method, string DataUri, string ConfigJson)
 {
     public string OutputRun(string baseRun, long baseStep) => new AlignmentRule { Run = baseRun, Method = Method }.OutputRun(baseStep);
+
+    /// <summary>The job's steps: its last checkpoint is at this step.</summary>
+    [JsonIgnore]
+    public int Steps => AlignmentConfig.FromJson(ConfigJson).Steps;
 }
 
 /// <summary>
@@ -176,6 +214,7 @@ public static class RunSettings
     {
         ["Seeds"] = "--seed", ["MaxPages"] = "--max-pages", ["VocabSize"] = "--vocab", ["Training.MaxSteps"] = "--steps",
         ["CrawlParts"] = "--crawl-parts", ["EvalTasks"] = "--eval-tasks", ["RemoveContaminated"] = "Pipeline:Decontaminate:Remove",
+        ["Alignment.Method"] = "--align", ["RewardModel.Method"] = "--align", ["Reinforcement.Method"] = "--align",
     };
 
     public static void CheckResume(RunRequest request, string recordedJson)

@@ -141,34 +141,42 @@ public sealed class ScoreTasksJob(RunTasks tasks, Func<RunRequest, string> runNa
         || run.Ledger.Documents.Get(LedgerKeys.EvaluationFailure(checkpointUri, t.Uri)) is not null;
 }
 
-/// <summary>The fine-tune of the final checkpoint the run asks for; finished when the aligned model is evaluated.</summary>
-public sealed class AlignJob : JobNode
+/// <summary>
+/// One alignment job of the run's alignment phase (<see cref="RunRequest.DerivedRuns"/>: SFT or DPO of the final
+/// checkpoint, a reward model, GRPO or PPO of the policy), asked of the alignment service; finished when what it made
+/// is evaluated (a reward model is marked evaluated without tasks).
+/// </summary>
+/// <param name="method">Which of the run's alignments this node runs: its request's <see cref="RunAlignment"/>.</param>
+/// <param name="output">The run it makes.</param>
+/// <param name="from">The checkpoint (run, step) it starts from.</param>
+public sealed class AlignJob(Func<RunRequest, RunAlignment?> method, Func<RunRequest, string?> output, Func<RunRequest, (string Run, long Step)> from) : JobNode
 {
     public const string Node = "align";
 
     public override async Task StartAsync(RunContext run, CancellationToken ct)
     {
-        var aligned = run.Request.AlignedRun!;
+        var made = output(run.Request)!;
         // A resumed run whose alignment had finished may have lost the aligned checkpoint's announcement before it was
         // evaluated: announce it again. Otherwise ask for it; the alignment service names the job by its inputs and
         // does not rerun a completed one.
-        if ((await RunCheckpoints.OfAsync(run, aligned, ct)).Count > 0)
+        if ((await RunCheckpoints.OfAsync(run, made, ct)).Count > 0)
         {
-            await RunCheckpoints.AnnounceFinalAgainAsync(run, aligned, ct);
+            await RunCheckpoints.AnnounceFinalAgainAsync(run, made, ct);
             return;
         }
-        var alignment = run.Request.Alignment!;
-        await run.PublishAsync(new AlignmentRequested(aligned, RunCheckpoints.FinalUri(run), alignment.Method, alignment.DataUri, alignment.ConfigJson, run.RunId), ct);
+        var alignment = method(run.Request)!;
+        var (baseRun, baseStep) = from(run.Request);
+        await run.PublishAsync(new AlignmentRequested(made, RunCheckpoints.Uri(baseRun, baseStep), alignment.Method, alignment.DataUri, alignment.ConfigJson, run.RunId), ct);
     }
 
     public override bool IsDone(RunContext run) =>
-        run.Ledger.Documents.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(run.Request.AlignedRun!) + "/")).Count > 0;
+        run.Ledger.Documents.KeysWithPrefix(LedgerKeys.Evaluated(Model.Checkpoints.RunFolder(output(run.Request)!) + "/")).Count > 0;
 
     public override string? Failure(RunContext run)
     {
-        foreach (var name in run.Ledger.Jobs.Names(JobKinds.Alignment))
+        foreach (var name in run.Ledger.Jobs.Names(JobKinds.Alignment).Where(n => n.StartsWith(output(run.Request) + ":", StringComparison.Ordinal)))
             if (run.Ledger.Jobs.Get<AlignmentRequested>(JobKinds.Alignment, name) is { State: JobState.Failed } a && a.Request.RunId == run.RunId)
-                return $"alignment failed: {a.Error}";
+                return $"alignment {a.Request.Method} failed: {a.Error}";
         return null;
     }
 }
@@ -225,8 +233,10 @@ public sealed class ReleaseJob : JobNode
 internal static class RunCheckpoints
 {
     /// <summary>The URI of the checkpoint the run's training ends with (its last step).</summary>
-    public static string FinalUri(RunContext run) => run.Store.RelativeUri(Model.Checkpoints.Folder(
-        run.Store.Resolve(Model.Checkpoints.RunFolder(run.Request.Training.RunName)), run.Request.Training.MaxSteps));
+    public static string FinalUri(RunContext run) => Uri(run.Request.Training.RunName, run.Request.Training.MaxSteps);
+
+    /// <summary>The URI of a run's checkpoint at a step (checkpoints/&lt;run&gt;/step-N).</summary>
+    public static string Uri(string runName, long step) => Model.Checkpoints.Folder(Model.Checkpoints.RunFolder(runName), step).Replace('\\', '/');
 
     public static Task<IReadOnlyList<string>> OfAsync(RunContext run, string runName, CancellationToken ct) =>
         Model.Checkpoints.ListAsync(run.Store, Model.Checkpoints.RunFolder(runName), ct);

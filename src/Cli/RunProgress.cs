@@ -20,10 +20,11 @@ public sealed record StageRow(string Stage, string Unit, long Done, long? Total,
 
 /// <summary>
 /// The progress of a run read from the ledger, one row per stage in pipeline order (crawl, clean, dedup, tokenize,
-/// train, evaluate, align): what `pipeline run` draws on a terminal and prints as plain lines elsewhere. Rates are
+/// train, evaluate, then a row per alignment job named by its method: sft, reward, ppo ...): what `pipeline run`
+/// draws on a terminal and prints as plain lines elsewhere. Rates are
 /// measured from the first reading at which a stage had moved, so they need successive calls on one instance.
 /// </summary>
-public sealed class RunProgress(Ledger ledger, string runId, string trainingRun, int maxPages, long maxSteps, string? alignedRun)
+public sealed class RunProgress(Ledger ledger, string runId, string trainingRun, int maxPages, long maxSteps, IReadOnlyList<DerivedRun>? derived = null)
 {
     private readonly Dictionary<string, (DateTime At, long Done)> _first = [];
 
@@ -60,22 +61,22 @@ public sealed class RunProgress(Ledger ledger, string runId, string trainingRun,
         rows.Add(new StageRow("evaluate", "checkpoints", checkpoints, null, null, null,
             $"{evals.Select(e => (e.Checkpoint, e.Task)).Distinct().Count():N0} scores" + (valLoss is null ? "" : $", val loss {valLoss.Value:F3} at step {valLoss.Step:N0}")));
 
-        if (alignedRun is not null)
+        // The alignment phase: a row per run it makes (the fine-tune, the reward model, the RL policy), with its job's state and last figures.
+        foreach (var made in derived ?? [])
         {
-            var job = AlignmentState();
-            var aligned = ledger.Evaluations.Evals(alignedRun);
-            rows.Add(new StageRow("align", "checkpoints", aligned.Select(e => e.Checkpoint).Distinct().Count(), null, null, null,
-                $"{alignedRun}: {job ?? "waiting for the final checkpoint"}" + (aligned.Count > 0 ? $", {aligned.Select(e => e.Task).Distinct().Count()} tasks scored" : "")));
+            var job = ledger.Jobs.List(JobKinds.Alignment, made.Run + ":").FirstOrDefault();
+            var scored = ledger.Evaluations.Evals(made.Run);
+            var figures = ledger.Evaluations.Metrics(made.Run, EvaluationStore.AlignmentKind);
+            var last = figures.Count == 0 ? 0 : figures.Max(m => m.Step);
+            string Figure(string name, string label) => figures.LastOrDefault(m => m.Name == name) is { Name: not null } m ? $", {label} {m.Value.ToString("F3", CultureInfo.InvariantCulture)}" : "";
+            rows.Add(new StageRow(made.Method, "steps", last, null, null, null,
+                $"{made.Run}: {job?.State.Name() ?? $"waiting for {made.From}"}{Figure("loss", "loss")}{Figure("reward", "reward")}{Figure("kl", "KL")}" +
+                (scored.Count > 0 ? $", {scored.Select(e => e.Task).Distinct().Count()} tasks scored" : "")));
         }
         return rows;
     }
 
     private long ProcessedCount(string stage) => ledger.Artifacts.ProcessedCount(runId, stage);
-
-    private string? AlignmentState()
-    {
-        return ledger.Jobs.List(JobKinds.Alignment, alignedRun + ":").FirstOrDefault()?.State.Name();
-    }
 
     private StageRow Row(DateTime now, string stage, string unit, long done, long? total, string detail)
     {

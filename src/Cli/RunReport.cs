@@ -21,8 +21,8 @@ namespace Pipeline.Cli;
 /// </summary>
 public static class RunReport
 {
-    /// <param name="alignedRun">The run the alignment made from the final checkpoint, at <paramref name="alignedBaseStep"/>.</param>
-    public static string Write(Ledger ledger, string runId, string runName, string folder, string? alignedRun = null, long alignedBaseStep = 0)
+    /// <param name="derived">The runs the alignment phase made (<see cref="RunRequest.DerivedRuns"/>).</param>
+    public static string Write(Ledger ledger, string runId, string runName, string folder, IReadOnlyList<DerivedRun>? derived = null)
     {
         Directory.CreateDirectory(folder);
         var md = new StringBuilder($"# Run {runId}\n\n");
@@ -44,7 +44,8 @@ public static class RunReport
             md.Append("**Warning: the validation split is empty; validation loss was measured on the tail of the training data.**\n\n");
 
         WriteTraining(md, ledger, runName, folder);
-        WriteEvaluation(md, ledger, runId, runName, folder, alignedRun, alignedBaseStep);
+        WriteEvaluation(md, ledger, runId, runName, folder, derived ?? []);
+        WriteAlignment(md, ledger, folder, derived ?? []);
         WriteReleases(md, ledger, runId, folder);
 
         var path = Path.Combine(folder, "report.md");
@@ -105,15 +106,15 @@ public static class RunReport
     /// per task metric with its standard error; under the header, each task's number of examples, the chance score of
     /// a multiple-choice task and how many of its examples were found in the training corpus.
     /// </summary>
-    private static void WriteEvaluation(StringBuilder md, Ledger ledger, string runId, string runName, string folder, string? alignedRun, long alignedBaseStep)
+    private static void WriteEvaluation(StringBuilder md, Ledger ledger, string runId, string runName, string folder, IReadOnlyList<DerivedRun> derived)
     {
         md.Append("## Evaluation\n\n");
         var checkpoints = new List<(string Label, double X, IReadOnlyList<EvalRow> Rows)>();
         foreach (var group in ledger.Evaluations.Evals(runName).GroupBy(e => e.Step).OrderBy(g => g.Key))
             checkpoints.Add(($"{runName} step {group.Key}", group.Key, group.ToList()));
-        if (alignedRun is not null)
-            foreach (var group in ledger.Evaluations.Evals(alignedRun).GroupBy(e => e.Step).OrderBy(g => g.Key))
-                checkpoints.Add(($"{alignedRun} step {group.Key} (from base step {alignedBaseStep})", alignedBaseStep + group.Key, group.ToList()));
+        foreach (var made in derived)
+            foreach (var group in ledger.Evaluations.Evals(made.Run).GroupBy(e => e.Step).OrderBy(g => g.Key))
+                checkpoints.Add(($"{made.Run} step {group.Key} (from {made.From})", made.StartStep + group.Key, group.ToList()));
         // Quantized copies of the run's checkpoints (pipeline run --release int8), at the step they were made from.
         foreach (var quantized in LineageStore.All(ledger.Documents).Where(l => l.Method == Release.CheckpointQuantizer.Method && l.Base?.Run == runName))
             foreach (var group in ledger.Evaluations.Evals(quantized.Run).GroupBy(e => e.Step).OrderBy(g => g.Key))
@@ -149,18 +150,58 @@ public static class RunReport
         }
         md.Append('\n');
 
-        // A plot per metric across checkpoints; the aligned model's points sit after its base step, not at its own steps.
+        // A plot per metric across checkpoints; an aligned model's points sit after the step it started from, not at its own steps.
         foreach (var (task, metric) in columns)
         {
             var series = new List<(string, List<(double, double)>)>();
-            var runs = alignedRun is null ? [(runName, runName)] : new[] { (runName, runName), (alignedRun, $"{alignedRun} (from base step {alignedBaseStep})") };
-            foreach (var (run, legend) in runs)
+            foreach (var (run, legend) in derived.Select(d => (d.Run, $"{d.Run} (from {d.From})")).Prepend((runName, runName)))
                 series.Add((legend, checkpoints.Where(c => c.Rows.Count > 0 && c.Rows[0].RunName == run)
                     .SelectMany(c => c.Rows.Where(e => e.Task == task && e.Metric == metric).Select(e => (c.X, e.Value))).ToList()));
             if (series.Sum(s => s.Item2.Count) < 2) continue;
             var png = $"{EvalReport.Safe(task)}-{EvalReport.Safe(metric)}.png";
             EvalReport.Plot(Path.Combine(folder, png), $"{task}: {metric}", series);
             md.Append($"![{task}: {metric}]({png})\n\n");
+        }
+    }
+
+    /// <summary>
+    /// The alignment phase: each job's method, start and loss; a reward model's held-out accuracy; an RL job's reward,
+    /// KL (and its coefficient), entropy, clip fraction and completion length per step, as a table and a plot.
+    /// </summary>
+    private static void WriteAlignment(StringBuilder md, Ledger ledger, string folder, IReadOnlyList<DerivedRun> derived)
+    {
+        if (derived.Count == 0) return;
+        md.Append("## Alignment\n\n| run | method | from | state | steps | loss, first → last |\n|---|---|---|---|---:|---|\n");
+        foreach (var made in derived)
+        {
+            var job = ledger.Jobs.List(JobKinds.Alignment, made.Run + ":").FirstOrDefault();
+            var losses = ledger.Evaluations.Metrics(made.Run, EvaluationStore.AlignmentKind).Where(m => m.Name == "loss").ToList();
+            md.Append($"| {made.Run} | {made.Method} | {made.From} | {(job is null ? "not started" : job.State.Name() + (job.Error is null ? "" : ": " + job.Error))} | " +
+                      $"{(losses.Count == 0 ? "" : losses.Max(m => m.Step).ToString(CultureInfo.InvariantCulture))} | {(losses.Count == 0 ? "" : $"{Format(losses[0].Value)} → {Format(losses[^1].Value)}")} |\n");
+        }
+        md.Append('\n');
+        foreach (var made in derived)
+        {
+            var metrics = ledger.Evaluations.Metrics(made.Run, EvaluationStore.AlignmentKind);
+            // A reward model's accuracy on the pairs it held out, beside its last checkpoint when this host has it.
+            if (made.Method == "reward" && Directory.Exists(Path.Combine(folder, "..", Model.Checkpoints.RunFolder(made.Run)))
+                && Model.Checkpoints.List(Path.Combine(folder, "..", Model.Checkpoints.RunFolder(made.Run))).LastOrDefault() is { } last
+                && File.Exists(Path.Combine(last, Alignment.AlignmentJob.HeldOutFile))
+                && JsonSerializer.Deserialize<Alignment.HeldOutRewards>(File.ReadAllText(Path.Combine(last, Alignment.AlignmentJob.HeldOutFile))) is { } held)
+                md.Append($"Reward model {made.Run}: chosen preferred in {held.Accuracy:P1} of {held.Pairs} held-out pairs, mean margin {Format(held.Margin)}.\n\n");
+            if (!metrics.Any(m => m.Name == "reward")) continue;
+            string[] figures = ["reward", "kl", "kl_coefficient", "entropy", "clip_fraction", "completion_length"];
+            var steps = metrics.Select(m => m.Step).Distinct().Order().ToList();
+            // About ten rows, evenly spaced, always the first and the last step.
+            var shown = steps.Where((_, i) => i % Math.Max(1, steps.Count / 10) == 0 || i == steps.Count - 1).ToList();
+            md.Append($"{made.Method} {made.Run}, per step (reward: the reward model's score or the verifier's; KL to the starting policy per completion, in nats):\n\n")
+                .Append("| step | ").Append(string.Join(" | ", figures.Select(f => f.Replace('_', ' ')))).Append(" |\n|---:|").Append(string.Concat(figures.Select(_ => "---:|"))).Append('\n');
+            foreach (var step in shown)
+                md.Append($"| {step} | ").Append(string.Join(" | ", figures.Select(f => metrics.FirstOrDefault(m => m.Step == step && m.Name == f) is { Name: not null } m ? Format(m.Value) : ""))).Append(" |\n");
+            List<(double, double)> Series(string name) => metrics.Where(m => m.Name == name).Select(m => ((double)m.Step, m.Value)).ToList();
+            var png = $"{EvalReport.Safe(made.Run)}-rl.png";
+            EvalReport.Plot(Path.Combine(folder, png), $"{made.Run}: reward and KL", [("reward", Series("reward")), ("KL", Series("kl"))]);
+            md.Append($"\n![{made.Run}: reward and KL]({png})\n\n");
         }
     }
 

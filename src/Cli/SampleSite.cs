@@ -18,7 +18,10 @@ public static class SampleSite
             : [];
 
     /// <summary>The shipped SFT examples (samples/alignment/sft-ja.jsonl), or null when not run from the repository.</summary>
-    public static string? ShippedSftData() => FindAbove(Path.Combine("samples", "alignment", "sft-ja.jsonl"), File.Exists);
+    public static string? ShippedSftData() => ShippedAlignmentData("sft-ja.jsonl");
+
+    /// <summary>A shipped alignment set (samples/alignment/: sft-ja, dpo-ja, rl-ja .jsonl), or null when not run from the repository.</summary>
+    public static string? ShippedAlignmentData(string file) => FindAbove(Path.Combine("samples", "alignment", file), File.Exists);
 
     /// <summary>The first <paramref name="relative"/> path that <paramref name="accept"/> takes, from the binary's folder upwards.</summary>
     private static string? FindAbove(string relative, Func<string, bool> accept)

@@ -54,7 +54,8 @@ public sealed record CheckpointSaved(
     double? ValidationLoss,
     string? BaseCheckpoint = null,
     string? Method = null,
-    string? DataHash = null);
+    string? DataHash = null,
+    string? RewardModel = null);
 
 /// <summary>
 /// Evaluate a set of checkpoints on a set of tasks (empty lists mean all). <see cref="Tasks"/> names task files the

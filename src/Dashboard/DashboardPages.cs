@@ -177,7 +177,14 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         // The run's checkpoints and those of the models made from it: aligned, distilled or quantized (their lineage
         // names a checkpoint of this run; older ledgers without lineage: run names that extend the base's).
         var lineage = LineageStore.All(ledger.Documents).ToDictionary(l => l.Run);
-        var children = lineage.Values.Where(l => l.Base?.Run == runName && l.Run != runName).ToDictionary(l => l.Run);
+        // Every generation: base → SFT → reward model and RL policy (each names the one before it as its base).
+        var children = new Dictionary<string, RunLineage>();
+        for (var added = true; added;)
+        {
+            added = false;
+            foreach (var l in lineage.Values.Where(l => l.Run != runName && !children.ContainsKey(l.Run) && l.Base is { } b && (b.Run == runName || children.ContainsKey(b.Run))))
+                added = children.TryAdd(l.Run, l);
+        }
         bool Related(string run) => run == runName || children.ContainsKey(run) || (!lineage.ContainsKey(run) && run.StartsWith(runName + "-", StringComparison.Ordinal));
         var evals = ledger.Evaluations.Evals().Where(e => Related(e.RunName)).ToList();
         html.Append("<section id=\"evaluation\"><h2>Evaluation</h2>");
@@ -247,7 +254,9 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         foreach (var run in derived)
         {
             var scored = evals.Where(e => e.RunName == run).ToList();
-            var edge = children.TryGetValue(run, out var child) ? $"{From(child)} → <b>{E(child.Method)}</b>" : $"{E(runName)} → <b>{E(run[(runName.Length + 1)..])}</b>";
+            var edge = children.TryGetValue(run, out var child)
+                ? $"{From(child)} → <b>{E(child.Method)}</b>" + (child.Reward is { } reward ? $" (rewarded by {E(reward.Run)} step {N(reward.Step)})" : "")
+                : $"{E(runName)} → <b>{E(run[(runName.Length + 1)..])}</b>";
             html.Append($"<li>{edge} → {E(run)}: {N(scored.Select(e => e.Checkpoint).Distinct().Count())} checkpoint(s), {N(scored.Select(e => e.Task).Distinct().Count())} tasks scored</li>");
         }
         html.Append("</ul>");
@@ -259,13 +268,15 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
 
     private static string From(RunLineage lineage) => lineage.Base is { } b ? $"{E(b.Run)} step {N(b.Step)}" : E(lineage.BaseCheckpoint);
 
-    // Fine-tunes continue their base's steps: lineage "sft"/"dpo" from a step, or, without lineage, a run named
-    // "<base run>-<method>-from-<base step>" (AlignmentRule.OutputRun).
-    private static double StartStep(string run, string baseRun, Dictionary<string, RunLineage> children)
+    // Fine-tunes continue their base's steps: lineage "sft"/"dpo" from a step (after the steps of the run that one
+    // continued, for RL of an SFT model), or, without lineage, a run named "<base run>-<method>-from-<base step>"
+    // (AlignmentRule.OutputRun).
+    private static double StartStep(string run, string baseRun, Dictionary<string, RunLineage> children, int depth = 0)
     {
         if (run == baseRun) return 0;
         if (children.TryGetValue(run, out var child))
-            return child.Method is "distill" or "quantize" ? 0 : child.Base?.Step ?? 0;
+            return child.Method is "distill" or "quantize" || child.Base is not { } b ? 0
+                : b.Step + (depth < 16 && b.Run != baseRun ? StartStep(b.Run, baseRun, children, depth + 1) : 0);
         return run.LastIndexOf("-from-", StringComparison.Ordinal) is var at and >= 0 && long.TryParse(run[(at + 6)..], out var step) ? step : 0;
     }
 

@@ -27,9 +27,13 @@ public static class Checkpoints
         var info = ReadInfo(folder);
         var (sha, _) = await ShardStore.HashFileAsync(Path.Combine(folder, "model.bin"), ct);
         var lineage = Path.Combine(folder, LineageFile);
-        var dataHash = File.Exists(lineage) ? JsonDocument.Parse(File.ReadAllText(lineage)).RootElement.GetProperty("dataHash").GetString() : null;
+        using var written = File.Exists(lineage) ? JsonDocument.Parse(File.ReadAllText(lineage)) : null;
+        var dataHash = written?.RootElement.GetProperty("dataHash").GetString();
+        // RL's reward model, when the policy had one: the lineage names it (base → SFT → reward model → policy).
+        var rewardModel = written is not null && written.RootElement.TryGetProperty("config", out var config) && config.TryGetProperty("RewardModel", out var reward)
+            && reward.GetString() is { } path ? (Path.IsPathRooted(path) ? store.RelativeUri(path) : path) : null;
         return new CheckpointSaved(runId, info.RunName, info.Step, info.TokensSeen, store.RelativeUri(folder), sha, info.TokenizerHash, info.ValidationLoss,
-            info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash);
+            info.BaseCheckpoint is null ? null : store.RelativeUri(info.BaseCheckpoint), info.Method, dataHash, rewardModel);
     }
 
     /// <param name="writeMore">Writes further files into the checkpoint before it appears (an aligned model's lineage).</param>

@@ -5,14 +5,17 @@ namespace Pipeline.Runtime;
 
 /// <summary>
 /// Where a run's model came from: the checkpoint it started from and how (a fine-tune's "sft" or "dpo", a student's
-/// "distill" from its teacher, a quantized copy's "quantize"). Recorded in the ledger when its checkpoints are
-/// announced, so the dashboard draws base → aligned, teacher → student and full precision → quantized without
-/// relying on run names.
+/// "distill" from its teacher, a quantized copy's "quantize", an RL policy's "ppo" with the reward model it was
+/// trained against). Recorded in the ledger when its checkpoints are announced, so the dashboard draws base → aligned
+/// → reward model → policy, teacher → student and full precision → quantized without relying on run names.
 /// </summary>
-public sealed partial record RunLineage(string Run, string BaseCheckpoint, string Method)
+public sealed partial record RunLineage(string Run, string BaseCheckpoint, string Method, string? RewardModel = null)
 {
     /// <summary>The base checkpoint's run and step, read from its path (…checkpoints/&lt;run&gt;/step-N), or null.</summary>
     public (string Run, long Step)? Base => RunAndStep(BaseCheckpoint);
+
+    /// <summary>The reward model's run and step (RL), or null.</summary>
+    public (string Run, long Step)? Reward => RewardModel is null ? null : RunAndStep(RewardModel);
 
     /// <summary>A checkpoint's run and step, read from its URI or path (…checkpoints/&lt;run&gt;/step-N), or null.</summary>
     public static (string Run, long Step)? RunAndStep(string checkpoint) =>

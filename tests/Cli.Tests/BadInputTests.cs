@@ -287,6 +287,8 @@ public sealed class BadInputTests : IDisposable
         await FailsWith("--vocab 10", "run", "--vocab", "10", "--out", run);
         await FailsWith("--max-pages 0", "run", "--max-pages", "0", "--out", run);
         await FailsWith("--release: release target 'gguf:q5_k'", "run", "--release", "int8,gguf:q5_k", "--out", run);
+        await FailsWith("--align 'kto': not an alignment method", "run", "--align", "sft,kto", "--out", run);
+        await FailsWith("--align ppo,sft: 'sft' comes too late", "run", "--align", "ppo,sft", "--out", run);
         await FailsWith("--services none", "run", "--services", "none", "--out", run);
         Assert.False(Directory.Exists(Path.Combine(run, "shards")));
     }

@@ -77,7 +77,8 @@ public sealed class EndToEndTests : IDisposable
         var settings = new Dictionary<string, string?> { ["Pipeline:Telemetry:PrometheusPort"] = port.ToString() };
         // The run advances on the stages' events alone: with the ledger re-check an hour away, a phase that no event
         // moved on would hold the run past the test's timeout.
-        var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = OnPhase, Recheck = TimeSpan.FromHours(1), Settings = settings }, default);
+        // The alignment phase: SFT of the final checkpoint, then GRPO of the SFT model rewarded by char_f1 against the prompts' answers.
+        var report = await EmbeddedRun.RunAsync(SmallRun(_out) with { OnPhase = OnPhase, Recheck = TimeSpan.FromHours(1), Settings = settings, Align = ["sft", "grpo"] }, default);
         Assert.True(File.Exists(report));
         Assert.Equal(["crawl", "clean + dedup", "tokenizer", "train", "evaluate", "align", "done"], phases);
         double Metric(string phase, string name, string label) => scrapes[phase].Split('\n')
@@ -94,6 +95,14 @@ public sealed class EndToEndTests : IDisposable
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.TokenRows > 5);
         _smallRun ??= outcome;
+        const string grpo = "sample-gpt-sft-from-10-grpo-from-10";
+        var runLedger = new Ledger(Path.Combine(_out, "ledger.db"));
+        Assert.Equal(("grpo", ("sample-gpt-sft-from-10", 10L)), LineageStore.All(runLedger.Documents).Where(l => l.Run == grpo).Select(l => (l.Method, l.Base!.Value)).Single());
+        Assert.Equal(10, runLedger.Evaluations.Metrics(grpo, EvaluationStore.AlignmentKind).Count(m => m.Name == "reward"));
+        Assert.Contains(runLedger.Evaluations.Evals(grpo), e => e.Task == "validation_perplexity");
+        var markdown = File.ReadAllText(report);
+        Assert.Contains($"| {grpo} | grpo | sample-gpt-sft-from-10 step 10 | completed | 10 |", markdown);
+        Assert.Contains($"| {grpo} step 10 (from sample-gpt-sft-from-10 step 10) |", markdown);
 
         // A second run over the same folder has nothing left to do and changes nothing, except what a crash after
         // training lost: here the final checkpoint's and the aligned model's scores, which it produces again.
@@ -138,7 +147,8 @@ public sealed class EndToEndTests : IDisposable
         File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
         var settings = new Dictionary<string, string?>(_broker.Settings) { ["Pipeline:Decontaminate:Remove"] = "true" };
         // The final checkpoint is also released by message: quantized (then scored on arrival) and as a GGUF file.
-        await RunOverBrokerAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task], Release = ["int8", "gguf:q8_0"] });
+        // The alignment phase as InstructGPT's: SFT, a reward model from the SFT model, PPO of the SFT model against it.
+        await RunOverBrokerAsync(SmallRun(_out) with { Settings = settings, EvalTasks = [task], Release = ["int8", "gguf:q8_0"], Align = ["sft", "reward", "ppo"] });
         var outcome = await RunAssertions.CheckAsync(_out);
         Assert.True(outcome.CrawledUrls.Count >= 60, $"{outcome.CrawledUrls.Count} pages crawled");
         Assert.True(outcome.Decontaminated > 0, "no document was removed");
@@ -156,6 +166,16 @@ public sealed class EndToEndTests : IDisposable
         var report = File.ReadAllText(Path.Combine(_out, "reports", "report.md"));
         Assert.Contains("| sample-gpt-int8 step 10 (quantized) |", report);
         Assert.Contains("| gguf:q8_0 | checkpoints/sample-gpt/step-0000010 | releases/sample-gpt/sample-gpt-step-0000010-q8_0.gguf (", report);
+
+        // The reward model (not scored on tasks) and the PPO policy it rewarded, each with its lineage and figures.
+        const string sft = "sample-gpt-sft-from-10", rewardModel = sft + "-reward-from-10", ppo = sft + "-ppo-from-10";
+        Assert.Equal(("reward+lora", sft), LineageStore.All(ledger.Documents).Where(l => l.Run == rewardModel).Select(l => (l.Method, l.Base!.Value.Run)).Single());
+        Assert.Empty(ledger.Evaluations.Evals(rewardModel));
+        Assert.Equal(("ppo", sft, rewardModel), LineageStore.All(ledger.Documents).Where(l => l.Run == ppo).Select(l => (l.Method, l.Base!.Value.Run, l.Reward?.Run)).Single());
+        Assert.Contains(ledger.Evaluations.Evals(ppo), e => e.Task == "overlap_bpb");
+        Assert.Contains(ledger.Evaluations.Metrics(ppo, EvaluationStore.AlignmentKind), m => m.Name == "kl");
+        Assert.Contains($"| {ppo} | ppo | {sft} step 10 | completed | 10 |", report);
+        Assert.Contains($"| {rewardModel} | reward | {sft} step 10 | completed | 10 |", report);
     }
 
     [Fact(Timeout = 300_000)]

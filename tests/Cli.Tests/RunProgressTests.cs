@@ -15,13 +15,14 @@ public sealed class RunProgressTests : IDisposable
     {
         var ledger = new Ledger(Path.Combine(_root, "ledger.db"));
         ledger.Runs.Ensure("r", "r-gpt", "{}");
-        var progress = new RunProgress(ledger, "r", "r-gpt", maxPages: 400, maxSteps: 100, alignedRun: "r-gpt-sft-from-100");
+        var progress = new RunProgress(ledger, "r", "r-gpt", maxPages: 400, maxSteps: 100,
+            [new DerivedRun("r-gpt-sft-from-100", "sft", "r-gpt", 100, 100), new DerivedRun("r-gpt-sft-from-100-ppo-from-10", "ppo", "r-gpt-sft-from-100", 10, 110)]);
         var t0 = new DateTime(2026, 12, 2, 0, 0, 0, DateTimeKind.Utc);
 
         ledger.Artifacts.CompleteInput("crawl", "crawl-1", "r", [Shard("crawl", 1, 100)]);
         ledger.Artifacts.CompleteInput("clean", "crawl-1", "r", [Shard("clean", 1, 80)]);
         var first = progress.Read(t0);
-        Assert.Equal(["crawl", "clean", "dedup", "tokenize", "train", "evaluate", "align"], first.Select(r => r.Stage));
+        Assert.Equal(["crawl", "clean", "dedup", "tokenize", "train", "evaluate", "sft", "ppo"], first.Select(r => r.Stage));
         Assert.Equal((100L, (long?)400), (first[0].Done, first[0].Total));
         Assert.Null(first[0].Rate);
         Assert.Null(first[1].Total); // the crawl is still going: clean's total is not known yet
@@ -39,7 +40,11 @@ public sealed class RunProgressTests : IDisposable
         Assert.Equal((40L, (long?)100), (second[4].Done, second[4].Total));
         Assert.Equal("loss 4.600, val -, 1,234 tok/s", second[4].Detail);
         Assert.Equal("crawl: 200/400 pages (50%), 10.0/s, 20s left; 2 shards, 0.2 MB", RunProgress.PlainLine(second[0]));
-        Assert.Equal("r-gpt-sft-from-100: waiting for the final checkpoint", second[6].Detail);
+        Assert.Equal("r-gpt-sft-from-100: waiting for r-gpt step 100", second[6].Detail);
+        // An RL job's last figures, as the trainer service records them.
+        ledger.Evaluations.AddMetric("r-gpt-sft-from-100-ppo-from-10", EvaluationStore.AlignmentKind, 3, "reward", 0.25);
+        ledger.Evaluations.AddMetric("r-gpt-sft-from-100-ppo-from-10", EvaluationStore.AlignmentKind, 3, "kl", 0.5);
+        Assert.Equal("r-gpt-sft-from-100-ppo-from-10: waiting for r-gpt-sft-from-100 step 10, reward 0.250, KL 0.500", progress.Read(t0.AddSeconds(10))[7].Detail);
 
         // The crawl job's live counters: pages fetched before their shard is committed count too.
         ledger.Documents.Set(LedgerKeys.CrawlProgress("r"), "{\"Fetched\":260,\"Failed\":3,\"Queued\":40,\"Shards\":2}");
@@ -56,7 +61,7 @@ public sealed class RunProgressTests : IDisposable
         var display = new RunProgressDisplay(progress, "runs/x", new StringWriter());
         var output = new StringWriter();
         display.PrintChanged(output);
-        Assert.Equal(7, Lines(output).Length);
+        Assert.Equal(8, Lines(output).Length);
         ledger.Evaluations.AddMetric("r-gpt", "train", 50, "loss", 4.5);
         output.GetStringBuilder().Clear();
         display.PrintChanged(output);

@@ -36,7 +36,13 @@ public sealed class RunReportTests : IDisposable
         }
 
         var folder = Path.Combine(_root, "reports");
-        var report = File.ReadAllText(RunReport.Write(ledger, "r", "r-gpt", folder, "r-gpt-sft-from-100", 100));
+        // The alignment phase: SFT of step 100, then PPO of the SFT model (its figures per step, as the trainer service records them).
+        const string ppo = "r-gpt-sft-from-100-ppo-from-20";
+        for (var step = 1; step <= 30; step++)
+            foreach (var (name, value) in new[] { ("loss", 0.5 - step / 100.0), ("reward", 0.1 + step / 100.0), ("kl", step / 10.0), ("kl_coefficient", 0.05), ("entropy", 3.0), ("clip_fraction", 0.1), ("completion_length", 12.0) })
+                ledger.Evaluations.AddMetric(ppo, EvaluationStore.AlignmentKind, step, name, value);
+        DerivedRun[] derived = [new("r-gpt-sft-from-100", "sft", "r-gpt", 100, 100), new(ppo, "ppo", "r-gpt-sft-from-100", 20, 120)];
+        var report = File.ReadAllText(RunReport.Write(ledger, "r", "r-gpt", folder, derived));
 
         Assert.Contains("| 120 | 2 | 0 | 0 |", report);
         Assert.Contains("| robots | 5 |", report);
@@ -48,7 +54,13 @@ public sealed class RunReportTests : IDisposable
         Assert.Contains("| *examples (n)* |  | 100 |", report);
         Assert.Contains("| *chance* |  | 0.2000 |", report);
         Assert.Contains("| r-gpt step 50 | 4.7000 | 0.3000 ± 0.0500 |", report);
-        Assert.Contains("| r-gpt-sft-from-100 step 20 (from base step 100) | 4.5500 | 0.4500 ± 0.0500 |", report);
+        Assert.Contains("| r-gpt-sft-from-100 step 20 (from r-gpt step 100) | 4.5500 | 0.4500 ± 0.0500 |", report);
+        Assert.Contains("## Alignment", report);
+        Assert.Contains($"| {ppo} | ppo | r-gpt-sft-from-100 step 20 | not started | 30 | 0.4900 → 0.2000 |", report);
+        Assert.Contains("| step | reward | kl | kl coefficient | entropy | clip fraction | completion length |", report);
+        Assert.Contains("| 1 | 0.1100 | 0.1000 | 0.0500 | 3 | 0.1000 | 12 |", report);
+        Assert.Contains("| 30 | 0.4000 | 3 | 0.0500 | 3 | 0.1000 | 12 |", report);
+        Assert.True(File.Exists(Path.Combine(folder, $"{ppo}-rl.png")));
         Assert.DoesNotContain("examples<br>", report);
         Assert.True(File.Exists(Path.Combine(folder, "jcommonsenseqa-acc.png")));
         Assert.Contains("![loss](r-gpt-loss.png)", report);

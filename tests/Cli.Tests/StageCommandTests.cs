@@ -162,6 +162,32 @@ public sealed class StageCommandTests : IDisposable
         Assert.Contains("\"method\":\"ppo\"", File.ReadAllText(Path.Combine(ppo, "lineage.json")));
         await Ok("export", "--checkpoint", ppo, "--out", Path.Combine(_root, "ppo-export"));
         Assert.Contains("LlamaForCausalLM", File.ReadAllText(Path.Combine(_root, "ppo-export", "config.json")));
+        // kill -9 of a PPO job once it has saved its state: the same command again goes on from that step to the last.
+        var killConfig = Path.Combine(_root, "ppo-kill.json");
+        File.WriteAllText(killConfig, """{ "Steps": 60, "BatchSize": 2, "MaxNewTokens": 8, "SaveEvery": 2 }""");
+        string[] killed = ["align", "ppo", "--base", sftFinal, "--data", pairs, "--reward", rewardModel, "--config", killConfig, "--name", "ppo-kill", "--out", outDir];
+        var resumeState = Path.Combine(outDir, "checkpoints", "ppo-kill", "resume");
+        List<long> SavedSteps() => !Directory.Exists(resumeState) ? [] : [.. Directory.GetDirectories(resumeState, "step-*")
+            .Select(Path.GetFileName).Where(n => !n!.EndsWith(".tmp", StringComparison.Ordinal)).Select(n => long.Parse(n!["step-".Length..]))];
+        using (var process = PipelineProcess.Start(killed, []))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            while (SavedSteps().Count == 0)
+            {
+                Assert.False(process.HasExited, "the PPO job finished before it was killed");
+                Assert.True(DateTime.UtcNow < deadline, "the PPO job saved no state in time");
+                await Task.Delay(20);
+            }
+            process.Kill(entireProcessTree: true); // SIGKILL: no shutdown code runs
+            await process.WaitForExitAsync();
+        }
+        // The last state saved (a kill between writing the new one and deleting the old one leaves both).
+        var saved = SavedSteps().Max();
+        Assert.InRange(saved, 2, 58);
+        Assert.Contains($"resumed from the state saved at step {saved}", await Ok(killed));
+        Assert.True(File.Exists(Path.Combine(outDir, "checkpoints", "ppo-kill", "step-0000060", "model.bin")));
+        Assert.False(Directory.Exists(resumeState));
+
         await BadInputTests.FailsWith(null, "exactly one reward", "align", "grpo", "--base", sftFinal, "--data", pairs, "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
         await BadInputTests.FailsWith(null, "has no answer", "align", "grpo", "--base", sftFinal, "--data", pairs, "--verifier", "exact_match", "--config", grpoConfig, "--name", "grpo-none", "--out", outDir);
 

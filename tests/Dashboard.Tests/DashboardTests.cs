@@ -191,8 +191,18 @@ public sealed class DashboardTests : IAsyncLifetime
             foreach (var (name, value) in new[] { ("loss", 0.0), ("reward", 0.1 * step), ("kl", 0.01 * step) })
                 _ledger.Evaluations.AddMetric("r-gpt-grpo", EvaluationStore.AlignmentKind, step, name, value);
 
+        // InstructGPT's chain, two generations below the run: SFT of step 5, then a reward model and PPO of the SFT model.
+        LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-sft", "checkpoints/r-gpt/step-0000005", "sft"));
+        LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-sft-rm", "checkpoints/r-gpt-sft/step-0000010", "reward"));
+        LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-sft-ppo", "checkpoints/r-gpt-sft/step-0000010", "ppo", "checkpoints/r-gpt-sft-rm/step-0000010"));
+        _ledger.Evaluations.AddEval("r-gpt-sft-ppo", 2, "checkpoints/r-gpt-sft-ppo/step-0000002", "validation_perplexity", "1", loss);
+
         using var http = new HttpClient { BaseAddress = new Uri(_address) };
         var page = await http.GetStringAsync("/runs/r/fragment");
+        Assert.Contains("r-gpt step 5 → <b>sft</b> → r-gpt-sft", page);
+        Assert.Contains("r-gpt-sft step 10 → <b>reward</b> → r-gpt-sft-rm", page);
+        Assert.Contains("r-gpt-sft step 10 → <b>ppo</b> (rewarded by r-gpt-sft-rm step 10) → r-gpt-sft-ppo: 1 checkpoint(s)", page);
+        Assert.Contains("data-checkpoint=\"checkpoints/r-gpt-sft-ppo/step-0000002\"", page);
         Assert.Contains("r-gpt-grpo: reward and KL", page);
         Assert.Contains("r-gpt step 5 → <b>grpo</b> → r-gpt-grpo", page);
         Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student: 1 checkpoint(s)", page);

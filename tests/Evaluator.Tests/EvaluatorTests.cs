@@ -464,6 +464,14 @@ public sealed class EvaluatorTests : IDisposable
         Assert.Equal(Math.Pow(2, p["bits_per_byte"]), p["byte_perplexity"], 6);
         Assert.True(p["bits_per_byte_stderr"] > 0 && p["bits_per_byte_stderr"] < p["bits_per_byte"] / 2);
         Assert.True(p["word_perplexity"] > p["byte_perplexity"]);
+
+        // Regression: text without spaces is one "word" per paragraph, whose perplexity overflowed to infinity and
+        // its bootstrap error to NaN, which the ledger cannot store: the task failed. Now it is left out.
+        var unspaced = string.Concat(File.ReadAllLines(Shipped("data/debian-reference-ja-sample.txt")).Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s", "")));
+        var overflow = runner.Perplexity(unspaced + "\n\n" + unspaced[..(unspaced.Length / 2)]);
+        Assert.All(overflow.Values, v => Assert.True(double.IsFinite(v)));
+        Assert.DoesNotContain("word_perplexity", overflow.Keys);
+        Assert.True(overflow["bits_per_byte_stderr"] > 0);
     }
 
     [Fact]

@@ -53,7 +53,7 @@ public sealed class CheckpointSavedConsumer(CheckpointEvaluator evaluator, Ledge
     {
         var message = context.Message;
         if (message is { BaseCheckpoint: { } baseCheckpoint, Method: { } method })
-            LineageStore.Record(ledger.Documents, new RunLineage(message.RunName, baseCheckpoint, method));
+            LineageStore.Record(ledger.Documents, new RunLineage(message.RunName, baseCheckpoint, method, message.RewardModel));
         // A reward model scores text; it is not a language model to measure (its lineage is recorded above).
         var outcomes = message.Method?.StartsWith("reward", StringComparison.Ordinal) == true ? []
             : await evaluator.EvaluateAsync(message.Uri, message.RunId, evaluator.ConfiguredTasks, includeValidation: true, force: false, context.CancellationToken);

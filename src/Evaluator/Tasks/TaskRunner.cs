@@ -48,12 +48,15 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
                 nll -= LogLikelihood(context, continuation);
             scored.Add((nll, ids.Count, Encoding.UTF8.GetByteCount(document), Words(document)));
         }
-        var metrics = RollingMetrics(scored);
+        // A perplexity too large for a double is left out, with its standard error: word_perplexity of text without
+        // spaces (a Japanese paragraph is one "word") overflows exp() for a model that is not yet trained.
+        var metrics = RollingMetrics(scored).Where(m => double.IsFinite(m.Value)).ToDictionary();
         var random = new Random(1234);
         var samples = Enumerable.Range(0, 1000).Select(_ => RollingMetrics(scored.Select(__ => scored[random.Next(scored.Count)]).ToList())).ToList();
         foreach (var name in metrics.Keys.ToList())
         {
             var values = samples.Select(m => m[name]).ToList();
+            if (!values.All(double.IsFinite)) continue;
             var mean = values.Average();
             metrics[name + StderrSuffix] = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
         }
