@@ -33,7 +33,7 @@ public static class DedupBench
     private static DedupOptions Options { get; set; } = new();
 
     /// <summary>Consecutive paragraphs joined until about 2 KB of UTF-8, each labelled with its language.</summary>
-    private static IEnumerable<CleanDocument> Documents(string[] lines)
+    internal static IEnumerable<CleanDocument> Documents(string[] lines)
     {
         var builder = new StringBuilder();
         var n = 0;

@@ -23,6 +23,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task>>
     ["reward"] = RewardBench.RunAsync,
     ["grpo"] = GrpoBench.RunAsync,
     ["rl"] = RlBench.RunAsync,
+    ["semdedup"] = SemanticDedupBench.RunAsync,
     // Not a benchmark: what the default recipe makes of one page (extracted text, then the verdict), for tuning.
     ["explain"] = pages =>
     {

@@ -34,7 +34,10 @@ public static class RlBench
             var figures = result.Report.StepFigures;
             Console.WriteLine($"{name}: {clock.Elapsed.TotalSeconds:F0} s" + (figures.Count > 0 && figures[0].ContainsKey("generate_seconds")
                 ? $", {clock.Elapsed.TotalSeconds / config.Steps:F2} s/step, {figures.Sum(f => f["generate_seconds"]) / clock.Elapsed.TotalSeconds:P0} generating" : "")
-                + (result.Report.HeldOut is { } held ? $", held-out accuracy {held.Accuracy:P1}" : ""));
+                + (result.Report.HeldOut is { } held ? $", held-out accuracy {held.Accuracy:P1}" : "")
+                + (figures.Count >= 10 && figures[0].ContainsKey("kl")
+                    ? $", training KL first/last 10 steps {figures.Take(10).Average(f => f["kl"]):F2} / {figures.TakeLast(10).Average(f => f["kl"]):F2}"
+                      + (figures[0].TryGetValue("kl_coefficient", out var beta) ? $", KL coefficient {beta:F3} -> {figures[^1]["kl_coefficient"]:F3}" : "") : ""));
             return result.Checkpoint;
         }
         var repository = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(args[2])!, ".."));
@@ -59,6 +62,11 @@ public static class RlBench
             { Method = "grpo", Steps = steps, BatchSize = 4, Generations = 4, MaxNewTokens = 32, LearningRate = rate, RewardModel = rewardModel })));
         models.Add(("PPO", Train("ppo", sft, promptsFile, new AlignmentConfig
             { Method = "ppo", Steps = steps, BatchSize = 16, PpoEpochs = 4, MaxNewTokens = 32, LearningRate = rate, RewardModel = rewardModel })));
+        // PPO steering β towards a KL per completion of 3 nats: TRL's horizon (10,000 completions) would not move β in
+        // 25 batches of 16, so horizons of 32 and 8 completions (β changes by at most 10 % and 40 % a batch).
+        foreach (var horizon in new[] { 32, 8 })
+            models.Add(($"PPO, KL target 3, horizon {horizon}", Train($"ppo-kl-target-{horizon}", sft, promptsFile, new AlignmentConfig
+                { Method = "ppo", Steps = steps, BatchSize = 16, PpoEpochs = 4, MaxNewTokens = 32, LearningRate = rate, RewardModel = rewardModel, KlTarget = 3, KlHorizon = horizon })));
 
         var template = new ChatTemplate(tokenizer);
         var pad = tokenizer.SpecialIds[SpecialTokens.Pad];

@@ -98,9 +98,9 @@ public static class EmbeddedRun
             var plan = AlignmentPlan.Build(options, training, outDir);
             foreach (var uri in plan.DataUris) await store.PublishFileAsync(uri, ct);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("run");
-            var removeContaminated = host.Services.GetRequiredService<PipelineOptions>().Decontaminate.Remove;
-            var request = new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, plan.Alignment, tasks, removeContaminated, options.CrawlParts,
-                options.Release, plan.RewardModel, plan.Reinforcement);
+            var pipelineOptions = host.Services.GetRequiredService<PipelineOptions>();
+            var request = new RunRequest(runId, seeds, options.MaxPages, options.VocabSize, training, plan.Alignment, tasks, pipelineOptions.Decontaminate.Remove,
+                options.CrawlParts, options.Release, plan.RewardModel, plan.Reinforcement, pipelineOptions.SemanticDedup.ToSettings());
             var display = new RunProgressDisplay(new RunProgress(ledger, runId, training.RunName, options.MaxPages, training.MaxSteps, request.DerivedRuns), options.OutDir);
             var coordinator = new RunCoordinator(host.Bus(), ledger, store, host.Services.GetRequiredService<RunFaults>(),
                 host.Services.GetRequiredService<RunSignals>(), logger)

@@ -146,6 +146,7 @@ root.Subcommands.Add(tokenizerCommand);
 root.Subcommands.Add(CrawlCommand.Create(outOption, runOption, setOption));
 root.Subcommands.Add(CleanDedupTokenizeCommands.Clean(outOption, runOption, setOption));
 root.Subcommands.Add(CleanDedupTokenizeCommands.Dedup(outOption, runOption, setOption));
+root.Subcommands.Add(CleanDedupTokenizeCommands.SemanticDedup(outOption, runOption, setOption));
 root.Subcommands.Add(CleanDedupTokenizeCommands.Tokenize(outOption, runOption, setOption));
 root.Subcommands.Add(ModelCommands.Train(outOption, runOption));
 root.Subcommands.Add(ModelCommands.Distill(outOption, runOption));

@@ -21,9 +21,10 @@ namespace Pipeline.Cli;
 /// <param name="Release">Targets the final checkpoint is released as (int8, int4, gguf:q8_0, ...; null or empty: none).</param>
 /// <param name="RewardModel">A reward model trained from the policy (<see cref="PolicyBase"/>) on preference pairs (null: none).</param>
 /// <param name="Reinforcement">GRPO or PPO of the policy (<see cref="PolicyBase"/>), rewarded by <see cref="RewardModel"/> or a verifier (null: none).</param>
+/// <param name="SemanticDedup">Semantic dedup of the kept documents before tokenization (Pipeline:SemanticDedup; null: none).</param>
 public sealed record RunRequest(string RunId, IReadOnlyList<string> Seeds, int MaxPages, int VocabSize, TrainingConfig Training, RunAlignment? Alignment = null,
     IReadOnlyList<string>? EvalTasks = null, bool RemoveContaminated = false, int CrawlParts = 1, IReadOnlyList<string>? Release = null,
-    RunAlignment? RewardModel = null, RunAlignment? Reinforcement = null)
+    RunAlignment? RewardModel = null, RunAlignment? Reinforcement = null, SemanticDedupSettings? SemanticDedup = null)
 {
     /// <summary>The run the alignment makes from the final checkpoint (null: none).</summary>
     public string? AlignedRun => Alignment?.OutputRun(Training.RunName, Training.MaxSteps);
@@ -214,7 +215,7 @@ public static class RunSettings
     {
         ["Seeds"] = "--seed", ["MaxPages"] = "--max-pages", ["VocabSize"] = "--vocab", ["Training.MaxSteps"] = "--steps",
         ["CrawlParts"] = "--crawl-parts", ["EvalTasks"] = "--eval-tasks", ["RemoveContaminated"] = "Pipeline:Decontaminate:Remove",
-        ["Alignment.Method"] = "--align", ["RewardModel.Method"] = "--align", ["Reinforcement.Method"] = "--align",
+        ["SemanticDedup.Epsilon"] = "Pipeline:SemanticDedup:Epsilon", ["Alignment.Method"] = "--align", ["RewardModel.Method"] = "--align", ["Reinforcement.Method"] = "--align",
     };
 
     public static void CheckResume(RunRequest request, string recordedJson)

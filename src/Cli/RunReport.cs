@@ -32,6 +32,8 @@ public static class RunReport
         var dedup = ledger.Artifacts.Stats(runId, ShardDeduplicator.Stage).Select(j => JsonSerializer.Deserialize<DedupStats>(j)!).ToList();
         md.Append($"## Dedup\n\n{dedup.Sum(d => d.Input):N0} documents in, {dedup.Sum(d => d.Kept):N0} kept, {dedup.Sum(d => d.Removed):N0} near-duplicates removed.\n\n");
 
+        WriteSemanticDedup(md, ledger, runId);
+
         var tokens = ledger.Artifacts.Stats(runId, CorpusTokenizer.Stage).Select(j => JsonSerializer.Deserialize<TokenShardStats>(j)!).ToList();
         md.Append($"## Tokenize\n\nTokenizer {tokens.FirstOrDefault()?.TokenizerHash}: {tokens.Sum(t => t.TrainTokens):N0} training and {tokens.Sum(t => t.ValidationTokens):N0} validation tokens.\n\n");
         // Of duplicates the copy with the smallest document id is kept whatever arrived first, so a copy kept before
@@ -78,6 +80,25 @@ public static class RunReport
         md.Append("| rule, in the order the cleaner applies them | documents removed | characters removed |\n|---|---:|---:|\n");
         foreach (var (rule, count) in clean.RemovalsInOrder()) md.Append($"| {rule} | {count.Documents:N0} | {count.Chars:N0} |\n");
         md.Append("\nKept by language: ").Append(string.Join(", ", clean.Languages.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))).Append("\n\n");
+    }
+
+    /// <summary>Semantic dedup (when the run had it): what was removed, where, and examples of removed pairs at both ends of the similarity range.</summary>
+    private static void WriteSemanticDedup(StringBuilder md, Ledger ledger, string runId)
+    {
+        if (ledger.Documents.Get(LedgerKeys.SemanticDedup(runId)) is not { } json) return;
+        var summary = JsonSerializer.Deserialize<SemanticDedupSummary>(json)!;
+        md.Append($"## Semantic dedup\n\n{summary.Documents:N0} documents in {summary.Clusters.Count:N0} clusters (ε {summary.Settings.Epsilon}, prototype fraction {summary.Settings.PrototypeFraction}): ")
+            .Append($"{summary.Duplicates:N0} semantic duplicates and {summary.Prototypes:N0} prototypes removed before tokenization.\n\n");
+        md.Append("| cluster | documents | duplicates removed | prototypes removed |\n|---:|---:|---:|---:|\n");
+        foreach (var cluster in summary.Clusters.Take(10)) md.Append($"| {cluster.Cluster} | {cluster.Documents:N0} | {cluster.Duplicates:N0} | {cluster.Prototypes:N0} |\n");
+        if (summary.Clusters.Count > 10) md.Append($"| ({summary.Clusters.Count - 10:N0} more) | | | |\n");
+        if (summary.Examples.Count > 0)
+        {
+            md.Append("\n| removed | kept | similarity |\n|---|---|---:|\n");
+            static string Cell(string id, string text) => $"{id}: {text.ReplaceLineEndings(" ").Replace("|", "\\|", StringComparison.Ordinal)}";
+            foreach (var pair in summary.Examples) md.Append($"| {Cell(pair.RemovedId, pair.Removed)} | {Cell(pair.KeptId, pair.Kept)} | {Format(pair.Similarity)} |\n");
+        }
+        md.Append('\n');
     }
 
     private static void WriteTraining(StringBuilder md, Ledger ledger, string runName, string folder)

@@ -55,7 +55,27 @@ public sealed class PipelineOptions
     /// <summary>What `pipeline run` does with training documents that contain evaluation examples.</summary>
     public DecontaminateOptions Decontaminate { get; set; } = new();
 
+    /// <summary>Semantic dedup of the kept documents before tokenization (SemDeDup, D4; docs/dedup.md).</summary>
+    public SemanticDedupOptions SemanticDedup { get; set; } = new();
+
     public StageLimits LimitsFor(string stage) => Stages.TryGetValue(stage, out var limits) ? limits : new StageLimits();
+}
+
+public sealed class SemanticDedupOptions
+{
+    /// <summary>Run the semantic-dedup stage in `pipeline run` (off by default).</summary>
+    public bool Enabled { get; set; }
+    /// <summary>Remove a document whose cosine similarity to a kept one of its cluster exceeds 1 − Epsilon.</summary>
+    [Range(0.0, 2.0)]
+    public double Epsilon { get; set; } = new Contracts.SemanticDedupSettings().Epsilon;
+    /// <summary>k of k-means (0: one cluster per 200 documents).</summary>
+    [Range(0, int.MaxValue)]
+    public int Clusters { get; set; }
+    /// <summary>D4: the share of each cluster's kept documents nearest its centroid that is pruned as prototypical (0: none).</summary>
+    [Range(0.0, 0.99)]
+    public double PrototypeFraction { get; set; }
+
+    public Contracts.SemanticDedupSettings? ToSettings() => Enabled ? new(Epsilon, Clusters, PrototypeFraction) : null;
 }
 
 public sealed class DecontaminateOptions
@@ -132,7 +152,7 @@ public sealed class DashboardOptions
     /// <summary>The address it listens on: loopback by default. Any other needs <see cref="Token"/>.</summary>
     public string Host { get; set; } = "127.0.0.1";
 
-    [System.ComponentModel.DataAnnotations.Range(0, 65535)]
+    [Range(0, 65535)]
     public int Port { get; set; } = 8080;
 
     /// <summary>

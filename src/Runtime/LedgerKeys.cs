@@ -39,6 +39,15 @@ public static class LedgerKeys
     /// </summary>
     public static string ExcludedDocuments(string runId) => $"excluded-documents:{runId}";
 
+    /// <summary>
+    /// A run's documents that semantic dedup removed (<see cref="Runtime.ExcludedDocuments"/>, JSON): read by the
+    /// tokenizer, which skips them as it skips decontaminated ones.
+    /// </summary>
+    public static string SemanticDuplicates(string runId) => $"semantic-duplicates:{runId}";
+
+    /// <summary>What semantic dedup did in a run: clusters, removals per cluster, examples of removed pairs (JSON).</summary>
+    public static string SemanticDedup(string runId) => $"semantic-dedup:{runId}";
+
     /// <summary>A run's contamination table: evaluation examples found in its training corpus, per task (JSON).</summary>
     public static string Contamination(string runId) => $"contamination:{runId}";
 

@@ -19,17 +19,20 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
 
     /// <summary>
     /// The ids of the run's documents that are not to be trained on: duplicates kept before a copy with a smaller id
-    /// arrived (<see cref="SupersededStore"/>), and those decontamination removed.
+    /// arrived (<see cref="SupersededStore"/>), those decontamination removed and those semantic dedup removed.
     /// </summary>
     public async Task<IReadOnlySet<string>> ExcludedIdsAsync(string runId, CancellationToken ct = default)
     {
         var excluded = ledger.Superseded.Ids(runId);
-        if (ledger.Documents.Get(LedgerKeys.ExcludedDocuments(runId)) is not { } json) return excluded;
-        var contaminated = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
-        var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(contaminated.Uri, ct), ct);
-        if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(contaminated.Sha256, StringComparison.OrdinalIgnoreCase))
-            throw new InvalidDataException($"{contaminated.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
-        excluded.UnionWith(JsonSerializer.Deserialize<HashSet<string>>(bytes)!);
+        foreach (var key in new[] { LedgerKeys.ExcludedDocuments(runId), LedgerKeys.SemanticDuplicates(runId) })
+        {
+            if (ledger.Documents.Get(key) is not { } json) continue;
+            var list = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
+            var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(list.Uri, ct), ct);
+            if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(list.Sha256, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException($"{list.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
+            excluded.UnionWith(JsonSerializer.Deserialize<HashSet<string>>(bytes)!);
+        }
         return excluded;
     }
 

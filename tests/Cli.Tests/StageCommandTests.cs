@@ -54,6 +54,12 @@ public sealed class StageCommandTests : IDisposable
         Assert.Contains("P(candidate) 14x8", dedup);
         Assert.Contains("kept documents", dedup);
 
+        // Semantic dedup with D4's pruning: the removed documents are recorded for run "cli", so tokenization skips them.
+        var semantic = await Ok("semdedup", Path.Combine(outDir, "shards", "dedup"), "--prototype-fraction", "0.05", "--out", outDir);
+        Assert.Matches(@"semdedup: [\d,]+ documents in \d+ clusters; \d+ semantic duplicates and [1-9]\d* prototypes removed for run cli", semantic);
+        Assert.True(File.Exists(Path.Combine(outDir, "reports", "semantic-dedup-cli.json")));
+        await BadInputTests.FailsWith(null, "--prototype-fraction 1", "semdedup", Path.Combine(outDir, "shards", "dedup"), "--prototype-fraction", "1", "--out", outDir);
+
         await Ok("tokenizer", "train", Path.Combine(outDir, "shards", "dedup"), "--vocab", "600", "--out", outDir);
         var tokenizer = Path.Combine(outDir, "tokenizers", "cli");
         Assert.True(File.Exists(Path.Combine(tokenizer, "tokenizer.json")));

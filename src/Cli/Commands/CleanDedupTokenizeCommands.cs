@@ -103,6 +103,37 @@ public static class CleanDedupTokenizeCommands
         return command;
     }
 
+    public static Command SemanticDedup(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
+    {
+        var inputs = Inputs("dedup");
+        var defaults = new Contracts.SemanticDedupSettings();
+        var epsilon = new Option<double>("--epsilon") { Description = "Remove a document whose cosine similarity to a kept one of its cluster exceeds 1 - epsilon", DefaultValueFactory = _ => defaults.Epsilon };
+        var clusters = new Option<int>("--clusters") { Description = "k of k-means (0: one cluster per 200 documents)", DefaultValueFactory = _ => 0 };
+        var prototypes = new Option<double>("--prototype-fraction") { Description = "D4: also prune this share of each cluster's documents nearest its centroid", DefaultValueFactory = _ => 0 };
+        var command = new Command("semdedup", "Semantic dedup (SemDeDup, D4) of dedup shards: the removed documents are recorded for the run (--run), so `pipeline tokenize` skips them; a summary under --out/reports")
+            { inputs, epsilon, clusters, prototypes, outOption, runOption, setOption };
+        command.SetAction(async (parse, ct) =>
+        {
+            var settings = new Contracts.SemanticDedupSettings(parse.GetValue(epsilon), parse.GetValue(clusters), parse.GetValue(prototypes));
+            if (settings.Epsilon is <= 0 or > 2) throw new ArgumentException($"--epsilon {settings.Epsilon}: must be above 0 and at most 2");
+            if (settings.Clusters < 0) throw new ArgumentException($"--clusters {settings.Clusters}: must be 0 (automatic) or more");
+            if (settings.PrototypeFraction is < 0 or >= 1) throw new ArgumentException($"--prototype-fraction {settings.PrototypeFraction}: must be at least 0 and below 1");
+            var outDir = CliInputs.OutDir(parse.GetValue(outOption)!);
+            var runId = SafeName.Check(parse.GetValue(runOption)!, "--run");
+            var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
+            context.Ledger.Runs.Ensure(runId, runId, "{}");
+            var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
+            var summary = await SemanticDedupStage.RunAsync(context.Store, context.Ledger, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, runId,
+                shards.Select(s => (s.Ref, s.Store)).ToList(), settings, ct);
+            var report = Path.Combine(outDir, "reports", $"semantic-dedup-{runId}.json");
+            AtomicWrite.Text(report, System.Text.Json.JsonSerializer.Serialize(summary, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            AnsiConsole.MarkupLine($"[green]semdedup[/]: {summary.Documents:N0} documents in {summary.Clusters.Count:N0} clusters; {summary.Duplicates:N0} semantic duplicates and " +
+                                   $"{summary.Prototypes:N0} prototypes removed for run {Markup.Escape(runId)}; summary at {Markup.Escape(report)}");
+            return 0;
+        });
+        return command;
+    }
+
     public static Command TokenizerTrain(Option<string> outOption, Option<string> runOption, Option<string[]> setOption)
     {
         var inputs = Inputs("dedup (or clean)");

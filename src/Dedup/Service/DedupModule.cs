@@ -21,6 +21,10 @@ public sealed class DedupModule : IStageModule
     }
 
     // Index updates are ordered: one shard at a time, whatever the configured limit.
-    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits) =>
+    public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
+    {
         bus.AddShardStage<ShardDeduplicator, CleanShardCreated, DedupShardCreated>(limits, m => m.Shard, (shard, _) => new(shard), ordered: true);
+        // Semantic dedup: once over the run's kept documents, after dedup, when the run asks for it.
+        bus.AddRunStage<SemanticDedupStage>();
+    }
 }
