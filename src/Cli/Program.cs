@@ -63,6 +63,27 @@ run.SetAction(async (parse, ct) =>
 });
 root.Subcommands.Add(run);
 
+var ablate = new Command("ablate", "Ablation: the same raw shards through each arm's data stages, one tokenizer, the same model, seeds and token budget per arm; scores with paired bootstrap intervals in reports/ablation.md (resumes)")
+{
+    AblateOptions.Raw, AblateOptions.Name, AblateOptions.Arms, AblateOptions.Steps, AblateOptions.Seeds, AblateOptions.Tokenizer, vocabOption, evalTasksOption, outOption,
+};
+ablate.SetAction(async (parse, ct) =>
+{
+    using var logging = PipelineContext.Logging(quiet: false);
+    var report = await Ablation.RunAsync(new AblationOptions(parse.GetValue(AblateOptions.Name)!, parse.GetValue(AblateOptions.Raw)!,
+        (parse.GetValue(AblateOptions.Arms) ?? []).Select(AblationArm.Parse).ToList(), CliInputs.OutDir(parse.GetValue(outOption)!))
+    {
+        Steps = parse.GetValue(AblateOptions.Steps),
+        Seeds = parse.GetValue(AblateOptions.Seeds),
+        VocabSize = parse.GetValue(vocabOption),
+        Tasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : SampleSite.ShippedTasks(),
+        Tokenizer = parse.GetValue(AblateOptions.Tokenizer),
+    }, logging.CreateLogger("ablate"), ct);
+    AnsiConsole.MarkupLine($"[green]ablate[/]: report at {Markup.Escape(report)}");
+    return 0;
+});
+root.Subcommands.Add(ablate);
+
 var graph = new Command("graph", "Print the run's graph: every stage and job, what it reads and writes, what it waits for, and which service does it");
 graph.SetAction(_ => Console.Write(PipelineGraph.Describe()));
 root.Subcommands.Add(graph);
@@ -224,4 +245,15 @@ static string Shorten(object? value)
     var text = value switch { byte[] b => $"<{b.Length} bytes>", null => "null", _ => value.ToString() ?? "" };
     text = text.Replace('\n', ' ');
     return text.Length > 80 ? text[..80] + "…" : text;
+}
+
+/// <summary>The options of `pipeline ablate`.</summary>
+internal static class AblateOptions
+{
+    public static readonly Argument<string[]> Raw = new("raw") { Description = "Raw-page shards (Parquet files or folders, from `pipeline crawl`)", Arity = ArgumentArity.OneOrMore };
+    public static readonly Option<string> Name = new("--name") { Description = "The ablation's name (its runs are <name>-<arm>-s<seed>)", Required = true };
+    public static readonly Option<string[]> Arms = new("--arm") { Description = "An arm, repeatable: NAME or NAME:KEY=VALUE,... (recipe=none, Pipeline:Cleaner:Recipe=file.json, Pipeline:SemanticDedup:Enabled=true, ...)", Required = true };
+    public static readonly Option<int> Steps = new("--steps") { Description = "Training steps of every model (the token budget: steps x batch x context)", DefaultValueFactory = _ => 200 };
+    public static readonly Option<int> Seeds = new("--seeds") { Description = "Models per arm, seeds 1..N", DefaultValueFactory = _ => 1 };
+    public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "A tokenizer folder for every arm (default: one trained on the union of the arms' kept documents)" };
 }

@@ -33,6 +33,7 @@ public sealed class StageCommandTests : IDisposable
                 writer.WriteResponse("http://sample.test/" + Path.GetRelativePath(SampleSite.Folder(), page), DateTime.UtcNow, 200, "text/html; charset=utf-8", File.ReadAllBytes(page));
         }
         var outDir = Path.Combine(_root, "out");
+        var repository = Path.GetFullPath(Path.Combine(SampleSite.Folder(), "..", ".."));
         var crawl = await Ok("crawl", "--warc", warc, "--out", outDir, "--set", "Pipeline:Crawler:PagesPerShard=100");
         // Off a terminal, progress is plain lines: no carriage-return redraws in a log (#26).
         Assert.DoesNotContain('\r', crawl);
@@ -40,6 +41,30 @@ public sealed class StageCommandTests : IDisposable
         Assert.Contains("records", crawl);
         var raw = Directory.GetFiles(Path.Combine(outDir, "shards", "crawl"), "*.parquet", SearchOption.AllDirectories);
         Assert.Equal((pages.Count + 99) / 100, raw.Length); // shards of 100 pages
+
+        // An ablation from one command over the same raw shards: the default recipe against no filtering, two seeds each.
+        var ablationDir = Path.Combine(_root, "ablation");
+        string[] ablate = ["ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab", "--arm", "default", "--arm", "unfiltered:recipe=none",
+            "--steps", "8", "--seeds", "2", "--vocab", "400", "--eval-tasks", Path.Combine(repository, "tasks", "debian-cloze-en.yaml"), "--out", ablationDir];
+        Assert.Contains("report at", await Ok(ablate));
+        var ablation = File.ReadAllText(Path.Combine(ablationDir, "reports", "ablation.md"));
+        Assert.Matches(@"\| default \| defaults \| [\d,]+ \| [\d,]+ \| \d+\.\d\d \|", ablation);
+        Assert.Matches(@"\| unfiltered \| Pipeline:Cleaner:Recipe=none \| [\d,]+ \| [\d,]+ \| \d+\.\d\d \|", ablation);
+        Assert.Matches(@"\| ab_heldout \| bits_per_byte \| unfiltered − default \| -?\d+\.\d{4}( \*)? \| \[-?\d+\.\d{4}, -?\d+\.\d{4}\] \|", ablation);
+        Assert.Contains("| debian_cloze_en | acc | unfiltered − default |", ablation);
+        using (var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(ablationDir, "reports", "ablation.json"))))
+        {
+            var arms = json.RootElement.GetProperty("arms").EnumerateArray().ToList();
+            // No filter keeps at least what the default recipe keeps; every model saw the same number of tokens.
+            Assert.True(arms[1].GetProperty("Documents").GetInt64() >= arms[0].GetProperty("Documents").GetInt64());
+            Assert.Equal(4, json.RootElement.GetProperty("models").GetArrayLength());
+        }
+        Assert.True(File.Exists(Path.Combine(ablationDir, "reports", "ablation-ab-loss.png")));
+        // Run again, it finds everything done and writes the same report.
+        await Ok(ablate);
+        Assert.Equal(ablation, File.ReadAllText(Path.Combine(ablationDir, "reports", "ablation.md")));
+        await BadInputTests.FailsWith(null, "--arm: an ablation compares two or more arms", "ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab1", "--arm", "default", "--out", ablationDir);
+        await BadInputTests.FailsWith(null, "Recpe", "ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab2", "--arm", "default", "--arm", "x:Pipeline:Cleaner:Recpe=none", "--steps", "1", "--eval-tasks", "none", "--out", ablationDir);
 
         var clean = await Ok("clean", Path.Combine(outDir, "shards", "crawl"), "--out", outDir);
         Assert.Contains("gopher_repetition", clean);
@@ -88,7 +113,6 @@ public sealed class StageCommandTests : IDisposable
         }
         await BadInputTests.FailsWith(null, "teacher checkpoint", "distill", "--teacher", Path.Combine(_root, "no-teacher"), "--config", student, "--out", Path.Combine(_root, "s2"));
         // A JGLUE task in lm-evaluation-harness's YAML format, with a fixture in JCommonsenseQA's schema.
-        var repository = Path.GetFullPath(Path.Combine(SampleSite.Folder(), "..", ".."));
         var lmEval = Path.Combine(_root, "lm-eval");
         Directory.CreateDirectory(Path.Combine(lmEval, "data", "jcommonsenseqa"));
         File.Copy(Path.Combine(repository, "tasks", "lm-eval", "jcommonsenseqa.yaml"), Path.Combine(lmEval, "jcommonsenseqa.yaml"));

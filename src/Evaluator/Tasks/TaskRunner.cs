@@ -16,7 +16,19 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     /// <summary>Generation examples decoded together (one KV cache per batch).</summary>
     public int BatchSize { get; init; } = 8;
 
-    public async Task<IReadOnlyDictionary<string, double>> RunAsync(EvalTask task, CancellationToken ct = default) => task.Type switch
+    /// <summary>
+    /// Each metric's per-example values of the last task run (a perplexity task's per-document "nll" and "bytes"), for
+    /// comparisons that pair the examples of two models (an ablation's paired bootstrap).
+    /// </summary>
+    public Dictionary<string, IReadOnlyList<double>> Samples { get; } = [];
+
+    public async Task<IReadOnlyDictionary<string, double>> RunAsync(EvalTask task, CancellationToken ct = default)
+    {
+        Samples.Clear();
+        return await RunTaskAsync(task, ct);
+    }
+
+    private async Task<IReadOnlyDictionary<string, double>> RunTaskAsync(EvalTask task, CancellationToken ct) => task.Type switch
     {
         "perplexity" => Perplexity(File.ReadAllText(TaskLoader.DataPath(task))),
         "multiple_choice" => MultipleChoice(task),
@@ -50,6 +62,8 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
         }
         // A perplexity too large for a double is left out, with its standard error: word_perplexity of text without
         // spaces (a Japanese paragraph is one "word") overflows exp() for a model that is not yet trained.
+        Samples["nll"] = scored.Select(s => s.Nll).ToList();
+        Samples["bytes"] = scored.Select(s => (double)s.Bytes).ToList();
         var metrics = RollingMetrics(scored).Where(m => double.IsFinite(m.Value)).ToDictionary();
         var random = new Random(1234);
         var samples = Enumerable.Range(0, 1000).Select(_ => RollingMetrics(scored.Select(__ => scored[random.Next(scored.Count)]).ToList())).ToList();
@@ -222,8 +236,9 @@ public sealed class TaskRunner(Gpt model, TextTokenizer tokenizer, HttpClient? j
     }
 
     /// <summary>A metric's mean over examples and, from two examples on, its standard error.</summary>
-    private static void Add(Dictionary<string, double> metrics, string name, IReadOnlyList<double> perExample)
+    private void Add(Dictionary<string, double> metrics, string name, IReadOnlyList<double> perExample)
     {
+        Samples[name] = perExample;
         metrics[name] = perExample.Count == 0 ? double.NaN : perExample.Average();
         if (Scorers.MeanStderr(perExample) is { } stderr) metrics[name + StderrSuffix] = stderr;
     }
