@@ -224,7 +224,7 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
         html.Append("</section>");
     }
 
-    /// <summary>Each alignment job's curves per step (its loss, and RL's reward, KL and entropy), when it recorded them.</summary>
+    /// <summary>Each alignment job's curves per step (its loss, and RL's reward, KL, entropy, clip fraction and completion length), when it recorded them.</summary>
     private void AlignmentCurves(StringBuilder html, IEnumerable<string> runs)
     {
         var charts = new StringBuilder();
@@ -235,7 +235,10 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
             IReadOnlyList<(double, double)> Series(string name) => metrics.Where(m => m.Name == name).Select(m => ((double)m.Step, m.Value)).ToList();
             charts.Append(SvgChart.Lines($"{run}: loss", [("loss", Series("loss"))]));
             if (metrics.Any(m => m.Name == "reward"))
+            {
                 charts.Append(SvgChart.Lines($"{run}: reward and KL", [("reward", Series("reward")), ("kl", Series("kl")), ("entropy", Series("entropy"))]));
+                charts.Append(SvgChart.Lines($"{run}: clip fraction and completion length", [("clip fraction", Series("clip_fraction")), ("completion tokens", Series("completion_length"))]));
+            }
         }
         if (charts.Length > 0) html.Append("<h2>Alignment jobs</h2><div class=\"grid\">").Append(charts).Append("</div>");
     }

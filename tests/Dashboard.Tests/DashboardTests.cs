@@ -188,7 +188,7 @@ public sealed class DashboardTests : IAsyncLifetime
         // An RL job's figures per step, as the trainer service records them.
         LineageStore.Record(_ledger.Documents, new RunLineage("r-gpt-grpo", "checkpoints/r-gpt/step-0000005", "grpo"));
         for (var step = 1; step <= 3; step++)
-            foreach (var (name, value) in new[] { ("loss", 0.0), ("reward", 0.1 * step), ("kl", 0.01 * step) })
+            foreach (var (name, value) in new[] { ("loss", 0.0), ("reward", 0.1 * step), ("kl", 0.01 * step), ("clip_fraction", 0.1), ("completion_length", 12.0) })
                 _ledger.Evaluations.AddMetric("r-gpt-grpo", EvaluationStore.AlignmentKind, step, name, value);
 
         // InstructGPT's chain, two generations below the run: SFT of step 5, then a reward model and PPO of the SFT model.
@@ -204,6 +204,7 @@ public sealed class DashboardTests : IAsyncLifetime
         Assert.Contains("r-gpt-sft step 10 → <b>ppo</b> (rewarded by r-gpt-sft-rm step 10) → r-gpt-sft-ppo: 1 checkpoint(s)", page);
         Assert.Contains("data-checkpoint=\"checkpoints/r-gpt-sft-ppo/step-0000002\"", page);
         Assert.Contains("r-gpt-grpo: reward and KL", page);
+        Assert.Contains("r-gpt-grpo: clip fraction and completion length", page);
         Assert.Contains("r-gpt step 5 → <b>grpo</b> → r-gpt-grpo", page);
         Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student: 1 checkpoint(s)", page);
         Assert.Contains("r-gpt step 5 → <b>quantize</b> → r-gpt-int8: 1 checkpoint(s)", page);
