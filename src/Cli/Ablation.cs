@@ -18,7 +18,6 @@ using Pipeline.Model;
 using Pipeline.Runtime;
 using Pipeline.Storage;
 using Pipeline.Tokenizer;
-using Pipeline.Trainer;
 
 namespace Pipeline.Cli;
 
@@ -52,6 +51,13 @@ public sealed record AblationOptions(string Name, IReadOnlyList<string> RawInput
     public IReadOnlyList<string> Tasks { get; init; } = [];
     /// <summary>A tokenizer folder every arm uses; null = one trained on the union of the arms' kept documents.</summary>
     public string? Tokenizer { get; init; }
+    /// <summary>
+    /// The services this process hosts for the training (names as for `pipeline serve`): by default a trainer on the
+    /// in-memory bus; none, with Pipeline:Transport=RabbitMq, to have trainer services on other hosts train the arms.
+    /// </summary>
+    public IReadOnlyList<string> Services { get; init; } = ["trainer"];
+    /// <summary>Configuration for the bus and the services (--set): the transport, the ledger, the object store.</summary>
+    public IReadOnlyDictionary<string, string?> Settings { get; init; } = new Dictionary<string, string?>();
 }
 
 /// <summary>One trained model of an arm, scored: per task its metrics and per-example values.</summary>
@@ -62,8 +68,9 @@ public sealed record AblationScore(string Arm, int Seed, string Checkpoint, Dict
 /// An ablation (FineWeb's way of deciding a data choice): the same raw shards through each arm's data stages, one
 /// tokenizer for all, and the same model, seeds, schedule and token budget for every arm; every model scored on the
 /// same tasks and on one held-out text no arm trains on (a twentieth of the raw pages, by URL hash, never cleaned for
-/// training). The report compares arms by paired bootstrap over the examples (and the seeds). Everything is recorded
-/// under --out as it goes (ledger, shards, checkpoints, scores), so a killed ablation run again resumes.
+/// training). Every model is an ordinary training run asked for by message (<see cref="TrainAsync"/>). The report
+/// compares arms by paired bootstrap over the examples (and the seeds). Everything is recorded under --out as it goes
+/// (ledger, shards, checkpoints, scores), so a killed ablation run again resumes.
 /// </summary>
 public static class Ablation
 {
@@ -81,7 +88,7 @@ public static class Ablation
         if (options.Steps < 1) throw new ArgumentException($"--steps {options.Steps}: at least 1");
         foreach (var task in options.Tasks) TaskLoader.Load(task);
         var outDir = Path.GetFullPath(options.OutDir);
-        var main = PipelineContext.Open(outDir);
+        var main = PipelineContext.Open(outDir, options.Settings);
         var store = main.Store;
         var folder = $"ablations/{options.Name}";
 
@@ -95,7 +102,7 @@ public static class Ablation
         foreach (var arm in options.Arms)
         {
             var runId = $"{options.Name}-{arm.Name}";
-            var context = PipelineContext.Open(outDir, arm.Settings);
+            var context = PipelineContext.Open(outDir, options.Settings.Concat(arm.Settings).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value));
             context.Ledger.Runs.Ensure(runId, runId, JsonSerializer.Serialize(arm.Settings));
             var cleaner = new ShardCleaner(context.Section<CleanerOptions>(CleanerOptions.Section), context.Store, context.Ledger);
             var cleaned = await StepAsync(context.Ledger, ShardCleaner.Stage, runId, raw, input => cleaner.ProcessAsync(input, ct), ct);
@@ -130,16 +137,23 @@ public static class Ablation
             await StepAsync(main.Ledger, CorpusTokenizer.Stage, runId, kept[arm.Name], input => corpus.ProcessAsync(input, tokenizer, ct), ct);
             await corpus.WriteManifestAsync(runId, tokenizer, tokenizerFolder, ct);
             manifests[arm.Name] = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(runId), ct);
-            for (var seed = 1; seed <= options.Seeds; seed++)
-                scores.Add(await TrainAndScoreAsync(main, options, arm.Name, runId, seed, tokenizer, [heldOutTask, .. options.Tasks], logger, ct));
         }
+        await store.PublishFolderAsync("shards", ct);
+        await store.PublishFolderAsync("tokenizers", ct);
+        var models = options.Arms.SelectMany(a => Enumerable.Range(1, options.Seeds).Select(seed => (Arm: a.Name, Seed: seed))).ToList();
+        await TrainAsync(options, outDir, main.Ledger, models, tokenizer.VocabSize, logger, ct);
+        foreach (var (arm, seed) in models)
+            scores.Add(await ScoreAsync(main, options, arm, seed, tokenizer, [heldOutTask, .. options.Tasks], logger, ct));
 
         // 5. The report.
         var sample = Config(options, "x", 1, tokenizer.VocabSize);
         var budget = (long)options.Steps * sample.BatchSize * sample.AccumulationSteps * sample.Model.Context;
-        var arms = options.Arms.Select(a => new AblationReport.Arm(a.Name, a.Settings, kept[a.Name].Sum(s => s.Rows) - Excluded(main.Ledger, $"{options.Name}-{a.Name}"),
+        var arms = options.Arms.Select(a => new AblationArmSummary(a.Name, a.Settings, kept[a.Name].Sum(s => s.Rows) - Excluded(main.Ledger, $"{options.Name}-{a.Name}"),
             manifests[a.Name].TrainTokens, budget / (double)Math.Max(1, manifests[a.Name].TrainTokens))).ToList();
-        return AblationReport.Write(store.Resolve("reports"), options.Name, arms, scores, budget, $"{options.Name}_heldout");
+        var (report, summary) = AblationReport.Write(store.Resolve("reports"), options.Name, arms, scores, budget, $"{options.Name}_heldout");
+        main.Ledger.Documents.Set(LedgerKeys.Ablation(options.Name), JsonSerializer.Serialize(summary));
+        await store.PublishFolderAsync("reports", ct);
+        return report;
     }
 
     private static long Excluded(Ledger ledger, string runId) =>
@@ -152,28 +166,58 @@ public static class Ablation
         return config with { RunName = runName, Seed = seed, Model = config.Model with { VocabSize = vocabSize } };
     }
 
-    private static async Task<AblationScore> TrainAndScoreAsync(PipelineContext main, AblationOptions options, string arm, string runId, int seed, TextTokenizer tokenizer,
+    /// <summary>
+    /// Every arm and seed trained as an ordinary run: a StartTraining message each, all at once, so they train in
+    /// parallel on as many trainer services as there are (here by default, one in this process); finished when the
+    /// ledger says each run completed. A run completed before is not asked for again; one a killed ablation left
+    /// running is resumed by the trainer service as it starts, from its last checkpoint.
+    /// </summary>
+    private static async Task TrainAsync(AblationOptions options, string outDir, Ledger ledger, IReadOnlyList<(string Arm, int Seed)> models, int vocabSize,
+        ILogger logger, CancellationToken ct)
+    {
+        var settings = new Dictionary<string, string?>(options.Settings) { ["Pipeline:DataRoot"] = outDir };
+        var modules = options.Services.SelectMany(Stages.ForService).Distinct().ToList();
+        using var host = PipelineHost.Build(modules, settings, quiet: true);
+        await host.StartCheckedAsync("ablate", ct);
+        try
+        {
+            LedgerJob<StartTraining>? Job(string runName) => ledger.Jobs.Get<StartTraining>(JobKinds.Training, runName);
+            var runs = models.Select(m => (RunName: RunName(options.Name, m.Arm, m.Seed), RunId: $"{options.Name}-{m.Arm}", m.Seed)).ToList();
+            foreach (var run in runs.Where(r => Job(r.RunName) is null or { State: JobState.Failed or JobState.Cancelled }))
+                await host.Bus().Publish(new StartTraining(run.RunId, run.RunName, RunArtifacts.TokenManifestUri(run.RunId),
+                    JsonSerializer.Serialize(Config(options, run.RunName, run.Seed, vocabSize))), ct);
+            var reported = DateTime.MinValue;
+            while (true)
+            {
+                if (runs.Select(r => (r.RunName, Job: Job(r.RunName))).FirstOrDefault(r => r.Job?.State == JobState.Failed) is { Job: not null } failed)
+                    throw new InvalidOperationException($"ablation {options.Name}: training {failed.RunName} failed: {failed.Job.Error}");
+                if (runs.All(r => Job(r.RunName)?.State == JobState.Completed)) break;
+                if (DateTime.UtcNow - reported > TimeSpan.FromSeconds(10))
+                {
+                    reported = DateTime.UtcNow;
+                    logger.LogInformation("ablate: training {Runs}", string.Join(", ", runs.Select(r =>
+                        $"{r.RunName} {(ledger.Evaluations.Metrics(r.RunName, "train") is { Count: > 0 } m ? m.Max(x => x.Step) : 0)}/{options.Steps}")));
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
+            }
+        }
+        finally
+        {
+            // After a signal too: the trainer stops its runs at a checkpoint within this bound.
+            using var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await host.StopAsync(shutdown.Token);
+        }
+    }
+
+    /// <summary>A trained model's scores on the held-out text and the tasks, with every example's value; kept in ablations/&lt;name&gt;/scores.</summary>
+    private static async Task<AblationScore> ScoreAsync(PipelineContext main, AblationOptions options, string arm, int seed, TextTokenizer tokenizer,
         IReadOnlyList<string> tasks, ILogger logger, CancellationToken ct)
     {
         var store = main.Store;
         var runName = RunName(options.Name, arm, seed);
         var resultFile = store.Resolve($"ablations/{options.Name}/scores/{runName}.json");
         if (File.Exists(resultFile)) return JsonSerializer.Deserialize<AblationScore>(File.ReadAllText(resultFile), Json)!;
-        var config = Config(options, runName, seed, tokenizer.VocabSize);
-        var data = await TokenData.LoadAsync(store, RunArtifacts.TokenManifestUri(runId), tokenizer.Hash, config.Model.Context, ct);
-        var runFolder = store.Resolve(Checkpoints.RunFolder(runName));
-        // The loss of every step, kept in the ledger: a resumed training run adds the steps it had not done.
-        var training = new TrainingRun(config, data, runFolder, logger)
-        {
-            OnStep = log =>
-            {
-                main.Ledger.Evaluations.AddMetric(runName, "train", log.Step, "loss", log.Loss);
-                return Task.CompletedTask;
-            },
-        };
-        await training.RunAsync(ct);
-        ct.ThrowIfCancellationRequested();
-        var checkpoint = Checkpoints.List(runFolder).Last();
+        var checkpoint = await store.FetchFolderAsync((await Checkpoints.ListAsync(store, Checkpoints.RunFolder(runName), ct)).Last(), ct);
         var (model, _) = Checkpoints.Load(checkpoint, TorchSharp.torch.CPU);
         var runner = new TaskRunner(model, tokenizer);
         var metrics = new Dictionary<string, Dictionary<string, double>>();

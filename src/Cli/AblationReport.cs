@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Pipeline.Evaluator;
+using Pipeline.Runtime;
 using Pipeline.Storage;
 
 namespace Pipeline.Cli;
@@ -16,18 +17,9 @@ namespace Pipeline.Cli;
 /// </summary>
 public static class AblationReport
 {
-    public sealed record Arm(string Name, IReadOnlyDictionary<string, string?> Settings, long Documents, long TrainTokens, double Epochs);
-
-    public sealed record Cell(string Arm, string Task, string Metric, double Value, double Stderr);
-
-    public sealed record Difference(string Task, string Metric, string Baseline, string Arm, double Value, double Low, double High)
-    {
-        public bool Significant => Low > 0 || High < 0;
-    }
-
     private const int Resamples = 1000;
 
-    public static string Write(string folder, string name, IReadOnlyList<Arm> arms, IReadOnlyList<AblationScore> scores, long budget, string heldOutTask)
+    public static (string Path, AblationSummary Summary) Write(string folder, string name, IReadOnlyList<AblationArmSummary> arms, IReadOnlyList<AblationScore> scores, long budget, string heldOutTask)
     {
         Directory.CreateDirectory(folder);
         var seeds = scores.Select(s => s.Seed).Distinct().Order().ToList();
@@ -36,8 +28,8 @@ public static class AblationReport
             .Select(i => scores.Single(s => s.Arm == arm && s.Seed == seeds[i]).Samples[task]).Select(samples => Metric(samples, metric, examples)).ToArray();
         int Examples(string task) => scores[0].Samples[task].First().Value.Count;
 
-        var cells = new List<Cell>();
-        var differences = new List<Difference>();
+        var cells = new List<AblationCell>();
+        var differences = new List<AblationDifference>();
         foreach (var (task, metric) in metrics)
         {
             var n = Examples(task);
@@ -49,12 +41,12 @@ public static class AblationReport
                 Seeds: seeds.Count == 1 ? allSeeds : Enumerable.Range(0, seeds.Count).Select(_ => random.Next(seeds.Count)).ToList())).ToList();
             var boot = arms.ToDictionary(a => a.Name, a => draws.Select(d => Values(a.Name, task, metric, d.Examples, d.Seeds).Average()).ToArray());
             foreach (var arm in arms)
-                cells.Add(new Cell(arm.Name, task, metric, Values(arm.Name, task, metric, all, allSeeds).Average(), StandardDeviation(boot[arm.Name])));
+                cells.Add(new AblationCell(arm.Name, task, metric, Values(arm.Name, task, metric, all, allSeeds).Average(), StandardDeviation(boot[arm.Name])));
             foreach (var (a, b) in arms.SelectMany((a, i) => arms.Skip(i + 1).Select(b => (a, b))))
             {
                 var diffs = boot[b.Name].Zip(boot[a.Name], (x, y) => x - y).Order().ToArray();
                 var point = cells.Single(c => c.Arm == b.Name && c.Task == task && c.Metric == metric).Value - cells.Single(c => c.Arm == a.Name && c.Task == task && c.Metric == metric).Value;
-                differences.Add(new Difference(task, metric, a.Name, b.Name, point, diffs[(int)(0.025 * (Resamples - 1))], diffs[(int)Math.Ceiling(0.975 * (Resamples - 1))]));
+                differences.Add(new AblationDifference(task, metric, a.Name, b.Name, point, diffs[(int)(0.025 * (Resamples - 1))], diffs[(int)Math.Ceiling(0.975 * (Resamples - 1))]));
             }
         }
 
@@ -80,12 +72,13 @@ public static class AblationReport
 
         var path = Path.Combine(folder, "ablation.md");
         AtomicWrite.Text(path, md.ToString());
+        var summary = new AblationSummary(name, budget, seeds, arms, cells, differences);
         AtomicWrite.Text(Path.Combine(folder, "ablation.json"), JsonSerializer.Serialize(new
         {
             name, budget, seeds, arms, scores = cells, differences = differences.Select(d => new { d.Task, d.Metric, d.Baseline, d.Arm, d.Value, d.Low, d.High, d.Significant }),
             models = scores.Select(s => new { s.Arm, s.Seed, s.Checkpoint }),
         }, new JsonSerializerOptions { WriteIndented = true }));
-        return path;
+        return (path, summary);
     }
 
     /// <summary>The metrics of a task's per-example values: a perplexity task's bits per byte, else each one recorded.</summary>

@@ -65,7 +65,7 @@ root.Subcommands.Add(run);
 
 var ablate = new Command("ablate", "Ablation: the same raw shards through each arm's data stages, one tokenizer, the same model, seeds and token budget per arm; scores with paired bootstrap intervals in reports/ablation.md (resumes)")
 {
-    AblateOptions.Raw, AblateOptions.Name, AblateOptions.Arms, AblateOptions.Steps, AblateOptions.Seeds, AblateOptions.Tokenizer, vocabOption, evalTasksOption, outOption,
+    AblateOptions.Raw, AblateOptions.Name, AblateOptions.Arms, AblateOptions.Steps, AblateOptions.Seeds, AblateOptions.Tokenizer, vocabOption, evalTasksOption, servicesOption, outOption, setOption,
 };
 ablate.SetAction(async (parse, ct) =>
 {
@@ -78,6 +78,8 @@ ablate.SetAction(async (parse, ct) =>
         VocabSize = parse.GetValue(vocabOption),
         Tasks = parse.GetValue(evalTasksOption) is { Length: > 0 } tasks ? tasks.Where(t => t != "none").ToList() : SampleSite.ShippedTasks(),
         Tokenizer = parse.GetValue(AblateOptions.Tokenizer),
+        Services = parse.GetValue(servicesOption) is { Length: > 0 } services ? services.Where(s => s != "none").ToList() : ["trainer"],
+        Settings = CliInputs.Settings(parse.GetValue(setOption)),
     }, logging.CreateLogger("ablate"), ct);
     AnsiConsole.MarkupLine($"[green]ablate[/]: report at {Markup.Escape(report)}");
     return 0;

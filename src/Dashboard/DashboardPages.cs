@@ -38,7 +38,31 @@ public sealed class DashboardPages(Ledger ledger, bool canCancel)
             html.Append($"<tr><td><a href=\"/runs/{Uri.EscapeDataString(run.RunId)}\">{E(run.RunId)}</a></td><td>{E(run.Name)}</td><td>{E(run.Created)}</td>")
                 .Append($"<td class=\"state-{E(run.State)}\">{E(run.State)}</td><td>{E(stages)}</td></tr>");
         }
-        return Layout("runs", html.Append("</table></section></main>").ToString());
+        html.Append("</table></section>");
+        Ablations(html);
+        return Layout("runs", html.Append("</main>").ToString());
+    }
+
+    /// <summary>Every ablation in the ledger (`pipeline ablate`): its arms, and each pair's paired difference with its 95 % interval.</summary>
+    private void Ablations(StringBuilder html)
+    {
+        var ablations = ledger.Documents.KeysWithPrefix(LedgerKeys.Ablation("")).Select(key => ledger.Documents.Get(key)).OfType<string>()
+            .Select(json => System.Text.Json.JsonSerializer.Deserialize<AblationSummary>(json)).OfType<AblationSummary>().OrderBy(a => a.Name, StringComparer.Ordinal).ToList();
+        if (ablations.Count == 0) return;
+        html.Append("<section id=\"ablations\"><h2>Ablations</h2>");
+        foreach (var ablation in ablations)
+        {
+            html.Append($"<h3>{E(ablation.Name)}</h3><p class=\"muted\">{N(ablation.Budget)} training tokens per model, {ablation.Seeds.Count} seed(s) per arm</p>")
+                .Append("<table><tr><th>arm</th><th>documents kept</th><th>training tokens</th><th>epochs</th></tr>");
+            foreach (var arm in ablation.Arms)
+                html.Append($"<tr><td>{E(arm.Name)}</td><td class=\"n\">{N(arm.Documents)}</td><td class=\"n\">{N(arm.TrainTokens)}</td><td class=\"n\">{N(arm.Epochs, "F2")}</td></tr>");
+            html.Append("</table><table><tr><th>task</th><th>metric</th><th>arm − baseline</th><th>difference</th><th>95 % interval</th></tr>");
+            foreach (var d in ablation.Differences)
+                html.Append($"<tr class=\"{(d.Significant ? "significant" : "")}\"><td>{E(d.Task)}</td><td>{E(d.Metric)}</td><td>{E(d.Arm)} − {E(d.Baseline)}</td>")
+                    .Append($"<td class=\"n\">{N(d.Value, "F4")}{(d.Significant ? " *" : "")}</td><td>[{N(d.Low, "F4")}, {N(d.High, "F4")}]</td></tr>");
+            html.Append("</table>");
+        }
+        html.Append("</section>");
     }
 
     public string RunPage(string runId, string fragment)

@@ -48,6 +48,9 @@ public static class LedgerKeys
     /// <summary>What semantic dedup did in a run: clusters, removals per cluster, examples of removed pairs (JSON).</summary>
     public static string SemanticDedup(string runId) => $"semantic-dedup:{runId}";
 
+    /// <summary>An ablation's results (<see cref="AblationSummary"/>, JSON), written by `pipeline ablate` for the dashboard.</summary>
+    public static string Ablation(string name) => $"ablation:{name}";
+
     /// <summary>A run's contamination table: evaluation examples found in its training corpus, per task (JSON).</summary>
     public static string Contamination(string runId) => $"contamination:{runId}";
 

@@ -17,6 +17,8 @@ public sealed record StepLog(long Step, double Loss, double LearningRate, double
 /// </summary>
 public sealed class TrainingRun(TrainingConfig config, TokenData data, string runFolder, ILogger logger)
 {
+    private static readonly object InitGate = new();
+
     public Func<StepLog, Task>? OnStep { get; init; }
     public Func<string, CheckpointInfo, Task>? OnCheckpoint { get; init; }
     /// <summary>Reloads the token data (FollowCorpus: shards announced since the start join the stream).</summary>
@@ -29,8 +31,14 @@ public sealed class TrainingRun(TrainingConfig config, TokenData data, string ru
         config.Model.Validate();
         if (config.Threads > 0) set_num_threads(config.Threads);
         var device = config.Device == "cuda" || (config.Device == "" && cuda.is_available()) ? CUDA : CPU;
-        manual_seed(config.Seed);
-        var model = new Gpt(config.Model, device) { CheckpointActivations = config.ActivationCheckpointing };
+        // The seed is torch's one global generator: two runs starting at once in one service (an ablation's arms)
+        // would otherwise interleave their draws and neither would get the weights its seed stands for.
+        Gpt model;
+        lock (InitGate)
+        {
+            manual_seed(config.Seed);
+            model = new Gpt(config.Model, device) { CheckpointActivations = config.ActivationCheckpointing };
+        }
         var precision = config.PrecisionOn(device);
         var (decay, noDecay) = model.ParameterGroups();
         var optimizer = optim.AdamW(

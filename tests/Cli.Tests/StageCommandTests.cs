@@ -45,7 +45,21 @@ public sealed class StageCommandTests : IDisposable
         // An ablation from one command over the same raw shards: the default recipe against no filtering, two seeds each.
         var ablationDir = Path.Combine(_root, "ablation");
         string[] ablate = ["ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab", "--arm", "default", "--arm", "unfiltered:recipe=none",
-            "--steps", "8", "--seeds", "2", "--vocab", "400", "--eval-tasks", Path.Combine(repository, "tasks", "debian-cloze-en.yaml"), "--out", ablationDir];
+            "--steps", "30", "--seeds", "2", "--vocab", "400", "--eval-tasks", Path.Combine(repository, "tasks", "debian-cloze-en.yaml"), "--out", ablationDir];
+        // Killed (SIGKILL) once its models are training, then run again: it goes on from what it recorded.
+        using (var process = PipelineProcess.Start(ablate, []))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (!Directory.Exists(Path.Combine(ablationDir, "checkpoints")) || Directory.GetDirectories(Path.Combine(ablationDir, "checkpoints"), "step-*", SearchOption.AllDirectories).Length == 0)
+            {
+                Assert.False(process.HasExited, "the ablation finished before it was killed");
+                Assert.True(DateTime.UtcNow < deadline, "the ablation trained nothing in time");
+                await Task.Delay(20);
+            }
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        Assert.False(File.Exists(Path.Combine(ablationDir, "reports", "ablation.md")));
         Assert.Contains("report at", await Ok(ablate));
         var ablation = File.ReadAllText(Path.Combine(ablationDir, "reports", "ablation.md"));
         Assert.Matches(@"\| default \| defaults \| [\d,]+ \| [\d,]+ \| \d+\.\d\d \|", ablation);

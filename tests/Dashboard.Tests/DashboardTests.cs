@@ -215,6 +215,22 @@ public sealed class DashboardTests : IAsyncLifetime
         Assert.Contains("r-gpt step 5 → <b>distill</b> → tiny-student</li>", await http.GetStringAsync("/runs/s/fragment"));
     }
 
+    [Fact]
+    public async Task The_runs_page_shows_each_ablation_with_its_arms_and_paired_differences()
+    {
+        var summary = new AblationSummary("filters", 307_200, [1, 2],
+            [new AblationArmSummary("default", new Dictionary<string, string?>(), 185, 101_353, 3.03), new AblationArmSummary("unfiltered", new Dictionary<string, string?> { ["Pipeline:Cleaner:Recipe"] = "none" }, 264, 134_230, 2.29)],
+            [new AblationCell("default", "heldout", "bits_per_byte", 2.54, 0.06), new AblationCell("unfiltered", "heldout", "bits_per_byte", 2.50, 0.04)],
+            [new AblationDifference("heldout", "bits_per_byte", "default", "unfiltered", -0.0417, -0.1045, 0.0192), new AblationDifference("cloze", "acc", "default", "unfiltered", 0.05, 0.01, 0.09)]);
+        _ledger.Documents.Set(LedgerKeys.Ablation("filters"), System.Text.Json.JsonSerializer.Serialize(summary));
+        using var http = new HttpClient { BaseAddress = new Uri(_address) };
+        var page = await http.GetStringAsync("/");
+        Assert.Contains("<h3>filters</h3>", page);
+        Assert.Contains("<td>unfiltered</td><td class=\"n\">264</td><td class=\"n\">134,230</td><td class=\"n\">2.29</td>", page);
+        Assert.Contains("<td>unfiltered − default</td><td class=\"n\">-0.0417</td><td>[-0.1045, 0.0192]</td>", page);
+        Assert.Contains("<td class=\"n\">0.0500 *</td>", page); // the interval excludes 0
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Queue_depths_and_consumers_come_from_the_RabbitMQ_management_API()
     {
