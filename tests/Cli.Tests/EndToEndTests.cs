@@ -156,9 +156,18 @@ public sealed class EndToEndTests : IDisposable
         File.WriteAllText(Path.Combine(_out, "overlap.txt"), string.Join("\n\n", paragraphs));
         var task = Path.Combine(_out, "overlap.yaml");
         File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
+        // A trained quality classifier as the cleaner's recipe, at threshold 0: every document is scored on the cleaner
+        // service and none removed (its score travels in the clean shard), so what follows is the run without it.
+        var positives = Directory.GetFiles(Path.Combine(site, "en"), "*.html").Order(StringComparer.Ordinal).Take(40).Select(p => Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text).ToList();
+        var negatives = Directory.GetFiles(Path.Combine(site, "..", "..", "tests", "Cleaner.Tests", "Junk"), "*.html").Order(StringComparer.Ordinal)
+            .Select(p => Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text).Where(t => t.Length > 0).ToList();
+        Cleaner.Quality.QualityClassifier.Train(positives, negatives).Save(Path.Combine(_out, "quality-model"));
+        var recipe = Path.Combine(_out, "quality-recipe.json");
+        File.WriteAllText(recipe, $$"""{ "description": "score only", "steps": [ { "filter": "quality", "settings": { "Model": "{{Path.Combine(_out, "quality-model")}}", "Threshold": 0 } } ] }""");
         var settings = new Dictionary<string, string?>(_broker.Settings)
         {
             ["Pipeline:Decontaminate:Remove"] = "true", ["Pipeline:SemanticDedup:Enabled"] = "true", ["Pipeline:SemanticDedup:PrototypeFraction"] = "0.1",
+            ["Pipeline:Cleaner:Recipe"] = recipe,
         };
         // The final checkpoint is also released by message: quantized (then scored on arrival) and as a GGUF file.
         // The alignment phase as InstructGPT's: SFT, a reward model from the SFT model, PPO of the SFT model against it.
@@ -172,6 +181,13 @@ public sealed class EndToEndTests : IDisposable
 
         // The releases: the int8 copy scored on the run's task like any checkpoint, with its lineage; the GGUF whole.
         var ledger = new Ledger(Path.Combine(_out, "ledger.db"));
+        // The quality step scored every kept document on the cleaner service.
+        var store = new Storage.ShardStore(_out);
+        var scores = new List<double>();
+        foreach (var shard in ledger.Artifacts.Shards("sample", "clean"))
+            await foreach (var group in store.ReadRowGroupsAsync<Contracts.Rows.CleanDocument>(shard))
+                scores.AddRange(group.Select(d => d.QualityScore));
+        Assert.True(scores.Count > 20 && scores.All(double.IsFinite) && scores.Distinct().Count() > 10, string.Join(", ", scores.Take(20)));
         // Semantic dedup ran on the dedup service, by message; RunAssertions checked that the tokenizer skipped what it removed.
         Assert.True(JsonSerializer.Deserialize<ExcludedDocuments>(ledger.Documents.Get(LedgerKeys.SemanticDuplicates("sample"))!)!.Documents >= 5);
         Assert.Contains(ledger.Evaluations.Evals("sample-gpt-int8"), e => e.Step == 10 && e.Task == "overlap_bpb");
