@@ -6,5 +6,5 @@ namespace Pipeline.Contracts;
 /// prunes the <paramref name="PrototypeFraction"/> of each cluster nearest its centroid.
 /// </summary>
 /// <param name="Clusters">k of k-means; 0 = one cluster per 200 documents.</param>
-/// <param name="Dimensions">Buckets of the hashed n-gram embedding.</param>
-public sealed record SemanticDedupSettings(double Epsilon = 0.35, int Clusters = 0, double PrototypeFraction = 0, int Dimensions = 1024, long Seed = 1);
+/// <param name="Seed">k-means' seed.</param>
+public sealed record SemanticDedupSettings(double Epsilon = 0.35, int Clusters = 0, double PrototypeFraction = 0, long Seed = 1);

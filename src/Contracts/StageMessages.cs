@@ -9,6 +9,11 @@ public sealed record CleanShardCreated(ShardRef Shard);
 /// <summary>The deduplicator wrote a shard of kept documents.</summary>
 public sealed record DedupShardCreated(ShardRef Shard);
 
+/// <summary>Embed a kept-document shard for semantic dedup (sent by the run for each of its dedup shards when it has semantic dedup).</summary>
+public sealed record EmbedShardRequested(ShardRef Shard);
+
+public sealed record EmbeddingShardCreated(ShardRef Shard);
+
 /// <summary>The tokenizer wrote a token shard with the given tokenizer.</summary>
 public sealed record TokenShardCreated(ShardRef Shard, string TokenizerHash, long TrainTokens, long ValidationTokens);
 

@@ -9,15 +9,23 @@ namespace Pipeline.Dedup;
 
 /// <summary>
 /// A document's embedding without a model: its word unigrams and character 3-grams (lower-cased, sub-linear counts),
-/// hashed with a sign into <see cref="SemanticDedupSettings.Dimensions"/> buckets (feature hashing, Weinberger et al.
+/// hashed with a sign into <see cref="Dimensions"/> buckets (feature hashing, Weinberger et al.
 /// 2009: a sparse random projection of the n-gram vector), L2-normalized. Character n-grams make Japanese and
 /// inflected words match; the sign keeps colliding features from adding up. Written by hand: no library hashes
 /// n-grams into a fixed vector without a vocabulary pass.
 /// </summary>
 public static class TextEmbedding
 {
-    public static float[] Embed(string text, int dimensions, long seed)
+    /// <summary>The embedding's size: enough buckets that colliding n-grams seldom matter.</summary>
+    public const int Dimensions = 1024;
+
+    /// <summary>The hash's seed: fixed, so embeddings made on any service, at any time, compare.</summary>
+    private const long Seed = 1;
+
+    public static float[] Embed(string text)
     {
+        const int dimensions = Dimensions;
+        const long seed = Seed;
         var counts = new Dictionary<ulong, int>();
         void Add(ReadOnlySpan<char> feature)
         {

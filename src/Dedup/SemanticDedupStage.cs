@@ -20,10 +20,31 @@ public sealed record SemanticClusterSummary(int Cluster, int Documents, int Dupl
 public sealed record SemanticPairExample(string RemovedId, string KeptId, double Similarity, string Removed, string Kept);
 
 /// <summary>
-/// Semantic dedup as a barrier after dedup (`pipeline run` with Pipeline:SemanticDedup:Enabled): every kept document's
-/// embedding (<see cref="TextEmbedding"/>), read one row group at a time, then k-means and SemDeDup's decisions once
-/// over the whole run (<see cref="SemanticDeduplicator"/>). The removed ids go to a list the tokenizer skips, as
-/// decontamination's do; the summary goes to the ledger for the report.
+/// The first half of semantic dedup, per shard: each kept document's embedding (<see cref="TextEmbedding"/>) and the
+/// start of its text, as an embedding shard. It runs on every dedup service that takes the run's requests, in
+/// parallel, one shard at a time each; the decisions (<see cref="SemanticDedupStage"/>) then read only the vectors.
+/// </summary>
+public sealed class ShardEmbedder(ShardStore store) : IShardStage
+{
+    public static string Name => "embed";
+
+    public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
+    {
+        var rows = new List<DocumentEmbedding>();
+        await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(input, ct))
+            rows.AddRange(group.Select(d => new DocumentEmbedding { Id = d.Id, Start = SemanticDedupStage.Start(d.Text), Vector = TextEmbedding.Embed(d.Text) }));
+        var id = StableId.Of(input.ShardId, Name, $"hashed-{TextEmbedding.Dimensions}");
+        var output = await store.WriteParquetAsync($"shards/{Name}/{input.RunId}/embed-{id}.parquet", rows,
+            new ShardDescriptor(id, Name, $"hashed-{TextEmbedding.Dimensions}", [input.ShardId], input.RunId), ct);
+        return new StageResult([output], new { Documents = rows.Count });
+    }
+}
+
+/// <summary>
+/// Semantic dedup's decisions, a barrier after the embeddings (`pipeline run` with Pipeline:SemanticDedup:Enabled):
+/// k-means and SemDeDup's removals once over the whole run (<see cref="SemanticDeduplicator"/>), from the embedding
+/// shards. The removed ids go to a list the tokenizer skips, as decontamination's do; the summary goes to the ledger
+/// for the report.
 /// </summary>
 public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<SemanticDedupStage> logger) : IRunStage
 {
@@ -32,46 +53,59 @@ public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<
     public async Task<object?> RunAsync(string runId, IReadOnlyList<ShardRef> inputs, string settingsJson, CancellationToken ct)
     {
         var settings = JsonSerializer.Deserialize<SemanticDedupSettings>(settingsJson) ?? throw new ArgumentException($"{Name}: no settings");
-        return await RunAsync(store, ledger, logger, runId, inputs.Select(s => (s, store)).ToList(), settings, ct);
+        // Documents superseded by a copy with a smaller id are not trained on, so they are not considered either.
+        var superseded = ledger.Superseded.Ids(runId);
+        var embedded = new List<(string Id, float[] Vector)>();
+        var starts = new Dictionary<string, string>();
+        foreach (var shard in inputs)
+            await foreach (var group in store.ReadRowGroupsAsync<DocumentEmbedding>(shard, ct))
+                foreach (var row in group.Where(r => !superseded.Contains(r.Id)))
+                {
+                    embedded.Add((row.Id, row.Vector));
+                    starts[row.Id] = row.Start;
+                }
+        return await RecordAsync(store, ledger, logger, runId, embedded, starts, settings, ct);
     }
 
-    /// <summary>Semantic dedup of a run's shards (each read from its own store), its removed ids recorded for the tokenizer and its summary in the ledger.</summary>
+    /// <summary>Semantic dedup of documents read from clean or dedup shards (`pipeline semdedup`): embedded here, then decided and recorded for the run.</summary>
     public static async Task<SemanticDedupSummary> RunAsync(ShardStore store, Ledger ledger, ILogger logger, string runId, IReadOnlyList<(ShardRef Ref, ShardStore Store)> inputs,
         SemanticDedupSettings settings, CancellationToken ct)
     {
-        var summary = await DeduplicateAsync(inputs, ledger.Superseded.Ids(runId), settings, ct);
-        var removed = new SortedSet<string>(summary.RemovedIds, StringComparer.Ordinal);
-        var uri = $"semantic-dedup/{runId}/removed-documents.json";
-        var (sha256, _) = await store.CommitFileAsync(uri, s => JsonSerializer.SerializeAsync(s, removed, cancellationToken: ct), ct);
-        ledger.Documents.Set(LedgerKeys.SemanticDuplicates(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, removed.Count)));
-        ledger.Documents.Set(LedgerKeys.SemanticDedup(runId), JsonSerializer.Serialize(summary.Summary));
-        logger.LogInformation("{Stage}: {Documents} documents in {Clusters} clusters; {Duplicates} semantic duplicates and {Prototypes} prototypes removed before tokenization ({Uri})",
-            Name, summary.Summary.Documents, summary.Summary.Clusters.Count, summary.Summary.Duplicates, summary.Summary.Prototypes, uri);
-        return summary.Summary;
-    }
-
-    /// <summary>Semantic dedup of the documents of <paramref name="shards"/> (except <paramref name="skip"/>): what it removed, and the summary.</summary>
-    public static async Task<(IReadOnlyList<string> RemovedIds, SemanticDedupSummary Summary)> DeduplicateAsync(IReadOnlyList<(ShardRef Ref, ShardStore Store)> shards,
-        IReadOnlySet<string> skip, SemanticDedupSettings settings, CancellationToken ct)
-    {
+        var superseded = ledger.Superseded.Ids(runId);
         var embedded = new List<(string Id, float[] Vector)>();
         var starts = new Dictionary<string, string>();
-        foreach (var (shard, store) in shards)
-            await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(shard, ct))
-                foreach (var document in group.Where(d => !skip.Contains(d.Id)))
+        foreach (var (shard, source) in inputs)
+            await foreach (var group in source.ReadRowGroupsAsync<CleanDocument>(shard, ct))
+                foreach (var document in group.Where(d => !superseded.Contains(d.Id)))
                 {
-                    embedded.Add((document.Id, TextEmbedding.Embed(document.Text, settings.Dimensions, settings.Seed)));
-                    starts[document.Id] = document.Text.Length > 160 ? document.Text[..160] + "…" : document.Text;
+                    embedded.Add((document.Id, TextEmbedding.Embed(document.Text)));
+                    starts[document.Id] = Start(document.Text);
                 }
+        return await RecordAsync(store, ledger, logger, runId, embedded, starts, settings, ct);
+    }
+
+    public static string Start(string text) => text.Length > 160 ? text[..160] + "…" : text;
+
+    /// <summary>Decides, then records the removed ids for the tokenizer (a checksummed list) and the summary for the report.</summary>
+    private static async Task<SemanticDedupSummary> RecordAsync(ShardStore store, Ledger ledger, ILogger logger, string runId, List<(string Id, float[] Vector)> embedded,
+        Dictionary<string, string> starts, SemanticDedupSettings settings, CancellationToken ct)
+    {
         var clusters = SemanticDeduplicator.Run(embedded, settings);
         var removals = clusters.SelectMany(c => c.Removed).ToList();
-        var summary = new SemanticDedupSummary(settings, embedded.Count, removals.Count(r => r.KeptId is not null), removals.Count(r => r.KeptId is null),
+        var duplicates = removals.Where(r => r.KeptId is not null).ToList();
+        var summary = new SemanticDedupSummary(settings, embedded.Count, duplicates.Count, removals.Count - duplicates.Count,
             clusters.Select(c => new SemanticClusterSummary(c.Cluster, c.Documents, c.Removed.Count(r => r.KeptId is not null), c.Removed.Count(r => r.KeptId is null)))
                 .OrderByDescending(c => c.Duplicates + c.Prototypes).ThenBy(c => c.Cluster).ToList(),
             // The pairs nearest the threshold say most about where it cuts: the least similar removed ones, then the most.
-            removals.Where(r => r.KeptId is not null).OrderBy(r => r.Similarity).Take(5)
-                .Concat(removals.Where(r => r.KeptId is not null).OrderByDescending(r => r.Similarity).Take(5)).DistinctBy(r => r.Id)
+            duplicates.OrderBy(r => r.Similarity).Take(5).Concat(duplicates.OrderByDescending(r => r.Similarity).Take(5)).DistinctBy(r => r.Id)
                 .Select(r => new SemanticPairExample(r.Id, r.KeptId!, Math.Round(r.Similarity, 4), starts[r.Id], starts[r.KeptId!])).ToList());
-        return (removals.Select(r => r.Id).ToList(), summary);
+        var removed = new SortedSet<string>(removals.Select(r => r.Id), StringComparer.Ordinal);
+        var uri = $"semantic-dedup/{runId}/removed-documents.json";
+        var (sha256, _) = await store.CommitFileAsync(uri, s => JsonSerializer.SerializeAsync(s, removed, cancellationToken: ct), ct);
+        ledger.Documents.Set(LedgerKeys.SemanticDuplicates(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, removed.Count)));
+        ledger.Documents.Set(LedgerKeys.SemanticDedup(runId), JsonSerializer.Serialize(summary));
+        logger.LogInformation("{Stage}: {Documents} documents in {Clusters} clusters; {Duplicates} semantic duplicates and {Prototypes} prototypes removed before tokenization ({Uri})",
+            Name, summary.Documents, summary.Clusters.Count, summary.Duplicates, summary.Prototypes, uri);
+        return summary;
     }
 }

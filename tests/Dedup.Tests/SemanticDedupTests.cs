@@ -47,7 +47,7 @@ public sealed class SemanticDedupTests : IDisposable
         var copies = originals.Select(o => Paraphrase(o, random)).ToList();
         var corpus = documents.Concat(copies).ToList();
         var settings = new SemanticDedupSettings(Clusters: 2);
-        var embedded = corpus.Select(d => (d.Id, TextEmbedding.Embed(d.Text, settings.Dimensions, settings.Seed))).ToList();
+        var embedded = corpus.Select(d => (d.Id, TextEmbedding.Embed(d.Text))).ToList();
 
         HashSet<string> Removed(SemanticDedupSettings s) => SemanticDeduplicator.Run(embedded, s).SelectMany(c => c.Removed).Select(r => r.Id).ToHashSet();
         int Caught(HashSet<string> removed) => originals.Count(o => removed.Contains(o.Id) || removed.Contains("copy-" + o.Id));
@@ -82,8 +82,11 @@ public sealed class SemanticDedupTests : IDisposable
         // A document superseded by a copy with a smaller id is not trained on, so it is not considered either.
         ledger.Superseded.Add("r", "test", [(documents[5].Id, documents[6].Id)]);
 
+        // First the embeddings of the shard (any dedup service), then the decisions over every embedding shard of the run.
+        var embeddings = Assert.Single((await new ShardEmbedder(store).ProcessAsync(shard, default)).Outputs);
+        Assert.Equal(31, embeddings.Rows);
         var summary = (SemanticDedupSummary)(await new SemanticDedupStage(store, ledger, NullLogger<SemanticDedupStage>.Instance)
-            .RunAsync("r", [shard], JsonSerializer.Serialize(new SemanticDedupSettings()), default))!;
+            .RunAsync("r", [embeddings], JsonSerializer.Serialize(new SemanticDedupSettings()), default))!;
         Assert.Equal(30, summary.Documents);
         var list = JsonSerializer.Deserialize<ExcludedDocuments>(ledger.Documents.Get(LedgerKeys.SemanticDuplicates("r"))!)!;
         var removed = JsonSerializer.Deserialize<List<string>>(File.ReadAllText(store.Resolve(list.Uri)))!;

@@ -24,7 +24,9 @@ public sealed class DedupModule : IStageModule
     public void AddConsumers(IBusRegistrationConfigurator bus, StageLimits limits)
     {
         bus.AddShardStage<ShardDeduplicator, CleanShardCreated, DedupShardCreated>(limits, m => m.Shard, (shard, _) => new(shard), ordered: true);
-        // Semantic dedup: once over the run's kept documents, after dedup, when the run asks for it.
+        // Semantic dedup, when the run asks for it: embeddings per shard (in parallel, on every dedup service), then
+        // the decisions once over the run.
+        bus.AddShardStage<ShardEmbedder, EmbedShardRequested, EmbeddingShardCreated>(limits, m => m.Shard, (shard, _) => new(shard));
         bus.AddRunStage<SemanticDedupStage>();
     }
 }
