@@ -12,7 +12,8 @@ namespace Pipeline.Bench;
 /// (sentences reordered, words dropped, words replaced, sentences from another document added, the end cut, boilerplate
 /// around it, case and punctuation, paragraphs re-wrapped, Japanese particles swapped, characters dropped). A planted
 /// pair is caught when one of the two is removed; every other removal counts against the rest of the corpus.
-/// Arguments: data folder, documents, planted copies, ε values (comma-separated).
+/// Arguments: data folder, documents, planted copies, ε values (comma-separated), and optionally a checkpoint and its
+/// tokenizer folder to embed with the model's mean last hidden states instead of hashed n-grams.
 /// </summary>
 public static class SemanticDedupBench
 {
@@ -40,7 +41,10 @@ public static class SemanticDedupBench
 
         var clock = Stopwatch.StartNew();
         var settings = new SemanticDedupSettings();
-        var embedded = corpus.Select(d => (d.Id, TextEmbedding.Embed(d.Text))).ToList();
+        using var model = args.Length > 5 ? new CheckpointEmbedding(args[4], Bpe.TextTokenizer.Load(args[5])) : null;
+        Func<string, float[]> embed = model is null ? TextEmbedding.Embed : model.Embed;
+        Console.WriteLine($"embedding: {model?.Name ?? EmbeddingSource.Hashed}");
+        var embedded = corpus.Select(d => (d.Id, embed(d.Text))).ToList();
         var embedSeconds = clock.Elapsed.TotalSeconds;
         Console.WriteLine($"embeddings: {corpus.Count / embedSeconds:N0} documents/s on one core ({corpus.Sum(d => (long)d.Text.Length) / embedSeconds / 1e6:F1} M characters/s)");
 

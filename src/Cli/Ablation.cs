@@ -110,7 +110,10 @@ public static class Ablation
             var deduplicated = await StepAsync(context.Ledger, ShardDeduplicator.Stage, runId, cleaned, input => deduplicator.ProcessAsync(input, ct), ct);
             if (context.Section<SemanticDedupOptions>("Pipeline:SemanticDedup").ToSettings() is { } semantic
                 && context.Ledger.Documents.Get(LedgerKeys.SemanticDuplicates(runId)) is null)
-                await SemanticDedupStage.RunAsync(store, context.Ledger, logger, runId, deduplicated.Select(s => (s, store)).ToList(), semantic, ct);
+            {
+                using var source = new EmbeddingSource(store, context.Ledger, semantic.Checkpoint);
+                await SemanticDedupStage.RunAsync(store, context.Ledger, logger, runId, deduplicated.Select(s => (s, store)).ToList(), semantic, (await source.GetAsync(ct)).Embed, ct);
+            }
             kept[arm.Name] = deduplicated;
             logger.LogInformation("ablate: arm {Arm}: {Documents} documents kept", arm.Name, deduplicated.Sum(s => s.Rows));
         }

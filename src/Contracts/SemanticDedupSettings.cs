@@ -7,4 +7,5 @@ namespace Pipeline.Contracts;
 /// </summary>
 /// <param name="Clusters">k of k-means; 0 = one cluster per 200 documents.</param>
 /// <param name="Seed">k-means' seed.</param>
-public sealed record SemanticDedupSettings(double Epsilon = 0.35, int Clusters = 0, double PrototypeFraction = 0, long Seed = 1);
+/// <param name="Checkpoint">The checkpoint whose mean last hidden states are the embeddings (null: hashed n-grams).</param>
+public sealed record SemanticDedupSettings(double Epsilon = 0.35, int Clusters = 0, double PrototypeFraction = 0, long Seed = 1, string? Checkpoint = null);

@@ -24,18 +24,20 @@ public sealed record SemanticPairExample(string RemovedId, string KeptId, double
 /// start of its text, as an embedding shard. It runs on every dedup service that takes the run's requests, in
 /// parallel, one shard at a time each; the decisions (<see cref="SemanticDedupStage"/>) then read only the vectors.
 /// </summary>
-public sealed class ShardEmbedder(ShardStore store) : IShardStage
+public sealed class ShardEmbedder(ShardStore store, EmbeddingSource source) : IShardStage
 {
     public static string Name => "embed";
 
     public async Task<StageResult> ProcessAsync(ShardRef input, CancellationToken ct)
     {
+        var (embed, maker) = await source.GetAsync(ct);
         var rows = new List<DocumentEmbedding>();
         await foreach (var group in store.ReadRowGroupsAsync<CleanDocument>(input, ct))
-            rows.AddRange(group.Select(d => new DocumentEmbedding { Id = d.Id, Start = SemanticDedupStage.Start(d.Text), Vector = TextEmbedding.Embed(d.Text) }));
-        var id = StableId.Of(input.ShardId, Name, $"hashed-{TextEmbedding.Dimensions}");
+            rows.AddRange(group.Select(d => new DocumentEmbedding { Id = d.Id, Start = SemanticDedupStage.Start(d.Text), Vector = embed(d.Text) }));
+        // The maker is the shard's config: the decisions refuse to cluster vectors of two makers together.
+        var id = StableId.Of(input.ShardId, Name, maker);
         var output = await store.WriteParquetAsync($"shards/{Name}/{input.RunId}/embed-{id}.parquet", rows,
-            new ShardDescriptor(id, Name, $"hashed-{TextEmbedding.Dimensions}", [input.ShardId], input.RunId), ct);
+            new ShardDescriptor(id, Name, maker, [input.ShardId], input.RunId), ct);
         return new StageResult([output], new { Documents = rows.Count });
     }
 }
@@ -53,6 +55,9 @@ public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<
     public async Task<object?> RunAsync(string runId, IReadOnlyList<ShardRef> inputs, string settingsJson, CancellationToken ct)
     {
         var settings = JsonSerializer.Deserialize<SemanticDedupSettings>(settingsJson) ?? throw new ArgumentException($"{Name}: no settings");
+        if (inputs.Select(s => s.ConfigHash).Distinct().ToList() is { Count: > 1 } makers)
+            throw new InvalidDataException($"{Name}: run {runId}'s embedding shards were made by {string.Join(" and ", makers)}; " +
+                "give every dedup service the same Pipeline:SemanticDedup:Checkpoint (or none) and run again");
         // Documents superseded by a copy with a smaller id are not trained on, so they are not considered either.
         var superseded = ledger.Superseded.Ids(runId);
         var embedded = new List<(string Id, float[] Vector)>();
@@ -69,7 +74,7 @@ public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<
 
     /// <summary>Semantic dedup of documents read from clean or dedup shards (`pipeline semdedup`): embedded here, then decided and recorded for the run.</summary>
     public static async Task<SemanticDedupSummary> RunAsync(ShardStore store, Ledger ledger, ILogger logger, string runId, IReadOnlyList<(ShardRef Ref, ShardStore Store)> inputs,
-        SemanticDedupSettings settings, CancellationToken ct)
+        SemanticDedupSettings settings, Func<string, float[]> embed, CancellationToken ct)
     {
         var superseded = ledger.Superseded.Ids(runId);
         var embedded = new List<(string Id, float[] Vector)>();
@@ -78,7 +83,7 @@ public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<
             await foreach (var group in source.ReadRowGroupsAsync<CleanDocument>(shard, ct))
                 foreach (var document in group.Where(d => !superseded.Contains(d.Id)))
                 {
-                    embedded.Add((document.Id, TextEmbedding.Embed(document.Text)));
+                    embedded.Add((document.Id, embed(document.Text)));
                     starts[document.Id] = Start(document.Text);
                 }
         return await RecordAsync(store, ledger, logger, runId, embedded, starts, settings, ct);

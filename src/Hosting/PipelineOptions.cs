@@ -74,8 +74,10 @@ public sealed class SemanticDedupOptions
     /// <summary>D4: the share of each cluster's kept documents nearest its centroid that is pruned as prototypical (0: none).</summary>
     [Range(0.0, 0.99)]
     public double PrototypeFraction { get; set; }
+    /// <summary>Embed with this checkpoint of the project's model (a path, or a URI under the data root) instead of hashed n-grams.</summary>
+    public string? Checkpoint { get; set; }
 
-    public Contracts.SemanticDedupSettings? ToSettings() => Enabled ? new(Epsilon, Clusters, PrototypeFraction) : null;
+    public Contracts.SemanticDedupSettings? ToSettings() => Enabled ? new(Epsilon, Clusters, PrototypeFraction, Checkpoint: Checkpoint) : null;
 }
 
 public sealed class DecontaminateOptions

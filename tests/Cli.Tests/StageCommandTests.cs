@@ -106,6 +106,10 @@ public sealed class StageCommandTests : IDisposable
         await Ok("train", "--config", config, "--out", outDir);
         var checkpoint = Path.Combine(outDir, "checkpoints", "t", "step-0000006");
         Assert.True(Directory.Exists(checkpoint));
+        // Semantic dedup with the model's own embeddings (mean of its last hidden states), under a run of its own.
+        var byModel = await Ok("semdedup", Path.Combine(outDir, "shards", "dedup"), "--checkpoint", checkpoint, "--run", "by-model", "--out", outDir);
+        Assert.Matches(@"semdedup: [\d,]+ documents in \d+ clusters", byModel);
+        Assert.Contains("step-0000006", File.ReadAllText(Path.Combine(outDir, "reports", "semantic-dedup-by-model.json")));
         var sample = await Ok("sample", "--checkpoint", checkpoint, "Debian", "--max-tokens", "5", "--temperature", "0");
         Assert.StartsWith("Debian", sample);
         // A smaller student distilled from it: the same job as train, with the teacher's divergence in its loss and the

@@ -83,7 +83,7 @@ public sealed class SemanticDedupTests : IDisposable
         ledger.Superseded.Add("r", "test", [(documents[5].Id, documents[6].Id)]);
 
         // First the embeddings of the shard (any dedup service), then the decisions over every embedding shard of the run.
-        var embeddings = Assert.Single((await new ShardEmbedder(store).ProcessAsync(shard, default)).Outputs);
+        var embeddings = Assert.Single((await new ShardEmbedder(store, new EmbeddingSource(store, ledger, null)).ProcessAsync(shard, default)).Outputs);
         Assert.Equal(31, embeddings.Rows);
         var summary = (SemanticDedupSummary)(await new SemanticDedupStage(store, ledger, NullLogger<SemanticDedupStage>.Instance)
             .RunAsync("r", [embeddings], JsonSerializer.Serialize(new SemanticDedupSettings()), default))!;
@@ -95,5 +95,10 @@ public sealed class SemanticDedupTests : IDisposable
         var pair = Assert.Single(summary.Examples, e => e.RemovedId == copy.Id || e.RemovedId == documents[3].Id);
         Assert.True(pair.Similarity > 1 - summary.Settings.Epsilon);
         Assert.NotNull(ledger.Documents.Get(LedgerKeys.SemanticDedup("r")));
+
+        // Vectors of two embeddings (a service configured with a checkpoint, another without) are never clustered together.
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => new SemanticDedupStage(store, ledger, NullLogger<SemanticDedupStage>.Instance)
+            .RunAsync("r", [embeddings, embeddings with { ShardId = "b", ConfigHash = "checkpoint-r-gpt-300-128" }], JsonSerializer.Serialize(new SemanticDedupSettings()), default));
+        Assert.Contains("made by hashed-1024 and checkpoint-r-gpt-300-128", error.Message);
     }
 }

@@ -110,11 +110,14 @@ public static class CleanDedupTokenizeCommands
         var epsilon = new Option<double>("--epsilon") { Description = "Remove a document whose cosine similarity to a kept one of its cluster exceeds 1 - epsilon", DefaultValueFactory = _ => defaults.Epsilon };
         var clusters = new Option<int>("--clusters") { Description = "k of k-means (0: one cluster per 200 documents)", DefaultValueFactory = _ => 0 };
         var prototypes = new Option<double>("--prototype-fraction") { Description = "D4: also prune this share of each cluster's documents nearest its centroid", DefaultValueFactory = _ => 0 };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Embed with this checkpoint of the project's model (mean of its last hidden states; its tokenizer found by hash under --out) instead of hashed n-grams" };
         var command = new Command("semdedup", "Semantic dedup (SemDeDup, D4) of dedup shards: the removed documents are recorded for the run (--run), so `pipeline tokenize` skips them; a summary under --out/reports")
-            { inputs, epsilon, clusters, prototypes, outOption, runOption, setOption };
+            { inputs, epsilon, clusters, prototypes, checkpoint, outOption, runOption, setOption };
         command.SetAction(async (parse, ct) =>
         {
-            var settings = new Contracts.SemanticDedupSettings(parse.GetValue(epsilon), parse.GetValue(clusters), parse.GetValue(prototypes));
+            var named = parse.GetValue(checkpoint) is { } path ? Path.GetFullPath(path) : null;
+            if (named is not null && !Directory.Exists(named)) throw new ArgumentException($"--checkpoint '{named}' does not exist");
+            var settings = new Contracts.SemanticDedupSettings(parse.GetValue(epsilon), parse.GetValue(clusters), parse.GetValue(prototypes), Checkpoint: named);
             if (settings.Epsilon is <= 0 or > 2) throw new ArgumentException($"--epsilon {settings.Epsilon}: must be above 0 and at most 2");
             if (settings.Clusters < 0) throw new ArgumentException($"--clusters {settings.Clusters}: must be 0 (automatic) or more");
             if (settings.PrototypeFraction is < 0 or >= 1) throw new ArgumentException($"--prototype-fraction {settings.PrototypeFraction}: must be at least 0 and below 1");
@@ -123,8 +126,9 @@ public static class CleanDedupTokenizeCommands
             var context = PipelineContext.Open(outDir, CliInputs.Settings(parse.GetValue(setOption)));
             context.Ledger.Runs.Ensure(runId, runId, "{}");
             var shards = await CliInputs.ResolveAsync(parse.GetValue(inputs)!, runId, "dedup", ct);
+            using var source = new EmbeddingSource(context.Store, context.Ledger, named);
             var summary = await SemanticDedupStage.RunAsync(context.Store, context.Ledger, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, runId,
-                shards.Select(s => (s.Ref, s.Store)).ToList(), settings, ct);
+                shards.Select(s => (s.Ref, s.Store)).ToList(), settings, (await source.GetAsync(ct)).Embed, ct);
             var report = Path.Combine(outDir, "reports", $"semantic-dedup-{runId}.json");
             AtomicWrite.Text(report, System.Text.Json.JsonSerializer.Serialize(summary, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             AnsiConsole.MarkupLine($"[green]semdedup[/]: {summary.Documents:N0} documents in {summary.Clusters.Count:N0} clusters; {summary.Duplicates:N0} semantic duplicates and " +

@@ -14,6 +14,9 @@ public sealed class DedupModule : IStageModule
     public void AddServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(StrictConfig.Bind<DedupOptions>(configuration, DedupOptions.Section));
+        // The embedding semantic dedup's embed stage makes: hashed, or a checkpoint's (docs/dedup.md).
+        services.AddSingleton(provider => new EmbeddingSource(provider.GetRequiredService<Storage.ShardStore>(), provider.GetRequiredService<Ledger>(),
+            provider.GetRequiredService<PipelineOptions>().SemanticDedup.Checkpoint));
         // Each run's index has one writer at a time across every dedup service on this deployment (a lease in the
         // ledger); with an object store each host has a folder of its own, so the index is shared through the store.
         services.AddSingleton(provider => new ShardDeduplicator(provider.GetRequiredService<DedupOptions>(),
