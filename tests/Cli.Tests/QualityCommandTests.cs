@@ -45,6 +45,12 @@ public sealed class QualityCommandTests : IDisposable
         await BadInputTests.FailsWith(null, "bad.jsonl:1: no \"text\" string", "quality", "score", "--model", model, Path.Combine(_root, "bad.jsonl"), "--out", scores);
         await BadInputTests.FailsWith(null, "no model.zip", "quality", "score", "--model", _root, positives, "--out", scores);
         await BadInputTests.FailsWith(null, "--holdout 1", "quality", "train", "--positive", positives, "--negative", negatives, "--holdout", "1", "--out", model);
+        await BadInputTests.FailsWith(null, "--negatives 1", "quality", "train", "--positive", positives, "--negative", negatives, "--negatives", "1", "--out", model);
+
+        // DCLM's way: negatives sampled from the crawl (here 10 of the junk pages), as many as asked for.
+        (exit, stdout, stderr) = await BadInputTests.RunAsync("quality", "train", "--positive", positives, "--negative", negatives, "--negatives", "10", "--out", Path.Combine(_root, "sampled"));
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.Contains("and 10 negative documents", stdout);
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

@@ -20,13 +20,21 @@ public static class QualityCommands
         var negative = new Option<string[]>("--negative") { Description = $"Documents of the kind to remove (a sample of the crawl): {InputKinds}", Required = true, AllowMultipleArgumentsPerToken = true };
         var holdout = new Option<double>("--holdout") { Description = "Fraction of each kind kept out of training and scored for the ROC AUC (every n-th document)", DefaultValueFactory = _ => 0.2 };
         var modelOut = new Option<string>("--out") { Description = "Folder to write the model to", Required = true };
-        var train = new Command("train", "Train a classifier that scores documents like --positive high and like --negative low") { positive, negative, holdout, modelOut };
+        var sample = new Option<int?>("--negatives") { Description = "Sample this many of the --negative documents (seeded; DCLM samples the crawl to as many as the positives); default: all" };
+        var train = new Command("train", "Train a classifier that scores documents like --positive high and like --negative low") { positive, negative, holdout, sample, modelOut };
         train.SetAction(parse =>
         {
             var fraction = parse.GetValue(holdout);
             if (fraction is < 0 or >= 1) throw new ArgumentException($"--holdout {fraction}: must be at least 0 and less than 1");
             var positives = Read(parse.GetValue(positive)!).Select(d => d.Text).ToList();
             var negatives = Read(parse.GetValue(negative)!).Select(d => d.Text).ToList();
+            if (parse.GetValue(sample) is { } count)
+            {
+                if (count < 2) throw new ArgumentException($"--negatives {count}: at least 2");
+                // A seeded sample of the crawl, in the crawl's order: the same inputs give the same model.
+                var random = new Random(1);
+                negatives = negatives.Select((text, i) => (text, i, key: random.Next())).OrderBy(x => x.key).Take(count).OrderBy(x => x.i).Select(x => x.text).ToList();
+            }
             var classifier = QualityClassifier.Train(positives, negatives, fraction);
             var folder = CliInputs.OutDir(parse.GetValue(modelOut)!);
             AtomicWrite.Folder(folder, classifier.Save);
