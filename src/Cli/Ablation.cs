@@ -91,6 +91,7 @@ public static class Ablation
         var main = PipelineContext.Open(outDir, options.Settings);
         var store = main.Store;
         var folder = $"ablations/{options.Name}";
+        CheckResume(store.Resolve($"{folder}/options.json"), options);
 
         // 1. The raw pages every arm starts from, without the held-out ones; the held-out text from those.
         var raw = await SplitRawAsync(main, options, folder, ct);
@@ -157,6 +158,27 @@ public static class Ablation
         main.Ledger.Documents.Set(LedgerKeys.Ablation(options.Name), JsonSerializer.Serialize(summary));
         await store.PublishFolderAsync("reports", ct);
         return report;
+    }
+
+    /// <summary>
+    /// An ablation run again must be the same ablation: its shards, models and scores are reused by name. Anything else
+    /// (an arm's settings, the steps, the seeds, the tasks) is refused, naming what changed, before any work.
+    /// </summary>
+    private static void CheckResume(string path, AblationOptions options)
+    {
+        var now = JsonSerializer.Serialize(new
+        {
+            Arms = options.Arms.Select(a => new { a.Name, Settings = a.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary() }),
+            options.Steps, options.Seeds, options.VocabSize, options.Tokenizer, Tasks = options.Tasks.Select(Path.GetFileName).ToList(),
+        });
+        if (File.Exists(path) && File.ReadAllText(path) is var before && before != now)
+        {
+            var was = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(before)!;
+            var changed = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(now)!.Where(kv => !was.TryGetValue(kv.Key, out var old) || old.GetRawText() != kv.Value.GetRawText())
+                .Select(kv => $"{kv.Key} was {(was.TryGetValue(kv.Key, out var old) ? old.GetRawText() : "unset")}, now {kv.Value.GetRawText()}");
+            throw new ArgumentException($"ablation '{options.Name}' was started with other options ({string.Join("; ", changed)}); run it again with the same ones to resume, or give another --name");
+        }
+        AtomicWrite.Text(path, now);
     }
 
     private static long Excluded(Ledger ledger, string runId) =>

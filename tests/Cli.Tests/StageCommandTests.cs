@@ -72,6 +72,8 @@ public sealed class StageCommandTests : IDisposable
         // Run again, it finds everything done and writes the same report.
         await Ok(ablate);
         Assert.Equal(ablation, File.ReadAllText(Path.Combine(ablationDir, "reports", "ablation.md")));
+        // The same name with other options would reuse the wrong models: refused, naming what changed.
+        await BadInputTests.FailsWith(null, "Steps was 20, now 21", [.. ablate.Select(a => a == "20" ? "21" : a)]);
         await BadInputTests.FailsWith(null, "--arm: an ablation compares two or more arms", "ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab1", "--arm", "default", "--out", ablationDir);
         await BadInputTests.FailsWith(null, "Recpe", "ablate", Path.Combine(outDir, "shards", "crawl"), "--name", "ab2", "--arm", "default", "--arm", "x:Pipeline:Cleaner:Recpe=none", "--steps", "1", "--eval-tasks", "none", "--out", ablationDir);
 
