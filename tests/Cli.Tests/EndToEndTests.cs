@@ -53,6 +53,35 @@ public sealed class EndToEndTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A trained quality classifier (the sample site's English pages against the junk fixture) as the cleaner's whole
+    /// recipe at threshold 0: every document is scored and none removed (the score travels in the clean shard), so the
+    /// run is otherwise the run without it.
+    /// </summary>
+    private string ScoreOnlyQualityRecipe()
+    {
+        var site = SampleSite.Folder();
+        static string Text(string page) => Cleaner.TextExtractor.Extract(File.ReadAllText(page)).Text;
+        var positives = Directory.GetFiles(Path.Combine(site, "en"), "*.html").Order(StringComparer.Ordinal).Take(40).Select(Text).ToList();
+        var negatives = Directory.GetFiles(Path.Combine(site, "..", "..", "tests", "Cleaner.Tests", "Junk"), "*.html").Order(StringComparer.Ordinal).Select(Text).Where(t => t.Length > 0).ToList();
+        var model = Path.Combine(_out, "quality-model");
+        Cleaner.Quality.QualityClassifier.Train(positives, negatives).Save(model);
+        var recipe = Path.Combine(_out, "quality-recipe.json");
+        File.WriteAllText(recipe, $$"""{ "description": "score only", "steps": [ { "filter": "quality", "settings": { "Model": "{{model}}", "Threshold": 0 } } ] }""");
+        return recipe;
+    }
+
+    /// <summary>The quality step scored every kept document of the run (on the cleaner service).</summary>
+    private async Task AssertQualityScoredAsync(Ledger ledger)
+    {
+        var store = new Storage.ShardStore(_out);
+        var scores = new List<double>();
+        foreach (var shard in ledger.Artifacts.Shards("sample", "clean"))
+            await foreach (var group in store.ReadRowGroupsAsync<Contracts.Rows.CleanDocument>(shard))
+                scores.AddRange(group.Select(d => d.QualityScore));
+        Assert.True(scores.Count > 20 && scores.All(double.IsFinite) && scores.Distinct().Count() > 10, string.Join(", ", scores.Take(20)));
+    }
+
     private static int FreePort()
     {
         var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -75,13 +104,14 @@ public sealed class EndToEndTests : IDisposable
             phases.Add(phase);
             scrapes[phase] = http.GetStringAsync($"http://127.0.0.1:{port}/metrics").GetAwaiter().GetResult();
         }
-        // Semantic dedup before tokenization, with D4's prototype pruning so that it removes documents from this small
-        // site (which has no paraphrases): the tokenizer must skip them.
+        // A quality classifier that scores every document, and semantic dedup before tokenization with D4's prototype
+        // pruning so that it removes documents from this small site (which has no paraphrases): the tokenizer must skip them.
         var settings = new Dictionary<string, string?>
         {
             ["Pipeline:Telemetry:PrometheusPort"] = port.ToString(),
             ["Pipeline:SemanticDedup:Enabled"] = "true",
             ["Pipeline:SemanticDedup:PrototypeFraction"] = "0.1",
+            ["Pipeline:Cleaner:Recipe"] = ScoreOnlyQualityRecipe(),
         };
         // The run advances on the stages' events alone: with the ledger re-check an hour away, a phase that no event
         // moved on would hold the run past the test's timeout.
@@ -106,6 +136,7 @@ public sealed class EndToEndTests : IDisposable
         var semantic = JsonSerializer.Deserialize<ExcludedDocuments>(new Ledger(Path.Combine(_out, "ledger.db")).Documents.Get(LedgerKeys.SemanticDuplicates("sample"))!)!;
         Assert.True(semantic.Documents >= 5, $"{semantic.Documents} documents removed by semantic dedup");
         Assert.Contains($"prototypes removed before tokenization", File.ReadAllText(report));
+        await AssertQualityScoredAsync(new Ledger(Path.Combine(_out, "ledger.db")));
         const string grpo = "sample-gpt-sft-from-10-grpo-from-10";
         var runLedger = new Ledger(Path.Combine(_out, "ledger.db"));
         Assert.Equal(("grpo", ("sample-gpt-sft-from-10", 10L)), LineageStore.All(runLedger.Documents).Where(l => l.Run == grpo).Select(l => (l.Method, l.Base!.Value)).Single());
@@ -156,18 +187,10 @@ public sealed class EndToEndTests : IDisposable
         File.WriteAllText(Path.Combine(_out, "overlap.txt"), string.Join("\n\n", paragraphs));
         var task = Path.Combine(_out, "overlap.yaml");
         File.WriteAllText(task, "name: overlap_bpb\nversion: 1\ntype: perplexity\ndata: overlap.txt\n");
-        // A trained quality classifier as the cleaner's recipe, at threshold 0: every document is scored on the cleaner
-        // service and none removed (its score travels in the clean shard), so what follows is the run without it.
-        var positives = Directory.GetFiles(Path.Combine(site, "en"), "*.html").Order(StringComparer.Ordinal).Take(40).Select(p => Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text).ToList();
-        var negatives = Directory.GetFiles(Path.Combine(site, "..", "..", "tests", "Cleaner.Tests", "Junk"), "*.html").Order(StringComparer.Ordinal)
-            .Select(p => Cleaner.TextExtractor.Extract(File.ReadAllText(p)).Text).Where(t => t.Length > 0).ToList();
-        Cleaner.Quality.QualityClassifier.Train(positives, negatives).Save(Path.Combine(_out, "quality-model"));
-        var recipe = Path.Combine(_out, "quality-recipe.json");
-        File.WriteAllText(recipe, $$"""{ "description": "score only", "steps": [ { "filter": "quality", "settings": { "Model": "{{Path.Combine(_out, "quality-model")}}", "Threshold": 0 } } ] }""");
         var settings = new Dictionary<string, string?>(_broker.Settings)
         {
             ["Pipeline:Decontaminate:Remove"] = "true", ["Pipeline:SemanticDedup:Enabled"] = "true", ["Pipeline:SemanticDedup:PrototypeFraction"] = "0.1",
-            ["Pipeline:Cleaner:Recipe"] = recipe,
+            ["Pipeline:Cleaner:Recipe"] = ScoreOnlyQualityRecipe(),
         };
         // The final checkpoint is also released by message: quantized (then scored on arrival) and as a GGUF file.
         // The alignment phase as InstructGPT's: SFT, a reward model from the SFT model, PPO of the SFT model against it.
@@ -181,13 +204,7 @@ public sealed class EndToEndTests : IDisposable
 
         // The releases: the int8 copy scored on the run's task like any checkpoint, with its lineage; the GGUF whole.
         var ledger = new Ledger(Path.Combine(_out, "ledger.db"));
-        // The quality step scored every kept document on the cleaner service.
-        var store = new Storage.ShardStore(_out);
-        var scores = new List<double>();
-        foreach (var shard in ledger.Artifacts.Shards("sample", "clean"))
-            await foreach (var group in store.ReadRowGroupsAsync<Contracts.Rows.CleanDocument>(shard))
-                scores.AddRange(group.Select(d => d.QualityScore));
-        Assert.True(scores.Count > 20 && scores.All(double.IsFinite) && scores.Distinct().Count() > 10, string.Join(", ", scores.Take(20)));
+        await AssertQualityScoredAsync(ledger);
         // Semantic dedup ran on the dedup service, by message; RunAssertions checked that the tokenizer skipped what it removed.
         Assert.True(JsonSerializer.Deserialize<ExcludedDocuments>(ledger.Documents.Get(LedgerKeys.SemanticDuplicates("sample"))!)!.Documents >= 5);
         Assert.Contains(ledger.Evaluations.Evals("sample-gpt-int8"), e => e.Step == 10 && e.Task == "overlap_bpb");
