@@ -104,13 +104,11 @@ public sealed class SemanticDedupStage(ShardStore store, Ledger ledger, ILogger<
             // The pairs nearest the threshold say most about where it cuts: the least similar removed ones, then the most.
             duplicates.OrderBy(r => r.Similarity).Take(5).Concat(duplicates.OrderByDescending(r => r.Similarity).Take(5)).DistinctBy(r => r.Id)
                 .Select(r => new SemanticPairExample(r.Id, r.KeptId!, Math.Round(r.Similarity, 4), starts[r.Id], starts[r.KeptId!])).ToList());
-        var removed = new SortedSet<string>(removals.Select(r => r.Id), StringComparer.Ordinal);
-        var uri = $"semantic-dedup/{runId}/removed-documents.json";
-        var (sha256, _) = await store.CommitFileAsync(uri, s => JsonSerializer.SerializeAsync(s, removed, cancellationToken: ct), ct);
-        ledger.Documents.Set(LedgerKeys.SemanticDuplicates(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, removed.Count)));
+        var list = await ExcludedDocuments.WriteAsync(store, ledger.Documents, LedgerKeys.SemanticDuplicates(runId), $"semantic-dedup/{runId}/removed-documents.json",
+            removals.Select(r => r.Id).ToList(), ct);
         ledger.Documents.Set(LedgerKeys.SemanticDedup(runId), JsonSerializer.Serialize(summary));
         logger.LogInformation("{Stage}: {Documents} documents in {Clusters} clusters; {Duplicates} semantic duplicates and {Prototypes} prototypes removed before tokenization ({Uri})",
-            Name, summary.Documents, summary.Clusters.Count, summary.Duplicates, summary.Prototypes, uri);
+            Name, summary.Documents, summary.Clusters.Count, summary.Duplicates, summary.Prototypes, list.Uri);
         return summary;
     }
 }

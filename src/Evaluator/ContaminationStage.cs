@@ -51,10 +51,8 @@ public sealed class ContaminationStage(ShardStore store, Ledger ledger, Checkpoi
             logger.LogInformation("{Stage}: {Task}: {Contaminated} of {Examples} examples overlap the training corpus", Name, task.Task, task.Contaminated, task.Examples);
         if (settings.Remove)
         {
-            var uri = $"decontamination/{runId}/excluded-documents.json";
-            var (sha256, _) = await store.CommitFileAsync(uri, s => JsonSerializer.SerializeAsync(s, contaminated, cancellationToken: ct), ct);
-            ledger.Documents.Set(LedgerKeys.ExcludedDocuments(runId), JsonSerializer.Serialize(new ExcludedDocuments(uri, sha256, contaminated.Count)));
-            logger.LogInformation("{Stage}: {Documents} training documents that contain evaluation examples are removed before tokenization ({Uri})", Name, contaminated.Count, uri);
+            var list = await ExcludedDocuments.WriteAsync(store, ledger.Documents, LedgerKeys.ExcludedDocuments(runId), $"decontamination/{runId}/excluded-documents.json", contaminated, ct);
+            logger.LogInformation("{Stage}: {Documents} training documents that contain evaluation examples are removed before tokenization ({Uri})", Name, list.Documents, list.Uri);
         }
         ledger.Documents.Set(LedgerKeys.Contamination(runId), JsonSerializer.Serialize(result));
         return result;

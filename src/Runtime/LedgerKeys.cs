@@ -73,9 +73,6 @@ public static class LedgerKeys
     public static string WarcSummary(string runId) => $"warc-summary:{runId}";
 }
 
-/// <summary>A run's documents that are not trained on: a JSON list of ids at <see cref="Uri"/> in the store, with its checksum.</summary>
-public sealed record ExcludedDocuments(string Uri, string Sha256, int Documents);
-
 /// <summary>The kinds of long job, each the prefix of its jobs' ledger keys.</summary>
 public static class JobKinds
 {

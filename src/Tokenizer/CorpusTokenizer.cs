@@ -25,14 +25,7 @@ public sealed class CorpusTokenizer(TokenizerOptions options, ShardStore store, 
     {
         var excluded = ledger.Superseded.Ids(runId);
         foreach (var key in new[] { LedgerKeys.ExcludedDocuments(runId), LedgerKeys.SemanticDuplicates(runId) })
-        {
-            if (ledger.Documents.Get(key) is not { } json) continue;
-            var list = JsonSerializer.Deserialize<ExcludedDocuments>(json)!;
-            var bytes = await File.ReadAllBytesAsync(await store.FetchFileAsync(list.Uri, ct), ct);
-            if (!Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)).Equals(list.Sha256, StringComparison.OrdinalIgnoreCase))
-                throw new InvalidDataException($"{list.Uri}: checksum mismatch; the excluded-documents list was changed after it was written");
-            excluded.UnionWith(JsonSerializer.Deserialize<HashSet<string>>(bytes)!);
-        }
+            excluded.UnionWith(await ExcludedDocuments.ReadAsync(store, ledger.Documents, key, ct));
         return excluded;
     }
 
