@@ -77,7 +77,11 @@ public static class Ablation
     /// <summary>The held-out share of the raw pages: 1 in this many, by a hash of the URL.</summary>
     private const int HeldOutOneIn = 20;
 
-    public static string RunName(string ablation, string arm, int seed) => $"{ablation}-{arm}-s{seed}";
+    /// <summary>The run an arm's data stages and token shards are recorded under.</summary>
+    public static string ArmRun(string ablation, string arm) => $"{ablation}-{arm}";
+
+    /// <summary>The training run of an arm and seed.</summary>
+    public static string RunName(string ablation, string arm, int seed) => $"{ArmRun(ablation, arm)}-s{seed}";
 
     public static async Task<string> RunAsync(AblationOptions options, ILogger logger, CancellationToken ct)
     {
@@ -102,7 +106,7 @@ public static class Ablation
         var kept = new Dictionary<string, IReadOnlyList<ShardRef>>();
         foreach (var arm in options.Arms)
         {
-            var runId = $"{options.Name}-{arm.Name}";
+            var runId = ArmRun(options.Name, arm.Name);
             var context = PipelineContext.Open(outDir, options.Settings.Concat(arm.Settings).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value));
             context.Ledger.Runs.Ensure(runId, runId, JsonSerializer.Serialize(arm.Settings));
             var cleaner = new ShardCleaner(context.Section<CleanerOptions>(CleanerOptions.Section), context.Store, context.Ledger);
@@ -137,7 +141,7 @@ public static class Ablation
         var manifests = new Dictionary<string, TokenManifest>();
         foreach (var arm in options.Arms)
         {
-            var runId = $"{options.Name}-{arm.Name}";
+            var runId = ArmRun(options.Name, arm.Name);
             await StepAsync(main.Ledger, CorpusTokenizer.Stage, runId, kept[arm.Name], input => corpus.ProcessAsync(input, tokenizer, ct), ct);
             await corpus.WriteManifestAsync(runId, tokenizer, tokenizerFolder, ct);
             manifests[arm.Name] = await store.ReadTokenManifestAsync(RunArtifacts.TokenManifestUri(runId), ct);
@@ -152,7 +156,7 @@ public static class Ablation
         // 5. The report.
         var sample = Config(options, "x", 1, tokenizer.VocabSize);
         var budget = (long)options.Steps * sample.BatchSize * sample.AccumulationSteps * sample.Model.Context;
-        var arms = options.Arms.Select(a => new AblationArmSummary(a.Name, a.Settings, kept[a.Name].Sum(s => s.Rows) - Excluded(main.Ledger, $"{options.Name}-{a.Name}"),
+        var arms = options.Arms.Select(a => new AblationArmSummary(a.Name, a.Settings, kept[a.Name].Sum(s => s.Rows) - Excluded(main.Ledger, ArmRun(options.Name, a.Name)),
             manifests[a.Name].TrainTokens, budget / (double)Math.Max(1, manifests[a.Name].TrainTokens))).ToList();
         var (report, summary) = AblationReport.Write(store.Resolve("reports"), options.Name, arms, scores, budget, $"{options.Name}_heldout");
         main.Ledger.Documents.Set(LedgerKeys.Ablation(options.Name), JsonSerializer.Serialize(summary));
@@ -166,19 +170,14 @@ public static class Ablation
     /// </summary>
     private static void CheckResume(string path, AblationOptions options)
     {
-        var now = JsonSerializer.Serialize(new
+        var now = new
         {
             Arms = options.Arms.Select(a => new { a.Name, Settings = a.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary() }),
             options.Steps, options.Seeds, options.VocabSize, options.Tokenizer, Tasks = options.Tasks.Select(Path.GetFileName).ToList(),
-        });
-        if (File.Exists(path) && File.ReadAllText(path) is var before && before != now)
-        {
-            var was = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(before)!;
-            var changed = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(now)!.Where(kv => !was.TryGetValue(kv.Key, out var old) || old.GetRawText() != kv.Value.GetRawText())
-                .Select(kv => $"{kv.Key} was {(was.TryGetValue(kv.Key, out var old) ? old.GetRawText() : "unset")}, now {kv.Value.GetRawText()}");
+        };
+        if (File.Exists(path) && RunSettings.Differences(File.ReadAllText(path), now) is { Count: > 0 } changed)
             throw new ArgumentException($"ablation '{options.Name}' was started with other options ({string.Join("; ", changed)}); run it again with the same ones to resume, or give another --name");
-        }
-        AtomicWrite.Text(path, now);
+        AtomicWrite.Text(path, JsonSerializer.Serialize(now));
     }
 
     private static long Excluded(Ledger ledger, string runId) =>
@@ -207,16 +206,18 @@ public static class Ablation
         try
         {
             LedgerJob<StartTraining>? Job(string runName) => ledger.Jobs.Get<StartTraining>(JobKinds.Training, runName);
-            var runs = models.Select(m => (RunName: RunName(options.Name, m.Arm, m.Seed), RunId: $"{options.Name}-{m.Arm}", m.Seed)).ToList();
+            var runs = models.Select(m => (RunName: RunName(options.Name, m.Arm, m.Seed), RunId: ArmRun(options.Name, m.Arm), m.Seed)).ToList();
             foreach (var run in runs.Where(r => Job(r.RunName) is null or { State: JobState.Failed or JobState.Cancelled }))
                 await host.Bus().Publish(new StartTraining(run.RunId, run.RunName, RunArtifacts.TokenManifestUri(run.RunId),
                     JsonSerializer.Serialize(Config(options, run.RunName, run.Seed, vocabSize))), ct);
             var reported = DateTime.MinValue;
             while (true)
             {
-                if (runs.Select(r => (r.RunName, Job: Job(r.RunName))).FirstOrDefault(r => r.Job?.State == JobState.Failed) is { Job: not null } failed)
+                // Each run's job read once a round.
+                var jobs = runs.Select(r => (r.RunName, Job: Job(r.RunName))).ToList();
+                if (jobs.FirstOrDefault(r => r.Job?.State == JobState.Failed) is { Job: not null } failed)
                     throw new InvalidOperationException($"ablation {options.Name}: training {failed.RunName} failed: {failed.Job.Error}");
-                if (runs.All(r => Job(r.RunName)?.State == JobState.Completed)) break;
+                if (jobs.All(r => r.Job?.State == JobState.Completed)) break;
                 if (DateTime.UtcNow - reported > TimeSpan.FromSeconds(10))
                 {
                     reported = DateTime.UtcNow;

@@ -220,18 +220,24 @@ public static class RunSettings
 
     public static void CheckResume(RunRequest request, string recordedJson)
     {
-        var recorded = Flatten(System.Text.Json.Nodes.JsonNode.Parse(recordedJson));
-        var now = Flatten(JsonSerializer.SerializeToNode(request));
-        var differences = new List<string>();
-        foreach (var (key, value) in now)
-        {
-            // A setting the recording run did not have yet (an older ledger) is not a difference.
-            if (!recorded.TryGetValue(key, out var before) || before == value) continue;
-            differences.Add($"{(Flags.TryGetValue(key, out var flag) ? flag : key)} was {before}, now {value}");
-        }
+        var differences = Differences(recordedJson, request, Flags);
         if (differences.Count > 0)
             throw new ArgumentException($"run '{request.RunId}' was started with other settings ({string.Join("; ", differences)}); " +
                 "run it again with the same ones to resume, or start another run with --run NAME or another --out");
+    }
+
+    /// <summary>
+    /// What differs between recorded settings (JSON) and the settings now, each as "KEY was X, now Y" (a key by its flag
+    /// where <paramref name="flags"/> names one). A setting the recording did not have yet (an older ledger) is not a difference.
+    /// </summary>
+    public static IReadOnlyList<string> Differences(string recordedJson, object now, IReadOnlyDictionary<string, string>? flags = null)
+    {
+        var recorded = Flatten(System.Text.Json.Nodes.JsonNode.Parse(recordedJson));
+        var differences = new List<string>();
+        foreach (var (key, value) in Flatten(JsonSerializer.SerializeToNode(now)))
+            if (recorded.TryGetValue(key, out var before) && before != value)
+                differences.Add($"{(flags is not null && flags.TryGetValue(key, out var flag) ? flag : key)} was {before}, now {value}");
+        return differences;
     }
 
     private static Dictionary<string, string> Flatten(System.Text.Json.Nodes.JsonNode? node)
