@@ -284,7 +284,8 @@ public static class Ablation
     private static async Task<IReadOnlyList<ShardRef>> SplitRawAsync(PipelineContext main, AblationOptions options, string folder, CancellationToken ct)
     {
         var store = main.Store;
-        var runId = $"{options.Name}-raw";
+        // Not ArmRun's shape: an arm name starts with a letter or digit, so no arm (not even one named "raw") shares it.
+        var runId = $"{options.Name}-_raw";
         var recorded = main.Ledger.Artifacts.Shards(runId, StageNames.Crawl);
         if (recorded.Count > 0 && File.Exists(store.Resolve($"{folder}/heldout.txt"))) return recorded;
         var heldOut = new StringBuilder();
