@@ -23,11 +23,8 @@ public static class GrpoBench
         var steps = args.Length > 3 ? int.Parse(args[3]) : 100;
         var rate = args.Length > 4 ? double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 1e-5;
         var verifier = args.Length > 5 ? args[5] : "char_f1";
-        var task = Evaluator.Tasks.TaskLoader.Load(args[1]);
-        var examples = Cli.Commands.AlignCommands.TaskPrompts(task, args[1]).Select(e => new { prompt = e.Prompt, answer = e.Answer }).ToList();
-        var heldOut = examples.Where((_, i) => i % 5 == 4).ToList();
         var trainFile = Path.Combine(outFolder, "train.jsonl");
-        File.WriteAllLines(trainFile, examples.Where((_, i) => i % 5 != 4).Select(e => System.Text.Json.JsonSerializer.Serialize(e)));
+        var (training, heldOut) = SplitTaskPrompts(args[1], trainFile);
         var (start, _, tokenizer) = Cli.Commands.ModelCommands.Load(args[0], null);
         var template = new ChatTemplate(tokenizer);
         var stop = new HashSet<int> { tokenizer.SpecialIds[SpecialTokens.EndOfTurn], tokenizer.EndOfText };
@@ -35,8 +32,8 @@ public static class GrpoBench
         var config = new AlignmentConfig { Method = "grpo", Steps = steps, BatchSize = 4, Generations = 4, MaxNewTokens = 32, LearningRate = rate, Verifier = verifier, LogEvery = 10 };
         (double Sampled, double Greedy) Mean(Gpt model)
         {
-            var prompts = heldOut.Select(h => (IReadOnlyList<int>)template.Prompt([new ChatMessage("user", h.prompt)])).ToList();
-            double Of(List<List<int>> outputs, int per) => outputs.Select((o, i) => score(tokenizer.Decode(o.TakeWhile(t => !stop.Contains(t))), heldOut[i / per].answer)).Average();
+            var prompts = heldOut.Select(h => (IReadOnlyList<int>)template.Prompt([new ChatMessage("user", h.Prompt)])).ToList();
+            double Of(List<List<int>> outputs, int per) => outputs.Select((o, i) => score(tokenizer.Decode(o.TakeWhile(t => !stop.Contains(t))), heldOut[i / per].Answer)).Average();
             var sampled = TextGenerator.GenerateBatch(model, prompts.SelectMany(p => Enumerable.Repeat(p, 4)).ToList(),
                 new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MaxNewTokens = 32, Seed = 7 }, stop);
             var greedy = TextGenerator.GenerateBatch(model, prompts, new SamplingOptions { Temperature = 0, MaxNewTokens = 32 }, stop);
@@ -49,12 +46,24 @@ public static class GrpoBench
         var (policy, _) = Checkpoints.Load(result.Checkpoint, CPU);
         var after = Mean(policy);
         var figures = result.Report.StepFigures;
-        Console.WriteLine($"{examples.Count - heldOut.Count} training prompts, {heldOut.Count} held out; {steps} steps of 4 prompts x 4 completions (up to 32 tokens), learning rate {rate}, reward {verifier}");
+        Console.WriteLine($"{training} training prompts, {heldOut.Count} held out; {steps} steps of 4 prompts x 4 completions (up to 32 tokens), learning rate {rate}, reward {verifier}");
         Console.WriteLine("| | held-out reward, sampled (T 1) | greedy | training reward (first / last 10 steps) | KL to start (last step) | s/step | generating |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
         Console.WriteLine($"| start | {before.Sampled:F3} | {before.Greedy:F3} | | | | |");
         Console.WriteLine($"| after GRPO | {after.Sampled:F3} | {after.Greedy:F3} | {figures.Take(10).Average(f => f["reward"]):F3} / {figures.TakeLast(10).Average(f => f["reward"]):F3} | " +
                           $"{figures[^1]["kl"]:F4} | {seconds / steps:F2} | {figures.Sum(f => f["generate_seconds"]) / seconds:P0} |");
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A generation task's examples as RL prompts: every fifth held out (returned), the others written to
+    /// <paramref name="trainFile"/> as {prompt, answer} lines, as `pipeline align grpo|ppo --data` reads them.
+    /// </summary>
+    internal static (int Training, List<(string Prompt, string Answer)> HeldOut) SplitTaskPrompts(string taskFile, string trainFile)
+    {
+        var examples = Cli.Commands.AlignCommands.TaskPrompts(Evaluator.Tasks.TaskLoader.Load(taskFile), taskFile);
+        var training = examples.Where((_, i) => i % 5 != 4).ToList();
+        File.WriteAllLines(trainFile, training.Select(e => System.Text.Json.JsonSerializer.Serialize(new { prompt = e.Prompt, answer = e.Answer })));
+        return (training.Count, examples.Where((_, i) => i % 5 == 4).ToList());
     }
 }

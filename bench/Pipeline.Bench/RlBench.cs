@@ -49,11 +49,8 @@ public static class RlBench
         File.WriteAllLines(pairsFile, pairs.Select(p => JsonSerializer.Serialize(p)));
         var rewardModel = Train("rm", sft, pairsFile, new AlignmentConfig { Method = "reward", Steps = 300, BatchSize = 16, LearningRate = 3e-4, WarmupSteps = 30 });
 
-        var task = Evaluator.Tasks.TaskLoader.Load(args[2]);
-        var examples = Cli.Commands.AlignCommands.TaskPrompts(task, args[2]);
-        var heldOut = examples.Where((_, i) => i % 5 == 4).ToList();
         var promptsFile = Path.Combine(outFolder, "prompts.jsonl");
-        File.WriteAllLines(promptsFile, examples.Where((_, i) => i % 5 != 4).Select(e => JsonSerializer.Serialize(new { prompt = e.Prompt, answer = e.Answer })));
+        var (training, heldOut) = GrpoBench.SplitTaskPrompts(args[2], promptsFile);
 
         var models = new List<(string Name, string Checkpoint)> { ("SFT (start)", sft) };
         // DPO at a tenth of the RL rate: at the same rate it left the SFT model behind (KL in the hundreds of nats).
@@ -74,7 +71,7 @@ public static class RlBench
         var (rm, _) = Checkpoints.Load(rewardModel, CPU);
         var (start, _) = Checkpoints.Load(sft, CPU);
         var prompts = heldOut.Select(h => template.Prompt([new ChatMessage("user", h.Prompt)])).ToList();
-        Console.WriteLine($"{examples.Count - heldOut.Count} training prompts, {heldOut.Count} held out; RL: {steps} steps, learning rate {rate}");
+        Console.WriteLine($"{training} training prompts, {heldOut.Count} held out; RL: {steps} steps, learning rate {rate}");
         Console.WriteLine("| model | reward (held-out prompts, 4 samples each) | KL to SFT | task char_f1 (greedy) | completion tokens |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
         foreach (var (name, checkpoint) in models)
