@@ -192,23 +192,25 @@ public static class RunReport
     private static void WriteAlignment(StringBuilder md, Ledger ledger, string folder, IReadOnlyList<DerivedRun> derived)
     {
         if (derived.Count == 0) return;
+        // Each job's figures read once, for the summary table and for its own section.
+        var figuresOf = derived.ToDictionary(d => d.Run, d => ledger.Evaluations.Metrics(d.Run, EvaluationStore.AlignmentKind));
         md.Append("## Alignment\n\n| run | method | from | state | steps | loss, first → last |\n|---|---|---|---|---:|---|\n");
         foreach (var made in derived)
         {
             var job = ledger.Jobs.List(JobKinds.Alignment, made.Run + ":").FirstOrDefault();
-            var losses = ledger.Evaluations.Metrics(made.Run, EvaluationStore.AlignmentKind).Where(m => m.Name == "loss").ToList();
+            var losses = figuresOf[made.Run].Where(m => m.Name == "loss").ToList();
             md.Append($"| {made.Run} | {made.Method} | {made.From} | {(job is null ? "not started" : job.State.Name() + (job.Error is null ? "" : ": " + job.Error))} | " +
                       $"{(losses.Count == 0 ? "" : losses.Max(m => m.Step).ToString(CultureInfo.InvariantCulture))} | {(losses.Count == 0 ? "" : $"{Format(losses[0].Value)} → {Format(losses[^1].Value)}")} |\n");
         }
         md.Append('\n');
         foreach (var made in derived)
         {
-            var metrics = ledger.Evaluations.Metrics(made.Run, EvaluationStore.AlignmentKind);
+            var metrics = figuresOf[made.Run];
             // A reward model's accuracy on the pairs it held out, beside its last checkpoint when this host has it.
-            if (made.Method == "reward" && Directory.Exists(Path.Combine(folder, "..", Model.Checkpoints.RunFolder(made.Run)))
-                && Model.Checkpoints.List(Path.Combine(folder, "..", Model.Checkpoints.RunFolder(made.Run))).LastOrDefault() is { } last
-                && File.Exists(Path.Combine(last, Alignment.AlignmentJob.HeldOutFile))
-                && JsonSerializer.Deserialize<Alignment.HeldOutRewards>(File.ReadAllText(Path.Combine(last, Alignment.AlignmentJob.HeldOutFile))) is { } held)
+            var runFolder = Path.Combine(folder, "..", Model.Checkpoints.RunFolder(made.Run));
+            if (made.Method == "reward" && Directory.Exists(runFolder) && Model.Checkpoints.List(runFolder).LastOrDefault() is { } last
+                && Path.Combine(last, Alignment.AlignmentJob.HeldOutFile) is var heldOutFile && File.Exists(heldOutFile)
+                && JsonSerializer.Deserialize<Alignment.HeldOutRewards>(File.ReadAllText(heldOutFile)) is { } held)
                 md.Append($"Reward model {made.Run}: chosen preferred in {held.Accuracy:P1} of {held.Pairs} held-out pairs, mean margin {Format(held.Margin)}.\n\n");
             if (!metrics.Any(m => m.Name == "reward")) continue;
             string[] figures = ["reward", "kl", "kl_coefficient", "entropy", "clip_fraction", "completion_length"];
